@@ -1,0 +1,1 @@
+"""Services: load from the store, call the pure modules, persist, deliver."""

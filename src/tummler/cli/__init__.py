@@ -1,0 +1,1 @@
+"""The ``tummler`` command line (Typer + Rich)."""

@@ -1,0 +1,54 @@
+"""The ``tummler`` command: one Typer app, a module per command group."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tummler.cli import workspace
+from tummler.cli.context import CLIState, error_console
+from tummler.core.errors import TummlerError
+
+app = typer.Typer(
+    name="tummler",
+    help="tummler: which lever to pull, for whom, when — or none.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            envvar="TUMMLER_WORKSPACE",
+            help="Workspace directory (default: the current one).",
+        ),
+    ] = None,
+) -> None:
+    state = CLIState(workspace=workspace_dir)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+    logging.basicConfig(level=state.settings.log_level if state.workspace else logging.WARNING)
+
+
+app.command()(workspace.init)
+app.command()(workspace.status)
+app.add_typer(workspace.db_app, name="db")
+
+
+def main() -> None:
+    """Run the CLI; a ``TummlerError`` becomes a one-line message and exit code 1."""
+    try:
+        app()
+    except TummlerError as exc:
+        error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,1 @@
+"""Records, ids, errors, settings, clock and seeded randomness: what every layer may import."""

@@ -1,0 +1,145 @@
+"""One ``Settings`` object for the whole of tummler.
+
+Values come, highest priority first, from keyword arguments, ``TUMMLER_*`` environment variables, the
+workspace's ``tummler.toml`` and the defaults below. The workspace is the directory that
+``tummler init`` made; it holds the settings file, the strategy and, by default, the SQLite database.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from tummler.core.errors import ConfigError
+
+__all__ = ["SETTINGS_FILE", "Environment", "Settings", "load_settings"]
+
+SETTINGS_FILE = "tummler.toml"
+_DEFAULT_SQLITE_NAME = "tummler.db"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """tummler's settings.
+
+    Build it with :func:`load_settings`, which finds the workspace and reads its settings file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TUMMLER_", extra="forbid", validate_default=True)
+
+    workspace: Path = Field(
+        default_factory=Path.cwd,
+        description="The workspace directory (settings file, strategy, SQLite database).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; default: SQLite in the workspace.",
+    )
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="`production` refuses unsafe defaults (embedded secrets, missing API keys).",
+    )
+    log_level: str = Field(default="WARNING", description="Python logging level name.")
+    data_dir: Path | None = Field(
+        default=None,
+        description="Where real public data sets live (benchmarks and optional tests).",
+    )
+    import_batch_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Rows committed per import batch."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs unsubscribe links and webhook payloads."
+    )
+    seed: int | None = Field(default=None, description="Default seed for planning and demos.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(
+                f"unknown log level {value!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+            )
+        return level
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        if self.environment is Environment.PRODUCTION and self.secret_key is None:
+            raise ValueError(
+                "TUMMLER_SECRET_KEY must be set in production (it signs unsubscribe links)"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the workspace's SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.default_sqlite_path.resolve()}"
+
+    @property
+    def default_sqlite_path(self) -> Path:
+        """Where the embedded store lives when no ``database_url`` is set."""
+        return self.workspace / _DEFAULT_SQLITE_NAME
+
+    @property
+    def settings_file(self) -> Path:
+        return self.workspace / SETTINGS_FILE
+
+    @property
+    def strategy_file(self) -> Path:
+        return self.workspace / "strategy.yaml"
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.workspace / "campaigns"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        workspace = _workspace_from(init_settings)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=workspace / SETTINGS_FILE)
+        return (init_settings, env_settings, toml)
+
+
+def _workspace_from(init_settings: PydanticBaseSettingsSource) -> Path:
+    given: Any = init_settings().get("workspace")
+    if given is None:
+        given = os.environ.get("TUMMLER_WORKSPACE") or Path.cwd()
+    return Path(given)
+
+
+def load_settings(workspace: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the settings for ``workspace`` (default: ``$TUMMLER_WORKSPACE`` or the current directory).
+
+    Raises
+    ------
+    ConfigError
+        When the settings file or an environment variable holds a value tummler cannot use.
+    """
+    if workspace is not None:
+        overrides["workspace"] = Path(workspace)
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError and tomllib's decode error
+        raise ConfigError(f"invalid settings: {exc}") from exc

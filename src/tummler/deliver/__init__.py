@@ -1,0 +1,1 @@
+"""The outside world: channel connectors that hand messages over."""

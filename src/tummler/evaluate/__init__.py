@@ -1,0 +1,1 @@
+"""Off-policy evaluation: estimate a policy's value from logged decisions. Pure."""

@@ -1,0 +1,1 @@
+"""Who moves whom: influence over the social graph. Pure."""

@@ -1,0 +1,1 @@
+"""Online policy updates from logged rewards. Pure."""

@@ -1,0 +1,1 @@
+"""What people say about the brand: sentiment, topics, routing. Pure."""

@@ -1,0 +1,1 @@
+"""Holdout lift, variant tests, ROI, breadth and depth, goals. Pure."""

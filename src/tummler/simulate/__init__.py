@@ -1,0 +1,1 @@
+"""A synthetic brand with a known response model, for regret and tests. Pure."""

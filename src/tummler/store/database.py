@@ -1,0 +1,120 @@
+"""Engines, sessions and migrations for the store (SQLite embedded, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tummler.core.errors import MissingDependencyError, StoreError
+
+__all__ = [
+    "connect",
+    "current_revision",
+    "head_revision",
+    "is_postgres",
+    "masked_url",
+    "session_scope",
+    "upgrade",
+]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def connect(url: str, **engine_options: Any) -> Engine:
+    """Return an engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    Raises
+    ------
+    StoreError
+        When the URL cannot be parsed.
+    MissingDependencyError
+        When the URL names PostgreSQL and psycopg is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"cannot parse database URL {url!r}: {exc}") from exc
+    if parsed.get_backend_name() == "postgresql":
+        if importlib.util.find_spec("psycopg") is None:
+            raise MissingDependencyError("psycopg", "postgres")
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    engine = create_engine(parsed, **engine_options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def masked_url(engine: Engine) -> str:
+    """The engine's URL with any password hidden, for display."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+@contextlib.contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back when it raises."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the store's schema to ``revision`` (default: the newest)."""
+    from alembic import command
+
+    try:
+        command.upgrade(_alembic_config(engine), revision)
+    except OperationalError as exc:
+        raise StoreError(f"cannot migrate {masked_url(engine)}: {exc.orig}") from exc
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at, ``None`` when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot open {masked_url(engine)}: {exc.orig}") from exc
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of tummler knows."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(_MIGRATIONS)).get_current_head()
+    assert head is not None, "the package ships at least one migration"
+    return head

@@ -1,0 +1,1 @@
+"""The brand's written strategy: objectives, audiences, channels, campaigns, and their checks. Pure."""

@@ -1,0 +1,87 @@
+"""The layering of DESIGN.md: imports go downward only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import tummler
+
+PACKAGE = Path(tummler.__file__).parent
+
+#: What each layer may import, besides itself.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "store": {"core"},
+    "deliver": {"core"},
+    "decide": {"core"},
+    "learn": {"core", "decide"},
+    "evaluate": {"core"},
+    "measure": {"core"},
+    "listen": {"core"},
+    "influence": {"core"},
+    "strategy": {"core"},
+    "simulate": {"core"},
+    "app": {
+        "core",
+        "store",
+        "deliver",
+        "decide",
+        "learn",
+        "evaluate",
+        "measure",
+        "listen",
+        "influence",
+        "strategy",
+        "simulate",
+    },
+    "cli": {"core", "app", "store"},
+    "api": {"core", "app", "store"},
+    "web": {"core", "app", "api"},
+}
+#: Pure modules may import each other only through their package's public ``__init__``.
+PURE = {"decide", "learn", "evaluate", "measure", "listen", "influence", "strategy", "simulate"}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE)
+
+
+def test_every_subpackage_is_a_known_layer() -> None:
+    layers = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert layers <= set(ALLOWED), f"add {layers - set(ALLOWED)} to ALLOWED in this test"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_downward(path: Path) -> None:
+    layer = path.relative_to(PACKAGE).parts[0]
+    for line, module in _imports(path):
+        parts = module.split(".")
+        if parts[0] != "tummler" or len(parts) < 2 or parts[1] == layer:
+            continue
+        target = parts[1]
+        assert target in ALLOWED[layer], f"{path.name}:{line}: {layer} may not import {module}"
+        if layer in PURE and target in PURE:
+            assert len(parts) == 2, (
+                f"{path.name}:{line}: import {target}'s public API, not {module}"
+            )
+
+
+def test_the_top_level_package_imports_only_core() -> None:
+    for line, module in _imports(PACKAGE / "__init__.py"):
+        parts = module.split(".")
+        if parts[0] == "tummler":
+            assert parts[1] == "core", f"__init__.py:{line}: keep `import tummler` light"
