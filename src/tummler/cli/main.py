@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tummler.cli import workspace
+from tummler.cli import export, ingest, person, strategy, workspace
 from tummler.cli.context import CLIState, error_console
 from tummler.core.errors import TummlerError
 
@@ -43,6 +43,10 @@ def _root(
 app.command()(workspace.init)
 app.command()(workspace.status)
 app.add_typer(workspace.db_app, name="db")
+app.add_typer(ingest.import_app, name="import")
+app.add_typer(export.export_app, name="export")
+app.add_typer(person.person_app, name="person")
+app.add_typer(strategy.strategy_app, name="strategy")
 
 
 def main() -> None:
