@@ -1,0 +1,280 @@
+"""Which levers may be pulled for whom: the eligibility mask, with the reason each lever was removed.
+
+The mask is kept factored, like the action set: a per-(contact, channel) part (identity, consent,
+stage, fatigue, frequency caps, channel norms) and a per-(contact, channel, slot) part (quiet hours,
+campaign window). ``mask()`` gives the dense ``(n, k)`` view for anything that wants it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tummler.core.errors import PolicyError
+from tummler.decide._actions import ActionSet
+
+__all__ = [
+    "Eligibility",
+    "EligibilityRules",
+    "Reason",
+    "channel_norms_allow",
+    "compute_eligibility",
+    "reason_names",
+]
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+class Reason(IntFlag):
+    """Why a lever was removed; stored as bits so that one byte says everything about a channel."""
+
+    NO_IDENTITY = 1
+    NO_CONSENT = 2
+    STAGE = 4
+    QUIET_HOURS = 8
+    OUTSIDE_WINDOW = 16
+    FATIGUE_CAP = 32
+    FREQUENCY_CAP = 64
+    CHANNEL_NORM = 128
+
+
+def reason_names(bits: int) -> list[str]:
+    """The names of the rules set in ``bits``, lower-case, in bit order.
+
+    >>> reason_names(Reason.NO_CONSENT | Reason.QUIET_HOURS)
+    ['no_consent', 'quiet_hours']
+    """
+    return [r.name.lower() for r in Reason if bits & r and r.name is not None]
+
+
+@dataclass(frozen=True)
+class EligibilityRules:
+    """The campaign's and the strategy's rules, as arrays over the action set's channels.
+
+    Parameters
+    ----------
+    quiet_hours
+        ``(start, end)`` local hours of day during which nothing is sent (wraps past midnight when
+        ``start > end``, e.g. ``(21, 8)``); ``None``: no quiet hours.
+    quiet_channels
+        ``(n_channels,)`` which channels observe quiet hours (default: all).
+    window
+        ``(start, end)`` the campaign window in UTC hours counted from the same Monday 00:00 as the
+        action set's slots; a slot is eligible when its UTC time falls inside. ``None``: no window.
+    fatigue_cap
+        At most this many sends across all channels per fatigue window; a contact at or over the
+        cap gets nothing. ``None``: no cap.
+    frequency_caps
+        ``(n_channels,)`` per-channel caps over their window; negative: no cap.
+    stage_allowed
+        ``(n_channels, n_stages)`` which relationship stages a channel may be used for.
+        ``None``: every stage.
+    norm_allowed
+        ``(n_channels,)`` whether the channel's norms accept this message (see
+        :func:`channel_norms_allow`). ``None``: every channel.
+    """
+
+    quiet_hours: tuple[int, int] | None = None
+    quiet_channels: BoolArray | None = None
+    window: tuple[float, float] | None = None
+    fatigue_cap: int | None = None
+    frequency_caps: npt.NDArray[np.int64] | None = None
+    stage_allowed: BoolArray | None = None
+    norm_allowed: BoolArray | None = None
+
+    def __post_init__(self) -> None:
+        if self.quiet_hours is not None:
+            start, end = self.quiet_hours
+            if not (0 <= start < 24 and 0 <= end < 24):
+                raise PolicyError(
+                    f"quiet_hours must be two hours of day in [0, 24), got {self.quiet_hours}"
+                )
+        if self.fatigue_cap is not None and self.fatigue_cap < 0:
+            raise PolicyError(f"fatigue_cap must be non-negative, got {self.fatigue_cap}")
+        if self.window is not None and not self.window[0] < self.window[1]:
+            raise PolicyError(f"window must be (start, end) with start < end, got {self.window}")
+
+
+@dataclass(frozen=True, eq=False)
+class Eligibility:
+    """The eligibility of every (contact, action), factored.
+
+    Attributes
+    ----------
+    channel_ok
+        ``(n, n_channels)`` the channel may be used for the contact at all.
+    slot_ok
+        ``(n, n_channels, n_slots)`` the slot may be used on that channel (channel rules included).
+    reasons
+        ``(n, n_channels)`` uint8 :class:`Reason` bits of every rule that removed at least one lever
+        of that channel.
+    """
+
+    channel_ok: BoolArray
+    slot_ok: BoolArray
+    reasons: npt.NDArray[np.uint8]
+
+    @property
+    def n(self) -> int:
+        return int(self.channel_ok.shape[0])
+
+    def rows(self, start: int, stop: int) -> Eligibility:
+        """The eligibility of contacts ``start:stop`` (views, no copy)."""
+        return Eligibility(
+            self.channel_ok[start:stop], self.slot_ok[start:stop], self.reasons[start:stop]
+        )
+
+    def mask(self, actions: ActionSet) -> BoolArray:
+        """The dense ``(n, k)`` mask: True where the action may be pulled."""
+        ok = self.slot_ok & self.channel_ok[:, :, None]
+        dense = ok[:, :, :, None] & actions.variant_available[None, :, None, :]
+        return dense.reshape(self.n, actions.k)
+
+    def n_eligible(self, actions: ActionSet) -> npt.NDArray[np.int64]:
+        """``(n,)`` how many actions each contact may get (without counting *no send*)."""
+        slots = (self.slot_ok & self.channel_ok[:, :, None]).sum(axis=2)
+        per_variant = actions.variant_available.sum(axis=1)
+        return np.asarray((slots * per_variant[None, :]).sum(axis=1), dtype=np.int64)
+
+
+def channel_norms_allow(
+    norms: Mapping[str, Mapping[str, Collection[object]]],
+    channel_names: Sequence[str],
+    message_attributes: Mapping[str, object],
+) -> BoolArray:
+    """Check a message against each channel's norms.
+
+    ``norms[channel][attribute]`` lists the values that channel accepts (e.g. LinkedIn:
+    ``{"emotion": {"informative", "inspiring"}}``); a channel without norms, or an attribute the
+    message does not have, accepts anything.
+
+    >>> channel_norms_allow({"linkedin": {"emotion": {"inspiring"}}}, ["email", "linkedin"],
+    ...                     {"emotion": "playful"}).tolist()
+    [True, False]
+    """
+    allowed = np.ones(len(channel_names), bool)
+    for c, name in enumerate(channel_names):
+        for attribute, values in norms.get(name, {}).items():
+            if attribute in message_attributes and message_attributes[attribute] not in values:
+                allowed[c] = False
+    return allowed
+
+
+def _as(name: str, value: npt.ArrayLike, shape: tuple[int, ...], dtype: type) -> npt.NDArray[Any]:
+    array = np.asarray(value)
+    if array.shape != shape:
+        raise PolicyError(f"{name} must have shape {shape}, got {array.shape}")
+    return array.astype(dtype, copy=False)
+
+
+def compute_eligibility(
+    actions: ActionSet,
+    *,
+    has_identity: npt.ArrayLike,
+    consent: npt.ArrayLike,
+    stage: npt.ArrayLike | None = None,
+    utc_offset_hours: npt.ArrayLike | None = None,
+    sends_in_window: npt.ArrayLike | None = None,
+    channel_sends: npt.ArrayLike | None = None,
+    rules: EligibilityRules | None = None,
+) -> Eligibility:
+    """Compute who may get which lever, from plain arrays the caller derived from the store.
+
+    Parameters
+    ----------
+    actions
+        The campaign's action set.
+    has_identity
+        ``(n, n_channels)`` the contact has an address or handle on the channel.
+    consent
+        ``(n, n_channels)`` consent is granted *now* (the caller derives it from the consent log).
+    stage
+        ``(n,)`` index of each contact's relationship stage (columns of ``rules.stage_allowed``).
+    utc_offset_hours
+        ``(n,)`` each contact's UTC offset in hours at send time (e.g. ``+2`` for CEST).
+    sends_in_window
+        ``(n,)`` sends across all channels in the fatigue window.
+    channel_sends
+        ``(n, n_channels)`` sends per channel in the frequency-cap window.
+    rules
+        The rules; default: none besides identity and consent.
+
+    Returns
+    -------
+    Eligibility
+        The factored mask with the reasons.
+    """
+    rules = rules or EligibilityRules()
+    has_identity = np.asarray(has_identity)
+    n = int(has_identity.shape[0]) if has_identity.ndim else -1
+    n_ch, n_sl = actions.n_channels, actions.n_slots
+    identity = _as("has_identity", has_identity, (n, n_ch), bool)
+    granted = _as("consent", consent, (n, n_ch), bool)
+    reasons = np.zeros((n, n_ch), np.uint8)
+    channel_ok = identity & granted
+    reasons |= np.where(identity, 0, Reason.NO_IDENTITY.value).astype(np.uint8)
+    reasons |= np.where(granted, 0, Reason.NO_CONSENT.value).astype(np.uint8)
+
+    def remove(ok: BoolArray, reason: Reason) -> None:
+        nonlocal channel_ok
+        reasons[...] |= np.where(ok, 0, reason.value).astype(np.uint8)
+        channel_ok = channel_ok & ok
+
+    if rules.stage_allowed is not None:
+        if stage is None:
+            raise PolicyError("stage is required when rules.stage_allowed is set")
+        allowed = np.asarray(rules.stage_allowed, bool)
+        if allowed.ndim != 2 or allowed.shape[0] != n_ch:
+            raise PolicyError(
+                f"rules.stage_allowed must have shape (n_channels={n_ch}, n_stages), got {allowed.shape}"
+            )
+        stages = _as("stage", stage, (n,), np.int64)
+        if stages.size and (stages.min() < 0 or stages.max() >= allowed.shape[1]):
+            raise PolicyError(
+                f"stage values must lie in [0, {allowed.shape[1]}), the stage columns"
+            )
+        remove(allowed[:, stages].T, Reason.STAGE)
+    if rules.fatigue_cap is not None:
+        if sends_in_window is None:
+            raise PolicyError("sends_in_window is required when rules.fatigue_cap is set")
+        sends = _as("sends_in_window", sends_in_window, (n,), np.int64)
+        remove(np.broadcast_to((sends < rules.fatigue_cap)[:, None], (n, n_ch)), Reason.FATIGUE_CAP)
+    if rules.frequency_caps is not None:
+        caps = _as("rules.frequency_caps", rules.frequency_caps, (n_ch,), np.int64)
+        if channel_sends is None:
+            raise PolicyError("channel_sends is required when rules.frequency_caps is set")
+        counts = _as("channel_sends", channel_sends, (n, n_ch), np.int64)
+        remove((caps[None, :] < 0) | (counts < caps[None, :]), Reason.FREQUENCY_CAP)
+    if rules.norm_allowed is not None:
+        norm = _as("rules.norm_allowed", rules.norm_allowed, (n_ch,), bool)
+        remove(np.broadcast_to(norm[None, :], (n, n_ch)), Reason.CHANNEL_NORM)
+
+    slot_ok = np.ones((n, n_ch, n_sl), bool)
+    if rules.quiet_hours is not None:
+        start, end = rules.quiet_hours
+        hour = actions.slot_hours % 24
+        quiet = (hour >= start) & (hour < end) if start <= end else (hour >= start) | (hour < end)
+        observes = (
+            np.ones(n_ch, bool)
+            if rules.quiet_channels is None
+            else _as("rules.quiet_channels", rules.quiet_channels, (n_ch,), bool)
+        )
+        loud = ~(observes[:, None] & quiet[None, :])  # (n_ch, n_sl)
+        slot_ok &= loud[None, :, :]
+        hit = (~loud).any(axis=1)
+        reasons |= np.where(hit, Reason.QUIET_HOURS.value, 0).astype(np.uint8)[None, :]
+    if rules.window is not None:
+        if utc_offset_hours is None:
+            raise PolicyError("utc_offset_hours is required when rules.window is set")
+        offset = _as("utc_offset_hours", utc_offset_hours, (n,), np.float64)
+        utc = actions.slot_hours[None, :] - offset[:, None]  # (n, n_sl)
+        inside = (utc >= rules.window[0]) & (utc < rules.window[1])
+        slot_ok &= inside[:, None, :]
+        outside = ~inside.all(axis=1)
+        reasons |= np.where(outside, Reason.OUTSIDE_WINDOW.value, 0).astype(np.uint8)[:, None]
+    return Eligibility(channel_ok=channel_ok, slot_ok=slot_ok, reasons=reasons)

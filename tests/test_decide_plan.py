@@ -1,0 +1,491 @@
+"""Planning: invariants (property-based), propensities, holdout, channel budgets, learning, explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tummler.core.errors import PolicyError
+from tummler.decide import (
+    POLICIES,
+    ActionSet,
+    Eligibility,
+    EligibilityRules,
+    EpsilonGreedy,
+    Plan,
+    Policy,
+    Reason,
+    SelectionRules,
+    UniformRandom,
+    build_action_set,
+    compute_eligibility,
+    draw_holdout,
+    explain,
+    fit_channel_prices,
+    plan,
+    select_levers,
+)
+
+CHANNELS = ["email", "sms", "mastodon", "linkedin"]
+D_X = 6
+
+
+@dataclass
+class Scenario:
+    actions: ActionSet
+    x: np.ndarray
+    eligibility: Eligibility
+    consent: np.ndarray
+    sends: np.ndarray
+    quiet: bool
+
+
+def scenario(seed: int, n: int = 120, *, quiet: tuple[int, int] | None = (21, 8)) -> Scenario:
+    rng = np.random.default_rng(seed)
+    actions = build_action_set(
+        CHANNELS,
+        np.arange(0, 48, 3),
+        {"email": ["A", "B", "C"], "sms": ["A"], "mastodon": ["A", "B"], "linkedin": ["A"]},
+        message_attributes={"emotional": 1.0, "urgency": 0.5},
+    )
+    x = rng.standard_normal((n, D_X)).astype(np.float32)
+    x[:, 0] = 1.0
+    consent = rng.random((n, 4)) < 0.7
+    sends = rng.integers(0, 4, n)
+    eligibility = compute_eligibility(
+        actions,
+        has_identity=rng.random((n, 4)) < 0.9,
+        consent=consent,
+        stage=rng.integers(0, 5, n),
+        utc_offset_hours=rng.integers(-10, 11, n),
+        sends_in_window=sends,
+        channel_sends=rng.integers(0, 3, (n, 4)),
+        rules=EligibilityRules(
+            quiet_hours=quiet,
+            window=(0.0, 40.0),
+            fatigue_cap=3,
+            frequency_caps=np.array([2, 1, -1, -1]),
+            stage_allowed=np.array(
+                [[True] * 5, [False, True, True, True, False]] + [[True] * 5] * 2
+            ),
+        ),
+    )
+    return Scenario(actions, x, eligibility, consent, sends, quiet is not None)
+
+
+def trained_policy(kind: str, s: Scenario, seed: int = 0) -> Policy:
+    policy = POLICIES[kind](
+        n_context_features=D_X, n_action_features=s.actions.n_features, n_channels=4
+    )
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(np.flatnonzero(s.actions.available), size=s.x.shape[0])
+    rewards = (rng.random(s.x.shape[0]) < 0.3 + 0.4 * (s.actions.channel[idx] == 2)).astype(float)
+    return policy.update(s.x, s.actions, idx, rewards)
+
+
+def assert_valid(p: Plan, s: Scenario, rules: SelectionRules) -> None:
+    mask = s.eligibility.mask(s.actions)
+    rows, levers = np.nonzero(p.action >= 0)
+    # never an ineligible lever: revoked consent, quiet hours, fatigue cap, ...
+    assert mask[rows, p.action[rows, levers]].all()
+    assert s.consent[rows, s.actions.channel[p.action[rows, levers]]].all()
+    assert (p.n_levers[s.sends >= 3] == 0).all()
+    hours = s.actions.slot_hours[s.actions.slot[p.action[rows, levers]]] % 24
+    assert not (s.quiet and ((hours >= 21) | (hours < 8)).any())
+    # never more levers than the budget unless critical; at most one per channel
+    limit = 4 if rules.critical else rules.lever_budget
+    assert (p.n_levers <= limit).all()
+    channels = np.where(
+        p.action >= 0, s.actions.channel[np.maximum(p.action, 0)], -1 - np.arange(p.action.shape[1])
+    )
+    assert all(len(set(row)) == len(row) for row in channels.tolist())
+    # propensities in (0, 1] wherever a decision is logged
+    present = ~np.isnan(p.propensity)
+    assert present[:, 0].all()
+    assert ((p.propensity[present] > 0) & (p.propensity[present] <= 1)).all()
+    assert (present == ((p.action >= 0) | (np.arange(p.action.shape[1]) == 0))).all()
+    assert (p.action[p.holdout] == -1).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(sorted(POLICIES)),
+    budget=st.integers(1, 3),
+    critical=st.booleans(),
+    threshold=st.sampled_from([-1.0, 0.0, 0.3, 0.6]),
+    holdout=st.sampled_from([0.0, 0.2]),
+    chunk=st.sampled_from([7, 50, 1000]),
+)
+def test_plans_obey_every_rule(
+    seed: int,
+    kind: str,
+    budget: int,
+    critical: bool,
+    threshold: float,
+    holdout: float,
+    chunk: int,
+) -> None:
+    s = scenario(seed)
+    policy = trained_policy(kind, s, seed)
+    rules = SelectionRules(
+        cost=np.array([0.0, 0.05, 0.0, 0.01]),
+        threshold=threshold,
+        lever_budget=budget,
+        critical=critical,
+    )
+    strata = np.arange(s.x.shape[0]) % 3
+    run: dict[str, Any] = {
+        "rng": seed,
+        "strata": strata,
+        "holdout_share": holdout,
+        "draws": 8,
+        "chunk_size": chunk,
+    }
+    p = plan(s.x, s.actions, policy, s.eligibility, rules, **run)
+    assert_valid(p, s, rules)
+    again = plan(s.x, s.actions, policy, s.eligibility, rules, **run)
+    np.testing.assert_array_equal(p.action, again.action)
+    np.testing.assert_array_equal(p.propensity, again.propensity)
+    np.testing.assert_array_equal(p.holdout, again.holdout)
+
+
+@pytest.mark.parametrize("kind", ["epsilon_greedy", "uniform_random", "best_channel_per_segment"])
+def test_exact_propensities_match_the_policy_distribution(kind: str) -> None:
+    s = scenario(3, n=300)
+    policy = trained_policy(kind, s)
+    rules = SelectionRules(cost=np.array([0.0, 0.05, 0.0, 0.0]), threshold=0.2)
+    p = plan(s.x, s.actions, policy, s.eligibility, rules, rng=1)
+    dist = policy.action_distribution(
+        s.x, s.actions, s.eligibility.mask(s.actions), cost=rules.cost, threshold=0.2
+    )
+    chosen = np.where(p.action[:, 0] >= 0, p.action[:, 0], s.actions.k)
+    np.testing.assert_allclose(p.propensity[:, 0], dist[np.arange(300), chosen], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["logistic_thompson", "linear_thompson"])
+def test_monte_carlo_propensities_estimate_the_thompson_distribution(kind: str) -> None:
+    s = scenario(4, n=200, quiet=None)
+    policy = trained_policy(kind, s)
+    rules = SelectionRules(threshold=-1.0)
+    p = plan(s.x, s.actions, policy, s.eligibility, rules, rng=2, draws=200, chunk_size=200)
+    dist = policy.action_distribution(
+        s.x,
+        s.actions,
+        s.eligibility.mask(s.actions),
+        threshold=-1.0,
+        draws=400,
+        rng=np.random.default_rng(5),
+    )
+    chosen = np.where(p.action[:, 0] >= 0, p.action[:, 0], s.actions.k)
+    expected = dist[np.arange(200), chosen]
+    # MC error of a share from 200 draws is at most ~0.035 (sd), so 0.15 is far out in the tail.
+    assert np.abs(p.propensity[:, 0] - np.maximum(expected, 1 / 400)).max() < 0.15
+    assert p.draws == 200
+    assert (p.propensity[:, 0] >= 1 / 400).all()
+
+
+def test_no_send_when_nothing_clears_the_relevance_threshold() -> None:
+    s = scenario(5)
+    policy = trained_policy("epsilon_greedy", s)
+    policy = EpsilonGreedy.from_dict(
+        {**policy.to_dict(), "params": {**policy.to_dict()["params"], "epsilon": 0.0}}
+    )
+    p = plan(s.x, s.actions, policy, s.eligibility, SelectionRules(threshold=5.0), rng=0)
+    assert (p.action == -1).all()
+    np.testing.assert_array_equal(p.propensity[:, 0], 1.0)
+    np.testing.assert_array_equal(p.expected_value[:, 0], 0.0)
+
+
+def test_critical_messages_use_every_eligible_channel() -> None:
+    s = scenario(6)
+    policy = trained_policy("send_every_eligible_channel", s)
+    rules = SelectionRules(critical=True, threshold=0.5)
+    p = plan(s.x, s.actions, policy, s.eligibility, rules, rng=0)
+    eligible_channels = (
+        (s.eligibility.mask(s.actions).reshape(-1, 4, s.actions.k // 4)).any(axis=2).sum(axis=1)
+    )
+    np.testing.assert_array_equal(p.n_levers, eligible_channels)
+    budgeted = plan(
+        s.x, s.actions, policy, s.eligibility, SelectionRules(lever_budget=2, threshold=0.5), rng=0
+    )
+    np.testing.assert_array_equal(budgeted.n_levers, np.minimum(eligible_channels, 2))
+
+
+def test_holdout_is_stratified_and_near_its_share() -> None:
+    rng = np.random.default_rng(0)
+    strata = rng.integers(0, 7, 20_000)
+    held = draw_holdout(strata, 20_000, 0.1, rng)
+    for stratum in range(7):
+        members = strata == stratum
+        assert abs(held[members].sum() - 0.1 * members.sum()) <= 1
+    shares = [draw_holdout(None, 25, 0.1, np.random.default_rng(i)).mean() for i in range(2000)]
+    assert abs(np.mean(shares) - 0.1) < 0.005  # exactly share in expectation, despite rounding
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 60), min_size=1, max_size=6),
+    share=st.floats(0.0, 0.9),
+    seed=st.integers(0, 1000),
+)
+def test_holdout_share_is_within_one_contact_per_stratum(
+    sizes: list[int], share: float, seed: int
+) -> None:
+    strata = np.repeat(np.arange(len(sizes)), sizes)
+    held = draw_holdout(strata, strata.size, share, np.random.default_rng(seed))
+    for stratum, size in enumerate(sizes):
+        assert abs(held[strata == stratum].sum() - share * size) < 1
+
+
+def test_holdout_is_drawn_before_scoring() -> None:
+    s = scenario(7)
+    a = plan(
+        s.x,
+        s.actions,
+        trained_policy("uniform_random", s),
+        s.eligibility,
+        SelectionRules(),
+        rng=3,
+        holdout_share=0.3,
+    )
+    b = plan(
+        s.x,
+        s.actions,
+        trained_policy("logistic_thompson", s),
+        s.eligibility,
+        SelectionRules(),
+        rng=3,
+        holdout_share=0.3,
+    )
+    np.testing.assert_array_equal(a.holdout, b.holdout)
+    np.testing.assert_allclose(a.propensity[a.holdout, 0], 0.3)
+
+
+def test_lagrangian_prices_beat_truncating_a_sorted_list() -> None:
+    # 50 contacts for whom SMS is barely better than email, 50 for whom only SMS works; 50 SMS.
+    net = np.array([[0.85, 0.9]] * 50 + [[0.1, 0.8]] * 50)
+    caps = np.array([np.inf, 50])
+    prices = fit_channel_prices(net, caps, threshold=0.0, max_levers=1)
+    levers = select_levers(net - prices, threshold=0.0, max_levers=1)[:, 0]
+    assert (levers == 1).sum() <= 50
+    lagrangian = net[np.arange(100), levers].sum()
+    # naive: the unconstrained choice, SMS kept for the 50 largest SMS values, the rest falls back
+    naive = np.where(np.argsort(-net[:, 1], kind="stable").argsort() < 50, 1, 0)
+    truncated = net[np.arange(100), naive].sum()
+    assert lagrangian == pytest.approx(0.8 * 50 + 0.85 * 50)
+    assert truncated == pytest.approx(0.9 * 50 + 0.1 * 50)
+    assert lagrangian > truncated
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    cap=st.integers(0, 80),
+    budget=st.integers(1, 3),
+)
+def test_channel_caps_are_never_exceeded(seed: int, cap: int, budget: int) -> None:
+    rng = np.random.default_rng(seed)
+    net = rng.normal(0.3, 0.3, (200, 4))
+    net[rng.random((200, 4)) < 0.2] = -np.inf
+    caps = np.array([np.inf, cap, np.inf, cap // 2])
+    prices = fit_channel_prices(net, caps, threshold=0.1, max_levers=budget)
+    levers = select_levers(net - prices, threshold=0.1, max_levers=budget)
+    sends = np.bincount(levers[levers >= 0], minlength=4)
+    assert sends[1] <= cap
+    assert sends[3] <= cap // 2
+    assert (prices >= 0).all()
+    assert prices[0] == 0
+    assert prices[2] == 0
+
+
+def test_plan_meets_channel_caps() -> None:
+    s = scenario(8, n=400, quiet=None)
+    policy = trained_policy("logistic_thompson", s)
+    free = plan(s.x, s.actions, policy, s.eligibility, SelectionRules(), rng=1)
+    assert free.sends_per_channel(s.actions)[2] > 40
+    capped_rules = SelectionRules(channel_caps=np.array([np.inf, np.inf, 20, np.inf]))
+    capped = plan(s.x, s.actions, policy, s.eligibility, capped_rules, rng=1, draws=16)
+    assert capped.sends_per_channel(s.actions)[2] <= 20
+    assert capped.channel_price[2] > 0
+    assert_valid(capped, s, capped_rules)
+
+
+def _bandit(kind: str, rounds: int = 25, per_round: int = 200) -> float:
+    """Three channels, one slot, one variant; true click rates 5 %, 15 %, 35 %."""
+    actions = build_action_set(["email", "sms", "mastodon"], [10], 1)
+    truth = np.array([0.05, 0.15, 0.35])
+    policy = POLICIES[kind](
+        n_context_features=1, n_action_features=actions.n_features, n_channels=3
+    )
+    rng = np.random.default_rng(11)
+    ones = np.ones((per_round, 1), np.float32)
+    everyone = compute_eligibility(
+        actions, has_identity=np.ones((per_round, 3)), consent=np.ones((per_round, 3))
+    )
+    best_share = []
+    for _ in range(rounds):
+        p = plan(ones, actions, policy, everyone, SelectionRules(threshold=-1.0), rng=rng, draws=16)
+        chosen = p.action[:, 0]
+        rewards = (rng.random(per_round) < truth[actions.channel[chosen]]).astype(float)
+        policy.update(ones, actions, chosen, rewards, p.propensity[:, 0])
+        best_share.append((actions.channel[chosen] == 2).mean())
+    return float(np.mean(best_share[-5:]))
+
+
+@pytest.mark.parametrize("kind", ["logistic_thompson", "linear_thompson"])
+def test_thompson_sampling_learns_the_best_channel(kind: str) -> None:
+    assert _bandit(kind) > 0.8
+
+
+def test_uniform_random_does_not() -> None:
+    assert _bandit("uniform_random", rounds=3) < 0.5
+
+
+def test_explanations_name_the_rules_and_the_contributions() -> None:
+    s = scenario(9, quiet=(21, 8))
+    policy = trained_policy("epsilon_greedy", s)
+    rules = SelectionRules(threshold=-5.0)
+    p = plan(s.x, s.actions, policy, s.eligibility, rules, rng=0)
+    row = int(np.flatnonzero((p.action[:, 0] >= 0) & ~p.explored & ~s.consent[:, 1])[0])
+    why = explain(
+        row,
+        s.x,
+        s.actions,
+        policy,
+        p,
+        s.eligibility,
+        top=D_X,
+        feature_names=[f"f{i}" for i in range(D_X)],
+    )
+    assert "no_consent" in why.removed["sms"]
+    assert "quiet_hours" in why.removed["email"]
+    assert why.chosen[0] == s.actions.name(int(p.action[row, 0]))
+    assert why.runner_up is not None
+    assert why.runner_up != why.chosen[0]
+    weights = policy.weight_matrix(s.actions)
+    assert weights is not None
+    runner = next(a for a in range(s.actions.k) if s.actions.name(a) == why.runner_up)
+    gap = s.x[row] @ (weights[:, p.action[row, 0]] - weights[:, runner])
+    assert sum(c for _, c in why.contributions) == pytest.approx(float(gap), rel=1e-4, abs=1e-5)
+    assert why.policy == "epsilon_greedy@1"
+    assert why.propensity == (p.propensity[row, 0],)
+
+
+def test_explaining_a_no_send_and_bad_rows() -> None:
+    s = scenario(10)
+    policy = trained_policy("uniform_random", s)
+    p = plan(s.x, s.actions, policy, s.eligibility, SelectionRules(), rng=0, holdout_share=0.5)
+    row = int(np.flatnonzero(p.holdout)[0])
+    why = explain(row, s.x[row], s.actions, policy, p, s.eligibility)
+    assert why.chosen == ("no-send",)
+    assert why.holdout
+    assert why.contributions == ()
+    with pytest.raises(PolicyError, match="row must lie"):
+        explain(10_000, s.x, s.actions, policy, p, s.eligibility)
+
+
+BAD_PLANS = [
+    (
+        "x rows",
+        lambda s, pol: plan(s.x[:5], s.actions, pol, s.eligibility, SelectionRules(), rng=0),
+        "eligibility is for",
+    ),
+    (
+        "x columns",
+        lambda s, pol: plan(s.x[:, :3], s.actions, pol, s.eligibility, SelectionRules(), rng=0),
+        "columns",
+    ),
+    (
+        "draws",
+        lambda s, pol: plan(s.x, s.actions, pol, s.eligibility, SelectionRules(), rng=0, draws=0),
+        "draws",
+    ),
+    (
+        "holdout",
+        lambda s, pol: plan(
+            s.x, s.actions, pol, s.eligibility, SelectionRules(), rng=0, holdout_share=1.0
+        ),
+        "holdout_share",
+    ),
+    (
+        "strata",
+        lambda s, pol: plan(
+            s.x,
+            s.actions,
+            pol,
+            s.eligibility,
+            SelectionRules(),
+            rng=0,
+            strata=np.zeros(3, int),
+            holdout_share=0.1,
+        ),
+        "strata",
+    ),
+    (
+        "cost",
+        lambda s, pol: plan(
+            s.x, s.actions, pol, s.eligibility, SelectionRules(cost=np.zeros(2)), rng=0
+        ),
+        "rules.cost",
+    ),
+    (
+        "caps",
+        lambda s, pol: plan(
+            s.x, s.actions, pol, s.eligibility, SelectionRules(channel_caps=np.ones(2)), rng=0
+        ),
+        "rules.channel_caps",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "call", "message"), BAD_PLANS, ids=[b[0] for b in BAD_PLANS])
+def test_bad_plan_arguments(
+    case: str, call: Callable[[Scenario, Policy], object], message: str
+) -> None:
+    s = scenario(0, n=20)
+    with pytest.raises(PolicyError, match=message):
+        call(s, UniformRandom(D_X, s.actions.n_features, 4))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lever_budget": 0}, "lever_budget"),
+        ({"threshold": float("nan")}, "threshold"),
+        ({"channel_caps": np.array([-1.0])}, "channel_caps"),
+    ],
+)
+def test_bad_selection_rules(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        SelectionRules(**kwargs)  # type: ignore[arg-type]  # wrong on purpose
+
+
+def test_reason_bits_are_one_byte() -> None:
+    assert max(Reason) < 256
+
+
+def test_uniform_exploration_is_uniform_over_eligible_actions_and_no_send() -> None:
+    actions = build_action_set(["email", "sms"], [9, 12, 15], {"email": ["A", "B"], "sms": ["A"]})
+    n = 7_000
+    ok = np.zeros((n, 2, 3), bool)
+    ok[:, 0, [0, 2]] = True  # email at 09h and 15h, two variants each: 4 actions
+    ok[:, 1, 1] = True  # sms at 12h: 1 action
+    eligibility = Eligibility(
+        channel_ok=np.ones((n, 2), bool), slot_ok=ok, reasons=np.zeros((n, 2), np.uint8)
+    )
+    policy = UniformRandom(1, actions.n_features, 2)
+    p = plan(np.ones((n, 1)), actions, policy, eligibility, SelectionRules(), rng=4)
+    chosen = p.action[:, 0]
+    assert eligibility.mask(actions)[chosen >= 0, chosen[chosen >= 0]].all()
+    counts = np.bincount(np.where(chosen >= 0, chosen, actions.k), minlength=actions.k + 1)
+    outcomes = counts[counts > 0]
+    assert outcomes.size == 6  # 5 actions and no send
+    assert np.abs(outcomes - n / 6).max() < 5 * np.sqrt(n / 6)
+    np.testing.assert_allclose(p.propensity[:, 0], 1 / 6)
