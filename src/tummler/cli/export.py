@@ -2,8 +2,136 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from tummler.app.export import (
+    DEFAULT_CHUNK_SIZE,
+    ExportFormat,
+    ExportKind,
+    ExportSummary,
+    count_rows,
+    default_export_path,
+    export_table,
+)
+from tummler.cli.context import console, error_console, state
 
 export_app = typer.Typer(
     help="Export contacts, decisions and events as CSV or Parquet.", no_args_is_help=True
 )
+
+_FormatOption = Annotated[
+    ExportFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        case_sensitive=False,
+        help="csv or parquet (default: from the --out extension, else csv).",
+    ),
+]
+_OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        dir_okay=False,
+        help="File to write (replaced if it exists). Default: <kind>.<format> in the current "
+        "directory, e.g. contacts.csv.",
+    ),
+]
+_ChunkOption = Annotated[
+    int,
+    typer.Option("--chunk-size", min=1, help="Rows read and written at a time (bounds memory)."),
+]
+
+
+@export_app.command("contacts")
+def contacts(
+    ctx: typer.Context,
+    export_format: _FormatOption = None,
+    out: _OutOption = None,
+    chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
+) -> None:
+    """Contacts with their identities (email, phone, mastodon...), consent_<channel> and attributes.
+
+    The file can be imported again with `tummler import contacts`. Forgotten people export without personal data.
+    """
+    _export(ctx, ExportKind.CONTACTS, export_format, out, chunk_size)
+
+
+@export_app.command("decisions")
+def decisions(
+    ctx: typer.Context,
+    export_format: _FormatOption = None,
+    out: _OutOption = None,
+    chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
+) -> None:
+    """Every decision with its campaign, the contact's external id, propensity and reasons."""
+    _export(ctx, ExportKind.DECISIONS, export_format, out, chunk_size)
+
+
+@export_app.command("events")
+def events(
+    ctx: typer.Context,
+    export_format: _FormatOption = None,
+    out: _OutOption = None,
+    chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
+) -> None:
+    """Every event with the contact's external id; times in ISO 8601 UTC."""
+    _export(ctx, ExportKind.EVENTS, export_format, out, chunk_size)
+
+
+def _export(
+    ctx: typer.Context,
+    kind: ExportKind,
+    export_format: ExportFormat | None,
+    out: Path | None,
+    chunk_size: int,
+) -> None:
+    if export_format is None:
+        export_format = ExportFormat.from_path(out) if out is not None else ExportFormat.CSV
+    path = out if out is not None else default_export_path(kind, export_format)
+    engine = state(ctx).engine
+    total = count_rows(engine, kind=kind)
+    progress = Progress(
+        TextColumn(f"exporting {kind.value}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=error_console,
+        transient=True,
+        # A bar is noise for what is written in one chunk.
+        disable=total <= chunk_size,
+    )
+    with progress:
+        task = progress.add_task(kind.value, total=total)
+        summary = export_table(
+            engine,
+            kind=kind,
+            path=path,
+            export_format=export_format,
+            chunk_size=chunk_size,
+            on_chunk=lambda rows: progress.advance(task, rows),
+        )
+    console.print(_summary_line(summary), highlight=False)
+
+
+def _summary_line(summary: ExportSummary) -> str:
+    return (
+        f"exported {summary.rows:,} {summary.kind.value} to {summary.path} "
+        f"({summary.format.value}, {_size(summary.bytes)})"
+    )
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GiB"

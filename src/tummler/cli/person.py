@@ -2,8 +2,131 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from tummler.app.privacy import ForgetReport, forget_person, person_record
+from tummler.cli.context import console, state
+from tummler.core.errors import InputError
 
 person_app = typer.Typer(
     help="A person's rights: see everything held about them, or forget them.", no_args_is_help=True
 )
+
+_PersonArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="External id, or CHANNEL:ADDRESS to find the person by an identity "
+        "(email:ana@example.org, sms:+33612345678).",
+        show_default=False,
+    ),
+]
+
+#: Labels of the counts a forget reports, in the order they are shown.
+_LABELS = {
+    "identities": "identities deleted",
+    "consent_events": "consent events deleted",
+    "social_edges": "social edges deleted (in and out)",
+    "mentions": "mentions stripped of text, handle and link",
+    "mention_texts_redacted": "other people's mentions redacted",
+    "attributes": "attributes cleared",
+    "decision_reasons_redacted": "decision reasons redacted",
+    "deliveries_cleared": "deliveries cleared of provider data",
+    "audit_entries_redacted": "audit entries redacted",
+}
+
+
+@person_app.command("show")
+def show(
+    ctx: typer.Context,
+    person: _PersonArgument,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", dir_okay=False, help="Write the JSON to this file."),
+    ] = None,
+) -> None:
+    """Everything held about one person, as one JSON document (a data access request)."""
+    record = person_record(state(ctx).engine, person=person)
+    text = json.dumps(record, indent=2, ensure_ascii=False)
+    if out is None:
+        typer.echo(text)
+        return
+    try:
+        out.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror}; choose another --out", file=out) from exc
+    console.print(f"wrote everything held about contact #{record['contact']['id']} to {out}")
+
+
+@person_app.command("forget")
+def forget(
+    ctx: typer.Context,
+    person: _PersonArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    actor: Annotated[
+        str | None,
+        typer.Option(help="Who asks, for the audit log (default: cli:<your user name>)."),
+    ] = None,
+) -> None:
+    """Erase a person's personal data everywhere; anonymous aggregates stay; the act is audited.
+
+    Identities, consent, social edges, attributes and mention texts go; events, decisions and deliveries stay, linked to an anonymous contact. The person's old identifiers find nobody afterwards.
+
+    Without --yes, shows what will be erased and asks first.
+    """
+    engine = state(ctx).engine
+    who = actor or _default_actor()
+    if not yes:
+        plan = forget_person(engine, person=person, actor=who, dry_run=True)
+        if plan.already_forgotten:
+            _already(plan)
+            return
+        console.print(
+            _table(plan, title=f"forgetting contact #{plan.contact_id} will erase", identities=True)
+        )
+        typer.confirm("Forget this person? This cannot be undone.", abort=True)
+    report = forget_person(engine, person=person, actor=who)
+    if report.already_forgotten:
+        _already(report)
+        return
+    console.print(_table(report, title=f"forgot contact #{report.contact_id}", identities=False))
+    console.print(
+        f"contact #{report.contact_id} is now {report.token}; "
+        f"audit entry #{report.audit_entry_id} records it.",
+        highlight=False,
+    )
+
+
+def _already(report: ForgetReport) -> None:
+    console.print(
+        f"contact #{report.contact_id} ({report.token}) was already forgotten: nothing to do.",
+        highlight=False,
+    )
+
+
+def _table(report: ForgetReport, *, title: str, identities: bool) -> Table:
+    """What was (or will be) erased; identities only before, not to leave them in a terminal log."""
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for identity in report.identities if identities else ():
+        table.add_row(Text(f"identity {identity}"), "")
+    for key, label in _LABELS.items():
+        table.add_row(label, f"{report.erased.get(key, 0):,}")
+    for key, count in report.kept.items():
+        table.add_row(f"{key} kept, anonymous", f"{count:,}")
+    return table
+
+
+def _default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name in this environment
+        return "cli"
