@@ -1,1 +1,44 @@
-"""Off-policy evaluation: estimate a policy's value from logged decisions. Pure."""
+"""Off-policy evaluation: estimate a policy's value from logged decisions. Pure.
+
+Estimators are functions over arrays in the style of Open Bandit Pipeline (``reward``, ``action``,
+``propensity``, ``action_dist``, ``estimated_rewards``), each returning an :class:`Estimate` with a
+seeded bootstrap interval and the effective sample size of its importance weights.
+"""
+
+from tummler.evaluate._baselines import (
+    BASELINES,
+    Baseline,
+    baseline_action_dist,
+    context_free_policy,
+)
+from tummler.evaluate._estimators import (
+    ESTIMATORS,
+    Estimate,
+    dm,
+    dr,
+    effective_sample_size,
+    ips,
+    snips,
+    switch_dr,
+)
+from tummler.evaluate._evaluation import PolicyEvaluation, evaluate_policy
+from tummler.evaluate._reward_model import RewardModelKind, fit_reward_model
+
+__all__ = [
+    "BASELINES",
+    "ESTIMATORS",
+    "Baseline",
+    "Estimate",
+    "PolicyEvaluation",
+    "RewardModelKind",
+    "baseline_action_dist",
+    "context_free_policy",
+    "dm",
+    "dr",
+    "effective_sample_size",
+    "evaluate_policy",
+    "fit_reward_model",
+    "ips",
+    "snips",
+    "switch_dr",
+]

@@ -1,0 +1,153 @@
+"""The action distributions of the baseline policies a candidate is compared with.
+
+``tummler evaluate --policy uniform|logged|best-single`` evaluates these on the same logs as a
+candidate, so a team sees what "do what we did", "pick at random" and "always the one best action"
+are worth next to what tummler would have done.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from tummler.core.errors import PolicyError
+from tummler.evaluate._checks import check_rounds
+
+__all__ = ["BASELINES", "Baseline", "baseline_action_dist", "context_free_policy"]
+
+Baseline = Literal["uniform", "logged", "best-single"]
+#: The names ``tummler evaluate --policy`` accepts for a baseline.
+BASELINES: tuple[str, ...] = get_args(Baseline)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def baseline_action_dist(
+    name: str,
+    *,
+    reward: npt.ArrayLike,
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    n_actions: int,
+) -> FloatArray:
+    """Return the ``(n, k)`` action distribution of a baseline policy on logged rounds.
+
+    Parameters
+    ----------
+    name
+        ``"uniform"``: every action with probability ``1/k``. ``"logged"``: the logging policy as
+        far as the logs reveal it: the logged action with its propensity, the rest of the mass
+        spread evenly over the other actions; its importance weights are all 1, so IPS and SNIPS
+        give the on-policy mean reward exactly (DM and DR rely on the even spread).
+        ``"best-single"``: always the one action with the highest IPS estimate on these logs; it
+        is the best *in hindsight*, an optimistic yardstick.
+    reward, action, propensity
+        The logged rounds, as for :func:`ips`.
+    n_actions
+        Number of actions ``k``.
+
+    Examples
+    --------
+    >>> baseline_action_dist("best-single", reward=[1.0, 0.0, 0.0], action=[1, 0, 0],
+    ...                      propensity=[0.5, 0.5, 0.5], n_actions=2)
+    array([[0., 1.],
+           [0., 1.],
+           [0., 1.]])
+    """
+    if name not in BASELINES:
+        raise PolicyError(f"unknown baseline {name!r}; choose among {', '.join(BASELINES)}")
+    if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
+        raise PolicyError(f"n_actions = {n_actions!r} must be a positive integer")
+    n = np.asarray(reward).shape[0] if np.ndim(reward) == 1 else 0
+    uniform = np.full((n, n_actions), 1.0 / n_actions)
+    rounds = check_rounds(reward, action, propensity, uniform)
+    if name == "uniform":
+        return uniform
+    if name == "logged":
+        if n_actions == 1:
+            return np.ones((n, 1))
+        rest = (1.0 - rounds.propensity) / (n_actions - 1)
+        dist = np.repeat(rest[:, None], n_actions, axis=1)
+        dist[np.arange(n), rounds.action] = rounds.propensity
+        return dist
+    value = np.bincount(
+        rounds.action, weights=rounds.reward / rounds.propensity, minlength=n_actions
+    )
+    dist = np.zeros((n, n_actions))
+    dist[:, int(np.argmax(value))] = 1.0
+    return dist
+
+
+def context_free_policy(
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    *,
+    n_actions: int,
+    position: npt.ArrayLike | None = None,
+    n_positions: int | None = None,
+) -> FloatArray:
+    """Estimate a context-free policy's average action distribution from its own logs.
+
+    A context-free policy that learned as it went (Thompson sampling, say) logged, at each round,
+    the probability of the action it took. A row shows that probability only when the action was
+    taken, which over-represents the times it was likely, so the plain mean of the logged
+    propensities overstates it. The average probability over all rounds is their harmonic mean:
+    ``E[π_t(a)] = 1 / E[1 / p | a taken]``. The result is normalized per position; an action
+    never logged gets probability 0.
+
+    Parameters
+    ----------
+    action, propensity
+        ``(n,)`` the policy's own logged actions and propensities.
+    n_actions
+        Number of actions ``k``.
+    position, n_positions
+        For slates: ``(n,)`` 0-based logged positions, and their number ``L`` (by default one
+        more than the largest position).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(k, L)`` with each column summing to 1, or ``(k,)`` without positions. Broadcast it to
+        ``(n, k, L)`` as the ``action_dist`` of the rounds to evaluate it on.
+
+    Examples
+    --------
+    >>> context_free_policy([0, 0, 1], [0.5, 0.25, 0.5], n_actions=2)
+    array([0.4, 0.6])
+    """
+    if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
+        raise PolicyError(f"n_actions = {n_actions!r} must be a positive integer")
+    propensity_ = np.asarray(propensity, dtype=np.float64)
+    positions: npt.NDArray[np.int64]
+    if position is None:
+        positions = np.zeros(propensity_.shape[0], dtype=np.int64)
+    else:
+        positions = np.asarray(position)
+        if positions.dtype.kind not in "iu" or positions.shape != propensity_.shape:
+            raise PolicyError(
+                f"position must be (n,) 0-based integer positions like propensity, got shape "
+                f"{positions.shape} and dtype {positions.dtype}"
+            )
+    n_slots = int(positions.max()) + 1 if n_positions is None else n_positions
+    if positions.min() < 0 or positions.max() >= n_slots:
+        raise PolicyError(f"position must lie in 0..{n_slots - 1}, the positions of the slate")
+    # The check of the arrays themselves: a uniform stand-in policy for action_dist.
+    rounds = check_rounds(
+        np.zeros(propensity_.shape[0]),
+        action,
+        propensity_,
+        np.broadcast_to(np.full(n_actions, 1.0 / n_actions), (propensity_.shape[0], n_actions)),
+    )
+    cell = rounds.action * n_slots + positions
+    inverse_sum = np.bincount(cell, weights=1.0 / rounds.propensity, minlength=n_actions * n_slots)
+    count = np.bincount(cell, minlength=n_actions * n_slots)
+    average = np.zeros(n_actions * n_slots)
+    seen = inverse_sum > 0
+    average[seen] = count[seen] / inverse_sum[seen]
+    table = average.reshape(n_actions, n_slots)
+    totals = table.sum(axis=0)
+    table = table / np.where(totals > 0, totals, 1.0)
+    return table[:, 0] if position is None else table

@@ -1,0 +1,341 @@
+"""Off-policy estimators of a policy's value from logged rounds: IPS, SNIPS, DM, DR, switch-DR.
+
+Notation, as in Open Bandit Pipeline: round ``i`` logged action ``a_i`` with probability
+``propensity[i]`` under the logging policy and earned ``reward[i]``; the evaluation policy would take
+action ``a`` with probability ``action_dist[i, a]``; a reward model predicts
+``estimated_rewards[i, a]``. The importance weight is ``w_i = action_dist[i, a_i] / propensity[i]``.
+
+Each estimator is a mean of per-round terms (SNIPS: a ratio of two sums), which is what lets one
+vectorized bootstrap give every interval, with all estimators sharing the same resamples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tummler.core.errors import PolicyError
+from tummler.core.randomness import make_rng
+from tummler.evaluate._bootstrap import bootstrap_replicates, percentile_interval
+from tummler.evaluate._checks import (
+    LoggedRounds,
+    check_bootstrap,
+    check_rounds,
+    taken_probability,
+)
+
+__all__ = [
+    "ESTIMATORS",
+    "Estimate",
+    "dm",
+    "dr",
+    "effective_sample_size",
+    "estimate_all",
+    "ips",
+    "snips",
+    "switch_dr",
+]
+
+#: Every estimator's name, in the order reports list them.
+ESTIMATORS: tuple[str, ...] = ("ips", "snips", "dm", "dr", "switch_dr")
+#: The estimators that need a reward model's ``estimated_rewards``.
+MODEL_BASED: frozenset[str] = frozenset({"dm", "dr", "switch_dr"})
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's estimate of a policy's value (its mean reward per round).
+
+    Attributes
+    ----------
+    name
+        The estimator: ``ips``, ``snips``, ``dm``, ``dr`` or ``switch_dr``.
+    value
+        The point estimate.
+    ci_low, ci_high
+        The bootstrap percentile interval, or None when no bootstrap was asked for.
+    effective_sample_size
+        ``(Σw)² / Σw²`` of the importance weights the estimator uses: how many on-policy rounds
+        the logged data are worth. Far below ``n`` means the policy strays from the logs and the
+        estimate leans on few rounds. DM uses no weights and reports ``n``.
+    n
+        Number of logged rounds.
+    """
+
+    name: str
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    effective_sample_size: float
+    n: int
+
+
+def effective_sample_size(weight: npt.ArrayLike) -> float:
+    """Return ``(Σw)² / Σw²``, Kish's effective sample size of importance weights.
+
+    It equals ``n`` when every weight is the same (the evaluation policy is the logging policy)
+    and falls toward 1 as a few rounds carry all the weight; 0 when every weight is 0.
+
+    >>> effective_sample_size([1.0, 1.0, 1.0, 1.0])
+    4.0
+    >>> effective_sample_size([4.0, 0.0, 0.0, 0.0])
+    1.0
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    squares = float(np.dot(w, w))
+    if squares == 0.0:
+        return 0.0
+    return float(w.sum()) ** 2 / squares
+
+
+def _check_tau(tau: float) -> None:
+    if not isinstance(tau, float | int) or math.isnan(tau) or tau < 0:
+        raise PolicyError(
+            f"tau = {tau!r} must be a number >= 0 (math.inf for plain DR, 0 for plain DM); "
+            f"switch-DR uses DR on rounds whose importance weight is at most tau"
+        )
+
+
+def _terms(
+    rounds: LoggedRounds, name: str, tau: float
+) -> tuple[FloatArray, FloatArray | None, float]:
+    """Return (numerator terms, denominator terms or None, effective sample size) of ``name``."""
+    if name not in ESTIMATORS:
+        raise PolicyError(f"unknown estimator {name!r}; choose among {', '.join(ESTIMATORS)}")
+    weight = rounds.weight
+    if name == "ips":
+        return weight * rounds.reward, None, effective_sample_size(weight)
+    if name == "snips":
+        if not weight.any():
+            raise PolicyError(
+                "the evaluation policy gives probability 0 to every logged action, so SNIPS is "
+                "undefined; use DM, or logs whose actions the policy can take"
+            )
+        return weight * rounds.reward, weight, effective_sample_size(weight)
+    estimated = rounds.estimated_rewards
+    if estimated is None:
+        raise PolicyError(
+            f"{name} needs estimated_rewards, a reward model's (n, k) predictions; "
+            f"fit one with tummler.evaluate.fit_reward_model"
+        )
+    policy_value = np.einsum("ik,ik->i", rounds.action_dist, estimated)
+    if name == "dm":
+        return policy_value, None, float(rounds.n)
+    residual = rounds.reward - taken_probability(estimated, rounds.action)
+    if name == "dr":
+        return policy_value + weight * residual, None, effective_sample_size(weight)
+    kept = np.where(weight <= tau, weight, 0.0)  # switch_dr
+    return policy_value + kept * residual, None, effective_sample_size(kept)
+
+
+def estimate_all(
+    rounds: LoggedRounds,
+    names: Sequence[str],
+    *,
+    tau: float = math.inf,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int = 0,
+) -> list[Estimate]:
+    """Run the estimators ``names`` on checked rounds, sharing one bootstrap among them."""
+    check_bootstrap(n_bootstrap, alpha)
+    _check_tau(tau)
+    terms = [_terms(rounds, name, tau) for name in names]
+    values = []
+    for numerator, denominator, _ in terms:
+        if denominator is None:
+            values.append(float(numerator.mean()))
+        else:
+            values.append(float(numerator.sum() / denominator.sum()))
+    lows: list[float | None] = [None] * len(names)
+    highs: list[float | None] = [None] * len(names)
+    if n_bootstrap > 0:
+        replicates = bootstrap_replicates(
+            [(numerator, denominator) for numerator, denominator, _ in terms],
+            n_bootstrap=n_bootstrap,
+            rng=make_rng(rng),
+        )
+        low, high = percentile_interval(replicates, alpha)
+        lows = [float(v) if np.isfinite(v) else None for v in low]
+        highs = [float(v) if np.isfinite(v) else None for v in high]
+    return [
+        Estimate(
+            name=name,
+            value=value,
+            ci_low=lows[i],
+            ci_high=highs[i],
+            effective_sample_size=terms[i][2],
+            n=rounds.n,
+        )
+        for i, (name, value) in enumerate(zip(names, values, strict=True))
+    ]
+
+
+def ips(
+    reward: npt.ArrayLike,
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    action_dist: npt.ArrayLike,
+    *,
+    position: npt.ArrayLike | None = None,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int = 0,
+) -> Estimate:
+    """Inverse propensity scoring: the mean of ``w_i · reward_i``.
+
+    Unbiased whenever the logging policy gives every action the evaluation policy might take a
+    positive probability; its variance grows with the weights, which the effective sample size
+    shows.
+
+    Parameters
+    ----------
+    reward, action, propensity
+        ``(n,)`` arrays of the logged rounds: the reward, the logged action's index into the
+        columns of ``action_dist``, and the logging policy's probability of that action.
+    action_dist
+        ``(n, k)`` probabilities of the evaluation policy, or ``(n, k, L)`` for slates of ``L``
+        positions together with ``position``.
+    position
+        ``(n,)`` 0-based logged position of each round, needed with ``(n, k, L)`` arrays.
+    n_bootstrap, alpha, rng
+        Resamples for the percentile interval at level ``1 - alpha`` (0: no interval), and the
+        generator or seed that makes the interval reproducible.
+
+    Returns
+    -------
+    Estimate
+
+    Examples
+    --------
+    >>> est = ips([1.0, 0.0], [0, 1], [0.5, 0.5], [[1.0, 0.0], [1.0, 0.0]], n_bootstrap=0)
+    >>> est.value, est.effective_sample_size
+    (1.0, 1.0)
+    """
+    rounds = check_rounds(reward, action, propensity, action_dist, position=position)
+    return estimate_all(rounds, ["ips"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
+
+
+def snips(
+    reward: npt.ArrayLike,
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    action_dist: npt.ArrayLike,
+    *,
+    position: npt.ArrayLike | None = None,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int = 0,
+) -> Estimate:
+    """Self-normalized IPS: ``Σ w_i · reward_i / Σ w_i``.
+
+    Slightly biased but consistent, always within the range of the observed rewards, and far less
+    variable than IPS when weights are large. Arguments as for :func:`ips`.
+    """
+    rounds = check_rounds(reward, action, propensity, action_dist, position=position)
+    return estimate_all(rounds, ["snips"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
+
+
+def dm(
+    reward: npt.ArrayLike,
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    action_dist: npt.ArrayLike,
+    estimated_rewards: npt.ArrayLike,
+    *,
+    position: npt.ArrayLike | None = None,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int = 0,
+) -> Estimate:
+    """Direct method: the mean over rounds of ``Σ_a action_dist[i, a] · estimated_rewards[i, a]``.
+
+    Low variance, but exactly as biased as the reward model; it ignores the logged rewards except
+    through the model. ``estimated_rewards`` has the shape of ``action_dist`` (or ``(n, k)``
+    predictions at each round's logged position); other arguments as for :func:`ips`.
+
+    The bootstrap resamples rounds with the model held fixed, so DM's interval shows only the
+    spread over contexts, not the model's own error: read it as a lower bound on the uncertainty.
+    """
+    rounds = check_rounds(
+        reward,
+        action,
+        propensity,
+        action_dist,
+        position=position,
+        estimated_rewards=estimated_rewards,
+    )
+    return estimate_all(rounds, ["dm"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
+
+
+def dr(
+    reward: npt.ArrayLike,
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    action_dist: npt.ArrayLike,
+    estimated_rewards: npt.ArrayLike,
+    *,
+    position: npt.ArrayLike | None = None,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int = 0,
+) -> Estimate:
+    """Doubly robust: DM plus the importance-weighted residual of the reward model.
+
+    Unbiased when the propensities are right, whatever the model; the better the model, the
+    smaller the residuals and the variance. Arguments as for :func:`dm`.
+
+    Examples
+    --------
+    >>> est = dr([1.0, 0.0], [0, 1], [0.5, 0.5], [[1.0, 0.0], [1.0, 0.0]],
+    ...          [[0.5, 0.0], [0.5, 0.0]], n_bootstrap=0)
+    >>> est.value  # mean of 0.5 + 2·(1 - 0.5) and 0.5 + 0
+    1.0
+    """
+    rounds = check_rounds(
+        reward,
+        action,
+        propensity,
+        action_dist,
+        position=position,
+        estimated_rewards=estimated_rewards,
+    )
+    return estimate_all(rounds, ["dr"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
+
+
+def switch_dr(
+    reward: npt.ArrayLike,
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    action_dist: npt.ArrayLike,
+    estimated_rewards: npt.ArrayLike,
+    *,
+    tau: float = math.inf,
+    position: npt.ArrayLike | None = None,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int = 0,
+) -> Estimate:
+    """Switch-DR (Wang et al. 2017): DR on rounds with weight ``<= tau``, DM on the others.
+
+    Large weights are what make DR noisy; switching those rounds to the model trades a little
+    bias for much less variance. ``tau = inf`` is DR, ``tau = 0`` is DM. Other arguments as for
+    :func:`dm`.
+    """
+    rounds = check_rounds(
+        reward,
+        action,
+        propensity,
+        action_dist,
+        position=position,
+        estimated_rewards=estimated_rewards,
+    )
+    return estimate_all(
+        rounds, ["switch_dr"], tau=tau, n_bootstrap=n_bootstrap, alpha=alpha, rng=rng
+    )[0]
