@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from tummler.app.strategy import write_example_strategy
 from tummler.core.errors import ConfigError
 from tummler.core.settings import SETTINGS_FILE, Settings, load_settings
 from tummler.store import models
@@ -51,7 +52,8 @@ COUNTED_TABLES: tuple[type[models.Base], ...] = (
 
 
 def init_workspace(directory: Path) -> Settings:
-    """Make ``directory`` a workspace: settings file, migrated SQLite database (WAL).
+    """Make ``directory`` a workspace: settings file, example strategy and campaigns, migrated SQLite
+    database (WAL).
 
     Existing files are kept, so running it twice is harmless. Returns the workspace's settings.
     """
@@ -59,6 +61,7 @@ def init_workspace(directory: Path) -> Settings:
     settings_file = directory / SETTINGS_FILE
     if not settings_file.exists():
         settings_file.write_text(_SETTINGS_TEMPLATE, encoding="utf-8")
+    write_example_strategy(directory)
     settings = load_settings(directory)
     engine = connect(settings.resolved_database_url)
     try:

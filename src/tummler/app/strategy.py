@@ -1,0 +1,498 @@
+"""The strategy service: read the workspace's strategy and campaigns, measure audiences, check, sync.
+
+The pure checks live in :mod:`tummler.strategy`; this module does the I/O around them: it reads
+``strategy.yaml`` and ``campaigns/*.yaml``, reads from the store what the realism check needs (audience
+sizes from ``contacts``, ``channel_identities`` and ``consent_events``; the KPI's history from
+``events``) and writes campaigns into ``campaigns`` / ``messages`` / ``variants``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Engine, func, select
+
+from tummler.core.clock import Clock, ensure_utc
+from tummler.core.errors import StrategyError
+from tummler.core.vocabulary import ConsentStatus, EventType
+from tummler.store import models
+from tummler.store.database import session_scope
+from tummler.strategy import (
+    EXAMPLES_DIR,
+    AudienceBaseline,
+    Campaign,
+    CampaignDocument,
+    ContactColumns,
+    Finding,
+    Severity,
+    Strategy,
+    StrategyDocument,
+    campaign_json_schema,
+    check_workspace,
+    evaluate,
+    has_errors,
+    parse_expression,
+    read_campaign,
+    read_strategy,
+    strategy_json_schema,
+    strategy_map,
+)
+
+__all__ = [
+    "ENGAGEMENT_EVENTS",
+    "Finding",
+    "Severity",
+    "StoreContacts",
+    "SyncReport",
+    "WorkspaceStrategy",
+    "audience_baselines",
+    "campaign_json_schema",
+    "check_workspace_strategy",
+    "has_errors",
+    "load_contacts",
+    "read_workspace_strategy",
+    "strategy_json_schema",
+    "strategy_map",
+    "sync_campaigns",
+    "write_example_strategy",
+]
+
+#: Events that count as engaging for ``engaged_within``: a person chose to act. Opens are not
+#: (privacy proxies open mail); sends, deliveries and bounces are the provider's doing.
+ENGAGEMENT_EVENTS: tuple[EventType, ...] = (
+    EventType.CLICKED,
+    EventType.REPLIED,
+    EventType.CONVERTED,
+    EventType.VISITED,
+)
+_MAIN_MESSAGE = "main"
+
+
+@dataclass(frozen=True)
+class WorkspaceStrategy:
+    """The workspace's strategy and campaigns as parsed, with the problems found reading them."""
+
+    strategy: StrategyDocument | None
+    campaigns: tuple[CampaignDocument, ...]
+    findings: tuple[Finding, ...]
+
+
+def read_workspace_strategy(workspace: Path) -> WorkspaceStrategy:
+    """Read ``strategy.yaml`` and ``campaigns/*.yaml`` (and ``*.yml``) of ``workspace``.
+
+    Nothing raises for a bad file: each problem becomes a finding with its file and line.
+    """
+    findings: list[Finding] = []
+    strategy_path = workspace / "strategy.yaml"
+    strategy: StrategyDocument | None = None
+    if not strategy_path.is_file():
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "no-strategy",
+                f"no strategy file at {strategy_path}: run `tummler init {workspace}` to write an "
+                "example, then edit it",
+                str(strategy_path),
+            )
+        )
+    else:
+        strategy, found = read_strategy(_read_text(strategy_path), str(strategy_path))
+        findings += found
+    campaigns: list[CampaignDocument] = []
+    campaigns_dir = workspace / "campaigns"
+    paths = sorted([*campaigns_dir.glob("*.yaml"), *campaigns_dir.glob("*.yml")])
+    for path in paths:
+        document, found = read_campaign(_read_text(path), str(path))
+        findings += found
+        if document is not None:
+            campaigns.append(document)
+    return WorkspaceStrategy(strategy, tuple(campaigns), tuple(findings))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StrategyError(f"not UTF-8 text ({exc.reason}); save it as UTF-8", file=path) from exc
+
+
+def write_example_strategy(workspace: Path) -> list[Path]:
+    """Write the commented example ``strategy.yaml`` and campaigns where they do not exist yet.
+
+    Existing files are kept, so ``tummler init`` can run again. Returns the paths written.
+    """
+    written: list[Path] = []
+    sources = [EXAMPLES_DIR / "strategy.yaml", *sorted((EXAMPLES_DIR / "campaigns").glob("*.yaml"))]
+    for source in sources:
+        target = workspace / source.relative_to(EXAMPLES_DIR)
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(target)
+    return written
+
+
+# --------------------------------------------------------------------------------- store → columns
+
+
+@dataclass(frozen=True)
+class StoreContacts:
+    """The store's (not forgotten) contacts as a contact view, with their ids in the same order."""
+
+    ids: NDArray[np.int64]
+    view: ContactColumns
+
+
+def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
+    """Every contact that was not forgotten, as columns the expression evaluator reads.
+
+    Consent per channel is the status of the latest consent event (ties: latest id); the last
+    engagement is the latest of :data:`ENGAGEMENT_EVENTS` up to ``now``.
+    """
+    now = ensure_utc(now)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                models.Contact.id,
+                models.Contact.external_id,
+                models.Contact.locale,
+                models.Contact.time_zone,
+                models.Contact.stage,
+                models.Contact.attributes,
+            )
+            .where(models.Contact.forgotten_at.is_(None))
+            .order_by(models.Contact.id)
+        ).all()
+        ids = np.array([r.id for r in rows], dtype=np.int64)
+        position = {int(contact_id): i for i, contact_id in enumerate(ids)}
+        size = len(rows)
+        consents: dict[str, NDArray[np.bool_]] = {}
+        latest: dict[tuple[int, str], str] = {}
+        for contact_id, channel, status in connection.execute(
+            select(
+                models.ConsentEvent.contact_id,
+                models.ConsentEvent.channel,
+                models.ConsentEvent.status,
+            )
+            .where(models.ConsentEvent.at <= now)
+            .order_by(models.ConsentEvent.at, models.ConsentEvent.id)
+        ):
+            latest[(contact_id, channel)] = status
+        for (contact_id, channel), status in latest.items():
+            if contact_id in position:
+                column = consents.setdefault(channel, np.zeros(size, dtype=bool))
+                column[position[contact_id]] = status == ConsentStatus.GRANTED.value
+        identities: dict[str, NDArray[np.bool_]] = {}
+        for contact_id, channel in connection.execute(
+            select(models.ChannelIdentity.contact_id, models.ChannelIdentity.channel).distinct()
+        ):
+            if contact_id in position:
+                column = identities.setdefault(channel, np.zeros(size, dtype=bool))
+                column[position[contact_id]] = True
+        engaged = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
+        for contact_id, at in connection.execute(
+            select(models.Event.contact_id, func.max(models.Event.at))
+            .where(
+                models.Event.type.in_([e.value for e in ENGAGEMENT_EVENTS]),
+                models.Event.at <= now,
+            )
+            .group_by(models.Event.contact_id)
+        ):
+            if contact_id in position and at is not None:
+                engaged[position[contact_id]] = _datetime64(_as_utc(at))
+    attributes: dict[str, list[Any]] = {}
+    for i, row in enumerate(rows):
+        for name, value in (row.attributes or {}).items():
+            attributes.setdefault(name, [None] * size)[i] = value
+    view = ContactColumns(
+        size=size,
+        now=now,
+        fields={
+            "external_id": [r.external_id for r in rows],
+            "locale": [r.locale for r in rows],
+            "time_zone": [r.time_zone for r in rows],
+            "stage": [r.stage for r in rows],
+        },
+        attributes=attributes,
+        consents=consents,
+        identities=identities,
+        last_engaged=engaged,
+    )
+    return StoreContacts(ids=ids, view=view)
+
+
+def _as_utc(value: Any) -> datetime:
+    # func.max bypasses the column type on SQLite, which then returns text
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return ensure_utc(value)
+
+
+def _datetime64(value: datetime) -> np.datetime64:
+    return np.datetime64(ensure_utc(value).replace(tzinfo=None), "us")
+
+
+def _reachable(
+    strategy: Strategy, campaign: Campaign, contacts: StoreContacts
+) -> NDArray[np.bool_]:
+    """Contacts at least one of the campaign's channels may reach: stage allowed, and for a private
+    channel an identity and (when required) granted consent, looked up by channel id or kind."""
+    view = contacts.view
+    stages = np.asarray(view.field("stage"), dtype=object)
+    reachable = np.zeros(view.size, dtype=bool)
+    for key in campaign.channel_ids:
+        channel = strategy.channel(key)
+        if channel is None:
+            continue
+        allowed = np.isin(stages, [s.value for s in channel.stages_allowed])
+        if not channel.public:
+            names = {channel.id, channel.kind.value}
+            allowed &= np.logical_or.reduce([view.has_identity(n) for n in names])
+            if channel.consent_required:
+                allowed &= np.logical_or.reduce([view.consent(n) for n in names])
+        reachable |= allowed
+    return reachable
+
+
+def audience_baselines(
+    engine: Engine,
+    strategy: Strategy,
+    campaigns: Sequence[Campaign],
+    *,
+    now: datetime,
+    contacts: StoreContacts | None = None,
+) -> dict[str, AudienceBaseline]:
+    """Per campaign, its reachable audience's size and the KPI's rate in recent windows.
+
+    The windows are as long as the objective's attribution window and cover its horizon, newest first;
+    each rate is the share of the audience (as it is ``now``) with at least one KPI event in the window.
+    Windows that end before the store's first event of any kind are left out: the store knows nothing
+    of that time, and counting it as "no conversions" would bias the baseline down. Campaigns whose
+    objective or audience is unknown are left out (the checks report those).
+    """
+    now = ensure_utc(now)
+    contacts = contacts or load_contacts(engine, now=now)
+    with engine.connect() as connection:
+        first = connection.scalar(select(func.min(models.Event.at)))
+    history_start = _as_utc(first) if first is not None else now
+    baselines: dict[str, AudienceBaseline] = {}
+    for campaign in campaigns:
+        objective = strategy.objective(campaign.objective)
+        audience = strategy.audience(campaign.audience) if campaign.audience else None
+        if objective is None or (campaign.audience is not None and audience is None):
+            continue
+        mask = (
+            evaluate(parse_expression(audience.filter), contacts.view)
+            if audience is not None
+            else np.ones(contacts.view.size, dtype=bool)
+        )
+        mask &= _reachable(strategy, campaign, contacts)
+        members = contacts.ids[mask]
+        window = objective.attribution_window
+        count = max(1, math.floor(objective.horizon / window))
+        # window i covers [now - (i + 1) w, now - i w): keep those that end after the history starts
+        known = max(0, math.ceil((now - history_start) / window))
+        count = min(count, known)
+        counts = _kpi_counts(
+            engine, objective.kpi.event, members, now=now, window=window, count=count
+        )
+        size = int(members.size)
+        rates = tuple(min(1.0, c / size) for c in counts) if size else ()
+        baselines[campaign.id] = AudienceBaseline(audience_size=size, window_rates=rates)
+    return baselines
+
+
+def _kpi_counts(
+    engine: Engine,
+    event: EventType,
+    members: NDArray[np.int64],
+    *,
+    now: datetime,
+    window: timedelta,
+    count: int,
+) -> list[int]:
+    """Per window (newest first), how many ``members`` had at least one ``event`` in it."""
+    if count == 0:
+        return []
+    start = now - window * count
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(models.Event.contact_id, models.Event.at).where(
+                models.Event.type == event.value,
+                models.Event.at >= start,
+                models.Event.at < now,
+            )
+        ).all()
+    if not rows or members.size == 0:
+        return [0] * count
+    contact_ids = np.array([r.contact_id for r in rows], dtype=np.int64)
+    ages = np.array([(now - ensure_utc(r.at)).total_seconds() for r in rows])
+    windows = np.minimum((ages // window.total_seconds()).astype(np.int64), count - 1)
+    inside = np.isin(contact_ids, members)
+    pairs = np.unique(np.stack([windows[inside], contact_ids[inside]]), axis=1)
+    per_window: list[int] = np.bincount(pairs[0], minlength=count).astype(int).tolist()
+    return per_window
+
+
+# ----------------------------------------------------------------------------------------- service
+
+
+def check_workspace_strategy(
+    workspace: Path, *, engine: Engine | None, clock: Clock
+) -> tuple[WorkspaceStrategy, list[Finding]]:
+    """Read and check the workspace's strategy and campaigns; with a store, check realism too.
+
+    Returns what was read and every finding (reading problems first, then the checks'), so that
+    ``tummler strategy check`` can print them and exit non-zero on errors.
+    """
+    loaded = read_workspace_strategy(workspace)
+    findings = list(loaded.findings)
+    if loaded.strategy is None:
+        return loaded, findings
+    baselines: dict[str, AudienceBaseline] | None = None
+    if engine is not None:
+        with engine.connect() as connection:
+            contact_count = connection.scalar(select(func.count()).select_from(models.Contact))
+        if contact_count:
+            baselines = audience_baselines(
+                engine,
+                loaded.strategy.strategy,
+                [d.campaign for d in loaded.campaigns],
+                now=clock.now(),
+            )
+        else:
+            findings.append(
+                Finding(
+                    Severity.INFO,
+                    "realism-no-contacts",
+                    "the store has no contacts yet: the realism check runs once contacts and "
+                    "events are imported (`tummler import contacts FILE`)",
+                    loaded.strategy.source.file,
+                )
+            )
+    findings += check_workspace(loaded.strategy, loaded.campaigns, baselines=baselines)
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    findings.sort(key=lambda f: (order[f.severity], f.file or "", f.line or 0))
+    return loaded, findings
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What :func:`sync_campaigns` changed, by campaign id."""
+
+    created: tuple[str, ...]
+    updated: tuple[str, ...]
+    variants_kept: tuple[str, ...] = ()
+
+
+def sync_campaigns(
+    engine: Engine, workspace: Path, *, clock: Clock
+) -> tuple[SyncReport, list[Finding]]:
+    """Write the workspace's campaigns into the store, keyed by campaign id, when the check passes.
+
+    One campaign becomes a ``campaigns`` row, one ``messages`` row (key ``main``, the message's
+    attributes) and a ``variants`` row per channel and variant. A variant removed from its file is
+    deleted unless decisions refer to it (then it is kept and named in the report).
+
+    Raises
+    ------
+    StrategyError
+        When the check finds errors; nothing is written then.
+    """
+    loaded, findings = check_workspace_strategy(workspace, engine=None, clock=clock)
+    if has_errors(findings) or loaded.strategy is None:
+        errors = [f for f in findings if f.severity is Severity.ERROR]
+        raise StrategyError(
+            f"{len(errors)} error(s) in the strategy or its campaigns; run `tummler strategy "
+            f"check` and fix them first (first: {errors[0]})"
+        )
+    policy = loaded.strategy.strategy.lever_policy
+    now = clock.now()
+    created: list[str] = []
+    updated: list[str] = []
+    kept: list[str] = []
+    with session_scope(engine) as session:
+        for document in loaded.campaigns:
+            campaign = document.campaign
+            row = session.scalar(select(models.Campaign).where(models.Campaign.key == campaign.id))
+            starts, ends = (
+                (campaign.window.start, campaign.window.end) if campaign.window else (None, None)
+            )
+            values: dict[str, Any] = {
+                "objective": campaign.objective,
+                "pillar": campaign.pillar,
+                "audience": campaign.audience,
+                "starts_at": starts,
+                "ends_at": ends,
+                "holdout_share": campaign.effective_holdout(policy),
+                "definition": campaign.model_dump(mode="json"),
+                "updated_at": now,
+            }
+            if row is None:
+                row = models.Campaign(key=campaign.id, created_at=now, **values)
+                session.add(row)
+                session.flush()
+                created.append(campaign.id)
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+                updated.append(campaign.id)
+            kept += _sync_message(session, row, campaign)
+    return SyncReport(tuple(created), tuple(updated), tuple(kept)), findings
+
+
+def _sync_message(session: Any, row: models.Campaign, campaign: Campaign) -> list[str]:
+    message = session.scalar(
+        select(models.Message).where(
+            models.Message.campaign_id == row.id, models.Message.key == _MAIN_MESSAGE
+        )
+    )
+    attributes = campaign.message.model_dump(mode="json")
+    if message is None:
+        message = models.Message(campaign_id=row.id, key=_MAIN_MESSAGE, attributes=attributes)
+        session.add(message)
+        session.flush()
+    else:
+        message.attributes = attributes
+    existing = {
+        (v.channel, v.key): v
+        for v in session.scalars(
+            select(models.Variant).where(models.Variant.message_id == message.id)
+        )
+    }
+    wanted = set()
+    for channel, variants in campaign.variants.items():
+        for variant in variants:
+            wanted.add((channel, variant.id))
+            stored = existing.get((channel, variant.id))
+            if stored is None:
+                stored = models.Variant(
+                    message_id=message.id, channel=channel, key=variant.id, body=""
+                )
+                session.add(stored)
+            stored.subject = variant.subject
+            stored.headline = variant.headline
+            stored.body = variant.body
+    kept: list[str] = []
+    for key, stored in existing.items():
+        if key in wanted:
+            continue
+        used = session.scalar(
+            select(func.count())
+            .select_from(models.Decision)
+            .where(models.Decision.variant_id == stored.id)
+        )
+        if used:
+            kept.append(f"{campaign.id}/{key[0]}/{key[1]}")
+        else:
+            session.delete(stored)
+    return kept
