@@ -1,1 +1,145 @@
-"""A synthetic brand with a known response model, for regret and tests. Pure."""
+"""A synthetic brand with a known response model, for regret, tests and demos. Pure.
+
+Build a :class:`Population` with :func:`make_population` (observable attributes, channels,
+consent, a homophilous heavy-tailed social graph, and the :class:`HiddenTruth`), then:
+
+- :func:`respond` draws what people do with a round's :class:`Sends` (returns a new
+  :class:`SimulationState` and the :class:`Outcomes`; nothing is mutated);
+- :func:`expected_reward` gives the true value of every action for every contact, and
+  :func:`oracle_policy` the best one;
+- :func:`history` simulates past legacy blasts and mentions to seed a store;
+- :func:`run_rounds` runs any decision function and measures its regret, with the baselines
+  :class:`RandomPolicy`, :class:`SendToAll`, :class:`BestSingleAction` and :class:`OraclePolicy`.
+
+>>> import numpy as np
+>>> from datetime import datetime, UTC
+>>> population = make_population(500, np.random.default_rng(1), origin=datetime(2026, 1, 1, tzinfo=UTC))
+>>> model = ResponseModel()
+>>> message = Message("launch", topic="product", variants=(Variant("a"), Variant("b", emotion="joy")))
+>>> start = datetime(2026, 1, 2, tzinfo=UTC)
+>>> oracle = run_rounds(population, model, OraclePolicy(model), messages=message, rounds=2,
+...                     start=start, rng=np.random.default_rng(2))
+>>> abs(float(oracle.regret.sum())) < 1e-9
+True
+>>> guess = run_rounds(population, model, RandomPolicy(np.random.default_rng(3)), messages=message,
+...                    rounds=2, start=start, rng=np.random.default_rng(2))
+>>> bool(guess.regret.sum() > 0)
+True
+"""
+
+from tummler.simulate._history import MENTION_TEMPLATES, History, LegacyPolicy, history
+from tummler.simulate._model import (
+    LENGTHS,
+    URGENCIES,
+    ActionSpace,
+    Message,
+    Outcomes,
+    ResponseModel,
+    RewardWeights,
+    Sends,
+    SimulationState,
+    Variant,
+    eligible_actions,
+    expected_reward,
+    initial_state,
+    local_hours,
+    oracle_policy,
+    respond,
+)
+from tummler.simulate._population import (
+    AGE_BANDS,
+    ATTRIBUTES,
+    CHANNELS,
+    CONTACT_REF,
+    EDGE_KINDS,
+    EMOTIONS,
+    IMPORT_COLUMNS,
+    INTERESTS,
+    LTV_BANDS,
+    SIGNUP_CHANNELS,
+    STAGES,
+    TOPICS,
+    HiddenTruth,
+    Population,
+    SocialGraph,
+    make_population,
+    observable_features,
+)
+from tummler.simulate._records import (
+    EVENT_TYPES,
+    MENTION_TOPICS,
+    SENTIMENTS,
+    EventLog,
+    EventRecord,
+    MentionLog,
+    MentionRecord,
+    outcome_events,
+)
+from tummler.simulate._rounds import (
+    BestSingleAction,
+    DecideFn,
+    LearnFn,
+    OraclePolicy,
+    RandomPolicy,
+    Round,
+    RoundsResult,
+    SendToAll,
+    run_rounds,
+)
+
+__all__ = [
+    "AGE_BANDS",
+    "ATTRIBUTES",
+    "CHANNELS",
+    "CONTACT_REF",
+    "EDGE_KINDS",
+    "EMOTIONS",
+    "EVENT_TYPES",
+    "IMPORT_COLUMNS",
+    "INTERESTS",
+    "LENGTHS",
+    "LTV_BANDS",
+    "MENTION_TEMPLATES",
+    "MENTION_TOPICS",
+    "SENTIMENTS",
+    "SIGNUP_CHANNELS",
+    "STAGES",
+    "TOPICS",
+    "URGENCIES",
+    "ActionSpace",
+    "BestSingleAction",
+    "DecideFn",
+    "EventLog",
+    "EventRecord",
+    "HiddenTruth",
+    "History",
+    "LearnFn",
+    "LegacyPolicy",
+    "MentionLog",
+    "MentionRecord",
+    "Message",
+    "OraclePolicy",
+    "Outcomes",
+    "Population",
+    "RandomPolicy",
+    "ResponseModel",
+    "RewardWeights",
+    "Round",
+    "RoundsResult",
+    "SendToAll",
+    "Sends",
+    "SimulationState",
+    "SocialGraph",
+    "Variant",
+    "eligible_actions",
+    "expected_reward",
+    "history",
+    "initial_state",
+    "local_hours",
+    "make_population",
+    "observable_features",
+    "oracle_policy",
+    "outcome_events",
+    "respond",
+    "run_rounds",
+]
