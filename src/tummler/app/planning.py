@@ -1,0 +1,1566 @@
+"""The planning service: ``tummler plan CAMPAIGN`` and ``tummler explain CONTACT CAMPAIGN``.
+
+:func:`plan_campaign` does the I/O around the pure engine in :mod:`tummler.decide`:
+
+1. read the workspace's strategy and the campaign (refusing a strategy whose check finds errors) and
+   upsert the campaign's ``campaigns`` / ``messages`` / ``variants`` rows;
+2. read the audience from the store in chunks of contacts (by id, never an ``IN`` list):
+   identities, current consent (the latest consent event by ``at``), sends already planned or made
+   in the fatigue and frequency-cap windows, engagement history over 7, 30 and 90 days, mentions
+   and social degree, and each contact's UTC offset; filter with the audience expression;
+3. build the action set (channel × send slot × variant), the context features, the eligibility mask
+   and the selection rules from the strategy, and call :func:`tummler.decide.plan` with the latest
+   promoted policy version of the campaign's objective (or a fresh logistic Thompson sampling
+   prior);
+4. write one ``decisions`` row per lever — *no send* and holdout rows too — with its propensity, the
+   policy version, and its reasons: the rules that removed levers, the runner-up and the largest
+   feature contributions, so that :func:`explain_decision` needs nothing but the row.
+
+**Send slots.** A slot is a day of the planning horizon and a time of day in the contact's own time
+zone (``send_slots`` of the channel; a channel without slots may send on any full hour). The horizon
+starts now (or at the campaign window's start) and ends at the window's end, at most seven days
+later; a campaign without a window is planned for the next 24 hours. Each contact's UTC offset is
+taken at the horizon's start (a daylight-saving change inside the horizon is not followed).
+
+**Re-planning** replaces the campaign's previous decisions, except those of contacts with a decision
+that already has a delivery: those contacts keep their decisions and are not planned again. So
+re-planning never duplicates a decision and never rewrites what was (or is being) sent.
+
+**Policy versions.** A campaign is decided by the newest promoted ``policy_versions`` row named
+after its objective whose dimensions fit the campaign's action set; its ``parameters`` are
+``{"policy": Policy.to_dict(), "featurizer": {...ContextFeaturizer fields...}}`` (a bare
+``Policy.to_dict()`` is accepted too, the featurizer then being rebuilt from the strategy). Without
+one, a fresh logistic Thompson sampling prior decides, its featurizer fitted on the first chunk of
+the audience, and is stored as version 0 of the objective, promoted (it is the only policy there
+is), so that later plans — and ``learn`` — start from exactly the same features.
+
+**Fatigue.** A contact's sends are the decisions of *other* campaigns with a channel, not held out,
+whose ``send_at`` falls between the start of the window before now and the end of this plan's
+horizon (planned sends count: they will be sent), leaving out those whose delivery failed or was
+skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from tummler.app.strategy import (
+    ENGAGEMENT_EVENTS,
+    Severity,
+    check_workspace_strategy,
+)
+from tummler.core.clock import Clock, ensure_utc
+from tummler.core.errors import NotFoundError, PolicyError, StrategyError
+from tummler.core.randomness import make_rng
+from tummler.core.vocabulary import ConsentStatus, DeliveryStatus, Stage
+from tummler.decide import (
+    HISTORY_SIGNALS,
+    ActionSet,
+    ContextData,
+    ContextFeaturizer,
+    Eligibility,
+    EligibilityRules,
+    LogisticThompson,
+    Plan,
+    Policy,
+    Reason,
+    SelectionRules,
+    build_action_set,
+    compute_eligibility,
+    plan,
+    policy_from_dict,
+    reason_names,
+)
+from tummler.store import models
+from tummler.store.database import session_scope
+from tummler.strategy import (
+    Campaign,
+    Channel,
+    ContactColumns,
+    Override,
+    Strategy,
+    Urgency,
+    Visibility,
+    evaluate,
+    parse_expression,
+)
+
+__all__ = [
+    "HISTORY_WINDOWS_DAYS",
+    "DecisionExplanation",
+    "LeverExplanation",
+    "PlanReport",
+    "ProgressCallback",
+    "explain_decision",
+    "plan_campaign",
+]
+
+#: The history windows of the context features, in days.
+HISTORY_WINDOWS_DAYS: tuple[int, ...] = (7, 30, 90)
+#: Called as ``progress(phase, done, total)``; phases ``read`` (contacts) and ``write`` (decisions).
+ProgressCallback = Callable[[str, int, int], None]
+
+_MAIN_MESSAGE = "main"
+_DEFAULT_HORIZON = timedelta(days=1)
+_MAX_HORIZON = timedelta(days=7)
+_URGENCY_LEVEL = {
+    Urgency.LOW: 0.0,
+    Urgency.NORMAL: 1 / 3,
+    Urgency.HIGH: 2 / 3,
+    Urgency.CRITICAL: 1.0,
+}
+_FAILED_DELIVERY = (
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.DEAD.value,
+    DeliveryStatus.SKIPPED.value,
+)
+_STAGES = tuple(s.value for s in Stage)
+_DECISIONS: Table = models.Decision.__table__  # type: ignore[assignment]
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: No relevance gate for a critical message that may override it (the threshold must be finite).
+_NO_THRESHOLD = -1e9
+_RULE_WORDS = {
+    "no_identity": "no identity",
+    "no_consent": "no consent",
+    "stage": "stage not allowed",
+    "quiet_hours": "quiet hours",
+    "outside_window": "outside the campaign window",
+    "fatigue_cap": "fatigue cap reached",
+    "frequency_cap": "frequency cap reached",
+    "channel_norm": "channel norms (a public channel for a private message)",
+}
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What one planning run decided (or, with ``dry_run``, would have decided).
+
+    Attributes
+    ----------
+    campaign
+        The campaign's key.
+    dry_run
+        Nothing was written.
+    audience
+        Contacts in the audience that were planned (contacts kept from an earlier plan excluded).
+    kept
+        Contacts whose earlier decisions already have a delivery: kept, not planned again.
+    replaced
+        Decisions of the previous plan that this one replaced.
+    decisions
+        Decision rows written (or that would be written).
+    sends_per_channel
+        Channel id → sends.
+    sends_per_slot
+        Local time of day (``HH:MM``) → sends.
+    no_sends, holdout
+        Contacts with no lever (holdout included) / held out.
+    removed
+        Channel id → rule name → contacts for whom the rule removed some of that channel's levers.
+    expected_value
+        Sum of the expected value (reward minus cost) of every send.
+    policy
+        ``kind@version`` of the deciding policy; ``policy_version_id`` its row (``None`` in a dry
+        run with a fresh prior).
+    seed
+        The seed the plan was drawn with (give it again for the same decisions).
+    horizon_start, horizon_end
+        The planning horizon (UTC).
+    seconds, contacts_per_second
+        Wall time of the whole run and its throughput.
+    notes
+        Anything worth knowing (a stored policy that did not fit, unknown time zones...).
+    """
+
+    campaign: str
+    dry_run: bool
+    audience: int
+    kept: int
+    replaced: int
+    decisions: int
+    sends_per_channel: dict[str, int]
+    sends_per_slot: dict[str, int]
+    no_sends: int
+    holdout: int
+    removed: dict[str, dict[str, int]]
+    expected_value: float
+    policy: str
+    policy_version_id: int | None
+    seed: int
+    horizon_start: datetime
+    horizon_end: datetime
+    seconds: float
+    contacts_per_second: float
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (times in ISO 8601)."""
+        data = asdict(self)
+        data["horizon_start"] = self.horizon_start.isoformat()
+        data["horizon_end"] = self.horizon_end.isoformat()
+        data["notes"] = list(self.notes)
+        return data
+
+
+# ---------------------------------------------------------------------------------- campaign set-up
+
+
+@dataclass(frozen=True, eq=False)
+class _Setup:
+    """Everything about the campaign that does not depend on the contacts."""
+
+    strategy: Strategy
+    campaign: Campaign
+    channels: tuple[Channel, ...]
+    actions: ActionSet
+    message: dict[str, float]
+    start: datetime
+    end: datetime
+    reference: datetime  # Monday 00:00 (naive wall time) that slot minutes count from
+    slot_minutes: npt.NDArray[np.int64]  # (n_slots,) local minutes from the reference
+    channel_slot: npt.NDArray[np.bool_]  # (n_ch, n_sl) the slot is one of the channel's times
+    quiet_slot: npt.NDArray[np.bool_]  # (n_ch, n_sl) the slot is inside the channel's quiet hours
+    eligibility_rules: EligibilityRules
+    selection_rules: SelectionRules
+    holdout_share: float
+    fatigue_window: timedelta | None
+    frequency_windows: tuple[timedelta | None, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.channels)
+
+    def lookup(self) -> dict[str, int]:
+        """Channel index by id and by kind (identities, consent and events may use either)."""
+        index: dict[str, int] = {}
+        for c, channel in enumerate(self.channels):
+            index.setdefault(channel.kind.value, c)
+        for c, channel in enumerate(self.channels):
+            index[channel.id] = c
+        return index
+
+
+def _load_campaign(workspace: Path, key: str, clock: Clock) -> tuple[Strategy, Campaign]:
+    loaded, findings = check_workspace_strategy(workspace, engine=None, clock=clock)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors or loaded.strategy is None:
+        raise StrategyError(
+            f"{len(errors)} error(s) in the strategy or its campaigns; run `tummler strategy "
+            f"check` and fix them before planning (first: {errors[0] if errors else 'no strategy'})"
+        )
+    for document in loaded.campaigns:
+        if document.campaign.id == key:
+            return loaded.strategy.strategy, document.campaign
+    known = ", ".join(sorted(d.campaign.id for d in loaded.campaigns)) or "none"
+    raise NotFoundError(
+        f"no campaign {key!r} in {workspace / 'campaigns'} (known: {known}); check the id in the "
+        "campaign file"
+    )
+
+
+def _minutes(value: Any) -> int:
+    return int(value.hour) * 60 + int(value.minute)
+
+
+def _setup(strategy: Strategy, campaign: Campaign, now: datetime) -> _Setup:
+    channels = tuple(
+        channel
+        for key in campaign.channel_ids
+        if (channel := strategy.channel(key)) is not None and campaign.variants.get(key)
+    )
+    if not channels:
+        raise StrategyError(
+            f"campaign {campaign.id!r} has no channel of the strategy with variants; add variants "
+            "for at least one of its channels"
+        )
+    policy = strategy.lever_policy
+    message = campaign.message
+    critical = message.urgency is Urgency.CRITICAL
+    overrides = set(policy.critical_overrides) if critical else set()
+    attributes = {
+        "public": 1.0 if message.visibility is Visibility.PUBLIC else 0.0,
+        "urgency": _URGENCY_LEVEL[message.urgency],
+        "emotional": 1.0 if message.emotion else 0.0,
+    }
+    start = ensure_utc(now)
+    end = start + _DEFAULT_HORIZON
+    if campaign.window is not None:
+        start = max(start, ensure_utc(campaign.window.start))
+        end = ensure_utc(campaign.window.end)
+        if end <= ensure_utc(now):
+            raise StrategyError(
+                f"campaign {campaign.id!r} ended at {end.isoformat()}; move its window.end to "
+                "plan it again"
+            )
+    end = min(end, start + _MAX_HORIZON)
+    naive_start = start.replace(tzinfo=None)
+    # the Monday before the day before the start: every local slot then has a non-negative hour
+    earliest = naive_start - timedelta(days=1)
+    reference = datetime.combine(
+        (earliest - timedelta(days=earliest.weekday())).date(), datetime.min.time()
+    )
+    times: list[list[int]] = [
+        sorted({_minutes(t) for t in c.send_slots}) or list(range(0, 24 * 60, 60)) for c in channels
+    ]
+    all_times = sorted({t for ts in times for t in ts})
+    # local days that can hold a slot inside the horizon, whatever the offset (−12 h to +14 h)
+    first_day = (naive_start - reference).days - 1
+    last_day = math.ceil((end.replace(tzinfo=None) - reference).total_seconds() / 86_400) + 1
+    days = range(first_day, last_day + 1)
+    slot_minutes = np.array([d * 1440 + t for d in days for t in all_times], np.int64)
+    actions = build_action_set(
+        [c.id for c in channels],
+        slot_minutes // 60,
+        {c.id: [v.id for v in campaign.variants[c.id]] for c in channels},
+        message_attributes=attributes,
+    )
+    minute_of_day = slot_minutes % 1440
+    channel_slot = np.stack([np.isin(minute_of_day, ts) for ts in times])
+    quiet_slot = np.zeros_like(channel_slot)
+    if Override.QUIET_HOURS not in overrides:
+        for c, channel in enumerate(channels):
+            if channel.quiet_hours is None:
+                continue
+            q0, q1 = _minutes(channel.quiet_hours.start), _minutes(channel.quiet_hours.end)
+            quiet_slot[c] = (
+                (minute_of_day >= q0) & (minute_of_day < q1)
+                if q0 <= q1
+                else (minute_of_day >= q0) | (minute_of_day < q1)
+            )
+    fatigue = None if Override.FATIGUE in overrides else policy.fatigue
+    use_frequency = Override.FREQUENCY_CAP not in overrides
+    frequency_windows = tuple(
+        c.frequency_cap.window if use_frequency and c.frequency_cap is not None else None
+        for c in channels
+    )
+    frequency_caps = np.array(
+        [
+            c.frequency_cap.count if use_frequency and c.frequency_cap is not None else -1
+            for c in channels
+        ],
+        np.int64,
+    )
+    stage_allowed = np.array(
+        [[s in {x.value for x in c.stages_allowed} for s in _STAGES] for c in channels], bool
+    )
+    norm_allowed = np.array(
+        [not (c.public and message.visibility is Visibility.PRIVATE) for c in channels], bool
+    )
+    eligibility_rules = EligibilityRules(
+        fatigue_cap=fatigue.cap if fatigue is not None else None,
+        frequency_caps=frequency_caps if (frequency_caps >= 0).any() else None,
+        stage_allowed=stage_allowed,
+        norm_allowed=norm_allowed,
+    )
+    selection_rules = SelectionRules(
+        cost=np.array([c.cost_per_send for c in channels], np.float64),
+        threshold=(
+            _NO_THRESHOLD if Override.RELEVANCE in overrides else policy.relevance_threshold
+        ),
+        lever_budget=policy.levers_per_contact,
+        critical=Override.LEVER_BUDGET in overrides,
+    )
+    return _Setup(
+        strategy=strategy,
+        campaign=campaign,
+        channels=channels,
+        actions=actions,
+        message=attributes,
+        start=start,
+        end=end,
+        reference=reference,
+        slot_minutes=slot_minutes,
+        channel_slot=channel_slot,
+        quiet_slot=quiet_slot,
+        eligibility_rules=eligibility_rules,
+        selection_rules=selection_rules,
+        holdout_share=campaign.effective_holdout(policy),
+        fatigue_window=fatigue.window if fatigue is not None else None,
+        frequency_windows=frequency_windows,
+    )
+
+
+def _featurizer(strategy: Strategy, setup: _Setup) -> ContextFeaturizer:
+    categorical = tuple(sorted(k for k, a in strategy.attributes.items() if a.type == "string"))
+    numeric = tuple(sorted(k for k, a in strategy.attributes.items() if a.type != "string"))
+    return ContextFeaturizer(
+        categorical=categorical,
+        numeric=numeric,
+        channels=setup.names,
+        windows=HISTORY_WINDOWS_DAYS,
+        message_attributes=tuple(sorted(setup.message)),
+    )
+
+
+def _featurizer_to_dict(featurizer: ContextFeaturizer) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(featurizer).items()}
+
+
+def _featurizer_from_dict(data: dict[str, Any]) -> ContextFeaturizer:
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return ContextFeaturizer(**values)
+
+
+# ----------------------------------------------------------------------------------- reading chunks
+
+
+@dataclass
+class _Chunk:
+    """One chunk of the audience, already filtered by the audience expression."""
+
+    ids: npt.NDArray[np.int64]
+    offset_minutes: npt.NDArray[np.float64]
+    stage: npt.NDArray[np.int64]
+    data: ContextData
+    eligibility: Eligibility
+
+
+def _utc_offset_minutes(zone: str | None, at: datetime, cache: dict[str, float | None]) -> float:
+    name = zone or "UTC"
+    if name not in cache:
+        try:
+            offset = at.astimezone(ZoneInfo(name)).utcoffset()
+            cache[name] = offset.total_seconds() / 60 if offset is not None else 0.0
+        except (ZoneInfoNotFoundError, ValueError):
+            cache[name] = None
+    value = cache[name]
+    return 0.0 if value is None else value
+
+
+def _as_datetime(value: Any) -> datetime:
+    # aggregates bypass the column type on SQLite, which then returns text
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return ensure_utc(value)
+
+
+def _seconds(values: Iterable[datetime]) -> npt.NDArray[np.float64]:
+    return np.fromiter((ensure_utc(v).timestamp() for v in values), dtype=np.float64)
+
+
+def _read_chunk(
+    connection: Connection,
+    setup: _Setup,
+    rows: Sequence[Any],
+    *,
+    now: datetime,
+    campaign_id: int | None,
+    audience: Any,
+    zones: dict[str, float | None],
+) -> _Chunk:
+    size = len(rows)
+    ids = np.array([r.id for r in rows], np.int64)
+    lo, hi = int(ids[0]), int(ids[-1])
+    position = {int(i): p for p, i in enumerate(ids)}
+    lookup = setup.lookup()
+    n_ch = len(setup.channels)
+    now_s = now.timestamp()
+
+    def between(column: Any) -> Any:
+        return and_(column >= lo, column <= hi)
+
+    raw_identity: dict[str, npt.NDArray[np.bool_]] = {}
+    for contact_id, channel in connection.execute(
+        select(models.ChannelIdentity.contact_id, models.ChannelIdentity.channel)
+        .where(between(models.ChannelIdentity.contact_id))
+        .distinct()
+    ):
+        if contact_id in position:
+            raw_identity.setdefault(channel, np.zeros(size, bool))[position[contact_id]] = True
+    latest: dict[tuple[int, str], str] = {}
+    for contact_id, channel, status in connection.execute(
+        select(
+            models.ConsentEvent.contact_id, models.ConsentEvent.channel, models.ConsentEvent.status
+        )
+        .where(between(models.ConsentEvent.contact_id), models.ConsentEvent.at <= now)
+        .order_by(models.ConsentEvent.at, models.ConsentEvent.id)
+    ):
+        latest[(contact_id, channel)] = status
+    raw_consent: dict[str, npt.NDArray[np.bool_]] = {}
+    for (contact_id, channel), status in latest.items():
+        if contact_id in position:
+            column = raw_consent.setdefault(channel, np.zeros(size, bool))
+            column[position[contact_id]] = status == ConsentStatus.GRANTED.value
+
+    engaged = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
+    for contact_id, at in connection.execute(
+        select(models.Event.contact_id, func.max(models.Event.at))
+        .where(
+            between(models.Event.contact_id),
+            models.Event.type.in_([e.value for e in ENGAGEMENT_EVENTS]),
+            models.Event.at <= now,
+        )
+        .group_by(models.Event.contact_id)
+    ):
+        if contact_id in position and at is not None:
+            engaged[position[contact_id]] = np.datetime64(
+                _as_datetime(at).replace(tzinfo=None), "us"
+            )
+
+    offsets = np.array(
+        [_utc_offset_minutes(r.time_zone, setup.start, zones) for r in rows], np.float64
+    )
+    stage = np.array([_STAGES.index(r.stage) if r.stage in _STAGES else 0 for r in rows], np.int64)
+
+    # the audience filter, over the raw channel names of the store
+    attributes: dict[str, list[Any]] = {}
+    for i, row in enumerate(rows):
+        for name, value in (row.attributes or {}).items():
+            attributes.setdefault(name, [None] * size)[i] = value
+    keep = np.ones(size, bool)
+    if audience is not None:
+        view = ContactColumns(
+            size=size,
+            now=now,
+            fields={
+                "external_id": [r.external_id for r in rows],
+                "locale": [r.locale for r in rows],
+                "time_zone": [r.time_zone for r in rows],
+                "stage": [r.stage for r in rows],
+            },
+            attributes=attributes,
+            consents=raw_consent,
+            identities=raw_identity,
+            last_engaged=engaged,
+        )
+        keep = evaluate(audience, view)
+
+    has_identity = np.zeros((size, n_ch), bool)
+    consent = np.zeros((size, n_ch), bool)
+    for c, channel in enumerate(setup.channels):
+        for name in {channel.id, channel.kind.value}:
+            if name in raw_identity:
+                has_identity[:, c] |= raw_identity[name]
+            if name in raw_consent:
+                consent[:, c] |= raw_consent[name]
+        if not channel.consent_required:
+            consent[:, c] = True
+
+    # sends in the fatigue and frequency windows (other campaigns' levers, planned or sent)
+    windows = [w for w in (setup.fatigue_window, *setup.frequency_windows) if w is not None]
+    sends_total = np.zeros(size, np.int64)
+    sends_channel = np.zeros((size, n_ch), np.int64)
+    if windows:
+        earliest = now - max(windows)
+        failed = (
+            select(models.Delivery.decision_id)
+            .where(models.Delivery.status.in_(_FAILED_DELIVERY))
+            .scalar_subquery()
+        )
+        query = select(
+            models.Decision.contact_id, models.Decision.channel, models.Decision.send_at
+        ).where(
+            between(models.Decision.contact_id),
+            models.Decision.channel.is_not(None),
+            models.Decision.holdout.is_(False),
+            models.Decision.send_at >= earliest,
+            models.Decision.send_at < setup.end,
+            models.Decision.id.not_in(failed),
+        )
+        if campaign_id is not None:
+            query = query.where(models.Decision.campaign_id != campaign_id)
+        for contact_id, channel, send_at in connection.execute(query):
+            p = position.get(contact_id)
+            if p is None or send_at is None:
+                continue
+            at = ensure_utc(send_at)
+            if setup.fatigue_window is not None and at >= now - setup.fatigue_window:
+                sends_total[p] += 1
+            index = lookup.get(channel)
+            window = setup.frequency_windows[index] if index is not None else None
+            if index is not None and window is not None and at >= now - window:
+                sends_channel[p, index] += 1
+
+    # engagement history per channel and window
+    n_w = len(HISTORY_WINDOWS_DAYS)
+    history = np.zeros((size, n_ch, n_w, len(HISTORY_SIGNALS)))
+    recency = np.full((size, n_ch), np.inf)
+    activity = np.zeros((size, 24))
+    since = now - timedelta(days=max(HISTORY_WINDOWS_DAYS))
+    events = connection.execute(
+        select(
+            models.Event.contact_id, models.Event.channel, models.Event.type, models.Event.at
+        ).where(between(models.Event.contact_id), models.Event.at >= since, models.Event.at <= now)
+    ).all()
+    if events:
+        where = np.array([position.get(e.contact_id, -1) for e in events], np.int64)
+        channel_index = np.array([lookup.get(e.channel or "", -1) for e in events], np.int64)
+        signal_of = {name: i for i, name in enumerate(HISTORY_SIGNALS)}
+        signal = np.array([signal_of.get(e.type, -1) for e in events], np.int64)
+        age_days = (now_s - _seconds(e.at for e in events)) / 86_400
+        known = where >= 0
+        per_channel = known & (channel_index >= 0) & (signal >= 0)
+        for w, days in enumerate(HISTORY_WINDOWS_DAYS):
+            inside = per_channel & (age_days <= days)
+            window_index = np.full(int(inside.sum()), w, np.int64)
+            np.add.at(
+                history, (where[inside], channel_index[inside], window_index, signal[inside]), 1.0
+            )
+        engaging = np.isin([e.type for e in events], [e.value for e in ENGAGEMENT_EVENTS])
+        rec = per_channel & engaging
+        np.minimum.at(recency, (where[rec], channel_index[rec]), age_days[rec])
+        act = known & engaging
+        local_hour = np.floor(
+            ((now_s - age_days[act] * 86_400) / 3600 + offsets[where[act]] / 60) % 24
+        ).astype(np.int64)
+        np.add.at(activity, (where[act], np.minimum(local_hour, 23)), 1.0)
+
+    mentions = np.zeros(size)
+    sentiment = np.full(size, np.nan)
+    for contact_id, count, mean in connection.execute(
+        select(
+            models.Mention.contact_id,
+            func.count(models.Mention.id),
+            func.avg(models.Mention.sentiment),
+        )
+        .where(between(models.Mention.contact_id))
+        .group_by(models.Mention.contact_id)
+    ):
+        p = position.get(contact_id)
+        if p is not None:
+            mentions[p] = count
+            sentiment[p] = np.nan if mean is None else float(mean)
+    degree = np.zeros(size)
+    for end in (models.SocialEdge.source_contact_id, models.SocialEdge.target_contact_id):
+        for contact_id, count in connection.execute(
+            select(end, func.count()).where(between(end)).group_by(end)
+        ):
+            p = position.get(contact_id)
+            if p is not None:
+                degree[p] += count
+
+    categorical: dict[str, npt.NDArray[np.object_]] = {}
+    numeric: dict[str, npt.NDArray[np.float64]] = {}
+    for name, spec in setup.strategy.attributes.items():
+        values = attributes.get(name, [None] * size)
+        if spec.type == "string":
+            text = np.empty(size, dtype=object)
+            text[:] = ["" if v is None else str(v) for v in values]
+            categorical[name] = text
+        else:
+            numeric[name] = np.array([_number(v) for v in values], np.float64)
+
+    eligibility = compute_eligibility(
+        setup.actions,
+        has_identity=has_identity,
+        consent=consent,
+        stage=stage,
+        sends_in_window=sends_total,
+        channel_sends=sends_channel,
+        rules=setup.eligibility_rules,
+    )
+    eligibility = _with_slots(eligibility, setup, offsets)
+    data = ContextData(
+        stage=stage,
+        categorical=categorical,
+        numeric=numeric,
+        history=history,
+        recency_days=recency,
+        activity_hours=activity,
+        mentions=mentions,
+        sentiment=sentiment,
+        degree=degree,
+    )
+    return _Chunk(
+        ids=ids[keep],
+        offset_minutes=offsets[keep],
+        stage=stage[keep],
+        data=_subset(data, keep),
+        eligibility=Eligibility(
+            eligibility.channel_ok[keep], eligibility.slot_ok[keep], eligibility.reasons[keep]
+        ),
+    )
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    return math.nan
+
+
+def _subset(data: ContextData, keep: npt.NDArray[np.bool_]) -> ContextData:
+    def cut(value: npt.NDArray[Any] | None) -> npt.NDArray[Any] | None:
+        return None if value is None else np.asarray(value)[keep]
+
+    return ContextData(
+        stage=np.asarray(data.stage)[keep],
+        categorical={k: np.asarray(v)[keep] for k, v in data.categorical.items()},
+        numeric={k: np.asarray(v)[keep] for k, v in data.numeric.items()},
+        history=cut(data.history),
+        recency_days=cut(data.recency_days),
+        activity_hours=cut(data.activity_hours),
+        mentions=cut(data.mentions),
+        sentiment=cut(data.sentiment),
+        degree=cut(data.degree),
+    )
+
+
+def _with_slots(
+    eligibility: Eligibility, setup: _Setup, offsets: npt.NDArray[np.float64]
+) -> Eligibility:
+    """Add the slot rules, to the minute: each channel's own send times, its quiet hours, and the
+    planning horizon (in UTC, per contact)."""
+    start = (setup.start.replace(tzinfo=None) - setup.reference).total_seconds() / 60
+    end = (setup.end.replace(tzinfo=None) - setup.reference).total_seconds() / 60
+    utc = setup.slot_minutes[None, :] - offsets[:, None]  # (n, n_sl)
+    inside = (utc >= start) & (utc < end)
+    own = setup.channel_slot[None, :, :] & inside[:, None, :]  # (n, n_ch, n_sl)
+    loud = own & ~setup.quiet_slot[None, :, :]
+    reasons = eligibility.reasons.copy()
+    quieted = (own & setup.quiet_slot[None, :, :]).any(axis=2)
+    reasons |= np.where(quieted, Reason.QUIET_HOURS.value, 0).astype(np.uint8)
+    reasons |= np.where(~own.any(axis=2), Reason.OUTSIDE_WINDOW.value, 0).astype(np.uint8)
+    return Eligibility(
+        channel_ok=eligibility.channel_ok, slot_ok=eligibility.slot_ok & loud, reasons=reasons
+    )
+
+
+def _concat(
+    chunks: Sequence[_Chunk], n_ch: int, n_sl: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64], Eligibility]:
+    if not chunks:
+        return (
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(0, np.int64),
+            Eligibility(
+                np.zeros((0, n_ch), bool),
+                np.zeros((0, n_ch, n_sl), bool),
+                np.zeros((0, n_ch), np.uint8),
+            ),
+        )
+    return (
+        np.concatenate([c.ids for c in chunks]),
+        np.concatenate([c.offset_minutes for c in chunks]),
+        np.concatenate([c.stage for c in chunks]),
+        Eligibility(
+            np.concatenate([c.eligibility.channel_ok for c in chunks]),
+            np.concatenate([c.eligibility.slot_ok for c in chunks]),
+            np.concatenate([c.eligibility.reasons for c in chunks]),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True, eq=False)
+class _PolicyChoice:
+    policy: Policy
+    featurizer: ContextFeaturizer | None  # None: fit a fresh one on the first chunk
+    row_id: int | None  # the stored version, when it exists already
+    notes: tuple[str, ...] = ()
+
+
+def _policy_parameters(
+    stored: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A version's policy and featurizer: ``{"policy": ..., "featurizer": ...}`` as this service
+    stores them, or the bare ``Policy.to_dict()`` (the featurizer is then rebuilt from the
+    strategy)."""
+    parameters = dict(stored or {})
+    policy = parameters.get("policy", parameters)
+    featurizer = parameters.get("featurizer")
+    return dict(policy), dict(featurizer) if isinstance(featurizer, dict) else None
+
+
+def _choose_policy(
+    connection: Connection, setup: _Setup, fresh: ContextFeaturizer
+) -> _PolicyChoice:
+    """The latest promoted version for the campaign's objective that fits this action set, else a
+    fresh logistic Thompson sampling prior."""
+    objective = setup.campaign.objective
+    notes: list[str] = []
+    promoted = connection.execute(
+        select(
+            models.PolicyVersion.id,
+            models.PolicyVersion.name,
+            models.PolicyVersion.version,
+            models.PolicyVersion.parameters,
+        )
+        .where(models.PolicyVersion.name == objective, models.PolicyVersion.promoted.is_(True))
+        .order_by(models.PolicyVersion.version.desc(), models.PolicyVersion.id.desc())
+    ).all()
+    actions = setup.actions
+    for row in promoted:
+        policy_data, featurizer_data = _policy_parameters(row.parameters)
+        try:
+            policy = policy_from_dict(policy_data)
+            featurizer = (
+                _featurizer_from_dict(featurizer_data) if featurizer_data is not None else fresh
+            )
+        except (PolicyError, KeyError, TypeError, ValueError) as exc:
+            notes.append(f"policy version {row.name}@{row.version} cannot be loaded: {exc}")
+            continue
+        fits = (
+            policy.n_action_features == actions.n_features
+            and policy.n_channels == actions.n_channels
+            and policy.n_context_features == len(featurizer.feature_names())
+        )
+        if fits:
+            return _PolicyChoice(
+                policy,
+                featurizer if featurizer_data is not None else None,
+                int(row.id),
+                tuple(notes),
+            )
+        notes.append(
+            f"policy version {row.name}@{row.version} was made for other channels, variants or "
+            "features than this campaign's; planned with a fresh prior instead"
+        )
+    prior = LogisticThompson(len(fresh.feature_names()), actions.n_features, actions.n_channels)
+    return _PolicyChoice(prior, None, None, tuple(notes))
+
+
+def _record_prior(
+    session: Session, setup: _Setup, policy: Policy, featurizer: ContextFeaturizer, now: datetime
+) -> int:
+    """The fresh prior's version row: reuse an identical one, else add it (promoted, as the
+    objective's only policy so far)."""
+    parameters = {"policy": policy.to_dict(), "featurizer": _featurizer_to_dict(featurizer)}
+    name = setup.campaign.objective
+    rows = session.scalars(
+        select(models.PolicyVersion)
+        .where(models.PolicyVersion.name == name)
+        .order_by(models.PolicyVersion.version)
+    ).all()
+    for row in rows:
+        if row.parent_id is None and row.kind == policy.kind and row.parameters == parameters:
+            return int(row.id)
+    row = models.PolicyVersion(
+        name=name,
+        version=(rows[-1].version + 1) if rows else 0,
+        kind=policy.kind,
+        parameters=parameters,
+        parent_id=None,
+        promoted=True,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return int(row.id)
+
+
+# ------------------------------------------------------------------------------------- explanations
+
+
+def _explanations(
+    x: npt.NDArray[np.float32],
+    result: Plan,
+    setup: _Setup,
+    policy: Policy,
+    eligibility: Eligibility,
+    names: npt.NDArray[np.object_],
+    weights: npt.NDArray[np.float32] | None,
+    *,
+    start: int,
+    stop: int,
+    top: int = 3,
+) -> tuple[npt.NDArray[np.int64], list[list[list[Any]]]]:
+    """For contacts ``start:stop``, the runner-up action (``-1``: *no send*) and the largest feature
+    contributions to the first lever's score against the runner-up's, vectorized."""
+    actions = setup.actions
+    cost = setup.selection_rules.channel_cost(actions.n_channels)[actions.channel]
+    contributions: list[list[list[Any]]] = [[] for _ in range(stop - start)]
+    rows = np.arange(stop - start)
+    value = policy.scores(x[start:stop], actions) - cost[None, :]
+    mask = eligibility.rows(start, stop).mask(actions) & actions.available[None, :]
+    value = np.where(mask, value, -np.inf)
+    first = result.action[start:stop, 0]
+    value[rows[first >= 0], first[first >= 0]] = -np.inf
+    # the runner-up on another channel says more ("e-mail over SMS because..."); the same
+    # channel's next slot or variant only when no other channel is eligible
+    other = np.where(
+        (first >= 0)[:, None]
+        & (actions.channel[None, :] == actions.channel[np.maximum(first, 0)][:, None]),
+        -np.inf,
+        value,
+    )
+    best_other = other.argmax(axis=1)
+    use_other = np.isfinite(other[rows, best_other])
+    best = np.where(use_other, best_other, value.argmax(axis=1))
+    found = np.isfinite(value[rows, best])
+    runner = np.where(found, best, -1).astype(np.int64)
+    if weights is None:
+        return runner, contributions
+    wt = weights.T  # (k, d_x)
+    column = np.where((first >= 0)[:, None], wt[np.maximum(first, 0)], 0.0)
+    column = column - np.where(found[:, None], wt[best], 0.0)
+    delta = x[start:stop] * column
+    order = np.argsort(-np.abs(delta), axis=1, kind="stable")[:, :top]
+    picked = np.take_along_axis(delta, order, axis=1)
+    for i in np.flatnonzero((picked != 0).any(axis=1)):
+        contributions[i] = [
+            [str(names[j]), round(float(v), 6)]
+            for j, v in zip(order[i], picked[i], strict=True)
+            if v != 0
+        ]
+    return runner, contributions
+
+
+# ------------------------------------------------------------------------------------------ service
+
+
+def plan_campaign(
+    engine: Engine,
+    *,
+    workspace: Path,
+    campaign_key: str,
+    clock: Clock,
+    seed: int | None = None,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    chunk_size: int = 10_000,
+    write_batch: int = 5_000,
+    draws: int = 32,
+) -> PlanReport:
+    """Plan one campaign: decide every audience member's levers, or none, and store the decisions.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    workspace
+        The workspace whose ``strategy.yaml`` and ``campaigns/`` define the campaign.
+    campaign_key
+        The campaign's ``id``.
+    clock
+        "Now": consent, history and the planning horizon are read as of this moment.
+    seed
+        The seed of every random choice (holdout, Thompson draws); the same seed, store and clock
+        give the same decisions. ``None``: a fresh seed, reported so that the plan can be repeated.
+    dry_run
+        Compute and report, write nothing (not even the campaign's rows).
+    progress
+        Told ``(phase, done, total)`` as chunks of contacts are read and decisions written.
+    chunk_size, write_batch
+        Contacts read per query round / decision rows per insert: they bound memory and
+        transaction size, not the result.
+    draws
+        Posterior draws behind the Monte Carlo propensities of Thompson sampling.
+
+    Returns
+    -------
+    PlanReport
+        The summary.
+
+    Raises
+    ------
+    StrategyError
+        When the strategy check finds errors, or the campaign has no usable channel or has ended.
+    NotFoundError
+        When no campaign file has this id.
+    """
+    started = time.perf_counter()
+    if chunk_size < 1 or write_batch < 1:
+        raise PolicyError(
+            f"chunk_size and write_batch must be positive, got {chunk_size} and {write_batch}"
+        )
+    now = ensure_utc(clock.now())
+    strategy, campaign = _load_campaign(workspace, campaign_key, clock)
+    setup = _setup(strategy, campaign, now)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**63))  # type: ignore[operator]
+    audience = (
+        parse_expression(a.filter)
+        if campaign.audience is not None and (a := strategy.audience(campaign.audience))
+        else None
+    )
+    fresh = _featurizer(strategy, setup)
+    zones: dict[str, float | None] = {}
+    chunks: list[_Chunk] = []
+    x_parts: list[npt.NDArray[np.float32]] = []
+    with engine.connect() as connection:
+        campaign_id = connection.scalar(
+            select(models.Campaign.id).where(models.Campaign.key == campaign.id)
+        )
+        kept_ids: set[int] = set()
+        if campaign_id is not None:
+            kept_ids = set(
+                connection.scalars(
+                    select(models.Decision.contact_id)
+                    .join(models.Delivery, models.Delivery.decision_id == models.Decision.id)
+                    .where(models.Decision.campaign_id == campaign_id)
+                    .distinct()
+                )
+            )
+        choice = _choose_policy(connection, setup, fresh)
+        featurizer = choice.featurizer
+        total = (
+            connection.scalar(
+                select(func.count())
+                .select_from(models.Contact)
+                .where(models.Contact.forgotten_at.is_(None))
+            )
+            or 0
+        )
+        done, last_id = 0, -1
+        while True:
+            rows = connection.execute(
+                select(
+                    models.Contact.id,
+                    models.Contact.external_id,
+                    models.Contact.locale,
+                    models.Contact.time_zone,
+                    models.Contact.stage,
+                    models.Contact.attributes,
+                )
+                .where(models.Contact.forgotten_at.is_(None), models.Contact.id > last_id)
+                .order_by(models.Contact.id)
+                .limit(chunk_size)
+            ).all()
+            if not rows:
+                break
+            last_id = int(rows[-1].id)
+            done += len(rows)
+            rows = [r for r in rows if int(r.id) not in kept_ids]
+            if rows:
+                chunk = _read_chunk(
+                    connection,
+                    setup,
+                    rows,
+                    now=now,
+                    campaign_id=campaign_id,
+                    audience=audience,
+                    zones=zones,
+                )
+                if chunk.ids.size:
+                    if featurizer is None:
+                        featurizer = fresh.fit(chunk.data)
+                    x_parts.append(featurizer.transform(chunk.data, setup.message))
+                    chunks.append(chunk)
+            if progress is not None:
+                progress("read", done, total)
+    featurizer = featurizer or fresh.fit(
+        ContextData(stage=np.zeros(0, np.int64), numeric={k: np.zeros(0) for k in fresh.numeric})
+    )
+    actions = setup.actions
+    ids, offsets, stage, eligibility = _concat(chunks, actions.n_channels, actions.n_slots)
+    n_features = len(featurizer.feature_names())
+    x = np.concatenate(x_parts) if x_parts else np.zeros((0, n_features), np.float32)
+    policy = choice.policy
+    result = plan(
+        x,
+        actions,
+        policy,
+        eligibility,
+        setup.selection_rules,
+        rng=make_rng(seed),
+        strata=stage,
+        holdout_share=setup.holdout_share,
+        draws=draws,
+    )
+    notes = list(choice.notes)
+    unknown = sorted(z for z, v in zones.items() if v is None)
+    if unknown:
+        notes.append(f"unknown time zones planned as UTC: {', '.join(unknown[:5])}")
+    decisions = int(np.maximum(result.n_levers, 1).sum())
+
+    policy_version_id = choice.row_id
+    replaced = 0
+    if not dry_run:
+        weights = policy.weight_matrix(actions)
+        names = np.asarray(featurizer.feature_names(), dtype=object)
+        with session_scope(engine) as session:
+            campaign_row, variant_ids = _upsert_campaign(session, setup, now)
+            if policy_version_id is None and decisions:
+                # not for an empty audience: the prior's featurizer would be fitted on nothing
+                policy_version_id = _record_prior(session, setup, policy, featurizer, now)
+            replaced = _delete_previous(session, campaign_row.id)
+            # Core executemany: the ORM's bulk insert would fetch every new id back, row by row
+            connection = session.connection()
+            statement = insert(_DECISIONS)
+            written = 0
+            # records are made batch by batch, so that memory stays bounded for any audience
+            for start in range(0, result.n, write_batch):
+                stop = min(result.n, start + write_batch)
+                runner, contributions = _explanations(
+                    x, result, setup, policy, eligibility, names, weights, start=start, stop=stop
+                )
+                batch = _decision_records(
+                    result,
+                    setup,
+                    ids,
+                    offsets,
+                    runner,
+                    contributions,
+                    start=start,
+                    stop=stop,
+                    now=now,
+                )
+                for record in batch:
+                    record["campaign_id"] = campaign_row.id
+                    record["policy_version_id"] = policy_version_id
+                    variant = record.pop("_variant")
+                    record["variant_id"] = variant_ids.get(variant) if variant else None
+                connection.execute(statement, batch)
+                written += len(batch)
+                if progress is not None:
+                    progress("write", written, decisions)
+    elif campaign_id is not None:
+        replaced = _count_replaceable(engine, campaign_id)
+
+    return _report(
+        setup,
+        result,
+        ids=ids,
+        offsets=offsets,
+        eligibility=eligibility,
+        dry_run=dry_run,
+        kept=len(kept_ids),
+        replaced=replaced,
+        decisions=decisions,
+        policy=policy,
+        policy_version_id=policy_version_id,
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        notes=tuple(notes),
+    )
+
+
+def _count_replaceable(engine: Engine, campaign_id: int) -> int:
+    delivered = (
+        select(models.Decision.contact_id)
+        .join(models.Delivery, models.Delivery.decision_id == models.Decision.id)
+        .where(models.Decision.campaign_id == campaign_id)
+    )
+    with engine.connect() as connection:
+        return int(
+            connection.scalar(
+                select(func.count())
+                .select_from(models.Decision)
+                .where(
+                    models.Decision.campaign_id == campaign_id,
+                    models.Decision.contact_id.not_in(delivered),
+                )
+            )
+            or 0
+        )
+
+
+def _delete_previous(session: Session, campaign_id: int) -> int:
+    """Delete the campaign's decisions of contacts none of whose decisions has a delivery."""
+    delivered = (
+        select(models.Decision.contact_id)
+        .join(models.Delivery, models.Delivery.decision_id == models.Decision.id)
+        .where(models.Decision.campaign_id == campaign_id)
+    )
+    result = session.execute(
+        delete(models.Decision)
+        .where(
+            models.Decision.campaign_id == campaign_id,
+            models.Decision.contact_id.not_in(delivered),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _upsert_campaign(
+    session: Session, setup: _Setup, now: datetime
+) -> tuple[models.Campaign, dict[tuple[str, str], int]]:
+    """The campaign's row, its ``main`` message and a variant row per channel and variant (the same
+    layout as ``tummler strategy sync``); variants no longer in the file are left alone."""
+    campaign = setup.campaign
+    row = session.scalar(select(models.Campaign).where(models.Campaign.key == campaign.id))
+    starts, ends = (campaign.window.start, campaign.window.end) if campaign.window else (None, None)
+    values: dict[str, Any] = {
+        "objective": campaign.objective,
+        "pillar": campaign.pillar,
+        "audience": campaign.audience,
+        "starts_at": starts,
+        "ends_at": ends,
+        "holdout_share": setup.holdout_share,
+        "definition": campaign.model_dump(mode="json"),
+        "updated_at": now,
+    }
+    if row is None:
+        row = models.Campaign(key=campaign.id, created_at=now, **values)
+        session.add(row)
+        session.flush()
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    message = session.scalar(
+        select(models.Message).where(
+            models.Message.campaign_id == row.id, models.Message.key == _MAIN_MESSAGE
+        )
+    )
+    attributes = campaign.message.model_dump(mode="json")
+    if message is None:
+        message = models.Message(campaign_id=row.id, key=_MAIN_MESSAGE, attributes=attributes)
+        session.add(message)
+        session.flush()
+    else:
+        message.attributes = attributes
+    existing = {
+        (v.channel, v.key): v
+        for v in session.scalars(
+            select(models.Variant).where(models.Variant.message_id == message.id)
+        )
+    }
+    for channel, variants in campaign.variants.items():
+        for variant in variants:
+            stored = existing.get((channel, variant.id))
+            if stored is None:
+                stored = models.Variant(
+                    message_id=message.id, channel=channel, key=variant.id, body=variant.body
+                )
+                session.add(stored)
+                existing[(channel, variant.id)] = stored
+            stored.subject = variant.subject
+            stored.headline = variant.headline
+            stored.body = variant.body
+    session.flush()
+    return row, {key: int(v.id) for key, v in existing.items()}
+
+
+@functools.cache
+def _rule_names(bits: int) -> list[str]:
+    """:func:`~tummler.decide.reason_names`, once per bit pattern (there are 256)."""
+    return reason_names(bits)
+
+
+def _local_label(minutes: int) -> str:
+    day = _DAYS[(minutes // 1440) % 7]
+    return f"{day} {(minutes % 1440) // 60:02d}:{minutes % 60:02d}"
+
+
+def _decision_records(
+    result: Plan,
+    setup: _Setup,
+    ids: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.float64],
+    runner: npt.NDArray[np.int64],
+    contributions: list[list[list[Any]]],
+    *,
+    start: int,
+    stop: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One record per lever (one per *no send*), ready for ``insert(Decision)`` once the campaign,
+    variant and policy ids are known."""
+    actions = setup.actions
+    names = setup.names
+    policy = f"{result.policy_kind}@{result.policy_version}"
+    reference = setup.reference.replace(tzinfo=UTC)
+    records: list[dict[str, Any]] = []
+    for i in range(start, stop):
+        bits = result.reasons[i]
+        removed = {names[c]: _rule_names(int(bits[c])) for c in range(len(names)) if bits[c]}
+        runner_name = actions.name(int(runner[i - start])) if runner[i - start] >= 0 else "no-send"
+        base = {
+            "removed": removed,
+            "runner_up": runner_name,
+            "contributions": contributions[i - start],
+            "explored": bool(result.explored[i]),
+            "policy": policy,
+        }
+        levers = [int(a) for a in result.action[i] if a >= 0]
+        if not levers:
+            records.append(
+                {
+                    "contact_id": int(ids[i]),
+                    "lever": 0,
+                    "channel": None,
+                    "send_at": None,
+                    "_variant": None,
+                    "action": actions.k,
+                    "propensity": float(result.propensity[i, 0]),
+                    "expected_value": float(result.expected_value[i, 0]),
+                    "holdout": bool(result.holdout[i]),
+                    "reasons": {**base, "action": "no-send"},
+                    "decided_at": now,
+                }
+            )
+            continue
+        for lever, a in enumerate(levers):
+            c, s, v = int(actions.channel[a]), int(actions.slot[a]), int(actions.variant[a])
+            local = int(setup.slot_minutes[s])
+            send_at = reference + timedelta(minutes=local - float(offsets[i]))
+            records.append(
+                {
+                    "contact_id": int(ids[i]),
+                    "lever": lever,
+                    "channel": names[c],
+                    "send_at": send_at,
+                    "_variant": (names[c], actions.variant_names[c][v]),
+                    "action": a,
+                    "propensity": float(result.propensity[i, lever]),
+                    "expected_value": float(result.expected_value[i, lever]),
+                    "holdout": False,
+                    "reasons": {**base, "action": actions.name(a), "local": _local_label(local)},
+                    "decided_at": now,
+                }
+            )
+    return records
+
+
+def _report(
+    setup: _Setup,
+    result: Plan,
+    *,
+    ids: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.float64],
+    eligibility: Eligibility,
+    dry_run: bool,
+    kept: int,
+    replaced: int,
+    decisions: int,
+    policy: Policy,
+    policy_version_id: int | None,
+    seed: int,
+    seconds: float,
+    notes: tuple[str, ...],
+) -> PlanReport:
+    actions = setup.actions
+    names = setup.names
+    per_channel = result.sends_per_channel(actions)
+    chosen = result.action[result.action >= 0]
+    minute_of_day = setup.slot_minutes[actions.slot[chosen]] % 1440
+    times, counts = np.unique(minute_of_day, return_counts=True)
+    removed: dict[str, dict[str, int]] = {}
+    for c, name in enumerate(names):
+        per_rule = {
+            reason.name.lower(): int((eligibility.reasons[:, c] & reason.value).astype(bool).sum())
+            for reason in Reason
+            if reason.name is not None
+        }
+        removed[name] = {k: v for k, v in per_rule.items() if v}
+    sends = result.action >= 0
+    value = float(np.nansum(np.where(sends, result.expected_value, 0.0)))
+    return PlanReport(
+        campaign=setup.campaign.id,
+        dry_run=dry_run,
+        audience=int(ids.size),
+        kept=kept,
+        replaced=replaced,
+        decisions=decisions,
+        sends_per_channel={name: int(per_channel[c]) for c, name in enumerate(names)},
+        sends_per_slot={
+            f"{t // 60:02d}:{t % 60:02d}": int(k) for t, k in zip(times, counts, strict=True)
+        },
+        no_sends=int((~sends.any(axis=1)).sum()),
+        holdout=int(result.holdout.sum()),
+        removed=removed,
+        expected_value=value,
+        policy=f"{policy.kind}@{policy.version}",
+        policy_version_id=policy_version_id,
+        seed=seed,
+        horizon_start=setup.start,
+        horizon_end=setup.end,
+        seconds=seconds,
+        contacts_per_second=ids.size / seconds if seconds > 0 else 0.0,
+        notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------------------------ explain
+
+
+@dataclass(frozen=True)
+class LeverExplanation:
+    """One lever of a decision, as stored."""
+
+    channel: str | None
+    variant: str | None
+    send_at: datetime | None
+    local_time: str | None
+    action: str
+    propensity: float
+    expected_value: float | None
+
+
+@dataclass(frozen=True)
+class DecisionExplanation:
+    """Why one contact got what it got in one campaign, read back from its decision rows."""
+
+    contact: str
+    campaign: str
+    levers: tuple[LeverExplanation, ...]
+    holdout: bool
+    explored: bool
+    removed: dict[str, list[str]]
+    unavailable: tuple[str, ...]
+    runner_up: str | None
+    contributions: tuple[tuple[str, float], ...]
+    policy: str
+    decided_at: datetime
+    summary: str = field(default="")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        data = asdict(self)
+        data["decided_at"] = self.decided_at.isoformat()
+        for lever in data["levers"]:
+            if lever["send_at"] is not None:
+                lever["send_at"] = lever["send_at"].isoformat()
+        data["contributions"] = [list(c) for c in self.contributions]
+        data["unavailable"] = list(self.unavailable)
+        return data
+
+
+def explain_decision(engine: Engine, *, contact: str, campaign_key: str) -> DecisionExplanation:
+    """Explain a contact's decision in a campaign from what the plan stored with it.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    contact
+        The contact's external id (or, failing that, its numeric id).
+    campaign_key
+        The campaign's id.
+
+    Raises
+    ------
+    NotFoundError
+        When the contact, the campaign, or a decision for them is not in the store.
+    """
+    with engine.connect() as connection:
+        campaign_id = connection.scalar(
+            select(models.Campaign.id).where(models.Campaign.key == campaign_key)
+        )
+        if campaign_id is None:
+            raise NotFoundError(
+                f"no campaign {campaign_key!r} in the store: "
+                f"run `tummler plan {campaign_key}` first"
+            )
+        person = connection.execute(
+            select(models.Contact.id, models.Contact.external_id).where(
+                models.Contact.external_id == contact
+            )
+        ).first()
+        if person is None and contact.isdigit():
+            person = connection.execute(
+                select(models.Contact.id, models.Contact.external_id).where(
+                    models.Contact.id == int(contact)
+                )
+            ).first()
+        if person is None:
+            raise NotFoundError(f"no contact with external id {contact!r} in the store")
+    with Session(engine) as session:
+        rows = session.execute(
+            select(models.Decision, models.Variant.key)
+            .outerjoin(models.Variant, models.Variant.id == models.Decision.variant_id)
+            .where(
+                models.Decision.campaign_id == campaign_id,
+                models.Decision.contact_id == person.id,
+            )
+            .order_by(models.Decision.lever)
+        ).all()
+    if not rows:
+        raise NotFoundError(
+            f"contact {contact!r} has no decision in campaign {campaign_key!r}: it was not in the "
+            f"audience when the campaign was planned (run `tummler plan {campaign_key}` again)"
+        )
+    first: models.Decision = rows[0][0]
+    reasons = dict(first.reasons or {})
+    levers = tuple(
+        LeverExplanation(
+            channel=d.channel,
+            variant=variant,
+            send_at=d.send_at,
+            local_time=(d.reasons or {}).get("local"),
+            action=str((d.reasons or {}).get("action", "no-send")),
+            propensity=float(d.propensity),
+            expected_value=d.expected_value,
+        )
+        for d, variant in rows
+        if d.channel is not None
+    )
+    removed = {str(k): list(v) for k, v in dict(reasons.get("removed", {})).items()}
+    sent = {lever.channel for lever in levers}
+    unavailable = tuple(
+        c for c, rules in removed.items() if c not in sent and _blocks_channel(rules)
+    )
+    explanation = DecisionExplanation(
+        contact=str(person.external_id),
+        campaign=campaign_key,
+        levers=levers,
+        holdout=bool(first.holdout),
+        explored=bool(reasons.get("explored", False)),
+        removed=removed,
+        unavailable=unavailable,
+        runner_up=reasons.get("runner_up"),
+        contributions=tuple((str(n), float(v)) for n, v in reasons.get("contributions", [])),
+        policy=str(reasons.get("policy", "")),
+        decided_at=first.decided_at,
+    )
+    return DecisionExplanation(
+        **{**asdict(explanation), "levers": levers, "summary": _sentence(explanation)}
+    )
+
+
+#: Rules that remove a whole channel (the others remove some of its slots).
+_CHANNEL_RULES = {
+    "no_identity",
+    "no_consent",
+    "stage",
+    "fatigue_cap",
+    "frequency_cap",
+    "channel_norm",
+    "outside_window",
+}
+
+
+def _blocks_channel(rules: Sequence[str]) -> bool:
+    return any(r in _CHANNEL_RULES for r in rules)
+
+
+def _sentence(e: DecisionExplanation) -> str:
+    """The decision in plain words."""
+    parts: list[str] = []
+    if e.holdout:
+        head = (
+            "held out (control group): nothing is sent, so that the campaign's effect can be "
+            "measured"
+        )
+    elif not e.levers and e.runner_up in (None, "no-send"):
+        head = "no send: every lever was removed by a rule"
+    elif not e.levers:
+        head = (
+            f"no send: not even the best eligible lever ({e.runner_up}) cleared the relevance "
+            "threshold"
+        )
+    else:
+        head = " and ".join(
+            f"{lever.channel} at {lever.local_time or '?'} local, variant {lever.variant}"
+            for lever in e.levers
+        )
+    parts.append(head)
+    for channel, rules in e.removed.items():
+        words = ", ".join(_RULE_WORDS.get(r, r) for r in rules)
+        if channel in e.unavailable:
+            parts.append(f"{channel} removed — {words}")
+        else:
+            parts.append(f"some {channel} slots removed — {words}")
+    if e.levers and e.runner_up:
+        chosen = e.levers[0].channel
+        why = (
+            ", ".join(f"{n} ({v:+.3g})" for n, v in e.contributions)
+            if e.contributions
+            else "of the policy's draw (nothing learned yet separates them)"
+        )
+        if e.explored:
+            why = "it was drawn at random for exploration"
+        parts.append(f"{chosen} chosen over {e.runner_up} because {why}")
+    return "; ".join(parts)

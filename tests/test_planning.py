@@ -1,0 +1,462 @@
+"""The planning service and `tummler plan` / `tummler explain`, on SQLite and PostgreSQL.
+
+The workspace is the example one (`tummler init`): campaign ``fresh-roast-reorder`` (e-mail and SMS,
+customers and advocates engaged in the last 60 days) and ``first-order-welcome`` (e-mail and
+Mastodon, subscribers and prospects with e-mail consent). Contacts are seeded with the ORM so that
+every rule has known victims: who lacks an identity, whose consent was revoked, who is tired.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import typer
+from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
+
+from tummler.app.planning import explain_decision, plan_campaign
+from tummler.app.workspace import init_workspace
+from tummler.cli import plan as plan_cli
+from tummler.cli.context import CLIState
+from tummler.core.clock import FrozenClock
+from tummler.core.errors import NotFoundError
+from tummler.store.database import connect, session_scope
+from tummler.store.models import (
+    Campaign,
+    ChannelIdentity,
+    ConsentEvent,
+    Contact,
+    Decision,
+    Delivery,
+    Event,
+    PolicyVersion,
+    Variant,
+)
+
+NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday, 06:00 UTC
+DAY = timedelta(days=1)
+REORDER = "fresh-roast-reorder"
+WELCOME = "first-order-welcome"
+ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC")
+#: The example strategy's send times and quiet hours, per channel.
+SLOTS = {
+    "email": {time(9, 0), time(12, 30), time(18, 0)},
+    "sms": {time(10, 0), time(17, 0)},
+    "mastodon": {time(11, 0), time(16, 0)},
+}
+QUIET = {"email": (time(21, 0), time(8, 0)), "sms": (time(20, 0), time(9, 0))}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    init_workspace(tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+def _seed(engine: Engine, n: int = 120) -> dict[str, int]:
+    """``n`` customers and advocates, all with e-mail consent and a recent click; every other one
+    has a phone with SMS consent. Then the known victims of each rule:
+
+    - ``c3`` revoked its SMS consent after granting it, ``c5`` revoked e-mail;
+    - ``c7`` already got three sends from another campaign this week (fatigue cap 3);
+    - ``sub0..sub9`` are subscribers (``first-order-welcome``), ``sub0`` has a Mastodon handle.
+    """
+    ids: dict[str, int] = {}
+    with session_scope(engine) as session:
+
+        def add(key: str, stage: str, zone: str, channels: dict[str, str]) -> int:
+            row = Contact(
+                external_id=key,
+                stage=stage,
+                time_zone=zone,
+                attributes={"first_name": key.title(), "city": "Berlin", "lifetime_value": 10.0},
+                created_at=NOW - 200 * DAY,
+                updated_at=NOW - 200 * DAY,
+            )
+            session.add(row)
+            session.flush()
+            ids[key] = row.id
+            for channel, address in channels.items():
+                session.add(
+                    ChannelIdentity(
+                        contact_id=row.id, channel=channel, address=address, created_at=NOW
+                    )
+                )
+                if channel != "mastodon":
+                    session.add(
+                        ConsentEvent(
+                            contact_id=row.id,
+                            channel=channel,
+                            status="granted",
+                            source="signup",
+                            at=NOW - 100 * DAY,
+                            recorded_at=NOW - 100 * DAY,
+                        )
+                    )
+            return row.id
+
+        for i in range(n):
+            channels = {"email": f"c{i}@example.org"}
+            if i % 2:
+                channels["sms"] = f"+49151{i:07d}"
+            contact_id = add(
+                f"c{i}", ("customer", "advocate")[i % 2 == 0 and i % 4 == 0], ZONES[i % 4], channels
+            )
+            session.add(
+                Event(
+                    contact_id=contact_id,
+                    channel="email",
+                    type="clicked",
+                    value=None,
+                    at=NOW - (1 + i % 20) * DAY,
+                    source="test",
+                    provider_event_id=f"click-{i}",
+                )
+            )
+        for key, channel in (("c3", "sms"), ("c5", "email")):
+            session.add(
+                ConsentEvent(
+                    contact_id=ids[key],
+                    channel=channel,
+                    status="revoked",
+                    source="unsubscribe link",
+                    at=NOW - 2 * DAY,
+                    recorded_at=NOW - 2 * DAY,
+                )
+            )
+        other = Campaign(
+            key="last-week",
+            objective="repeat-purchase",
+            created_at=NOW - 7 * DAY,
+            updated_at=NOW - 7 * DAY,
+        )
+        session.add(other)
+        session.flush()
+        for k in range(3):
+            session.add(
+                Decision(
+                    campaign_id=other.id,
+                    contact_id=ids["c7"],
+                    lever=k,
+                    channel="email",
+                    send_at=NOW - (k + 1) * DAY,
+                    action=0,
+                    propensity=1.0,
+                    decided_at=NOW - 7 * DAY,
+                )
+            )
+        for i in range(10):
+            channels = {"email": f"sub{i}@example.org"}
+            if i == 0:
+                channels["mastodon"] = "@sub0@example.social"
+            add(f"sub{i}", "subscriber", "Europe/Berlin", channels)
+    return ids
+
+
+def _plan(engine: Engine, workspace: Path, campaign: str = REORDER, **options: Any) -> Any:
+    return plan_campaign(
+        engine,
+        workspace=workspace,
+        campaign_key=campaign,
+        clock=FrozenClock(NOW),
+        seed=options.pop("seed", 7),
+        **options,
+    )
+
+
+def _decisions(engine: Engine, campaign: str = REORDER) -> list[Any]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                select(
+                    Decision.contact_id,
+                    Decision.lever,
+                    Decision.channel,
+                    Decision.send_at,
+                    Decision.variant_id,
+                    Decision.action,
+                    Decision.propensity,
+                    Decision.holdout,
+                    Decision.reasons,
+                    Variant.channel.label("variant_channel"),
+                )
+                .join(Campaign, Campaign.id == Decision.campaign_id)
+                .outerjoin(Variant, Variant.id == Decision.variant_id)
+                .where(Campaign.key == campaign)
+                .order_by(Decision.contact_id, Decision.lever)
+            )
+        )
+
+
+def _count(engine: Engine, model: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_plan_writes_one_decision_per_contact_that_respects_every_rule(
+    engine: Engine, workspace: Path
+) -> None:
+    ids = _seed(engine)
+    report = _plan(engine, workspace)
+    by_id = {v: k for k, v in ids.items()}
+    rows = [r for r in _decisions(engine) if by_id[r.contact_id].startswith("c")]
+    contacts = {r.contact_id for r in rows}
+    assert len(contacts) == report.audience == 120  # subscribers are not in this audience
+    assert len(rows) == report.decisions == 120  # lever budget 1: one row per contact
+    assert all(0 < r.propensity <= 1 for r in rows)
+    zones = {ids[f"c{i}"]: ZONES[i % 4] for i in range(120)}
+    for r in rows:
+        key = by_id[r.contact_id]
+        if r.channel is None:
+            assert r.send_at is None
+            assert r.variant_id is None
+            continue
+        assert r.variant_channel == r.channel
+        # never a lever without identity or consent
+        number = int(key[1:])
+        assert not (r.channel == "sms" and (number % 2 == 0 or key == "c3"))
+        assert not (r.channel == "email" and key == "c5")
+        # inside the horizon, at one of the channel's own times, never in its quiet hours
+        assert NOW <= r.send_at < NOW + DAY
+        local = r.send_at.astimezone(ZoneInfo(zones[r.contact_id])).time()
+        assert local in SLOTS[r.channel]
+        start, end = QUIET[r.channel]
+        assert end <= local < start  # quiet hours wrap past midnight
+    fatigued = [r for r in rows if r.contact_id == ids["c7"]]
+    assert [r.channel for r in fatigued] == [None]
+    assert "fatigue_cap" in fatigued[0].reasons["removed"]["email"]
+    revoked = next(r for r in rows if r.contact_id == ids["c3"])
+    assert "no_consent" in revoked.reasons["removed"]["sms"]
+    assert report.removed["sms"]["no_identity"] == 60
+
+
+def test_holdout_is_logged_as_no_send_with_its_share_as_propensity(
+    engine: Engine, workspace: Path
+) -> None:
+    _seed(engine, n=400)
+    report = _plan(engine, workspace)
+    rows = _decisions(engine)
+    held = [r for r in rows if r.holdout]
+    assert len(held) == report.holdout
+    assert abs(report.holdout / report.audience - 0.1) <= 0.02  # stratified: within a few contacts
+    assert all(r.channel is None and r.propensity == pytest.approx(0.1) for r in held)
+    assert report.no_sends >= report.holdout
+    assert sum(report.sends_per_channel.values()) == sum(report.sends_per_slot.values())
+
+
+def test_dry_run_writes_nothing(engine: Engine, workspace: Path) -> None:
+    _seed(engine)
+    before = {m: _count(engine, m) for m in (Decision, Campaign, PolicyVersion, Variant)}
+    report = _plan(engine, workspace, dry_run=True)
+    assert report.dry_run
+    assert report.decisions == 120
+    assert report.policy_version_id is None
+    assert {m: _count(engine, m) for m in before} == before
+
+
+def test_replanning_replaces_without_duplicates_and_keeps_delivered(
+    engine: Engine, workspace: Path
+) -> None:
+    ids = _seed(engine)
+    first = _plan(engine, workspace)
+    with session_scope(engine) as session:
+        decision = session.scalar(
+            select(Decision).where(Decision.contact_id == ids["c1"], Decision.channel.is_not(None))
+        )
+        assert decision is not None, "c1 has e-mail and SMS: some lever is pulled for it"
+        kept_id = decision.id
+        session.add(
+            Delivery(
+                decision_id=decision.id,
+                idempotency_key="c1-reorder",
+                channel=decision.channel or "",
+                status="sent",
+                scheduled_at=NOW,
+                sent_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    second = _plan(engine, workspace, seed=8)
+    assert second.kept == 1
+    assert second.replaced == first.decisions - 1
+    assert second.audience == first.audience - 1
+    assert _count(engine, Decision) == first.decisions + 3  # + the other campaign's three
+    with engine.connect() as connection:
+        assert connection.scalar(select(Decision.id).where(Decision.id == kept_id)) == kept_id
+    # the fresh prior was recorded once, promoted, and reused
+    assert first.policy_version_id == second.policy_version_id
+    assert _count(engine, PolicyVersion) == 1
+
+
+def test_same_seed_same_decisions(engine: Engine, workspace: Path) -> None:
+    _seed(engine)
+
+    def snapshot() -> list[tuple[Any, ...]]:
+        return [
+            (r.contact_id, r.lever, r.channel, r.send_at, r.action, r.propensity, r.holdout)
+            for r in _decisions(engine)
+        ]
+
+    _plan(engine, workspace, seed=11)
+    first = snapshot()
+    _plan(engine, workspace, seed=11)
+    assert snapshot() == first
+    _plan(engine, workspace, seed=12)
+    assert snapshot() != first
+
+
+def test_explain_names_the_rule_that_removed_a_lever(engine: Engine, workspace: Path) -> None:
+    _seed(engine)
+    _plan(engine, workspace, campaign=WELCOME)
+    lacking = explain_decision(engine, contact="sub1", campaign_key=WELCOME)
+    assert lacking.removed["mastodon"] == ["no_identity"]
+    assert "mastodon removed — no identity" in lacking.summary
+    if not lacking.holdout and lacking.levers:
+        assert lacking.summary.startswith("email at ")
+        assert lacking.levers[0].local_time in {"Mon 09:00", "Mon 12:30", "Mon 18:00"}
+    _plan(engine, workspace)
+    tired = explain_decision(engine, contact="c7", campaign_key=REORDER)
+    assert "fatigue cap reached" in tired.summary
+    assert tired.levers == ()
+
+
+@pytest.mark.parametrize(
+    ("contact", "campaign", "message"),
+    [
+        ("c1", "no-such-campaign", "no campaign 'no-such-campaign' in the store"),
+        ("nobody", REORDER, "no contact with external id 'nobody'"),
+        ("sub1", REORDER, "has no decision in campaign 'fresh-roast-reorder'"),
+    ],
+)
+def test_explain_refuses_what_is_not_there(
+    engine: Engine, workspace: Path, contact: str, campaign: str, message: str
+) -> None:
+    _seed(engine, n=8)
+    _plan(engine, workspace)
+    with pytest.raises(NotFoundError, match=message):
+        explain_decision(engine, contact=contact, campaign_key=campaign)
+
+
+def test_unknown_campaign_lists_the_known_ones(engine: Engine, workspace: Path) -> None:
+    with pytest.raises(NotFoundError, match="known: first-order-welcome, fresh-roast-reorder"):
+        _plan(engine, workspace, campaign="spring")
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli_workspace(workspace: Path) -> Path:
+    engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
+    _seed(engine, n=24)
+    engine.dispose()
+    return workspace
+
+
+def _app(workspace: Path) -> typer.Typer:
+    """The two commands as ``tummler`` registers them, under a root that opens this workspace."""
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        cli = CLIState(workspace=workspace)
+        ctx.obj = cli
+        ctx.call_on_close(cli.close)
+
+    app.command("plan")(plan_cli.plan)
+    app.command("explain")(plan_cli.explain)
+    return app
+
+
+def test_cli_plan_and_explain(cli_workspace: Path) -> None:
+    runner = CliRunner()
+    app = _app(cli_workspace)
+    as_of = ["--as-of", NOW.strftime("%Y-%m-%dT%H:%M:%S")]
+    dry = runner.invoke(app, ["plan", REORDER, "--dry-run", "--seed", "3", *as_of])
+    assert dry.exit_code == 0, dry.output
+    words = " ".join(dry.output.split())  # the console wraps at the terminal's width
+    assert "dry run, nothing written" in words
+    assert "Sends per local send time" in words
+    done = runner.invoke(app, ["plan", REORDER, "--seed", "3", "--json", *as_of])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["decisions"] == 24
+    assert report["dry_run"] is False
+    assert report["seed"] == 3
+    shown = runner.invoke(app, ["explain", "c3", REORDER])
+    assert shown.exit_code == 0, shown.output
+    assert "sms removed — no consent" in " ".join(shown.output.split())
+    data = json.loads(runner.invoke(app, ["explain", "c3", REORDER, "--json"]).output)
+    assert data["contact"] == "c3"
+    assert "no_consent" in data["removed"]["sms"]
+
+
+def test_the_latest_promoted_version_decides_and_explains_with_its_weights(
+    engine: Engine, workspace: Path
+) -> None:
+    ids = _seed(engine)
+    first = _plan(engine, workspace)
+    with session_scope(engine) as session:
+        prior = session.get(PolicyVersion, first.policy_version_id)
+        assert prior is not None
+        assert prior.promoted
+        assert prior.name == "repeat-purchase"
+        parameters = json.loads(json.dumps(prior.parameters))
+        weights = len(parameters["policy"]["state"]["m"])
+        # a policy that has "learned" something: every weight pulls a little, in a fixed pattern
+        parameters["policy"]["state"]["m"] = [((i % 7) - 3) / 10 for i in range(weights)]
+        parameters["policy"]["version"] = 1
+        learned = PolicyVersion(
+            name="repeat-purchase",
+            version=1,
+            kind=prior.kind,
+            parameters=parameters,
+            parent_id=prior.id,
+            promoted=True,
+            created_at=NOW,
+        )
+        session.add(learned)
+        session.flush()
+        learned_id = learned.id
+    second = _plan(engine, workspace)
+    assert second.policy_version_id == learned_id
+    assert second.policy == "logistic_thompson@1"
+    rows = _decisions(engine)
+    assert {r.reasons["policy"] for r in rows} == {"logistic_thompson@1"}
+    sent = next(r for r in rows if r.channel is not None and r.reasons["contributions"])
+    key = next(k for k, v in ids.items() if v == sent.contact_id)
+    why = explain_decision(engine, contact=key, campaign_key=REORDER)
+    assert why.contributions
+    assert why.runner_up
+    name, value = why.contributions[0]
+    assert f"{name} ({value:+.3g})" in why.summary
+
+
+def test_a_critical_message_overrides_what_the_strategy_lets_it_and_keeps_its_window(
+    engine: Engine, workspace: Path
+) -> None:
+    """The example strategy lets ``critical`` override the lever budget and the fatigue cap, never
+    consent, and not the per-channel frequency cap."""
+    text = (workspace / "campaigns" / f"{REORDER}.yaml").read_text(encoding="utf-8")
+    text = text.replace(f"id: {REORDER}", "id: recall").replace(
+        "urgency: normal", "urgency: critical"
+    )
+    window = "window:\n  start: 2026-03-03T06:00:00Z\n  end: 2026-03-04T06:00:00Z\n"
+    (workspace / "campaigns" / "recall.yaml").write_text(text + window, encoding="utf-8")
+    ids = _seed(engine)
+    report = _plan(engine, workspace, campaign="recall")
+    rows = _decisions(engine, "recall")
+    assert report.horizon_start == NOW + DAY
+    assert all(NOW + DAY <= r.send_at < NOW + 2 * DAY for r in rows if r.channel is not None)
+    assert max(r.lever for r in rows) <= 1  # two channels: at most two levers
+    assert not any("fatigue_cap" in rules for r in rows for rules in r.reasons["removed"].values())
+    tired = [r for r in rows if r.contact_id == ids["c7"]]
+    assert tired[0].reasons["removed"]["email"] == ["frequency_cap"]
+    assert all(r.channel != "email" for r in tired)
+    revoked = [r for r in rows if r.contact_id == ids["c5"]]
+    assert all(r.channel != "email" for r in revoked)
