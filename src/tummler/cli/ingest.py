@@ -1,10 +1,203 @@
-"""`tummler import`: import contacts, identities, consent, events, edges and mentions from CSV, JSONL or Parquet."""
+"""`tummler import`: import contacts, identities, consent, events, edges and mentions from CSV, JSONL or Parquet.
+
+Exit codes: 0 when the import ran — even when some rows were rejected (they are in the rejects file);
+1 when nothing could be read (missing, empty or unreadable file, missing required columns, a bad option)
+or the database refused a batch.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+import yaml
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tummler.app.ingest import ImportKind, ImportReport, import_file
+from tummler.cli.context import console, error_console, state
+from tummler.core.errors import InputError, TummlerError
 
 import_app = typer.Typer(
     help="Import contacts, identities, consent, events, edges and mentions from CSV, JSONL or Parquet.",
     no_args_is_help=True,
 )
+
+_FIELDS_HELP = {
+    ImportKind.CONTACTS: "external_id (required), time_zone, locale, stage, email, phone; "
+    "other columns become attributes",
+    ImportKind.IDENTITIES: "contact_external_id, channel, address (all required)",
+    ImportKind.CONSENT: "contact_external_id, channel, status, at (required), source",
+    ImportKind.EVENTS: "contact_external_id, type, at (required), channel, value, source, "
+    "provider_event_id",
+    ImportKind.EDGES: "source_external_id, target_external_id, kind (required), weight, at",
+    ImportKind.MENTIONS: "channel, external_id, at (required), author_handle, text, "
+    "contact_external_id, sentiment, topic",
+}
+
+
+def _mapping(pairs: list[str] | None, mapping_file: Path | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    if mapping_file is not None:
+        try:
+            loaded: Any = yaml.safe_load(mapping_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"cannot read the mapping file: {exc}", file=mapping_file) from None
+        if not isinstance(loaded, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
+        ):
+            raise InputError(
+                "the mapping file must hold `field: column` pairs, e.g. `external_id: customer_id`",
+                file=mapping_file,
+            )
+        mapping.update(loaded)
+    for pair in pairs or []:
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise InputError(
+                f"--map {pair!r}: write FIELD=COLUMN, e.g. --map external_id=customer_id",
+                field="--map",
+            )
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def _render(report: ImportReport) -> None:
+    console.print(f"import {report.kind} from [bold]{report.path}[/bold]", highlight=False)
+    table = Table(show_header=True)
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    for label, value in (
+        ("read", report.rows_read),
+        ("accepted", report.accepted),
+        ("inserted", report.inserted),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("rejected", report.rejected),
+    ):
+        table.add_row(label, f"{value:,}")
+    if report.identities_added:
+        table.add_row("identities added", f"{report.identities_added:,}")
+    console.print(table)
+    if report.top_reasons:
+        reasons = Table(title="top rejection reasons", show_header=True)
+        reasons.add_column("reason")
+        reasons.add_column("rows", justify="right")
+        for reason, count in report.top_reasons:
+            reasons.add_row(reason, f"{count:,}")
+        console.print(reasons)
+    if report.rejects_path:
+        console.print(f"rejected rows: [bold]{report.rejects_path}[/bold]", highlight=False)
+
+
+def _run(
+    ctx: typer.Context,
+    kind: ImportKind,
+    file: Path,
+    file_format: str | None,
+    pairs: list[str] | None,
+    mapping_file: Path | None,
+    rejects: Path | None,
+    default_region: str | None,
+    as_json: bool,
+) -> None:
+    cli = state(ctx)
+    try:
+        mapping = _mapping(pairs, mapping_file)
+        engine = cli.engine
+        batch_size = cli.settings.import_batch_size
+        if as_json or not console.is_terminal:
+            report = import_file(
+                engine,
+                kind,
+                file,
+                mapping=mapping,
+                file_format=file_format,
+                rejects_path=rejects,
+                batch_size=batch_size,
+                default_region=default_region,
+            )
+        else:
+            with Progress(
+                TextColumn(f"importing {kind.value}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("read", total=None)
+
+                def advance(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                report = import_file(
+                    engine,
+                    kind,
+                    file,
+                    mapping=mapping,
+                    file_format=file_format,
+                    rejects_path=rejects,
+                    batch_size=batch_size,
+                    default_region=default_region,
+                    progress=advance,
+                )
+    except TummlerError as exc:
+        error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        console.print_json(json.dumps(report.to_dict()))
+    else:
+        _render(report)
+
+
+def _command(kind: ImportKind) -> Any:
+    def command(
+        ctx: typer.Context,
+        file: Annotated[Path, typer.Argument(help="CSV, JSON Lines (.jsonl) or Parquet file.")],
+        file_format: Annotated[
+            str | None,
+            typer.Option("--format", help="csv, jsonl or parquet (default: from the extension)."),
+        ] = None,
+        pairs: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--map", help="FIELD=COLUMN: read FIELD from the file's COLUMN (repeatable)."
+            ),
+        ] = None,
+        mapping_file: Annotated[
+            Path | None,
+            typer.Option("--mapping", help="YAML file of `field: column` pairs."),
+        ] = None,
+        rejects: Annotated[
+            Path | None,
+            typer.Option(
+                "--rejects", help="Rejected rows' CSV (default: <file>.rejects.csv beside it)."
+            ),
+        ] = None,
+        default_region: Annotated[
+            str | None,
+            typer.Option(
+                "--default-region", help="Region (DE, US...) of phone numbers without +country."
+            ),
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print one JSON summary instead of tables.")
+        ] = False,
+    ) -> None:
+        _run(ctx, kind, file, file_format, pairs, mapping_file, rejects, default_region, as_json)
+
+    command.__doc__ = (
+        f"Import {kind.value} from FILE. Columns: {_FIELDS_HELP[kind]}. Times without a zone "
+        "are UTC; plain numbers are unix seconds. Exit code 0 when the import ran (even with "
+        "rejected rows), 1 when nothing could be read."
+    )
+    return command
+
+
+for _kind in ImportKind:
+    import_app.command(
+        _kind.value, short_help=f"Import {_kind.value} from a CSV, JSONL or Parquet file."
+    )(_command(_kind))
