@@ -1,0 +1,117 @@
+"""Typed dependencies: the store, the settings, the clock and the caller's role.
+
+Routes declare what they need as annotated parameters (``engine: EngineDep``); tests build the app with
+their own engine and clock through :func:`tummler.api.create_app` instead of overriding dependencies.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from tummler.api.config import ApiSettings, Role, hash_api_key
+from tummler.core.clock import Clock
+from tummler.core.settings import Settings
+from tummler.store.database import session_scope
+
+__all__ = [
+    "ApiSettingsDep",
+    "ClockDep",
+    "EngineDep",
+    "Principal",
+    "SessionDep",
+    "SettingsDep",
+    "require_role",
+]
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _api_settings(request: Request) -> ApiSettings:
+    api_settings: ApiSettings = request.app.state.api_settings
+    return api_settings
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+
+
+def _session(engine: EngineDep) -> Iterator[Session]:
+    with session_scope(engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the role of their key and a short, non-secret id of it for logs."""
+
+    role: Role
+    key_id: str
+
+
+def _principal(
+    api_settings: ApiSettingsDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Principal:
+    key = bearer.credentials if bearer is not None else header_key
+    if not key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "no API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    digest = hash_api_key(key)
+    for known, role in api_settings.api_keys.items():
+        if hmac.compare_digest(known, digest):
+            return Principal(role=role, key_id=digest[:8])
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "unknown API key: check it, or ask an admin to add its hash to TUMMLER_API_KEYS",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def require_role(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that lets through a caller whose key has one of ``roles`` (403 otherwise)."""
+    allowed = frozenset(roles)
+    listing = ", ".join(sorted(role.value for role in allowed))
+
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a key with role {principal.role.value!r} may not do this; it needs one of: "
+                f"{listing}",
+            )
+        return principal
+
+    return check

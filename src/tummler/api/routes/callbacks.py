@@ -1,0 +1,145 @@
+"""``POST /v1/callbacks/{sendgrid,mailgun,twilio}``: provider webhooks, authenticated by signature.
+
+Each route reads the raw body (signatures cover the bytes as sent), checks the provider's signature,
+maps the provider's event names onto tummler's (tables in :mod:`tummler.app.callbacks`) and stores the
+events in one transaction. A provider whose secret is not configured gets 503, so it retries later rather
+than losing events, and nothing unauthenticated is ever stored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from tummler.api.deps import ApiSettingsDep, ClockDep, EngineDep
+from tummler.api.schemas import EventsAccepted
+from tummler.api.signatures import mailgun_problem, sendgrid_problem, twilio_problem
+from tummler.app.callbacks import (
+    EventProblem,
+    RecordReport,
+    RejectedEventsError,
+    mailgun_event,
+    record_events,
+    sendgrid_events,
+    twilio_event,
+)
+
+router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong provider signature; nothing was stored."},
+    422: {"description": "A malformed event or an unknown recipient; nothing was stored."},
+    503: {"description": "The provider's secret is not configured."},
+}
+
+
+def _secret(value: Any, variable: str, provider: str) -> str:
+    if value is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{provider} callbacks are not configured: set {variable}",
+        )
+    secret: str = value.get_secret_value()
+    return secret
+
+
+def _refuse(problem: str | None) -> None:
+    if problem is not None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, problem)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RejectedEventsError(
+            [EventProblem(None, "body", f"not JSON ({exc}); send Content-Type application/json")]
+        ) from None
+
+
+def _accepted(report: RecordReport) -> EventsAccepted:
+    return EventsAccepted(
+        accepted=report.accepted, duplicates=report.duplicates, ignored=report.ignored
+    )
+
+
+@router.post("/sendgrid", response_model=EventsAccepted, responses=_RESPONSES)
+async def sendgrid(
+    request: Request, engine: EngineDep, api_settings: ApiSettingsDep, clock: ClockDep
+) -> EventsAccepted:
+    """SendGrid Event Webhook (signed): a JSON array of events."""
+    key = _secret(
+        api_settings.sendgrid_verification_key, "TUMMLER_SENDGRID_VERIFICATION_KEY", "SendGrid"
+    )
+    body = await request.body()
+    _refuse(
+        sendgrid_problem(
+            key,
+            body,
+            request.headers.get("X-Twilio-Email-Event-Webhook-Signature"),
+            request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp"),
+            now=clock.now(),
+            tolerance_s=api_settings.signature_tolerance_s,
+        )
+    )
+    events = sendgrid_events(_json(body))
+    return _accepted(await run_in_threadpool(record_events, engine, events))
+
+
+@router.post("/mailgun", response_model=EventsAccepted, responses=_RESPONSES)
+async def mailgun(
+    request: Request, engine: EngineDep, api_settings: ApiSettingsDep, clock: ClockDep
+) -> EventsAccepted:
+    """Mailgun webhook: ``signature`` {timestamp, token, signature} and ``event-data``."""
+    key = _secret(api_settings.mailgun_signing_key, "TUMMLER_MAILGUN_SIGNING_KEY", "Mailgun")
+    payload = _json(await request.body())
+    signature = payload.get("signature") if isinstance(payload, dict) else None
+    parts = (
+        [signature.get(name) for name in ("timestamp", "token", "signature")]
+        if isinstance(signature, dict)
+        else [None, None, None]
+    )
+    if not all(isinstance(part, str | int) and str(part) for part in parts):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "no signature: the body needs signature.timestamp, signature.token and "
+            "signature.signature",
+        )
+    timestamp, token, digest = (str(part) for part in parts)
+    _refuse(
+        mailgun_problem(
+            key,
+            timestamp,
+            token,
+            digest,
+            now=clock.now(),
+            tolerance_s=api_settings.signature_tolerance_s,
+        )
+    )
+    return _accepted(await run_in_threadpool(record_events, engine, [mailgun_event(payload)]))
+
+
+@router.post("/twilio", response_model=EventsAccepted, responses=_RESPONSES)
+async def twilio(
+    request: Request, engine: EngineDep, api_settings: ApiSettingsDep, clock: ClockDep
+) -> EventsAccepted:
+    """Twilio SMS status callback (form-encoded), signed with ``X-Twilio-Signature``."""
+    token = _secret(api_settings.twilio_auth_token, "TUMMLER_TWILIO_AUTH_TOKEN", "Twilio")
+    body = await request.body()
+    try:
+        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise RejectedEventsError(
+            [EventProblem(None, "body", "not form-encoded UTF-8 text")]
+        ) from None
+    url = str(request.url)
+    if api_settings.public_url is not None:
+        query = f"?{request.url.query}" if request.url.query else ""
+        url = f"{api_settings.public_url}{request.url.path}{query}"
+    _refuse(twilio_problem(token, url, params, request.headers.get("X-Twilio-Signature")))
+    event = twilio_event(dict(params), now=clock.now())
+    return _accepted(await run_in_threadpool(record_events, engine, [event]))
