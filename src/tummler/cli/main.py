@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tummler.cli import export, ingest, learn, person, plan, strategy, workspace
+from tummler.cli import demo, export, ingest, learn, person, plan, serve, strategy, workspace
 from tummler.cli.context import CLIState, error_console
 from tummler.core.errors import TummlerError
 
@@ -42,10 +42,12 @@ def _root(
 
 app.command()(workspace.init)
 app.command()(workspace.status)
+app.command()(demo.demo)
 app.command("plan")(plan.plan)
 app.command("explain")(plan.explain)
 app.command()(learn.learn)
 app.command()(learn.evaluate)
+app.command()(serve.serve)
 app.add_typer(workspace.db_app, name="db")
 app.add_typer(ingest.import_app, name="import")
 app.add_typer(export.export_app, name="export")
