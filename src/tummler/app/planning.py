@@ -61,6 +61,7 @@ from tummler.app.strategy import (
     ENGAGEMENT_EVENTS,
     Severity,
     check_workspace_strategy,
+    store_campaign,
 )
 from tummler.core.clock import Clock, ensure_utc
 from tummler.core.errors import NotFoundError, PolicyError, StrategyError
@@ -113,7 +114,6 @@ HISTORY_WINDOWS_DAYS: tuple[int, ...] = (7, 30, 90)
 #: Called as ``progress(phase, done, total)``; phases ``read`` (contacts) and ``write`` (decisions).
 ProgressCallback = Callable[[str, int, int], None]
 
-_MAIN_MESSAGE = "main"
 _DEFAULT_HORIZON = timedelta(days=1)
 _MAX_HORIZON = timedelta(days=7)
 _URGENCY_LEVEL = {
@@ -1080,7 +1080,10 @@ def plan_campaign(
         weights = policy.weight_matrix(actions)
         names = np.asarray(featurizer.feature_names(), dtype=object)
         with session_scope(engine) as session:
-            campaign_row, variant_ids = _upsert_campaign(session, setup, now)
+            stored = store_campaign(
+                session, setup.campaign, holdout_share=setup.holdout_share, now=now
+            )
+            campaign_row, variant_ids = stored.row, stored.variant_ids
             if policy_version_id is None and decisions:
                 # not for an empty audience: the prior's featurizer would be fitted on nothing
                 policy_version_id = _record_prior(session, setup, policy, featurizer, now)
@@ -1172,65 +1175,6 @@ def _delete_previous(session: Session, campaign_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _upsert_campaign(
-    session: Session, setup: _Setup, now: datetime
-) -> tuple[models.Campaign, dict[tuple[str, str], int]]:
-    """The campaign's row, its ``main`` message and a variant row per channel and variant (the same
-    layout as ``tummler strategy sync``); variants no longer in the file are left alone."""
-    campaign = setup.campaign
-    row = session.scalar(select(models.Campaign).where(models.Campaign.key == campaign.id))
-    starts, ends = (campaign.window.start, campaign.window.end) if campaign.window else (None, None)
-    values: dict[str, Any] = {
-        "objective": campaign.objective,
-        "pillar": campaign.pillar,
-        "audience": campaign.audience,
-        "starts_at": starts,
-        "ends_at": ends,
-        "holdout_share": setup.holdout_share,
-        "definition": campaign.model_dump(mode="json"),
-        "updated_at": now,
-    }
-    if row is None:
-        row = models.Campaign(key=campaign.id, created_at=now, **values)
-        session.add(row)
-        session.flush()
-    else:
-        for name, value in values.items():
-            setattr(row, name, value)
-    message = session.scalar(
-        select(models.Message).where(
-            models.Message.campaign_id == row.id, models.Message.key == _MAIN_MESSAGE
-        )
-    )
-    attributes = campaign.message.model_dump(mode="json")
-    if message is None:
-        message = models.Message(campaign_id=row.id, key=_MAIN_MESSAGE, attributes=attributes)
-        session.add(message)
-        session.flush()
-    else:
-        message.attributes = attributes
-    existing = {
-        (v.channel, v.key): v
-        for v in session.scalars(
-            select(models.Variant).where(models.Variant.message_id == message.id)
-        )
-    }
-    for channel, variants in campaign.variants.items():
-        for variant in variants:
-            stored = existing.get((channel, variant.id))
-            if stored is None:
-                stored = models.Variant(
-                    message_id=message.id, channel=channel, key=variant.id, body=variant.body
-                )
-                session.add(stored)
-                existing[(channel, variant.id)] = stored
-            stored.subject = variant.subject
-            stored.headline = variant.headline
-            stored.body = variant.body
-    session.flush()
-    return row, {key: int(v.id) for key, v in existing.items()}
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from tummler.core.clock import Clock, ensure_utc
 from tummler.core.errors import StrategyError
@@ -423,34 +424,62 @@ def sync_campaigns(
     with session_scope(engine) as session:
         for document in loaded.campaigns:
             campaign = document.campaign
-            row = session.scalar(select(models.Campaign).where(models.Campaign.key == campaign.id))
-            starts, ends = (
-                (campaign.window.start, campaign.window.end) if campaign.window else (None, None)
+            stored = store_campaign(
+                session, campaign, holdout_share=campaign.effective_holdout(policy), now=now
             )
-            values: dict[str, Any] = {
-                "objective": campaign.objective,
-                "pillar": campaign.pillar,
-                "audience": campaign.audience,
-                "starts_at": starts,
-                "ends_at": ends,
-                "holdout_share": campaign.effective_holdout(policy),
-                "definition": campaign.model_dump(mode="json"),
-                "updated_at": now,
-            }
-            if row is None:
-                row = models.Campaign(key=campaign.id, created_at=now, **values)
-                session.add(row)
-                session.flush()
-                created.append(campaign.id)
-            else:
-                for name, value in values.items():
-                    setattr(row, name, value)
-                updated.append(campaign.id)
-            kept += _sync_message(session, row, campaign)
+            (created if stored.created else updated).append(campaign.id)
+            kept += stored.kept_variants
     return SyncReport(tuple(created), tuple(updated), tuple(kept)), findings
 
 
-def _sync_message(session: Any, row: models.Campaign, campaign: Campaign) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class StoredCampaign:
+    """A campaign as written to the store by :func:`store_campaign`."""
+
+    row: models.Campaign
+    created: bool
+    #: (channel, variant id) → ``variants.id``
+    variant_ids: dict[tuple[str, str], int]
+    #: ``campaign/channel/variant`` of variants gone from the file but kept for their decisions
+    kept_variants: list[str]
+
+
+def store_campaign(
+    session: Session, campaign: Campaign, *, holdout_share: float, now: datetime
+) -> StoredCampaign:
+    """Upsert one campaign's row, its ``main`` message and a variant row per channel and variant.
+
+    A variant removed from the file is deleted unless decisions refer to it; then it is kept and
+    named in ``kept_variants``. Used by ``tummler strategy sync`` and by planning, so the two write
+    the same layout.
+    """
+    row = session.scalar(select(models.Campaign).where(models.Campaign.key == campaign.id))
+    starts, ends = (campaign.window.start, campaign.window.end) if campaign.window else (None, None)
+    values: dict[str, Any] = {
+        "objective": campaign.objective,
+        "pillar": campaign.pillar,
+        "audience": campaign.audience,
+        "starts_at": starts,
+        "ends_at": ends,
+        "holdout_share": holdout_share,
+        "definition": campaign.model_dump(mode="json"),
+        "updated_at": now,
+    }
+    created = row is None
+    if row is None:
+        row = models.Campaign(key=campaign.id, created_at=now, **values)
+        session.add(row)
+        session.flush()
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    variant_ids, kept = _sync_message(session, row, campaign)
+    return StoredCampaign(row=row, created=created, variant_ids=variant_ids, kept_variants=kept)
+
+
+def _sync_message(
+    session: Session, row: models.Campaign, campaign: Campaign
+) -> tuple[dict[tuple[str, str], int], list[str]]:
     message = session.scalar(
         select(models.Message).where(
             models.Message.campaign_id == row.id, models.Message.key == _MAIN_MESSAGE
@@ -479,11 +508,12 @@ def _sync_message(session: Any, row: models.Campaign, campaign: Campaign) -> lis
                     message_id=message.id, channel=channel, key=variant.id, body=""
                 )
                 session.add(stored)
+                existing[(channel, variant.id)] = stored
             stored.subject = variant.subject
             stored.headline = variant.headline
             stored.body = variant.body
     kept: list[str] = []
-    for key, stored in existing.items():
+    for key, stored in list(existing.items()):
         if key in wanted:
             continue
         used = session.scalar(
@@ -495,4 +525,6 @@ def _sync_message(session: Any, row: models.Campaign, campaign: Campaign) -> lis
             kept.append(f"{campaign.id}/{key[0]}/{key[1]}")
         else:
             session.delete(stored)
-    return kept
+            del existing[key]
+    session.flush()
+    return {key: int(v.id) for key, v in existing.items()}, kept
