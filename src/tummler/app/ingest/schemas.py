@@ -630,6 +630,12 @@ def shown(raw: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+#: Columns of ``tummler export contacts`` that are not attributes: the current consent state (import
+#: consent as its log, with times, through ``tummler import consent``) and identities on channels a
+#: contacts file does not carry (``tummler import identities``).
+_EXPORT_ONLY = re.compile(r"consent_[a-z]+|other_identities|mastodon|bluesky|linkedin|webhook")
+
+
 class RowValidator:
     """Checks rows laid out as ``columns`` against a kind's schema.
 
@@ -648,7 +654,11 @@ class RowValidator:
         self._plan = [(spec, position.get(spec.name)) for spec in schema.fields]
         known = set(schema.names)
         self._extras = (
-            [(name, index) for index, name in enumerate(columns) if name not in known]
+            [
+                (name.removeprefix("attributes."), index)
+                for index, name in enumerate(columns)
+                if name not in known and not _EXPORT_ONLY.fullmatch(name)
+            ]
             if schema.extras_to_attributes
             else []
         )
