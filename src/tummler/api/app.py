@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 import tummler
 from tummler.api.config import ApiSettings, load_api_settings
-from tummler.api.routes import callbacks, events, health
+from tummler.api.routes import callbacks, events, health, unsubscribe
 from tummler.app.callbacks import RejectedEventsError
 from tummler.app.workspace import open_store
 from tummler.core.clock import Clock, SystemClock
@@ -83,6 +83,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(callbacks.router)
+    app.include_router(unsubscribe.router)
     app.add_exception_handler(TummlerError, _tummler_error)
     return app
 

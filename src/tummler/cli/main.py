@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from tummler.cli import demo, export, ingest, learn, person, plan, serve, strategy, workspace
+from tummler.cli import (
+    demo,
+    export,
+    ingest,
+    learn,
+    person,
+    plan,
+    send,
+    serve,
+    strategy,
+    workspace,
+)
 from tummler.cli.context import CLIState, error_console
 from tummler.core.errors import TummlerError
 
@@ -47,6 +58,8 @@ app.command("plan")(plan.plan)
 app.command("explain")(plan.explain)
 app.command()(learn.learn)
 app.command()(learn.evaluate)
+app.command()(send.send)
+app.command()(send.deliveries)
 app.command()(serve.serve)
 app.add_typer(workspace.db_app, name="db")
 app.add_typer(ingest.import_app, name="import")

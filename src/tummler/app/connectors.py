@@ -1,0 +1,178 @@
+"""Which connector carries which channel kind, built from the environment.
+
+Connectors are configured by ``TUMMLER_*`` environment variables (or a mapping given in their place,
+for tests); credentials are read with :func:`~tummler.deliver.secret_from_env`, which registers them
+so that :class:`~tummler.deliver.SecretMaskingFilter` and every recorded reason mask them. They are
+never read from, nor written to, the database.
+
+=========== ================================================================================
+kind        variables (``*`` required to enable the connector)
+=========== ================================================================================
+email       ``TUMMLER_SMTP_HOST``\\*, ``TUMMLER_SMTP_PORT`` (587), ``TUMMLER_SMTP_SENDER``\\*,
+            ``TUMMLER_SMTP_USERNAME`` and ``TUMMLER_SMTP_PASSWORD``, ``TUMMLER_SMTP_TLS``
+            (``starttls`` default, ``implicit`` or ``none``)
+webhook     ``TUMMLER_WEBHOOK_URL``\\*, ``TUMMLER_WEBHOOK_SECRET``\\*
+sms         ``TUMMLER_SMS_URL``\\*, ``TUMMLER_SMS_TOKEN``\\*, ``TUMMLER_SMS_SENDER``\\*
+mastodon    ``TUMMLER_MASTODON_URL``\\*, ``TUMMLER_MASTODON_TOKEN``\\*
+bluesky     ``TUMMLER_BLUESKY_IDENTIFIER``\\*, ``TUMMLER_BLUESKY_APP_PASSWORD``\\*,
+            ``TUMMLER_BLUESKY_SERVICE`` (https://bsky.social)
+=========== ================================================================================
+
+``TUMMLER_<KIND>_RATE`` (sends a second, e.g. ``TUMMLER_SMS_RATE=1``) paces a connector with a
+:class:`~tummler.deliver.TokenBucket`. A dry run (:func:`build_connectors` with ``dry_run``) sends
+every kind to one :class:`~tummler.deliver.FileSinkConnector` instead, so a campaign can be
+rehearsed and its messages read before anything leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from tummler.core.clock import Clock
+from tummler.core.errors import ConfigError
+from tummler.core.settings import Settings
+from tummler.core.vocabulary import ChannelKind
+from tummler.deliver import (
+    BlueskyConnector,
+    Connector,
+    FileSinkConnector,
+    MastodonConnector,
+    SmsConnector,
+    SmtpConnector,
+    TokenBucket,
+    WebhookConnector,
+    register_secret,
+)
+
+__all__ = ["DRY_RUN_FILE", "build_connectors", "dry_run_path"]
+
+#: Where a dry run writes, under the workspace.
+DRY_RUN_FILE = Path("outbox") / "dry-run.jsonl"
+
+
+def dry_run_path(settings: Settings) -> Path:
+    """The JSONL file a dry run appends to: ``<workspace>/outbox/dry-run.jsonl``."""
+    return settings.workspace / DRY_RUN_FILE
+
+
+def _secret(environ: Mapping[str, str], name: str) -> SecretStr:
+    value = environ.get(name, "")
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set; set it to the credential")
+    secret = SecretStr(value)
+    register_secret(secret)
+    return secret
+
+
+def _required(environ: Mapping[str, str], name: str, kind: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{kind} is partly configured: set {name} too (or unset the others)")
+    return value
+
+
+def _rate(environ: Mapping[str, str], kind: ChannelKind) -> TokenBucket | None:
+    name = f"TUMMLER_{kind.value.upper()}_RATE"
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        rate = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of sends a second") from None
+    return TokenBucket(rate, burst=max(1, int(rate)))
+
+
+def build_connectors(
+    settings: Settings,
+    *,
+    clock: Clock,
+    dry_run: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Connector]:
+    """Connectors by channel kind, for :func:`tummler.app.outbox.run_outbox`.
+
+    Parameters
+    ----------
+    settings
+        Gives the workspace (for the dry run's file).
+    clock
+        Dates messages and the dry run's lines.
+    dry_run
+        Route every kind to the file sink at :func:`dry_run_path`.
+    environ
+        Where the variables are read; default ``os.environ``.
+
+    Returns
+    -------
+    dict
+        ``{kind: connector}`` for each configured kind; a kind that is not configured is absent,
+        and its deliveries stay pending.
+
+    Raises
+    ------
+    ConfigError
+        When a connector is partly configured (the message names the missing variable) or a value
+        is invalid.
+    """
+    env = os.environ if environ is None else environ
+    if dry_run:
+        sink = FileSinkConnector(dry_run_path(settings), clock=clock)
+        return {kind.value: sink for kind in ChannelKind}
+    connectors: dict[str, Connector] = {}
+    if env.get("TUMMLER_SMTP_HOST"):
+        port_text = env.get("TUMMLER_SMTP_PORT", "587")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigError(f"TUMMLER_SMTP_PORT={port_text!r} is not a port number") from None
+        tls = env.get("TUMMLER_SMTP_TLS", "starttls").strip().lower()
+        if tls not in {"starttls", "implicit", "none"}:
+            raise ConfigError(f"TUMMLER_SMTP_TLS={tls!r} is not one of starttls, implicit, none")
+        username = env.get("TUMMLER_SMTP_USERNAME") or None
+        connectors[ChannelKind.EMAIL.value] = SmtpConnector(
+            host=env["TUMMLER_SMTP_HOST"],
+            port=port,
+            sender=_required(env, "TUMMLER_SMTP_SENDER", "SMTP"),
+            username=username,
+            password=_secret(env, "TUMMLER_SMTP_PASSWORD") if username else None,
+            starttls=tls == "starttls",
+            implicit_tls=tls == "implicit",
+            clock=clock,
+            rate_limit=_rate(env, ChannelKind.EMAIL),
+        )
+    if env.get("TUMMLER_WEBHOOK_URL"):
+        connectors[ChannelKind.WEBHOOK.value] = WebhookConnector(
+            url=env["TUMMLER_WEBHOOK_URL"],
+            secret=_secret(env, "TUMMLER_WEBHOOK_SECRET"),
+            clock=clock,
+            rate_limit=_rate(env, ChannelKind.WEBHOOK),
+        )
+    if env.get("TUMMLER_SMS_URL"):
+        connectors[ChannelKind.SMS.value] = SmsConnector(
+            url=env["TUMMLER_SMS_URL"],
+            token=_secret(env, "TUMMLER_SMS_TOKEN"),
+            sender=_required(env, "TUMMLER_SMS_SENDER", "SMS"),
+            clock=clock,
+            rate_limit=_rate(env, ChannelKind.SMS),
+        )
+    if env.get("TUMMLER_MASTODON_URL"):
+        connectors[ChannelKind.MASTODON.value] = MastodonConnector(
+            api_base_url=env["TUMMLER_MASTODON_URL"],
+            access_token=_secret(env, "TUMMLER_MASTODON_TOKEN"),
+            clock=clock,
+            rate_limit=_rate(env, ChannelKind.MASTODON),
+        )
+    if env.get("TUMMLER_BLUESKY_IDENTIFIER"):
+        connectors[ChannelKind.BLUESKY.value] = BlueskyConnector(
+            identifier=env["TUMMLER_BLUESKY_IDENTIFIER"],
+            app_password=_secret(env, "TUMMLER_BLUESKY_APP_PASSWORD"),
+            service_url=env.get("TUMMLER_BLUESKY_SERVICE", "https://bsky.social"),
+            clock=clock,
+            rate_limit=_rate(env, ChannelKind.BLUESKY),
+        )
+    return connectors
