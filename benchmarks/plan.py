@@ -5,9 +5,10 @@
 The floor is what any planner must at least do: a float32 chunked matmul of the contexts with the
 weights of every action, and an argmax over the actions (1,000,000 contacts × 288 actions × 32
 features by default). Planning is the whole pure pipeline: the eligibility mask from plain arrays,
-scores, the Thompson draw, selection (lever budget, relevance threshold, costs), propensities and
-expected values. It is timed for logistic Thompson sampling (Monte Carlo propensities over
-``--draws`` posterior draws) and for epsilon-greedy (exact propensities).
+scores, the Thompson draws (an independent posterior draw per contact), selection (lever budget,
+relevance threshold, costs), propensities and expected values. It is timed for logistic Thompson
+sampling (Monte Carlo propensities over ``--draws`` replicates, each a fresh draw per contact) and
+for epsilon-greedy (exact propensities).
 
 Prints a table, then, as the last line, one JSON object with the figures. The end-to-end half
 (``tummler plan`` reading contacts from and writing decisions to SQLite and PostgreSQL) belongs to the

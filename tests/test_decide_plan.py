@@ -18,6 +18,8 @@ from tummler.decide import (
     Eligibility,
     EligibilityRules,
     EpsilonGreedy,
+    LinearThompson,
+    LogisticThompson,
     Plan,
     Policy,
     Reason,
@@ -31,6 +33,7 @@ from tummler.decide import (
     plan,
     select_levers,
 )
+from tummler.decide._plan import NOISE_BLOCK, _monte_carlo
 
 CHANNELS = ["email", "sms", "mastodon", "linkedin"]
 D_X = 6
@@ -339,9 +342,8 @@ def _bandit(kind: str, rounds: int = 25, per_round: int = 200) -> float:
     return float(np.mean(best_share[-5:]))
 
 
-@pytest.mark.parametrize("kind", ["logistic_thompson", "linear_thompson"])
-def test_thompson_sampling_learns_the_best_channel(kind: str) -> None:
-    assert _bandit(kind) > 0.8
+def test_thompson_sampling_learns_the_best_channel(thompson: str) -> None:
+    assert _bandit(thompson) > 0.8
 
 
 def test_uniform_random_does_not() -> None:
@@ -489,3 +491,182 @@ def test_uniform_exploration_is_uniform_over_eligible_actions_and_no_send() -> N
     assert outcomes.size == 6  # 5 actions and no send
     assert np.abs(outcomes - n / 6).max() < 5 * np.sqrt(n / 6)
     np.testing.assert_allclose(p.propensity[:, 0], 1 / 6)
+
+
+# ---- per-contact Thompson draws ------------------------------------------------------------------
+
+
+def _three_channels(n: int) -> tuple[ActionSet, Eligibility]:
+    actions = build_action_set(["email", "sms", "mastodon"], [10], 1)
+    everyone = compute_eligibility(actions, has_identity=np.ones((n, 3)), consent=np.ones((n, 3)))
+    return actions, everyone
+
+
+def _fresh(kind: str, d_x: int, actions: ActionSet) -> Policy:
+    return POLICIES[kind](
+        n_context_features=d_x, n_action_features=actions.n_features, n_channels=3
+    )
+
+
+@pytest.fixture(params=["logistic_thompson", "linear_thompson", "linear_thompson_diagonal"])
+def thompson(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The Thompson policies, linear TS also with its diagonal approximation forced on."""
+    kind = str(request.param)
+    if kind.endswith("_diagonal"):
+        monkeypatch.setattr(LinearThompson, "exact_limit", 0)
+        kind = kind.removesuffix("_diagonal")
+    return kind
+
+
+def test_a_fresh_prior_spreads_contacts_evenly_over_the_channels(thompson: str) -> None:
+    # One chunk of 30,000: with one posterior draw per chunk, every contact got the same channel.
+    n = 30_000
+    actions, everyone = _three_channels(n)
+    x = np.random.default_rng(0).standard_normal((n, 3)).astype(np.float32)
+    x[:, 0] = 1.0
+    policy = _fresh(thompson, 3, actions)
+    always = SelectionRules(threshold=-1e6)  # a prior draw of a linear score can be far below 0
+    p = plan(x, actions, policy, everyone, always, rng=1, draws=4)
+    share = p.sends_per_channel(actions) / n
+    # The channels are symmetric under the prior: 1/3 each; sd of a share is 0.003.
+    np.testing.assert_allclose(share, 1 / 3, atol=0.02)
+
+
+def test_identical_contacts_in_one_chunk_decide_independently(thompson: str) -> None:
+    n = 4_000
+    actions, everyone = _three_channels(n)
+    ones = np.ones((n, 1), np.float32)
+    policy = _fresh(thompson, 1, actions)
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, 3, 30)  # a little data: the posterior is neither flat nor certain
+    policy.update(ones[:30], actions, idx, (rng.random(30) < 0.3 + 0.1 * idx) * 1.0)
+    rules = SelectionRules(threshold=-1e6)
+    p = plan(ones, actions, policy, everyone, rules, rng=5, draws=64)
+    dist = policy.action_distribution(
+        ones[:1], actions, threshold=-1e6, draws=20_000, rng=np.random.default_rng(9)
+    )[0, :3]
+    assert dist.min() > 0.02  # a genuinely uncertain choice
+    assert dist.max() < 0.9
+    chosen = p.action[:, 0]
+    # Consecutive pairs of identical contacts differ as often as two independent draws would.
+    differ = (chosen[0::2] != chosen[1::2]).mean()
+    expected = 1 - (dist**2).sum()
+    assert abs(differ - expected) < 4 * np.sqrt(expected * (1 - expected) / (n // 2)) + 0.01
+    # And the channels' shares over all of them are the policy's probabilities.
+    share = np.bincount(chosen, minlength=3) / n
+    np.testing.assert_allclose(share, dist, atol=4 * np.sqrt(0.25 / n) + 0.01)
+    # The propensities say the same: each contact's MC estimate of its chosen action.
+    np.testing.assert_allclose(p.propensity[:, 0], dist[chosen], atol=5 * np.sqrt(0.25 / 64))
+    assert abs(p.propensity[:, 0].mean() - (dist**2).sum()) < 0.02
+
+
+def test_monte_carlo_propensities_match_the_frequency_over_seeds(thompson: str) -> None:
+    """A contact's logged propensity is the probability that the policy takes that action for it:
+    over many plans with different seeds, the frequency of each action matches its propensity."""
+    n = 10
+    variants = {"email": ["A", "B"], "sms": ["A"], "mastodon": ["A"]}
+    actions = build_action_set(["email", "sms", "mastodon"], [10, 40], variants)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    x[:, 0] = 1.0
+    everyone = compute_eligibility(actions, has_identity=np.ones((n, 3)), consent=np.ones((n, 3)))
+    policy = _fresh(thompson, 3, actions)
+    logged = rng.standard_normal((100, 3)).astype(np.float32)
+    logged[:, 0] = 1.0
+    idx = rng.choice(np.flatnonzero(actions.available), 100)
+    click = 0.2 + 0.2 * (actions.channel[idx] == 1) + 0.1 * (logged[:, 1] > 0)
+    policy.update(logged, actions, idx, (rng.random(100) < click) * 1.0)
+    rules = SelectionRules(threshold=0.25, cost=np.array([0.0, 0.05, 0.0]))
+    runs = 300
+    counts: dict[tuple[int, int], int] = {}
+    reported: dict[tuple[int, int], list[float]] = {}
+    for seed in range(runs):
+        p = plan(x, actions, policy, everyone, rules, rng=seed, draws=64)
+        for row, (a, prop) in enumerate(zip(p.action[:, 0], p.propensity[:, 0], strict=True)):
+            counts[row, int(a)] = counts.get((row, int(a)), 0) + 1
+            reported.setdefault((row, int(a)), []).append(float(prop))
+    checked = 0
+    for key, count in counts.items():
+        if count < 30:
+            continue
+        freq = count / runs
+        # binomial error of the frequency plus the MC error of the (averaged) estimates
+        tolerance = 4 * np.sqrt(freq * (1 - freq) / runs) + 0.02
+        assert abs(np.mean(reported[key]) - freq) < tolerance, key
+        checked += 1
+    assert checked >= 2 * n
+
+
+def test_monte_carlo_propensities_sum_to_one_over_every_outcome(thompson: str) -> None:
+    s = scenario(13, n=300, quiet=None)
+    policy = trained_policy(thompson, s)
+    rules = SelectionRules(threshold=0.45, cost=np.array([0.0, 0.05, 0.0, 0.0]))
+    cost = rules.channel_cost(4)
+    prices = np.array([0.0, 0.0, 0.02, 0.0])  # a priced channel, as channel caps make one
+    sampler = policy._sampler(s.x, s.actions)
+    noise = [
+        np.random.default_rng(r).standard_normal((300, policy.noise_size(s.actions)), np.float32)
+        for r in range(32)
+    ]
+    outcomes = [*np.flatnonzero(s.actions.available), -1]
+    total = np.zeros(300)
+    for a in outcomes:
+        total += _monte_carlo(
+            sampler,
+            noise.__getitem__,
+            s.actions,
+            s.eligibility,
+            np.full((300, 1), a),
+            cost=cost,
+            prices=prices,
+            rules=rules,
+            max_levers=1,
+            draws=32,
+        )[:, 0]
+    # Every replicate picks exactly one outcome per contact (ineligible actions are never picked).
+    np.testing.assert_allclose(total, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["logistic_thompson", "linear_thompson", "epsilon_greedy"])
+def test_the_plan_does_not_depend_on_the_chunk_size(kind: str) -> None:
+    n = 5_000  # more than one noise block
+    s = scenario(14, n=n)
+    policy = trained_policy(kind, s)
+    rules = SelectionRules(
+        threshold=0.3, lever_budget=2, channel_caps=np.array([np.inf, 300, np.inf, np.inf])
+    )
+    plans = [
+        plan(s.x, s.actions, policy, s.eligibility, rules, rng=7, draws=8, chunk_size=size)
+        for size in (NOISE_BLOCK, 777, 10_000)
+    ]
+    for other in plans[1:]:
+        np.testing.assert_array_equal(plans[0].action, other.action)
+        np.testing.assert_array_equal(plans[0].propensity, other.propensity)
+        np.testing.assert_array_equal(plans[0].channel_price, other.channel_price)
+
+
+def test_per_contact_scores_have_the_posterior_mean_and_variance(thompson: str) -> None:
+    """Known answer: a contact's linear score of action ``a`` is Gaussian with mean ``xᵀ M φ_a`` and
+    variance ``(x ⊗ φ_a)ᵀ Σ (x ⊗ φ_a)`` (``Σ`` diagonal for logistic TS and the approximation)."""
+    s = scenario(15, n=200)
+    policy = trained_policy(thompson, s)
+    x0 = s.x[:1]
+    n = 40_000
+    scores = policy.factor_scores(np.repeat(x0, n, axis=0), s.actions, np.random.default_rng(0))
+    linear = scores.linear_dense()[:, s.actions.available]
+    phi = s.actions.features[s.actions.available].astype(np.float64)
+    z = (x0.astype(np.float64)[0][None, :, None] * phi[:, None, :]).reshape(phi.shape[0], -1)
+    if isinstance(policy, LogisticThompson):
+        mean, cov = policy.m, np.diag(1 / policy.q)
+    else:
+        assert isinstance(policy, LinearThompson)
+        mean, cov = np.linalg.solve(policy.A, policy.b), np.linalg.inv(policy.A)
+        if policy.n_weights > policy.exact_limit:  # the diagonal precision approximation
+            cov = np.diag(1 / np.diag(policy.A))
+    sd = np.sqrt(np.einsum("ai,ij,aj->a", z, cov, z))
+    np.testing.assert_allclose(linear.mean(axis=0), z @ mean, atol=5 * sd.max() / np.sqrt(n))
+    np.testing.assert_allclose(linear.std(axis=0), sd, rtol=0.03)
+    # And the draws of different actions are jointly those of one weight draw: differences too.
+    diff = linear[:, 0] - linear[:, -1]
+    sd_diff = np.sqrt((z[0] - z[-1]) @ cov @ (z[0] - z[-1]))
+    assert abs(diff.std() / sd_diff - 1) < 0.03

@@ -265,3 +265,19 @@ def test_bad_shapes_at_construction(kind: str, kwargs: dict[str, int], message: 
     shape = {"n_context_features": 3, "n_action_features": 4, "n_channels": 2, **kwargs}
     with pytest.raises(PolicyError, match=message):
         POLICIES[kind](**shape)
+
+
+def test_stochastic_policies_draw_independently_per_contact(trained: Policy) -> None:
+    actions = _actions()
+    twins = np.repeat(_contexts()[:1], N, axis=0)  # N contacts with identical features
+    drawn = trained.factor_scores(twins, actions, np.random.default_rng(0)).linear_dense()
+    point = trained.factor_scores(twins, actions).linear_dense()
+    if not trained.stochastic:
+        assert trained.noise_size(actions) == 0
+        np.testing.assert_array_equal(drawn, point)
+        return
+    assert trained.noise_size(actions) > 0
+    # every twin has its own draw: no two rows alike, and they scatter around the point estimate
+    assert np.unique(drawn, axis=0).shape[0] == N
+    assert np.unique(drawn.argmax(axis=1)).size > 1
+    np.testing.assert_allclose(drawn.mean(axis=0), point[0], atol=4 * drawn.std(axis=0).max())

@@ -3,14 +3,20 @@
 ``plan`` runs in chunks of contacts and never materializes the ``(n, k)`` score matrix:
 
 1. the holdout is drawn first, from its own random stream, before anything is scored;
-2. pass one scores each chunk (one posterior draw per chunk for Thompson policies: every contact's
-   decision is then marginally a Thompson decision), keeps each channel's best action and net value
-   ``(n, n_channels)``, and draws the exploration share of epsilon-greedy and uniform policies;
+2. pass one scores each chunk — for Thompson policies with an independent posterior draw *per
+   contact* — keeps each channel's best action and net value ``(n, n_channels)``, and draws the
+   exploration share of epsilon-greedy and uniform policies;
 3. capped channels are priced on those per-channel values (:func:`fit_channel_prices`), and the
    levers are selected;
 4. pass two computes propensities — exact for deterministic and epsilon policies, by Monte Carlo over
-   ``draws`` fresh posterior draws for Thompson policies (the same selection, prices included, run
-   per draw) — and the expected value of each lever under the point estimate.
+   ``draws`` replicates for Thompson policies, each again an independent draw per contact (the same
+   selection, prices included, run per replicate) — and the expected value of each lever under the
+   point estimate.
+
+Per-contact draws matter: with one draw shared by a chunk of contacts, a fresh prior sends a whole
+chunk to the same channel, exploration is correlated across contacts and logs from it make poor
+off-policy estimates. The normals behind the draws come from streams seeded per block of
+:data:`NOISE_BLOCK` contacts (and per replicate), so the plan is the same whatever ``chunk_size``.
 
 A lever's propensity is the probability that the policy includes that action among the contact's
 levers (for a one-lever budget, simply the probability of the action); for *no send*, the
@@ -24,6 +30,7 @@ the exploration share's expected sends on that channel can be exceeded by explor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +40,7 @@ from tummler.core.errors import PolicyError
 from tummler.core.randomness import make_rng
 from tummler.decide._actions import ActionSet
 from tummler.decide._eligibility import Eligibility
-from tummler.decide._policies import FactorScores, Policy
+from tummler.decide._policies import FactorScores, Policy, Sampler
 from tummler.decide._selection import (
     SelectionRules,
     best_per_channel,
@@ -43,9 +50,12 @@ from tummler.decide._selection import (
     slot_penalty,
 )
 
-__all__ = ["Plan", "plan"]
+__all__ = ["NOISE_BLOCK", "Plan", "plan"]
 
 NO_SEND = -1
+#: Contacts per noise stream: every block of this many contacts draws its posterior noise from its
+#: own stream, seeded by (plan seed, purpose, block), whatever the chunking.
+NOISE_BLOCK = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,11 +146,14 @@ def plan(
     rules
         Cost, relevance threshold, lever budget, urgency and channel caps.
     rng
-        The source of all randomness (a generator or a seed); same seed and chunk size, same plan.
+        The source of all randomness (a generator or a seed); same seed, same plan (whatever
+        ``chunk_size``).
     strata, holdout_share
         The holdout: ``holdout_share`` of each stratum is held out before scoring.
     draws
-        Posterior draws for the Monte Carlo propensities of Thompson policies; an estimated
+        Monte Carlo replicates for the propensities of Thompson policies (each one an independent
+        posterior draw per contact): a lever's propensity is the share of replicates in which the
+        contact's selection includes it. An estimated
         propensity is clipped to at least ``1 / (2 · draws)`` so that it is never 0 for an action
         that was in fact taken (which would break inverse propensity weighting).
     chunk_size
@@ -190,8 +203,10 @@ def plan(
     # Pass one: each channel's best action and net value under the decision draw.
     net = np.empty((n, n_ch), np.float32)
     best = np.empty((n, n_ch), np.int32)
-    for (start, stop), chunk_rng in zip(chunks, decision_rng.spawn(len(chunks)), strict=True):
-        scores = _factor_scores(policy, x[start:stop], actions, chunk_rng)
+    noise_size = policy.noise_size(actions) if policy.stochastic else 0
+    decision_noise = _BlockNoise(decision_rng, noise_size)
+    for start, stop in chunks:
+        scores = policy._sampler(x[start:stop], actions)(decision_noise.rows(0, start, stop))
         net[start:stop], best[start:stop] = best_per_channel(
             scores, eligibility.rows(start, stop), actions, cost
         )
@@ -237,16 +252,16 @@ def plan(
     expected = np.full(action.shape, np.nan, np.float32)
     present = action >= 0
     present[:, 0] = True
-    mc_streams = mc_rng.spawn(len(chunks))
-    for (start, stop), chunk_rng in zip(chunks, mc_streams, strict=True):
+    mc_noise = _BlockNoise(mc_rng, noise_size)
+    for start, stop in chunks:
         part = slice(start, stop)
         chosen = action[part]
-        point = _factor_scores(policy, x[part], actions, None)
-        expected[part] = _expected_value(point, actions, chosen, cost)
-        if policy.stochastic:
+        sampler = policy._sampler(x[part], actions)
+        expected[part] = _expected_value(sampler(None), actions, chosen, cost)
+        if noise_size > 0:
             greedy_p = _monte_carlo(
-                policy,
-                x[part],
+                sampler,
+                mc_noise.chunk(start, stop),
                 actions,
                 eligibility.rows(start, stop),
                 chosen,
@@ -255,7 +270,6 @@ def plan(
                 rules=rules,
                 max_levers=max_levers,
                 draws=draws,
-                rng=chunk_rng,
             )
             greedy_p = np.maximum(greedy_p, 1.0 / (2 * draws))
         else:
@@ -280,11 +294,39 @@ def plan(
     )
 
 
-def _factor_scores(
-    policy: Policy, x: npt.NDArray[np.float32], actions: ActionSet, rng: np.random.Generator | None
-) -> FactorScores:
-    """The policy's hook without the public method's checks: ``plan`` checked ``x`` once."""
-    return policy._factor_scores(x, actions, rng if policy.stochastic else None)
+class _BlockNoise:
+    """Standard normals for every contact and replicate, the same whatever the chunking.
+
+    Rows ``[b · NOISE_BLOCK, (b + 1) · NOISE_BLOCK)`` of replicate ``r`` come from their own stream,
+    seeded by ``(entropy, r, b)``. A chunk that covers part of a block draws the block's stream up
+    to the chunk's last row and keeps its own rows, so chunk boundaries never shift the numbers.
+    """
+
+    def __init__(self, rng: np.random.Generator, size: int) -> None:
+        self.entropy = int(rng.integers(0, 2**63))
+        self.size = size
+
+    def rows(self, replicate: int, start: int, stop: int) -> npt.NDArray[np.float32] | None:
+        """``(stop - start, size)`` normals of replicate ``replicate``; ``None`` when size is 0."""
+        if self.size == 0:
+            return None
+        out = np.empty((stop - start, self.size), np.float32)
+        for block in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
+            first = block * NOISE_BLOCK
+            lo, hi = max(start, first), min(stop, first + NOISE_BLOCK)
+            seed = np.random.SeedSequence(self.entropy, spawn_key=(replicate, block))
+            stream = np.random.Generator(np.random.SFC64(seed))  # fast; a stream per block
+            drawn = stream.standard_normal((hi - first, self.size), dtype=np.float32)
+            out[lo - start : hi - start] = drawn[lo - first :]
+        return out
+
+    def chunk(self, start: int, stop: int) -> Callable[[int], npt.NDArray[np.float32] | None]:
+        """The normals of rows ``[start, stop)``, by replicate."""
+
+        def rows(replicate: int) -> npt.NDArray[np.float32] | None:
+            return self.rows(replicate, start, stop)
+
+        return rows
 
 
 def _priced(
@@ -355,8 +397,8 @@ def _deterministic(
 
 
 def _monte_carlo(
-    policy: Policy,
-    x: npt.NDArray[np.float32],
+    sampler: Sampler,
+    noise: Callable[[int], npt.NDArray[np.float32] | None],
     actions: ActionSet,
     eligibility: Eligibility,
     chosen: npt.NDArray[np.int64],
@@ -366,9 +408,12 @@ def _monte_carlo(
     rules: SelectionRules,
     max_levers: int,
     draws: int,
-    rng: np.random.Generator,
 ) -> npt.NDArray[np.float64]:
-    """The share of ``draws`` posterior draws whose selection includes each chosen lever.
+    """The share of ``draws`` replicates whose selection includes each chosen lever.
+
+    Replicate ``r`` scores the contacts with the posterior draws ``sampler(noise(r))``: one
+    independent draw per contact, so the share for contact ``i`` estimates the probability that
+    *its own* Thompson draw selects the lever.
 
     A draw includes lever ``(c, s, v)`` when it selects channel ``c`` and ``s`` and ``v`` are the
     best eligible slot and variant of ``c`` under that draw. Both tests need only *maxima* (is the
@@ -388,8 +433,8 @@ def _monte_carlo(
     channel_ok = eligibility.channel_ok
     variant_pen = actions.variant_penalty
     hits = np.zeros(chosen.shape)
-    for _ in range(draws):
-        scores = _factor_scores(policy, x, actions, rng)
+    for replicate in range(draws):
+        scores = sampler(noise(replicate))
         slot_t = np.ascontiguousarray(scores.slot.T)  # (n_slots, m)
         slot_max = (slot_t[:, :, None] + pen_t).max(axis=0)  # (m, n_groups)
         variant = scores.variant + variant_pen[None]

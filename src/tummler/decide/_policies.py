@@ -6,8 +6,8 @@ reward. The public methods validate their arguments and call an abstract hook (r
 ``_pull`` pattern):
 
 - :meth:`Policy.scores` — ``(n, k)`` expected reward;
-- :meth:`Policy.factor_scores` — the factored scores the planner works on; with a generator, a
-  posterior draw for the stochastic (Thompson) policies;
+- :meth:`Policy.factor_scores` — the factored scores the planner works on; with a generator, the
+  stochastic (Thompson) policies draw from their posterior *independently for every contact*;
 - :meth:`Policy.action_distribution` — ``(n, k + 1)`` probability of each action, *no send* last, of a
   single-lever decision under a mask, a channel cost and a relevance threshold;
 - :meth:`Policy.update` — learn from logged rewards, return ``self``, bump ``version``;
@@ -15,11 +15,19 @@ reward. The public methods validate their arguments and call an abstract hook (r
 
 Every concrete subclass with a ``kind`` registers itself in :data:`POLICIES`, so the shared contract
 tests run on it without being told.
+
+Posterior draws are per contact. A Thompson policy that drew one weight matrix for a whole batch of
+contacts would decide all of them with the same draw: under a fresh prior whole batches would get the
+same channel, exploration would be correlated across contacts, and off-policy estimates from such
+logs would have enormous variance. The hooks therefore take *noise* — ``(n, noise_size)`` standard
+normals, one row per contact — instead of a generator, and the planner makes that noise from streams
+seeded per block of contacts, so that a plan does not depend on how it is chunked.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
@@ -45,6 +53,8 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float32]
 Link = Literal["identity", "logistic"]
+#: Turns ``(n, noise_size)`` standard normals (``None``: the point estimate) into factor scores.
+Sampler = Callable[[FloatArray | None], "FactorScores"]
 
 #: Every registered policy class by its ``kind``.
 POLICIES: dict[str, type[Policy]] = {}
@@ -151,10 +161,14 @@ class Policy(ABC):
     def factor_scores(
         self, x: npt.ArrayLike, actions: ActionSet, rng: np.random.Generator | None = None
     ) -> FactorScores:
-        """The factored scores; with ``rng``, a stochastic policy returns one posterior draw."""
+        """The factored scores; with ``rng``, a stochastic policy draws from its posterior.
+
+        Every contact (row of ``x``) gets its own independent draw, so that contacts decided
+        together are still explored independently (see the module docstring).
+        """
         x = self._check_x(x)
         self._check_actions(actions)
-        return self._factor_scores(x, actions, rng if self.stochastic else None)
+        return self._factor_scores(x, actions, self._noise(x.shape[0], actions, rng))
 
     def action_distribution(
         self,
@@ -172,7 +186,8 @@ class Policy(ABC):
         The policy picks the eligible action with the largest expected reward minus its channel's
         cost, or *no send* when that falls below ``threshold``; a share ``epsilon`` of decisions is
         uniform over the eligible actions and *no send*. Stochastic policies are estimated with
-        ``draws`` posterior draws from ``rng``.
+        ``draws`` posterior draws from ``rng``, each independent per contact: row ``i`` is the
+        share of draws in which contact ``i``'s own draw picks each action.
 
         Returns
         -------
@@ -196,8 +211,9 @@ class Policy(ABC):
                 raise PolicyError(f"draws must be at least 1, got {draws}")
         counts = np.zeros((n, k + 1))
         rows = np.arange(n)
+        sampler = self._sampler(x, actions)
         for _ in range(draws if self.stochastic else 1):
-            values = self._factor_scores(x, actions, rng).expected_dense() - channel_cost
+            values = sampler(self._noise(n, actions, rng)).expected_dense() - channel_cost
             values[~allowed] = -np.inf
             best = values.argmax(axis=1)
             send = values[rows, best] >= threshold
@@ -288,10 +304,39 @@ class Policy(ABC):
 
     # ---- hooks -----------------------------------------------------------------------------------
 
+    def noise_size(self, actions: ActionSet) -> int:
+        """Standard normals per contact that one posterior draw consumes (0: deterministic).
+
+        The planner draws ``(n, noise_size)`` normals per draw from its own per-block streams and
+        hands them to the policy, which keeps each contact's draw independent of the others and of
+        how the contacts are chunked.
+        """
+        return 0
+
+    def _noise(
+        self, n: int, actions: ActionSet, rng: np.random.Generator | None
+    ) -> FloatArray | None:
+        """``(n, noise_size)`` standard normals from ``rng``; ``None`` for the point estimate."""
+        size = self.noise_size(actions)
+        if rng is None or not self.stochastic or size == 0:
+            return None
+        return rng.standard_normal((n, size), dtype=np.float32)
+
     @abstractmethod
     def _factor_scores(
-        self, x: FloatArray, actions: ActionSet, rng: np.random.Generator | None
-    ) -> FactorScores: ...
+        self, x: FloatArray, actions: ActionSet, noise: FloatArray | None
+    ) -> FactorScores:
+        """The factor scores; ``noise`` (``(n, noise_size)`` standard normals, one row per
+        contact) selects a posterior draw per contact, ``None`` the point estimate."""
+
+    def _sampler(self, x: FloatArray, actions: ActionSet) -> Sampler:
+        """Factor scores for many draws on the same contacts: subclasses precompute what every
+        draw shares (the posterior mean's scores, each contact's score variances) once."""
+
+        def sample(noise: FloatArray | None) -> FactorScores:
+            return self._factor_scores(x, actions, noise)
+
+        return sample
 
     def _update(  # noqa: B027 - learning is optional: uniform and fixed rules do not learn
         self,
@@ -384,7 +429,7 @@ class UniformRandom(Policy):
         return 1.0
 
     def _factor_scores(
-        self, x: FloatArray, actions: ActionSet, rng: np.random.Generator | None
+        self, x: FloatArray, actions: ActionSet, noise: FloatArray | None
     ) -> FactorScores:
         return FactorScores(*_zeros(x, actions), link="identity")
 
@@ -398,7 +443,7 @@ class SendEveryEligibleChannel(Policy):
     learns = False
 
     def _factor_scores(
-        self, x: FloatArray, actions: ActionSet, rng: np.random.Generator | None
+        self, x: FloatArray, actions: ActionSet, noise: FloatArray | None
     ) -> FactorScores:
         channel, slot, variant = _zeros(x, actions)
         channel += 1.0
@@ -444,7 +489,7 @@ class BestChannelPerSegment(Policy):
         return np.asarray(x[:, list(self.segment_columns)].argmax(axis=1), dtype=np.intp)
 
     def _factor_scores(
-        self, x: FloatArray, actions: ActionSet, rng: np.random.Generator | None
+        self, x: FloatArray, actions: ActionSet, noise: FloatArray | None
     ) -> FactorScores:
         _, slot, variant = _zeros(x, actions)
         rate = (self.successes + 1.0) / (self.trials + 2.0)
@@ -496,25 +541,62 @@ class _Bilinear(Policy):
     def _mean(self) -> npt.NDArray[np.float64]:
         """The point estimate of ``vec(B)``."""
 
-    def _draw(self, rng: np.random.Generator) -> npt.NDArray[np.float64]:
-        """One posterior draw of ``vec(B)`` (the point estimate for non-Bayesian policies)."""
-        return self._mean()
+    def _deviation(
+        self, x: FloatArray, actions: ActionSet
+    ) -> Callable[[FloatArray], FloatArray] | None:
+        """Maps ``(n, noise_size)`` standard normals to each contact's posterior deviation of its
+        factor scores from their mean, ``(n, n_parts)``; ``None`` for non-Bayesian policies."""
+        return None
 
-    def _factor_scores(
-        self, x: FloatArray, actions: ActionSet, rng: np.random.Generator | None
-    ) -> FactorScores:
-        w = self._draw(rng) if rng is not None else self._mean()
-        weights = w.reshape(self.n_context_features, self.n_action_features)
-        # One matmul against every factor's features at once: (n, n_ch + n_slots + n_ch·n_var).
-        combined = np.ascontiguousarray(weights @ actions.factor_features_t, dtype=np.float32)
-        out = x @ combined
-        n, n_ch, n_sl, n_var = x.shape[0], actions.n_channels, actions.n_slots, actions.n_variants
+    def _split(self, out: FloatArray, actions: ActionSet) -> FactorScores:
+        n, n_ch, n_sl, n_var = out.shape[0], actions.n_channels, actions.n_slots, actions.n_variants
         return FactorScores(
             channel=out[:, :n_ch],
             slot=out[:, n_ch : n_ch + n_sl],
             variant=out[:, n_ch + n_sl :].reshape(n, n_ch, n_var),
             link=self.link,
         )
+
+    def _factor_scores(
+        self, x: FloatArray, actions: ActionSet, noise: FloatArray | None
+    ) -> FactorScores:
+        return self._sampler(x, actions)(noise)
+
+    def _sampler(self, x: FloatArray, actions: ActionSet) -> Sampler:
+        """Factor scores drawn per contact: the posterior mean's scores plus a per-contact deviation.
+
+        The score of contact ``i`` is ``xᵢᵀ B φ(a) = βᵢᵀ φ(a)`` with ``βᵢ = Bᵀ xᵢ`` of length
+        ``d_a``, and every factor part's score is ``βᵢ`` times that part's features: a draw of
+        ``βᵢ`` per contact gives that contact's draw of every action's score at once, the
+        covariance between actions that share weights included. The mean's scores (one matmul,
+        as for the point estimate) and each contact's variances are computed once per chunk; a
+        draw then costs one small normal draw per contact.
+        """
+        weights = self._mean().reshape(self.n_context_features, self.n_action_features)
+        # One matmul against every factor's features at once: (n, n_ch + n_slots + n_ch·n_var).
+        point_w = np.ascontiguousarray(weights @ actions.factor_features_t, dtype=np.float32)
+        point = np.asarray(x @ point_w, dtype=np.float32)
+        deviations: list[Callable[[FloatArray], FloatArray]] = []
+
+        def sample(noise: FloatArray | None) -> FactorScores:
+            if noise is None or not self.stochastic:
+                return self._split(point, actions)
+            if not deviations:  # what every draw on these contacts shares, computed once
+                deviation = self._deviation(x, actions)
+                if deviation is None:
+                    raise PolicyError(f"{self.kind} is stochastic but has no posterior to draw")
+                deviations.append(deviation)
+            size = self.noise_size(actions)
+            if noise.shape != (x.shape[0], size):
+                raise PolicyError(
+                    f"noise must have shape ({x.shape[0]}, {size}) for this {self.kind} policy, "
+                    f"got {noise.shape}"
+                )
+            out = deviations[0](noise)
+            out += point
+            return self._split(out, actions)
+
+        return sample
 
     def weight_matrix(self, actions: ActionSet) -> FloatArray:
         self._check_actions(actions)
@@ -566,8 +648,11 @@ class LogisticThompson(_Bilinear):
     def _mean(self) -> npt.NDArray[np.float64]:
         return self.m
 
-    def _draw(self, rng: np.random.Generator) -> npt.NDArray[np.float64]:
-        return np.asarray(self.m + rng.standard_normal(self.n_weights) / np.sqrt(self.q))
+    def noise_size(self, actions: ActionSet) -> int:
+        return _DiagonalLayout.of(actions).size
+
+    def _deviation(self, x: FloatArray, actions: ActionSet) -> Callable[[FloatArray], FloatArray]:
+        return _diagonal_deviation(x, actions, (1.0 / self.q).reshape(x.shape[1], -1))
 
     def _update(
         self,
@@ -630,6 +715,7 @@ class _Ridge(_Bilinear):
         self.A = np.eye(self.n_weights) * self.prior_precision
         self.b = np.zeros(self.n_weights)
         self._cache: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        self._inverse_cache: npt.NDArray[np.float64] | None = None
 
     def _factor(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         if self._cache is None:
@@ -639,6 +725,14 @@ class _Ridge(_Bilinear):
 
     def _mean(self) -> npt.NDArray[np.float64]:
         return self._factor()[0]
+
+    def _inverse_lower(self) -> npt.NDArray[np.float64]:
+        """``L⁻¹`` for ``A = L Lᵀ``: ``A⁻¹ = L⁻ᵀ L⁻¹``, so a row of noise times ``L⁻¹`` has
+        covariance ``A⁻¹`` (cached until the next update)."""
+        if self._inverse_cache is None:
+            lower = self._factor()[1]
+            self._inverse_cache = linalg.solve_triangular(lower, np.eye(self.n_weights), lower=True)
+        return self._inverse_cache
 
     def _update(
         self,
@@ -651,6 +745,7 @@ class _Ridge(_Bilinear):
         self.A = self.A + (z.T @ z) / self.noise_variance
         self.b = self.b + (z.T @ rewards) / self.noise_variance
         self._cache = None
+        self._inverse_cache = None
 
     def _params(self) -> dict[str, Any]:
         return {"prior_precision": self.prior_precision, "noise_variance": self.noise_variance}
@@ -662,21 +757,125 @@ class _Ridge(_Bilinear):
         self.A = _load(state, "A", (self.n_weights, self.n_weights))
         self.b = _load(state, "b", (self.n_weights,))
         self._cache = None
+        self._inverse_cache = None
 
 
 class LinearThompson(_Ridge):
-    """Linear Thompson sampling: draws ``vec(B) ~ N(A⁻¹b, A⁻¹)`` from the Bayesian ridge posterior."""
+    """Linear Thompson sampling: draws ``vec(B) ~ N(A⁻¹b, A⁻¹)`` from the Bayesian ridge posterior.
+
+    Every contact gets its own draw. When the weight vector is short (``d_x · d_a ≤``
+    :attr:`exact_limit`) the draw is exact: a whole ``vec(B)`` per contact, ``(d_x·d_a)²`` work and
+    ``d_x · d_a`` normals each. Above it, a full draw per contact would cost more than everything
+    else in planning together, so the draw uses a *diagonal precision* approximation: weight ``j``
+    gets variance ``1 / A_jj``, its conditional variance given the other weights, and the weights
+    are drawn independently — the same diagonal posterior :class:`LogisticThompson` keeps (Chapelle &
+    Li), drawn per contact exactly as there. It understates the variance of weights the data
+    confound, where the diagonal of ``A⁻¹`` (the marginal variances) would overstate it without
+    bound: the action features are collinear whenever a channel has a single variant (its channel
+    and variant indicators coincide), and marginal variances of such pairs never shrink, so
+    exploration would never stop; conditional variances shrink with the data as they should.
+    """
 
     kind = "linear_thompson"
     stochastic = True
+    #: Exact per-contact draws up to this many weights; the diagonal approximation above.
+    exact_limit: ClassVar[int] = 64
 
-    def _draw(self, rng: np.random.Generator) -> npt.NDArray[np.float64]:
-        mean, lower = self._factor()
-        # A = L Lᵀ, so L⁻ᵀ ε has covariance A⁻¹.
-        noise = linalg.solve_triangular(
-            lower, rng.standard_normal(self.n_weights), lower=True, trans="T"
+    def noise_size(self, actions: ActionSet) -> int:
+        if self.n_weights <= self.exact_limit:
+            return self.n_weights
+        return _DiagonalLayout.of(actions).size
+
+    def _deviation(self, x: FloatArray, actions: ActionSet) -> Callable[[FloatArray], FloatArray]:
+        d_x, d_a = self.n_context_features, self.n_action_features
+        if self.n_weights > self.exact_limit:
+            return _diagonal_deviation(x, actions, (1.0 / np.diag(self.A)).reshape(d_x, d_a))
+        inverse32 = self._inverse_lower().astype(np.float32)
+        features_t = actions.factor_features_t.astype(np.float32)
+
+        def deviation(noise: FloatArray) -> FloatArray:
+            weights = (noise @ inverse32).reshape(-1, d_x, d_a)
+            beta = np.einsum("nk,nkl->nl", x, weights)
+            return np.asarray(beta @ features_t, dtype=np.float32)
+
+        return deviation
+
+
+@dataclass(frozen=True, eq=False)
+class _DiagonalLayout:
+    """How a diagonal posterior's per-contact draw spends its normals on an action set.
+
+    Under a diagonal posterior the entries of ``βᵢ = Bᵀ xᵢ`` are independent, and the deviation of
+    factor part ``j``'s score is ``Σ_l F_lj δβ_il`` (``F``: the action set's ``factor_features_t``).
+    An action feature that enters a single part (a channel or variant indicator, a channel ×
+    message-attribute term) only moves that part, so all such features of one part add up to one
+    Gaussian: one normal per part. Features shared by several parts (the slot's hour and weekday
+    terms) keep a normal each, so the draw stays the exact joint distribution of all parts.
+    """
+
+    own_parts: npt.NDArray[np.intp]
+    own_squares: npt.NDArray[np.float32]
+    shared: npt.NDArray[np.intp]
+    shared_features: npt.NDArray[np.float32]
+    #: ``own_parts`` as runs of consecutive parts ``(first part, end part, first own column)``:
+    #: adding slices is several times faster than a fancy-indexed ``+=``.
+    own_runs: tuple[tuple[int, int, int], ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.own_parts.size + self.shared.size)
+
+    @staticmethod
+    def of(actions: ActionSet) -> _DiagonalLayout:
+        features = actions.factor_features_t  # (d_a, n_parts)
+        support = (features != 0).sum(axis=1)
+        own = support == 1
+        squares = np.where(own[:, None], features**2, 0.0)
+        own_parts = np.flatnonzero((squares != 0).any(axis=0))
+        shared = np.flatnonzero(support > 1)
+        breaks = np.flatnonzero(np.diff(own_parts) != 1) + 1
+        starts = np.concatenate([[0], breaks]).astype(int)
+        ends = np.concatenate([breaks, [own_parts.size]]).astype(int)
+        return _DiagonalLayout(
+            own_parts=own_parts,
+            own_squares=squares[:, own_parts].astype(np.float32),
+            shared=shared,
+            shared_features=features[shared].astype(np.float32),
+            own_runs=tuple(
+                (int(own_parts[a]), int(own_parts[b - 1]) + 1, int(a))
+                for a, b in zip(starts, ends, strict=True)
+                if b > a
+            ),
         )
-        return np.asarray(mean + noise)
+
+
+def _diagonal_deviation(
+    x: FloatArray, actions: ActionSet, variance: npt.NDArray[np.float64]
+) -> Callable[[FloatArray], FloatArray]:
+    """Per-contact deviations of the factor scores under independent weights, exactly.
+
+    With ``B``'s entries independent, ``β_il = Σ_k x_ik B_kl`` are independent over ``l`` with
+    variance ``Σ_k x_ik² V_kl``, that is ``(xᵢ ∘ xᵢ)ᵀ V``; the score of action ``a`` then has
+    variance ``(xᵢ ∘ xᵢ)ᵀ V (φ_a ∘ φ_a)``. The draw is the exact joint distribution of contact
+    ``i``'s scores of *all* actions under the diagonal posterior (the covariance between actions
+    that share weights included), not an independent-arms approximation; see
+    :class:`_DiagonalLayout` for how few normals it needs.
+    """
+    layout = _DiagonalLayout.of(actions)
+    beta_var = np.square(x) @ variance.astype(np.float32)  # (n, d_a)
+    own_sd = np.sqrt(beta_var @ layout.own_squares).astype(np.float32)  # (n, n_own)
+    shared_sd = np.sqrt(beta_var[:, layout.shared]).astype(np.float32)  # (n, n_shared)
+    n_own = layout.own_parts.size
+
+    def deviation(noise: FloatArray) -> FloatArray:
+        shared = shared_sd * noise[:, n_own:]
+        out = np.asarray(shared @ layout.shared_features, dtype=np.float32)  # (n, n_parts)
+        own = own_sd * noise[:, :n_own]
+        for first, end, column in layout.own_runs:
+            out[:, first:end] += own[:, column : column + end - first]
+        return out
+
+    return deviation
 
 
 class EpsilonGreedy(_Ridge):
