@@ -15,6 +15,7 @@ from tummler.cli import (
     learn,
     person,
     plan,
+    report,
     send,
     serve,
     strategy,
@@ -58,6 +59,7 @@ app.command("plan")(plan.plan)
 app.command("explain")(plan.explain)
 app.command()(learn.learn)
 app.command()(learn.evaluate)
+app.command()(report.report)
 app.command()(send.send)
 app.command()(send.deliveries)
 app.command()(serve.serve)

@@ -1,0 +1,600 @@
+"""The report as one self-contained HTML page: inline CSS and inline SVG plots, nothing fetched.
+
+The page must open offline, from an e-mail attachment or a shared drive, years later: so no CDN,
+no web font, no script, and every plot is SVG drawn here from the report's numbers. Each plot has
+a stable ``id`` (``plot-lift``, ``plot-learning``, ``plot-goals``, ``plot-send-time-<campaign>``,
+``plot-channels-<campaign>``; ``plot-means`` for a logged experiment) so that tests and readers
+can find it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from tummler.app.reporting import CampaignReport, LogReport, StoreReport
+from tummler.measure import CellResponse, GoalProgress, Lift
+
+__all__ = ["render_log_html", "render_store_html", "write_html"]
+
+_ACCENT = "#2f6fde"
+_GOOD = "#1b8a5a"
+_BAD = "#c2410c"
+_MUTED = "#8a94a6"
+
+_CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f5f7fb; color: #1f2933;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+header { background: #18233a; color: #fff; padding: 28px 40px 24px; }
+header h1 { margin: 0 0 4px; font-size: 24px; font-weight: 650; letter-spacing: -0.01em; }
+header p { margin: 0; color: #c5cee0; }
+main { max-width: 1080px; margin: 0 auto; padding: 24px 24px 48px; }
+section { background: #fff; border: 1px solid #e3e8f0; border-radius: 10px; padding: 20px 24px;
+  margin: 0 0 20px; box-shadow: 0 1px 2px rgba(16, 24, 40, 0.04); }
+h2 { font-size: 18px; margin: 0 0 12px; }
+h3 { font-size: 15px; margin: 18px 0 8px; color: #3e4c63; }
+p.verdict { margin: 6px 0 12px; padding: 10px 14px; border-left: 4px solid #2f6fde;
+  background: #f0f5ff; border-radius: 0 6px 6px 0; }
+p.verdict.effect { border-color: #1b8a5a; background: #eefaf3; }
+p.verdict.warn { border-color: #c2410c; background: #fff4ed; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0 4px; font-size: 14px; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #edf0f5; }
+th { color: #5b6b83; font-weight: 600; font-size: 12px; text-transform: uppercase;
+  letter-spacing: 0.04em; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.tag { display: inline-block; padding: 1px 8px; border-radius: 99px; font-size: 12px;
+  font-weight: 600; }
+.tag.causal { background: #e3f6ec; color: #1b6b47; }
+.tag.observational { background: #fdecdf; color: #9a3412; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 16px; }
+svg { display: block; max-width: 100%; height: auto; }
+svg text { font-family: inherit; fill: #3e4c63; }
+.note { color: #5b6b83; font-size: 13px; }
+footer { text-align: center; color: #8a94a6; font-size: 12px; padding: 0 0 24px; }
+"""
+
+
+#: An inline icon, so that a browser asks no server for ``/favicon.ico``.
+_FAVICON = (
+    '<link rel="icon" href="data:image/svg+xml,'
+    "%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E"
+    "%3Crect width='16' height='16' rx='3' fill='%232f6fde'/%3E%3C/svg%3E\">"
+)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _pct(value: float | None, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:+.1%}" if signed else f"{value:.1%}"
+
+
+@dataclass(frozen=True)
+class _Scale:
+    low: float
+    high: float
+    start: float
+    end: float
+
+    def __call__(self, value: float) -> float:
+        span = self.high - self.low or 1.0
+        return self.start + (value - self.low) / span * (self.end - self.start)
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    span = high - low
+    if span <= 0 or not math.isfinite(span):
+        return [low]
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
+    first = math.ceil(low / step) * step
+    ticks = []
+    value = first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _tick_label(value: float, percent: bool) -> str:
+    if percent:
+        return f"{value * 100:g}%" if abs(value) >= 1e-12 else "0"
+    return f"{value:g}"
+
+
+def _svg_open(plot_id: str, width: int, height: int, title: str) -> str:
+    return (
+        f'<svg id="{escape(plot_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+        f"<title>{escape(title)}</title>"
+    )
+
+
+def interval_plot(
+    plot_id: str,
+    title: str,
+    rows: Sequence[tuple[str, float, float, float, bool]],
+    *,
+    percent: bool = True,
+    width: int = 960,
+) -> str:
+    """A forest plot: one row per label with its estimate, interval and the zero line.
+
+    ``rows`` are ``(label, estimate, low, high, significant)``; a significant row is drawn in
+    green (or orange when below zero), the others in grey.
+    """
+    row_height, top, bottom, left, right = 34, 16, 36, 230, 30
+    height = top + bottom + row_height * max(len(rows), 1)
+    values = [v for _, e, lo, hi, _ in rows for v in (e, lo, hi) if math.isfinite(v)] + [0.0]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.08 or 0.01
+    scale = _Scale(low - pad, high + pad, left, width - right)
+    parts = [_svg_open(plot_id, width, height, title)]
+    axis_y = height - bottom
+    for tick in _nice_ticks(scale.low, scale.high):
+        x = scale(tick)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="#edf0f5"/>'
+            f'<text x="{x:.1f}" y="{axis_y + 18}" font-size="12" text-anchor="middle">'
+            f"{escape(_tick_label(tick, percent))}</text>"
+        )
+    zero = scale(0.0)
+    parts.append(
+        f'<line x1="{zero:.1f}" y1="{top - 4}" x2="{zero:.1f}" y2="{axis_y}" stroke="#5b6b83" '
+        'stroke-dasharray="4 3"/>'
+    )
+    for i, (label, estimate, lo, hi, significant) in enumerate(rows):
+        y = top + row_height * i + row_height / 2
+        colour = (_GOOD if estimate >= 0 else _BAD) if significant else _MUTED
+        parts.append(
+            f'<text x="{left - 12}" y="{y + 4:.1f}" font-size="13" text-anchor="end">'
+            f"{escape(label)}</text>"
+        )
+        if math.isfinite(lo) and math.isfinite(hi):
+            parts.append(
+                f'<line x1="{scale(lo):.1f}" y1="{y:.1f}" x2="{scale(hi):.1f}" y2="{y:.1f}" '
+                f'stroke="{colour}" stroke-width="3" stroke-linecap="round"/>'
+                f'<line x1="{scale(lo):.1f}" y1="{y - 7:.1f}" x2="{scale(lo):.1f}" y2="{y + 7:.1f}" '
+                f'stroke="{colour}" stroke-width="2"/>'
+                f'<line x1="{scale(hi):.1f}" y1="{y - 7:.1f}" x2="{scale(hi):.1f}" y2="{y + 7:.1f}" '
+                f'stroke="{colour}" stroke-width="2"/>'
+            )
+        parts.append(
+            f'<circle cx="{scale(estimate):.1f}" cy="{y:.1f}" r="6" fill="{colour}" '
+            'stroke="#fff" stroke-width="2"/>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_plot(
+    plot_id: str,
+    title: str,
+    rows: Sequence[tuple[str, float, float, float]],
+    *,
+    percent: bool = True,
+    width: int = 460,
+    height: int = 260,
+) -> str:
+    """Vertical bars with interval whiskers: ``(label, value, low, high)`` per bar."""
+    top, bottom, left, right = 16, 44, 52, 12
+    values = [v for _, e, lo, hi in rows for v in (e, lo, hi) if math.isfinite(v)] + [0.0]
+    high = max(values) * 1.1 or 1.0
+    y_scale = _Scale(0.0, high, height - bottom, top)
+    slot = (width - left - right) / max(len(rows), 1)
+    parts = [_svg_open(plot_id, width, height, title)]
+    for tick in _nice_ticks(0.0, high, 4):
+        y = y_scale(tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
+            f"{escape(_tick_label(tick, percent))}</text>"
+        )
+    for i, (label, value, lo, hi) in enumerate(rows):
+        x = left + slot * i + slot * 0.2
+        bar_width = slot * 0.6
+        y = y_scale(max(value, 0.0))
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_width:.1f}" '
+            f'height="{max(y_scale(0.0) - y, 0):.1f}" rx="3" fill="{_ACCENT}" fill-opacity="0.85"/>'
+        )
+        centre = x + bar_width / 2
+        if math.isfinite(lo) and math.isfinite(hi):
+            parts.append(
+                f'<line x1="{centre:.1f}" y1="{y_scale(max(lo, 0.0)):.1f}" x2="{centre:.1f}" '
+                f'y2="{y_scale(hi):.1f}" stroke="#18233a" stroke-width="1.5"/>'
+                f'<line x1="{centre - 6:.1f}" y1="{y_scale(hi):.1f}" x2="{centre + 6:.1f}" '
+                f'y2="{y_scale(hi):.1f}" stroke="#18233a" stroke-width="1.5"/>'
+            )
+        parts.append(
+            f'<text x="{centre:.1f}" y="{height - bottom + 18}" font-size="12" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def band_plot(
+    plot_id: str,
+    title: str,
+    x: Sequence[float],
+    estimate: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    *,
+    x_ticks: Sequence[tuple[float, str]],
+    x_range: tuple[float, float],
+    percent: bool = True,
+    width: int = 960,
+    height: int = 240,
+) -> str:
+    """A line with its interval as a shaded band; gaps where the estimate is missing."""
+    top, bottom, left, right = 14, 34, 52, 16
+    finite = [v for v in (*estimate, *low, *high) if math.isfinite(v)] + [0.0]
+    y_high = max(finite) * 1.1 or 1.0
+    y_low = min(min(finite), 0.0)
+    xs = _Scale(x_range[0], x_range[1], left, width - right)
+    ys = _Scale(y_low, y_high, height - bottom, top)
+    parts = [_svg_open(plot_id, width, height, title)]
+    for tick in _nice_ticks(y_low, y_high, 4):
+        y = ys(tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
+            f"{escape(_tick_label(tick, percent))}</text>"
+        )
+    for value, label in x_ticks:
+        parts.append(
+            f'<text x="{xs(value):.1f}" y="{height - bottom + 18}" font-size="11" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
+    segments: list[list[int]] = [[]]
+    for i, e in enumerate(estimate):
+        if math.isfinite(e):
+            segments[-1].append(i)
+        elif segments[-1]:
+            segments.append([])
+    for segment in segments:
+        if not segment:
+            continue
+        lows = [low[i] if math.isfinite(low[i]) else estimate[i] for i in segment]
+        highs = [high[i] if math.isfinite(high[i]) else estimate[i] for i in segment]
+        upper = " ".join(f"{xs(x[i]):.1f},{ys(h):.1f}" for i, h in zip(segment, highs, strict=True))
+        lower = " ".join(
+            f"{xs(x[i]):.1f},{ys(lo):.1f}"
+            for i, lo in reversed(list(zip(segment, lows, strict=True)))
+        )
+        parts.append(f'<polygon points="{upper} {lower}" fill="{_ACCENT}" fill-opacity="0.15"/>')
+        line = " ".join(f"{xs(x[i]):.1f},{ys(estimate[i]):.1f}" for i in segment)
+        if len(segment) == 1:
+            # A lone cell (send slots a few hours apart): a dot with its interval as a whisker.
+            i = segment[0]
+            parts.append(
+                f'<line x1="{xs(x[i]):.1f}" y1="{ys(lows[0]):.1f}" x2="{xs(x[i]):.1f}" '
+                f'y2="{ys(highs[0]):.1f}" stroke="{_ACCENT}" stroke-opacity="0.45" '
+                'stroke-width="3" stroke-linecap="round"/>'
+                f'<circle cx="{xs(x[i]):.1f}" cy="{ys(estimate[i]):.1f}" r="3.5" fill="{_ACCENT}"/>'
+            )
+        else:
+            parts.append(
+                f'<polyline points="{line}" fill="none" stroke="{_ACCENT}" stroke-width="2"/>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def goals_plot(plot_id: str, goals: Sequence[GoalProgress], *, width: int = 960) -> str:
+    """One progress bar per objective: the share of the target reached, capped at 150 %."""
+    row_height, top, left, right = 36, 10, 230, 90
+    height = top * 2 + row_height * max(len(goals), 1)
+    bar = width - left - right
+    parts = [_svg_open(plot_id, width, height, "progress against targets")]
+    for i, goal in enumerate(goals):
+        y = top + row_height * i
+        progress = goal.progress if goal.progress is not None else 0.0
+        shown = min(max(progress, 0.0), 1.5) / 1.5
+        colour = _GOOD if progress >= 1.0 else _ACCENT if progress > 0 else _MUTED
+        target_x = left + bar / 1.5
+        parts.append(
+            f'<text x="{left - 12}" y="{y + 21}" font-size="13" text-anchor="end">'
+            f"{escape(goal.objective)}</text>"
+            f'<rect x="{left}" y="{y + 8}" width="{bar}" height="18" rx="9" fill="#edf0f5"/>'
+            f'<rect x="{left}" y="{y + 8}" width="{bar * shown:.1f}" height="18" rx="9" '
+            f'fill="{colour}"/>'
+            f'<line x1="{target_x:.1f}" y1="{y + 4}" x2="{target_x:.1f}" y2="{y + 30}" '
+            'stroke="#18233a" stroke-width="2"/>'
+            f'<text x="{left + bar + 10}" y="{y + 21}" font-size="13">'
+            f"{escape(_pct(goal.progress))}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------------------------- sections
+
+
+def _verdict(lift: Lift) -> str:
+    kind = "effect" if lift.verdict.value == "effect" else "warn"
+    if lift.verdict.value == "no_effect":
+        kind = ""
+    return f'<p class="verdict {kind}">{escape(lift.message)}</p>'
+
+
+def _lift_table(lift: Lift) -> str:
+    rate = lift.kind == "rate"
+    fmt = _pct if rate else _num
+
+    def diff(value: float) -> str:
+        return f"{value * 100:+.1f} pp" if rate else f"{value:+.4g}"
+
+    return (
+        '<table><tr><th>group</th><th class="num">people</th><th class="num">KPI</th><th class="num">interval</th></tr>'
+        f'<tr><td>treated</td><td class="num">{lift.n_treated:,}</td>'
+        f'<td class="num">{fmt(lift.treated_mean)}</td>'
+        f'<td class="num">{fmt(lift.treated_interval.low)} – {fmt(lift.treated_interval.high)}'
+        "</td></tr>"
+        f'<tr><td>holdout</td><td class="num">{lift.n_holdout:,}</td>'
+        f'<td class="num">{fmt(lift.holdout_mean)}</td>'
+        f'<td class="num">{fmt(lift.holdout_interval.low)} – {fmt(lift.holdout_interval.high)}'
+        "</td></tr>"
+        f'<tr><td><b>difference</b></td><td></td><td class="num"><b>{diff(lift.difference)}</b>'
+        f'</td><td class="num">{diff(lift.difference_interval.low)} to '
+        f"{diff(lift.difference_interval.high)}</td></tr></table>"
+    )
+
+
+def _cells(response: CellResponse) -> str:
+    tag = "causal" if response.causal else "observational"
+    words = "randomized: causal" if response.causal else "observational: not causal"
+    return f'<span class="tag {tag}">{words}</span> <span class="note">{escape(response.message)}</span>'
+
+
+def _send_time(plot_id: str, response: CellResponse) -> str:
+    hours = [float(h) for h in response.cells]  # type: ignore[arg-type]
+    by_hour = dict(zip(hours, range(len(hours)), strict=True))
+    x = [float(h) for h in range(168)]
+    pick = [by_hour.get(h) for h in x]
+    nan = math.nan
+    estimate = [nan if i is None else response.estimate[i] for i in pick]
+    low = [nan if i is None else response.ci_low[i] for i in pick]
+    high = [nan if i is None else response.ci_high[i] for i in pick]
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    ticks = [(d * 24 + 12.0, name) for d, name in enumerate(days)]
+    return band_plot(
+        plot_id,
+        "response by hour of week (UTC)",
+        x,
+        estimate,
+        low,
+        high,
+        x_ticks=ticks,
+        x_range=(0.0, 167.0),
+    )
+
+
+def _campaign_section(campaign: CampaignReport) -> str:
+    slug = _slug(campaign.key)
+    out = [
+        f'<section id="campaign-{slug}"><h2>Campaign {escape(campaign.key)}</h2>'
+        f'<p class="note">objective <b>{escape(campaign.objective)}</b> · KPI '
+        f"{escape(campaign.kpi)} · {campaign.n_treated:,} treated, {campaign.n_holdout:,} "
+        "held out</p>"
+    ]
+    if campaign.lift is None:
+        out.append('<p class="verdict warn">No holdout to compare with yet: no lift to report.</p>')
+    else:
+        out.append(_verdict(campaign.lift) + _lift_table(campaign.lift))
+    if campaign.variants is not None:
+        v = campaign.variants
+        out.append(
+            '<h3>Variants</h3><table><tr><th>variant</th><th class="num">sends</th><th class="num">rate</th>'
+            '<th class="num">probability to be best</th></tr>'
+        )
+        for i, label in enumerate(v.labels):
+            out.append(
+                f'<tr><td>{escape(label)}</td><td class="num">{v.trials[i]:,}</td>'
+                f'<td class="num">{_pct(v.posterior_mean[i])}</td>'
+                f'<td class="num">{_pct(v.probability_best[i])}</td></tr>'
+            )
+        out.append("</table>")
+        if campaign.sequential is not None:
+            out.append(
+                f'<p class="note">Sequential test (mSPRT), always valid however often one looks: '
+                f"{escape(campaign.sequential.reason)}</p>"
+            )
+    plots = []
+    if campaign.send_time is not None and campaign.send_time.cells:
+        plots.append(
+            "<div><h3>Send time</h3>"
+            + _send_time(f"plot-send-time-{slug}", campaign.send_time)
+            + _cells(campaign.send_time)
+            + "</div>"
+        )
+    if campaign.channels is not None and campaign.channels.cells:
+        c = campaign.channels
+        rows = [
+            (str(cell), c.estimate[i], c.ci_low[i], c.ci_high[i]) for i, cell in enumerate(c.cells)
+        ]
+        plots.append(
+            "<div><h3>Channels</h3>"
+            + bar_plot(f"plot-channels-{slug}", "response by channel", rows)
+            + _cells(c)
+            + "</div>"
+        )
+    if plots:
+        out.append("".join(plots))
+    if campaign.roi is not None:
+        out.append(f"<h3>Return on cost</h3><p>{escape(campaign.roi.message)}</p>")
+    if campaign.breadth is not None:
+        b = campaign.breadth
+        out.append(
+            '<h3>Breadth and depth</h3><table><tr><th class="num">audience</th><th class="num">reached</th>'
+            '<th class="num">engaged</th><th class="num">engagements per engaged person</th></tr>'
+            f'<tr><td class="num">{b.audience:,}</td><td class="num">{b.reached:,} '
+            f'({_pct(b.reach_share)})</td><td class="num">{b.engaged:,} '
+            f'({_pct(b.share_engaged)})</td><td class="num">{_num(b.engagement_per_engaged, 2)}'
+            "</td></tr></table>"
+        )
+    if campaign.stages:
+        stages = ", ".join(f"{escape(k)} {v:,}" for k, v in campaign.stages.items())
+        out.append(f'<p class="note">Audience by relationship stage now: {stages}</p>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def _page(title: str, subtitle: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title>{_FAVICON}<style>{_CSS}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header>"
+        f"<main>{body}</main><footer>made by tummler · self-contained, works offline</footer>"
+        "</body></html>\n"
+    )
+
+
+def render_store_html(report: StoreReport) -> str:
+    """The whole workspace report as one HTML page."""
+    body: list[str] = []
+    lifts = [c for c in report.campaigns if c.lift is not None]
+    overview = ['<section id="overview"><h2>What each campaign changed</h2>']
+    if lifts:
+        rows = [
+            (
+                c.key,
+                c.lift.difference,
+                c.lift.difference_interval.low,
+                c.lift.difference_interval.high,
+                c.lift.verdict.value == "effect",
+            )
+            for c in lifts
+            if c.lift is not None
+        ]
+        percent = all(c.lift is not None and c.lift.kind == "rate" for c in lifts)
+        overview.append(
+            interval_plot("plot-lift", "lift over holdout, with intervals", rows, percent=percent)
+        )
+        overview.append(
+            '<p class="note">Treated minus holdout on each campaign\'s KPI; bars are '
+            f"{1 - (lifts[0].lift.alpha if lifts[0].lift else 0.05):.0%} intervals; green: the "
+            "interval excludes zero.</p>"
+        )
+    else:
+        overview.append('<p class="note">No campaign has both treated and held-out people yet.</p>')
+    overview.append("</section>")
+    body.append("".join(overview))
+    goals = [o.goal for o in report.objectives if o.goal is not None]
+    if goals:
+        rows_html = "".join(
+            f"<tr><td>{escape(g.objective)}</td>"
+            f'<td style="white-space: nowrap">{escape(g.status.value)}</td>'
+            f"<td>{escape(g.message)}</td></tr>"
+            for g in goals
+        )
+        body.append(
+            '<section id="goals"><h2>Goals against the strategy\'s targets</h2>'
+            + goals_plot("plot-goals", goals)
+            + "<table><tr><th>objective</th><th>status</th><th>in words</th></tr>"
+            + rows_html
+            + "</table></section>"
+        )
+    if report.learning_curve:
+        curve = report.learning_curve
+        x = [float(i) for i in range(len(curve))]
+        body.append(
+            '<section id="learning"><h2>Learning curve</h2>'
+            + band_plot(
+                "plot-learning",
+                "KPI of each policy version's sends",
+                x,
+                [p.mean for p in curve],
+                [p.interval.low for p in curve],
+                [p.interval.high for p in curve],
+                x_ticks=[(float(i), f"{p.policy} v{p.version}") for i, p in enumerate(curve)],
+                x_range=(-0.5, len(curve) - 0.5),
+            )
+            + "</section>"
+        )
+    body.extend(_campaign_section(c) for c in report.campaigns)
+    return _page(
+        "tummler report",
+        f"as of {report.as_of:%Y-%m-%d %H:%M} UTC · {len(report.campaigns)} campaign(s)",
+        "".join(body),
+    )
+
+
+def render_log_html(report: LogReport) -> str:
+    """A past experiment from a logged-bandit file as one HTML page."""
+    level = f"{1 - report.alpha:.0%}"
+    means = bar_plot(
+        "plot-means",
+        "mean reward by action",
+        [(a.action, a.mean, a.interval.low, a.interval.high) for a in report.actions],
+        percent=False,
+        width=960,
+        height=280,
+    )
+    lift = interval_plot(
+        "plot-lift",
+        f"lift over {report.control}",
+        [
+            (
+                f"{item.action} − {item.control}",
+                item.difference,
+                item.interval.low,
+                item.interval.high,
+                item.significant,
+            )
+            for item in report.lifts
+        ],
+        percent=False,
+    )
+    rows = "".join(
+        f'<tr><td>{escape(a.action)}</td><td class="num">{a.n:,}</td>'
+        f'<td class="num">{a.mean:.4f}</td><td class="num">{a.interval.low:.4f} – '
+        f"{a.interval.high:.4f}</td></tr>"
+        for a in report.actions
+    )
+    verdicts = "".join(
+        f'<p class="verdict {"effect" if item.significant else ""}">{escape(item.message)}</p>'
+        for item in report.lifts
+    )
+    body = (
+        '<section id="means"><h2>Mean reward by action</h2>'
+        f'{means}<table><tr><th>action</th><th class="num">rounds</th><th class="num">mean</th>'
+        f'<th class="num">{level} interval</th></tr>{rows}</table>'
+        '<p class="note">Means weighted by the logged propensities (self-normalized IPS); for a '
+        "uniform randomized experiment they are the arms' plain means.</p></section>"
+        f'<section id="lifts"><h2>Lift over {escape(report.control)}</h2>{lift}{verdicts}'
+        "</section>"
+    )
+    return _page(
+        "tummler report — logged experiment",
+        f"{Path(report.source).name} · {report.n_rounds:,} rounds · control {report.control}",
+        body,
+    )
+
+
+def write_html(report: StoreReport | LogReport, path: str | Path) -> Path:
+    """Render ``report`` and write it to ``path`` (UTF-8); return the path."""
+    text = render_log_html(report) if isinstance(report, LogReport) else render_store_html(report)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out

@@ -1,0 +1,263 @@
+"""`tummler report`: what each campaign changed, in the terminal, as JSON, or as one HTML page.
+
+Register in ``tummler.cli.main``::
+
+    app.command()(report.report)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tummler.app.report_html import write_html
+from tummler.app.reporting import (
+    CampaignReport,
+    CellResponse,
+    Lift,
+    LogReport,
+    ObjectiveSpec,
+    StoreReport,
+    log_report,
+    objective_specs,
+    parse_as_of,
+    store_report,
+)
+from tummler.cli.context import console, state
+from tummler.core.clock import SystemClock
+from tummler.core.errors import InputError
+
+__all__ = ["report"]
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_COLOURS = {"effect": "green", "no_effect": "white", "underpowered": "yellow"}
+
+
+def _fmt(value: float | None, rate: bool) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2%}" if rate else f"{value:.4g}"
+
+
+def _lift_row(table: Table, name: str, lift: Lift | None) -> None:
+    if lift is None:
+        table.add_row(name, "–", "–", "–", "–", "no holdout yet")
+        return
+    rate = lift.kind == "rate"
+    low, high = lift.difference_interval.low, lift.difference_interval.high
+    colour = _COLOURS[lift.verdict.value]
+    table.add_row(
+        name,
+        _fmt(lift.treated_mean, rate),
+        _fmt(lift.holdout_mean, rate),
+        f"{lift.difference * 100:+.2f} pp" if rate else f"{lift.difference:+.4g}",
+        f"{low * 100:+.2f} to {high * 100:+.2f} pp" if rate else f"{low:+.4g} to {high:+.4g}",
+        f"[{colour}]{lift.verdict.value.replace('_', ' ')}[/{colour}]",
+    )
+
+
+def _cells_line(what: str, cells: CellResponse | None) -> None:
+    if cells is None or not cells.cells:
+        return
+    tag = "[green]causal[/green]" if cells.causal else "[yellow]not causal[/yellow]"
+    # The most credible best cell: the highest lower bound, not the highest noisy estimate.
+    measured = [i for i in range(len(cells.cells)) if math.isfinite(cells.ci_low[i])]
+    if not measured:
+        return
+    best = max(measured, key=lambda i: cells.ci_low[i])
+    name = str(cells.cells[best])
+    if cells.dimension == "hour of week":
+        hour = int(cells.cells[best])  # type: ignore[call-overload]
+        name = f"{_DAYS[hour // 24]} {hour % 24:02d}:00 UTC"
+    console.print(
+        f"  {what} ({tag}): best {name} at {cells.estimate[best]:.2%} "
+        f"[{cells.ci_low[best]:.2%}, {cells.ci_high[best]:.2%}] — {cells.message}",
+        highlight=False,
+    )
+
+
+def _print_campaign(campaign: CampaignReport) -> None:
+    console.rule(f"campaign {campaign.key} · objective {campaign.objective} · {campaign.kpi}")
+    if campaign.variants is not None:
+        v = campaign.variants
+        table = Table("variant", "sends", "rate", "P(best)", title="variants")
+        for i, label in enumerate(v.labels):
+            table.add_row(
+                label,
+                f"{v.trials[i]:,}",
+                f"{v.posterior_mean[i]:.2%}",
+                f"{v.probability_best[i]:.1%}",
+            )
+        console.print(table)
+        if campaign.sequential is not None:
+            console.print(
+                f"  mSPRT (always valid): {campaign.sequential.reason}",
+                highlight=False,
+            )
+    _cells_line("send time", campaign.send_time)
+    _cells_line("channel", campaign.channels)
+    if campaign.roi is not None:
+        console.print(f"  ROI: {campaign.roi.message}", highlight=False)
+    if campaign.breadth is not None:
+        b = campaign.breadth
+        console.print(
+            f"  breadth: {b.reached:,} of {b.audience:,} reached ({b.reach_share:.1%}); "
+            f"depth: {b.engaged:,} engaged ({b.share_engaged:.1%}), "
+            f"{b.engagement_per_engaged:.2f} engagements per engaged person",
+            highlight=False,
+        )
+    if campaign.stages:
+        console.print(
+            "  stages now: " + ", ".join(f"{k} {v:,}" for k, v in campaign.stages.items()),
+            highlight=False,
+        )
+
+
+def _print_store(result: StoreReport) -> None:
+    table = Table(
+        "campaign", "treated", "holdout", "lift", "interval", "verdict", title="holdout lift"
+    )
+    for campaign in result.campaigns:
+        _lift_row(table, campaign.key, campaign.lift)
+    console.print(table)
+    for campaign in result.campaigns:
+        if campaign.lift is not None:
+            colour = _COLOURS[campaign.lift.verdict.value]
+            console.print(f"[{colour}]•[/{colour}] {campaign.lift.message}", highlight=False)
+    for campaign in result.campaigns:
+        _print_campaign(campaign)
+    goals = [o for o in result.objectives if o.goal is not None]
+    if goals:
+        table = Table("objective", "status", "progress", "in words", title="goals")
+        for objective in goals:
+            assert objective.goal is not None
+            progress = objective.goal.progress
+            table.add_row(
+                objective.id,
+                objective.goal.status.value,
+                "–" if progress is None else f"{progress:.0%}",
+                objective.goal.message,
+            )
+        console.print(table)
+    if result.learning_curve:
+        table = Table("policy", "version", "sends", "KPI", "interval", title="learning curve")
+        for point in result.learning_curve:
+            table.add_row(
+                point.policy,
+                str(point.version),
+                f"{point.n:,}",
+                f"{point.mean:.4f}",
+                f"{point.interval.low:.4f} – {point.interval.high:.4f}",
+            )
+        console.print(table)
+
+
+def _print_log(result: LogReport) -> None:
+    level = f"{1 - result.alpha:.0%}"
+    table = Table("action", "rounds", "mean reward", f"{level} interval", title=result.source)
+    for action in result.actions:
+        table.add_row(
+            action.action,
+            f"{action.n:,}",
+            f"{action.mean:.4f}",
+            f"{action.interval.low:.4f} – {action.interval.high:.4f}",
+        )
+    console.print(table)
+    table = Table("action", "lift", f"{level} interval", "relative", f"over {result.control}")
+    for lift in result.lifts:
+        relative = "–" if lift.relative_lift is None else f"{lift.relative_lift:+.1%}"
+        table.add_row(
+            lift.action,
+            f"{lift.difference:+.4f}",
+            f"{lift.interval.low:+.4f} – {lift.interval.high:+.4f}",
+            relative,
+            "[green]effect[/green]" if lift.significant else "no clear effect",
+        )
+    console.print(table)
+    for lift in result.lifts:
+        console.print(f"• {lift.message}", highlight=False)
+
+
+def report(
+    ctx: typer.Context,
+    campaign: Annotated[
+        str | None, typer.Argument(help="One campaign's id; default: every campaign.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", dir_okay=False, help="Also write a self-contained HTML page here."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Report as of this date or time (UTC; default: now)."),
+    ] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log",
+            dir_okay=False,
+            help="Measure a past experiment in a logged-bandit file instead (needs no workspace).",
+        ),
+    ] = None,
+    control: Annotated[
+        str | None,
+        typer.Option("--control", help="With --log: the action the others are compared to."),
+    ] = None,
+) -> None:
+    """What each campaign changed, for whom, at what cost: lift, variants, timing, ROI, goals."""
+    result: StoreReport | LogReport
+    if log is not None:
+        if control is None:
+            raise InputError(
+                "--log needs --control ACTION: the action the others are compared to",
+                field="control",
+            )
+        if campaign is not None or as_of is not None:
+            raise InputError(
+                "--log measures a file: leave out CAMPAIGN and --as-of", field="campaign"
+            )
+        result = log_report(log, control=control)
+    else:
+        if control is not None:
+            raise InputError("--control goes with --log FILE", field="control")
+        from tummler.app.attribution import attribute_events, objective_windows
+        from tummler.app.strategy import read_workspace_strategy
+
+        cli = state(ctx)
+        when = parse_as_of(as_of, now=SystemClock().now())
+        loaded = read_workspace_strategy(cli.settings.workspace)
+        specs: dict[str, ObjectiveSpec] = {}
+        costs: dict[str, float] = {}
+        if loaded.strategy is not None:
+            strategy = loaded.strategy.strategy
+            specs = objective_specs(strategy)
+            costs = {channel.id: channel.cost_per_send for channel in strategy.channels}
+            # Attribution is incremental and idempotent: events that arrived since the last run
+            # are joined to their decisions so that the report counts them.
+            attribute_events(cli.engine, windows=objective_windows(strategy))
+        result = store_report(
+            cli.engine,
+            as_of=when,
+            campaign=campaign,
+            specs=specs,
+            channel_costs=costs,
+            rng=cli.settings.seed if cli.settings.seed is not None else 0,
+        )
+    if html is not None:
+        write_html(result, html)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    if isinstance(result, LogReport):
+        _print_log(result)
+    else:
+        _print_store(result)
+    if html is not None:
+        console.print(f"wrote {html}", highlight=False)
