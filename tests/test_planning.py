@@ -19,12 +19,13 @@ import typer
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from tummler.app.consent import consent_names, latest_granted
 from tummler.app.planning import explain_decision, plan_campaign
 from tummler.app.workspace import init_workspace
 from tummler.cli import plan as plan_cli
 from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
-from tummler.core.errors import NotFoundError
+from tummler.core.errors import NotFoundError, StrategyError
 from tummler.store.database import connect, session_scope
 from tummler.store.models import (
     Campaign,
@@ -460,3 +461,124 @@ def test_a_critical_message_overrides_what_the_strategy_lets_it_and_keeps_its_wi
     assert all(r.channel != "email" for r in tired)
     revoked = [r for r in rows if r.contact_id == ids["c5"]]
     assert all(r.channel != "email" for r in revoked)
+
+
+# -------------------------------------------------------------------- templates and consent rules
+
+
+def _drop_attribute(engine: Engine, key: str, name: str) -> None:
+    with session_scope(engine) as session:
+        contact = session.scalar(select(Contact).where(Contact.external_id == key))
+        assert contact is not None
+        contact.attributes = {k: v for k, v in (contact.attributes or {}).items() if k != name}
+
+
+def test_a_missing_template_field_fails_the_plan_naming_variant_and_field(
+    engine: Engine, workspace: Path
+) -> None:
+    """``c2`` (e-mail consent, no phone) may get the e-mail variants, whose subject reads
+    ``{{ first_name }}``: without it the plan stops before writing anything."""
+    _seed(engine)
+    _drop_attribute(engine, "c2", "first_name")
+    before = _count(engine, Decision)
+    message = (
+        r"variant email/a\.subject cannot be rendered for 1 contact\(s\).*'c2'.*"
+        r"'first_name' is undefined.*default"
+    )
+    with pytest.raises(StrategyError, match=message):
+        _plan(engine, workspace)
+    with pytest.raises(StrategyError, match=message):
+        _plan(engine, workspace, dry_run=True)
+    assert _count(engine, Decision) == before
+
+
+def test_a_missing_field_of_a_contact_who_cannot_get_the_variant_is_fine(
+    engine: Engine, workspace: Path
+) -> None:
+    """``c7`` reached the fatigue cap: no variant can reach it, so its gap is no error; a template
+    that says the field is optional renders for everyone."""
+    ids = _seed(engine)
+    _drop_attribute(engine, "c7", "first_name")
+    report = _plan(engine, workspace)
+    assert report.audience == 120
+    rows = [r for r in _decisions(engine) if r.contact_id == ids["c7"]]
+    assert [r.channel for r in rows] == [None]
+    path = workspace / "campaigns" / f"{REORDER}.yaml"
+    text = path.read_text(encoding="utf-8").replace(
+        "{{ first_name }}", "{{ first_name | default('friend') }}"
+    )
+    path.write_text(text, encoding="utf-8")
+    _drop_attribute(engine, "c2", "first_name")
+    assert _plan(engine, workspace).audience == 120
+
+
+def _rename_email_channel(workspace: Path) -> None:
+    """The e-mail channel becomes ``mail`` (kind ``email``): consent may be recorded under either
+    name."""
+    strategy = workspace / "strategy.yaml"
+    text = strategy.read_text(encoding="utf-8").replace("- id: email\n", "- id: mail\n")
+    strategy.write_text(text, encoding="utf-8")
+    campaign = workspace / "campaigns" / f"{REORDER}.yaml"
+    text = campaign.read_text(encoding="utf-8")
+    text = text.replace("channels: [email, sms]", "channels: [mail, sms]")
+    text = text.replace("\n  email:\n", "\n  mail:\n")
+    campaign.write_text(text, encoding="utf-8")
+    (workspace / "campaigns" / f"{WELCOME}.yaml").unlink()  # it names `email`; not needed here
+
+
+@pytest.mark.parametrize(
+    ("events", "planned"),
+    [
+        # (channel name, status, days before now), in any order: the latest decides
+        ((("email", "granted", 100), ("mail", "revoked", 2)), False),
+        ((("mail", "revoked", 100), ("email", "granted", 2)), True),
+        ((("mail", "granted", 100), ("email", "revoked", 2)), False),
+        ((("email", "revoked", 2),), False),
+        ((), False),
+    ],
+)
+def test_consent_is_the_latest_event_across_the_channel_id_and_its_kind(
+    engine: Engine, workspace: Path, events: tuple[tuple[str, str, int], ...], planned: bool
+) -> None:
+    """The outbox's rule: a grant on the kind (``email``) and a later revocation on the channel id
+    (``mail``) is a revocation, so the contact is never planned on ``mail`` and then skipped."""
+    _rename_email_channel(workspace)
+    ids = _seed(engine, n=8)
+    # c0 has e-mail only (no phone): its consent history on e-mail is the test's
+    with session_scope(engine) as session:
+        for old in session.scalars(
+            select(ConsentEvent).where(ConsentEvent.contact_id == ids["c0"])
+        ):
+            session.delete(old)
+        for channel, status, days in events:
+            session.add(
+                ConsentEvent(
+                    contact_id=ids["c0"],
+                    channel=channel,
+                    status=status,
+                    source="test",
+                    at=NOW - days * DAY,
+                    recorded_at=NOW - days * DAY,
+                )
+            )
+    _plan(engine, workspace, seed=1)
+    rows = [r for r in _decisions(engine) if r.contact_id == ids["c0"]]
+    assert len(rows) == 1
+    removed = rows[0].reasons["removed"].get("mail", [])
+    assert ("no_consent" not in removed) is planned
+    if not planned:
+        assert rows[0].channel is None
+
+
+def test_latest_granted_follows_the_order_of_events() -> None:
+    events = [
+        (1, "email", "granted"),
+        (1, "mail", "revoked"),
+        (2, "mail", "revoked"),
+        (2, "email", "granted"),
+        (3, "sms", "granted"),
+        (9, "email", "granted"),  # not one of ours
+    ]
+    names = [consent_names("mail", "email"), consent_names("sms", "sms")]
+    granted = latest_granted(events, names, {1: 0, 2: 1, 3: 2}, 3)
+    assert granted.tolist() == [[False, False], [True, False], [False, True]]

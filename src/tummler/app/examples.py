@@ -23,6 +23,7 @@ __all__ = ["ExampleFiles", "write_example_data"]
 
 _TIME_ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo", "UTC")
 _CITIES = ("Berlin", "London", "New York", "Tokyo", "Lisbon")
+_FIRST_NAMES = ("Ada", "Kofi", "Mei", "Lars", "Priya", "Mateo", "Aiko", "Noor")
 _TOPICS = ("delivery", "pricing", "product", "support")
 _PHRASES = {
     "delivery": ("my parcel is late again", "delivery was quicker than promised"),
@@ -102,11 +103,14 @@ def write_example_data(
 
     with files.contacts.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("external_id", "time_zone", "stage", "city", "lifetime_value", "vip"))
-        for external_id in ids:
+        writer.writerow(
+            ("external_id", "first_name", "time_zone", "stage", "city", "lifetime_value", "vip")
+        )
+        for index, external_id in enumerate(ids):
             writer.writerow(
                 (
                     external_id,
+                    _FIRST_NAMES[index % len(_FIRST_NAMES)],  # no draw: the rest stays as it was
                     _TIME_ZONES[int(rng.integers(len(_TIME_ZONES)))],
                     stages[int(rng.integers(len(stages)))],
                     _CITIES[int(rng.integers(len(_CITIES)))],
