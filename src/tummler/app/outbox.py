@@ -77,6 +77,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tummler.app.consent import consent_names, latest_consent_statement
 from tummler.app.rendering import contact_fields, render_variant
 from tummler.app.unsubscribe import make_unsubscribe_token, unsubscribe_url
 from tummler.core.clock import Clock, ensure_utc
@@ -456,17 +457,7 @@ def _load_statements() -> tuple[Any, Any, Any]:
         )
         .order_by(models.ChannelIdentity.id)
     )
-    consent = (
-        select(models.ConsentEvent.status, models.ConsentEvent.source)
-        .where(
-            models.ConsentEvent.contact_id == bindparam("contact_id"),
-            models.ConsentEvent.channel.in_(bindparam("names", expanding=True)),
-            models.ConsentEvent.at <= bindparam("now", type_=models.ConsentEvent.at.type),
-        )
-        .order_by(models.ConsentEvent.at.desc(), models.ConsentEvent.id.desc())
-        .limit(1)
-    )
-    return row, identities, consent
+    return row, identities, latest_consent_statement()
 
 
 _LOAD_ROW, _LOAD_IDENTITIES, _LOAD_CONSENT = _load_statements()
@@ -656,7 +647,7 @@ class _Worker:
             if row is None:  # pragma: no cover - deleted under our feet (contact erased)
                 raise NotFoundError(f"delivery {delivery_id} disappeared while it was being sent")
             rule = self.rules.rule(row.channel)
-            names = [row.channel] + ([rule.kind.value] if rule is not None else [])
+            names = list(consent_names(row.channel, rule.kind.value)) if rule else [row.channel]
             identities = connection.execute(
                 _LOAD_IDENTITIES, {"contact_id": row.contact_id, "names": names}
             ).all()
