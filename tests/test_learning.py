@@ -161,7 +161,7 @@ def test_bad_policy_files(tmp_path: Path, policy_file: Path, log_file: Path) -> 
         (json.dumps({"format": POLICY_FILE_FORMAT}), "lacks 'feature_names'"),
     ]
     good = json.loads(policy_file.read_text())
-    good["scale"] = good["scale"][:-1]
+    good["featurizer"]["scale"] = good["featurizer"]["scale"][:-1]
     cases.append((json.dumps(good), "parts disagree"))
     for index, (text, message) in enumerate(cases):
         path = tmp_path / f"bad{index}.json"
@@ -171,6 +171,21 @@ def test_bad_policy_files(tmp_path: Path, policy_file: Path, log_file: Path) -> 
         assert str(path) in str(info.value)
     with pytest.raises(InputError, match="policy file not found"):
         load_policy_file(tmp_path / "missing.json")
+
+
+def test_version_1_policy_files_are_still_read(tmp_path: Path, policy_file: Path) -> None:
+    current = json.loads(policy_file.read_text())
+    assert current["format"] == POLICY_FILE_FORMAT == "tummler.policy/2"
+    assert current["featurizer"]["type"] == "logged-bandit"
+    old = {**current, **current.pop("featurizer"), "format": "tummler.policy/1"}
+    del old["type"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(old))
+    again, now = load_policy_file(path), load_policy_file(policy_file)
+    assert again.action_names == now.action_names
+    assert again.feature_names == now.feature_names
+    np.testing.assert_array_equal(again.center, now.center)
+    assert again.policy.to_dict() == now.policy.to_dict()
 
 
 def test_bad_arguments(tmp_path: Path, log_file: Path, policy_file: Path) -> None:

@@ -28,20 +28,28 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tummler.app.logs import LoggedBandit, read_logged_bandit
-from tummler.core.clock import Clock, SystemClock
-from tummler.core.errors import InputError, NotFoundError, PolicyError
+from tummler.core.clock import Clock, SystemClock, ensure_utc
+from tummler.core.errors import InputError, NotFoundError, PolicyError, StrategyError
 from tummler.core.randomness import make_rng
-from tummler.decide import POLICIES, ActionSet, Policy, policy_from_dict
+from tummler.decide import (
+    POLICIES,
+    ActionSet,
+    ContextData,
+    ContextFeaturizer,
+    Policy,
+    policy_from_dict,
+)
 from tummler.evaluate import (
     BASELINES,
     ESTIMATORS,
@@ -55,25 +63,37 @@ from tummler.store.models import AuditEntry, PolicyVersion
 __all__ = [
     "DEFAULT_POLICY_KIND",
     "LEARNABLE_KINDS",
+    "LOG_FEATURIZER",
     "POLICY_FILE_FORMAT",
     "PROMOTE_ACTION",
+    "CampaignPolicy",
     "Candidate",
     "Evaluation",
     "LearnReport",
     "LearnedPolicy",
     "PromotionReport",
+    "StoreLearnRow",
     "evaluate_log",
+    "evaluate_store",
     "fit_policy",
     "learn_from_log",
+    "learn_from_store",
     "load_policy_file",
     "promote",
+    "read_policy",
     "resolve_candidate",
     "save_policy_file",
     "store_policy_version",
 ]
 
-#: The ``format`` key of a policy file; a later incompatible layout gets a new number.
-POLICY_FILE_FORMAT = "tummler.policy/1"
+#: The ``format`` key of a policy file and of a stored version's ``parameters``; a later
+#: incompatible layout gets a new number. Version 2 is planning's ``{"policy", "featurizer"}``
+#: object plus metadata; version 1 files (the log's columns at the top level) are still read.
+POLICY_FILE_FORMAT = "tummler.policy/2"
+_POLICY_FILE_FORMAT_1 = "tummler.policy/1"
+#: ``featurizer.type`` of a policy learned from a logged-bandit file (a campaign's featurizer,
+#: :class:`~tummler.decide.ContextFeaturizer`'s fields, has no ``type``).
+LOG_FEATURIZER = "logged-bandit"
 #: The policy kind ``tummler learn`` fits unless told otherwise.
 DEFAULT_POLICY_KIND = "logistic_thompson"
 #: The audit action recorded when a policy version is promoted.
@@ -193,12 +213,15 @@ class LearnedPolicy:
         return {
             "format": POLICY_FILE_FORMAT,
             "policy": self.policy.to_dict(),
-            "action_names": list(self.action_names),
-            "feature_names": list(self.feature_names),
-            "center": self.center.tolist(),
-            "scale": self.scale.tolist(),
-            "action_features": self.action_features.tolist(),
-            "action_feature_names": list(self.action_feature_names),
+            "featurizer": {
+                "type": LOG_FEATURIZER,
+                "action_names": list(self.action_names),
+                "feature_names": list(self.feature_names),
+                "center": self.center.tolist(),
+                "scale": self.scale.tolist(),
+                "action_features": self.action_features.tolist(),
+                "action_feature_names": list(self.action_feature_names),
+            },
             "source": self.source,
             "n_rounds": self.n_rounds,
         }
@@ -206,7 +229,13 @@ class LearnedPolicy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "policy") -> LearnedPolicy:
         """Rebuild a learned policy from :meth:`to_dict`'s object; ``origin`` names it in errors."""
-        if not isinstance(data, Mapping) or data.get("format") != POLICY_FILE_FORMAT:
+        if isinstance(data, Mapping) and data.get("format") == POLICY_FILE_FORMAT:
+            featurizer = data.get("featurizer")
+            if isinstance(featurizer, Mapping):  # version 2: the log's columns under "featurizer"
+                data = {**data, **featurizer}
+        elif isinstance(data, Mapping) and data.get("format") == _POLICY_FILE_FORMAT_1:
+            pass  # version 1: the same keys, flat
+        else:
             found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
             raise InputError(
                 f"not a tummler policy file (format {found!r}, expected {POLICY_FILE_FORMAT!r}); "
@@ -402,7 +431,14 @@ def load_policy_file(path: str | Path) -> LearnedPolicy:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"not a JSON policy file ({exc})", file=path) from exc
-    return LearnedPolicy.from_dict(data, origin=str(path))
+    policy = read_policy(data, origin=str(path))
+    if not isinstance(policy, LearnedPolicy):
+        raise InputError(
+            "this policy file holds a campaign policy (a stored version's parameters), which "
+            "acts on the store's contacts, not on a log; evaluate it without --log",
+            file=path,
+        )
+    return policy
 
 
 @dataclass(frozen=True)
@@ -575,9 +611,15 @@ def resolve_candidate(spec: str, *, engine: Engine | None = None) -> Candidate:
                 raise NotFoundError(
                     f"no stored policy version {spec!r}; list them or give a policy file"
                 )
-            learned = LearnedPolicy.from_dict(
+            learned = read_policy(
                 version.parameters, origin=f"policy version {version.name}@{version.version}"
             )
+            if not isinstance(learned, LearnedPolicy):
+                raise InputError(
+                    f"{version.name}@{version.version} decides campaigns and acts on the "
+                    f"store's contacts, not on a log; evaluate it without --log",
+                    field="policy",
+                )
             return Candidate(
                 label=f"{version.name}@{version.version}", learned=learned, version_id=version.id
             )
@@ -707,7 +749,8 @@ def promote(
     engine: Engine,
     candidate: str,
     *,
-    log: str | Path | LoggedBandit,
+    log: str | Path | LoggedBandit | None = None,
+    workspace: Path | None = None,
     estimator: str = "dr",
     force: bool = False,
     actor: str = "cli",
@@ -725,6 +768,10 @@ def promote(
     version's (same name) point estimate on the same log; otherwise the promotion is refused
     unless ``force``. A first promotion (none promoted yet) goes through. Either way an audit
     entry records the figures, the actor and whether it was forced.
+
+    The evidence is ``log`` (a logged-bandit file) or, without one, the logged decisions of the
+    version's objective in the store (:func:`evaluate_store`, which needs ``workspace``). The
+    version's name is its objective there.
 
     Raises
     ------
@@ -758,17 +805,35 @@ def promote(
         if current is not None:
             specs.append(f"{current.name}@{current.version}")
         version_id, current_id = version.id, None if current is None else current.id
-    evaluation = evaluate_log(
-        log,
-        specs,
-        engine=engine,
-        action_features=action_features,
-        columns=columns,
-        n_bootstrap=n_bootstrap,
-        alpha=alpha,
-        seed=seed,
-        draws=draws,
-    )
+    if log is not None:
+        evaluation = evaluate_log(
+            log,
+            specs,
+            engine=engine,
+            action_features=action_features,
+            columns=columns,
+            n_bootstrap=n_bootstrap,
+            alpha=alpha,
+            seed=seed,
+            draws=draws,
+        )
+    elif workspace is not None:
+        evaluation = evaluate_store(
+            engine,
+            workspace=workspace,
+            objective=specs[0].split("@")[0] if "@" in specs[0] else None,
+            candidates=specs,
+            n_bootstrap=n_bootstrap,
+            alpha=alpha,
+            seed=seed,
+            draws=draws,
+            clock=clock,
+        )
+    else:
+        raise InputError(
+            "promoting needs the evidence: a log (--log) or the workspace's logged decisions",
+            field="log",
+        )
     try:
         ours = evaluation.results[0][estimator]
     except KeyError:
@@ -828,3 +893,605 @@ def promote(
         audit_entry_id=entry_id,
         details=details,
     )
+
+
+# --- one reader for policy files and stored parameters ---------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class CampaignPolicy:
+    """A policy that decides campaigns: planning's policy with the featurizer it reads contexts by.
+
+    Attributes
+    ----------
+    policy
+        The :class:`~tummler.decide.Policy`.
+    featurizer
+        The fitted :class:`~tummler.decide.ContextFeaturizer` of the plans it made.
+    learned_from
+        Metadata of the learning run that made it (empty for planning's fresh prior).
+    """
+
+    policy: Policy
+    featurizer: ContextFeaturizer
+    learned_from: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The policy's kind, e.g. ``logistic_thompson``."""
+        return self.policy.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        """Planning's ``{"policy", "featurizer"}`` object, with the format and metadata."""
+        featurizer = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.featurizer).items()
+        }
+        return {
+            "format": POLICY_FILE_FORMAT,
+            "policy": self.policy.to_dict(),
+            "featurizer": featurizer,
+            "learned_from": dict(self.learned_from),
+        }
+
+
+def read_policy(data: Any, *, origin: str = "policy") -> LearnedPolicy | CampaignPolicy:
+    """Read a policy file's object or a stored version's ``parameters``: the one reader of both.
+
+    Accepted: ``tummler.policy/2`` objects (``{"policy", "featurizer", ...}``; a featurizer of
+    ``type`` ``logged-bandit`` is a log's, any other a campaign's), planning's objects without a
+    ``format`` key, and ``tummler.policy/1`` policy files.
+
+    Raises
+    ------
+    InputError
+        Naming ``origin`` and what is wrong, when the object is none of these.
+    """
+    if not isinstance(data, Mapping):
+        raise InputError(
+            f"a policy must be a JSON object, got {type(data).__name__}",
+            file=origin,
+            field="format",
+        )
+    featurizer = data.get("featurizer")
+    is_log = data.get("format") == _POLICY_FILE_FORMAT_1 or (
+        isinstance(featurizer, Mapping) and featurizer.get("type") == LOG_FEATURIZER
+    )
+    if is_log or not isinstance(featurizer, Mapping):
+        return LearnedPolicy.from_dict(data, origin=origin)
+    try:
+        policy = policy_from_dict(dict(data["policy"]))
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in featurizer.items()}
+        context = ContextFeaturizer(**values)  # type: ignore[arg-type]  # checked by the class
+        n_features = len(context.feature_names())
+    except (KeyError, TypeError, ValueError, PolicyError, InputError) as exc:
+        raise InputError(
+            f"the policy's parts cannot be read ({exc}); store it again with tummler learn",
+            file=origin,
+        ) from exc
+    if policy.n_context_features != n_features:
+        raise InputError(
+            f"the policy reads {policy.n_context_features} context features but its featurizer "
+            f"makes {n_features}; store it again with tummler learn",
+            file=origin,
+            field="featurizer",
+        )
+    learned_from = data.get("learned_from")
+    return CampaignPolicy(
+        policy, context, dict(learned_from) if isinstance(learned_from, Mapping) else {}
+    )
+
+
+# --- the store's logged decisions, with the contexts the plans saw ---------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Batch:
+    """The logged decisions of one plan (one campaign at one moment), with their contexts."""
+
+    campaign: str
+    actions: ActionSet
+    message: Mapping[str, float]
+    data: ContextData  # per contact of the plan's chunk
+    rows: npt.NDArray[np.int64]  # per decision: its contact's row of ``data``
+    mask: npt.NDArray[np.bool_]
+    cost: FloatArray
+    threshold: float
+    decision_id: npt.NDArray[np.int64]
+    action: npt.NDArray[np.int64]
+    propensity: FloatArray
+    reward: FloatArray
+
+    def contexts(self, featurizer: ContextFeaturizer) -> npt.NDArray[np.float32]:
+        """``(n, d_x)`` each decision's context through ``featurizer``."""
+        return np.asarray(featurizer.transform(self.data, self.message)[self.rows], np.float32)
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """An objective's usable decisions: which version made them and their plans' batches."""
+
+    objective: str
+    version_id: int
+    batches: tuple[_Batch, ...]
+    skipped: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        return sum(b.decision_id.size for b in self.batches)
+
+
+def _strategy(workspace: Path, clock: Clock) -> Any:
+    from tummler.app.strategy import check_workspace_strategy
+
+    loaded, _ = check_workspace_strategy(workspace, engine=None, clock=clock)
+    if loaded.strategy is None:
+        raise InputError(
+            "the workspace has no readable strategy; run tummler strategy check",
+            file=workspace / "strategy.yaml",
+        )
+    return loaded.strategy.strategy
+
+
+def _logged_decisions(
+    engine: Engine,
+    *,
+    workspace: Path,
+    clock: Clock,
+    objective: str,
+    campaign: str | None,
+    sends_only: bool,
+    version_id: int | None = None,
+) -> _Logged:
+    """Rebuild the contexts of an objective's non-holdout decisions, as their plans saw them.
+
+    ``sends_only``: decisions with a channel (learning); otherwise lever 0 of every non-holdout
+    decision, *no send* included (evaluation: the logging policy's full choice). The decisions are
+    those of ``version_id``, by default of the newest version of the objective that made any.
+    """
+    # planning's readers, until planning exposes one public function (see the module's notes)
+    from tummler.app import planning
+    from tummler.app.attribution import load_rewards, reward_specs
+    from tummler.store import models
+
+    strategy = _strategy(workspace, clock)
+    rewards = load_rewards(engine, specs=reward_specs(strategy), campaign=campaign)
+    wanted = (rewards.objective == objective) & ~rewards.holdout
+    reward_of = dict(
+        zip(rewards.decision_id[wanted].tolist(), rewards.reward[wanted].tolist(), strict=True)
+    )
+    with engine.connect() as connection:
+        query = (
+            select(
+                models.Decision.id,
+                models.Decision.contact_id,
+                models.Decision.channel,
+                models.Decision.lever,
+                models.Decision.action,
+                models.Decision.propensity,
+                models.Decision.decided_at,
+                models.Decision.policy_version_id,
+                models.Decision.campaign_id,
+                models.Campaign.key,
+                models.PolicyVersion.version,
+            )
+            .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
+            .join(
+                models.PolicyVersion,
+                models.PolicyVersion.id == models.Decision.policy_version_id,
+            )
+            .where(
+                models.Campaign.objective == objective,
+                models.Decision.holdout.is_(False),
+                models.PolicyVersion.name == objective,
+            )
+            .order_by(models.Decision.id)
+        )
+        rows = [r for r in connection.execute(query) if int(r.id) in reward_of]
+        if sends_only:
+            rows = [r for r in rows if r.channel is not None]
+        else:
+            rows = [r for r in rows if r.lever == 0]
+        if version_id is None and rows:
+            version_id = int(max(rows, key=lambda r: (r.version, r.id)).policy_version_id)
+        rows = [r for r in rows if r.policy_version_id == version_id]
+        groups: dict[tuple[int, str, datetime], list[Any]] = {}
+        for r in rows:
+            groups.setdefault(
+                (int(r.campaign_id), str(r.key), ensure_utc(r.decided_at)), []
+            ).append(r)
+        batches: list[_Batch] = []
+        skipped: list[str] = []
+        campaigns: dict[str, Any] = {}
+        for (campaign_id, key, decided_at), group in sorted(groups.items(), key=lambda g: g[0][2]):
+            if key not in campaigns:
+                try:
+                    campaigns[key] = planning.load_campaign(workspace, key, clock)[1]
+                except (NotFoundError, StrategyError) as exc:
+                    skipped.append(f"campaign {key!r}: {exc}")
+                    campaigns[key] = None
+            if campaigns[key] is None:
+                continue
+            contact_ids = sorted({int(r.contact_id) for r in group})
+            contacts: list[Any] = []
+            for start in range(0, len(contact_ids), 5_000):
+                contacts += connection.execute(
+                    select(
+                        models.Contact.id,
+                        models.Contact.external_id,
+                        models.Contact.locale,
+                        models.Contact.time_zone,
+                        models.Contact.stage,
+                        models.Contact.attributes,
+                    )
+                    .where(models.Contact.id.in_(contact_ids[start : start + 5_000]))
+                    .order_by(models.Contact.id)
+                ).all()
+            if not contacts:
+                continue
+            seen = planning.planned_contexts(
+                connection,
+                strategy,
+                campaigns[key],
+                contacts=contacts,
+                campaign_id=campaign_id,
+                at=decided_at,
+            )
+            where = {int(c): i for i, c in enumerate(seen.ids.tolist())}
+            kept = [r for r in group if int(r.contact_id) in where and r.action <= seen.actions.k]
+            take = np.array([where[int(r.contact_id)] for r in kept], np.int64)
+            mask = seen.mask[take]
+            batches.append(
+                _Batch(
+                    campaign=key,
+                    actions=seen.actions,
+                    message=seen.message,
+                    data=seen.data,
+                    rows=take,
+                    mask=mask,
+                    cost=np.asarray(seen.selection_rules.cost, np.float64),
+                    threshold=float(seen.selection_rules.threshold),
+                    decision_id=np.array([r.id for r in kept], np.int64),
+                    action=np.array([r.action for r in kept], np.int64),
+                    propensity=np.array([r.propensity for r in kept], np.float64),
+                    reward=np.array([reward_of[int(r.id)] for r in kept], np.float64),
+                )
+            )
+    return _Logged(objective, version_id or 0, tuple(batches), tuple(skipped))
+
+
+def _objectives(engine: Engine, objective: str | None, campaign: str | None) -> list[str]:
+    from tummler.store import models
+
+    if objective is not None:
+        return [objective]
+    query = select(models.Campaign.objective).distinct().order_by(models.Campaign.objective)
+    if campaign is not None:
+        query = query.where(models.Campaign.key == campaign)
+    with engine.connect() as connection:
+        found = [str(o) for o in connection.scalars(query)]
+    if campaign is not None and not found:
+        raise NotFoundError(
+            f"no campaign {campaign!r} in the store; plan it first (tummler plan {campaign})"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class StoreLearnRow:
+    """One objective's learning run: how many decisions, their mean reward, what was stored."""
+
+    objective: str
+    decisions: int
+    mean_reward: float | None
+    parent: str | None
+    stored: str | None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "objective": self.objective,
+            "decisions": self.decisions,
+            "mean_reward": self.mean_reward,
+            "parent": self.parent,
+            "stored": self.stored,
+            "notes": list(self.notes),
+        }
+
+
+def _version_spec(session: Session, version_id: int) -> tuple[PolicyVersion, str]:
+    row = session.get(PolicyVersion, version_id)
+    if row is None:
+        raise NotFoundError(f"policy version id {version_id} disappeared; run learn again")
+    return row, f"{row.name}@{row.version}"
+
+
+def learn_from_store(
+    engine: Engine,
+    *,
+    workspace: Path,
+    objective: str | None = None,
+    campaign: str | None = None,
+    clock: Clock | None = None,
+) -> list[StoreLearnRow]:
+    """Update each objective's policy from its attributed decisions and store the next version.
+
+    For every objective (or only ``objective``, or the objective of ``campaign``), events are
+    attributed to decisions first, then the non-holdout decisions with a channel made by the
+    newest version that made any are read with their rewards; their contexts are rebuilt as the
+    plans computed them (the version's own featurizer over the store as of each decision), and
+    the version's policy is updated with them. The result is stored as a new, unpromoted version
+    of the same name (number one past the highest), its parent the version it was learned from,
+    in planning's format so that ``tummler plan`` uses it once promoted.
+
+    A logistic policy needs rewards in [0, 1]: penalties that take a reward below 0 are clipped
+    to 0 for it (an unsubscribe then counts as no success), and amounts above 1 to 1.
+
+    Parameters
+    ----------
+    engine
+        The store.
+    workspace
+        The workspace whose strategy and campaign files the decisions were planned with.
+    objective, campaign
+        Restrict the run to one objective or to one campaign's decisions.
+    clock
+        "Now", for the attribution's reading of the strategy and the new version's time.
+
+    Returns
+    -------
+    list of StoreLearnRow
+        One row per objective; ``stored`` is ``None`` when there was nothing to learn from.
+    """
+    from tummler.app.attribution import attribute_events, objective_windows
+
+    clock = clock or SystemClock()
+    strategy = _strategy(workspace, clock)
+    attribute_events(engine, windows=objective_windows(strategy))
+    rows: list[StoreLearnRow] = []
+    for name in _objectives(engine, objective, campaign):
+        logged = _logged_decisions(
+            engine,
+            workspace=workspace,
+            clock=clock,
+            objective=name,
+            campaign=campaign,
+            sends_only=True,
+        )
+        if not logged.n:
+            rows.append(StoreLearnRow(name, 0, None, None, None, logged.skipped))
+            continue
+        with Session(engine) as session:
+            parent_row, parent = _version_spec(session, logged.version_id)
+            current = read_policy(parent_row.parameters, origin=f"policy version {parent}")
+            kind = parent_row.kind
+        if not isinstance(current, CampaignPolicy):
+            rows.append(
+                StoreLearnRow(
+                    name,
+                    0,
+                    None,
+                    parent,
+                    None,
+                    (*logged.skipped, f"{parent} was learned from a log, not for campaigns"),
+                )
+            )
+            continue
+        policy, notes, used, total = current.policy, list(logged.skipped), 0, 0.0
+        for batch in logged.batches:
+            fits = (
+                policy.n_channels == batch.actions.n_channels
+                and policy.n_action_features == batch.actions.n_features
+            )
+            if not fits:
+                notes.append(f"campaign {batch.campaign!r}: other channels than {parent}'s")
+                continue
+            x = batch.contexts(current.featurizer)
+            reward = batch.reward
+            if kind == "logistic_thompson":
+                reward = np.clip(reward, 0.0, 1.0)
+            policy.update(x, batch.actions, batch.action, reward, batch.propensity)
+            used += batch.decision_id.size
+            total += float(batch.reward.sum())
+        if not used:
+            rows.append(StoreLearnRow(name, 0, None, parent, None, tuple(notes)))
+            continue
+        now = clock.now()
+        learned = CampaignPolicy(
+            policy,
+            current.featurizer,
+            {"parent": parent, "decisions": used, "at": ensure_utc(now).isoformat()},
+        )
+        with sessionmaker(engine, expire_on_commit=False).begin() as session:
+            highest = session.scalar(
+                select(func.max(PolicyVersion.version)).where(PolicyVersion.name == name)
+            )
+            version = PolicyVersion(
+                name=name,
+                version=int(highest or 0) + 1,
+                kind=policy.kind,
+                parameters=learned.to_dict(),
+                parent_id=logged.version_id,
+                promoted=False,
+                created_at=now,
+            )
+            session.add(version)
+            session.flush()
+            stored = f"{version.name}@{version.version}"
+        rows.append(StoreLearnRow(name, used, total / used, parent, stored, tuple(notes)))
+    return rows
+
+
+def evaluate_store(
+    engine: Engine,
+    *,
+    workspace: Path,
+    objective: str | None = None,
+    campaign: str | None = None,
+    candidates: Sequence[str] = (),
+    n_bootstrap: int = 200,
+    alpha: float = 0.05,
+    seed: int = 0,
+    draws: int = 64,
+    clock: Clock | None = None,
+) -> Evaluation:
+    """Estimate candidate policies' values on the store's logged decisions of one objective.
+
+    The logged decisions are lever 0 of the non-holdout decisions made by the objective's newest
+    version that made any (*no send* included), with their propensities and attributed rewards;
+    their contexts are rebuilt as the plans computed them. A stored candidate acts on the same
+    contacts with its own featurizer, the same eligibility, costs and relevance threshold, as a
+    single-lever decision. ``uniform`` picks uniformly among the eligible actions and *no send*;
+    ``logged`` is the logging policy as far as the rows reveal it (the logged action with its
+    propensity, the rest spread over the other eligible actions), so its IPS estimate is the
+    observed mean reward.
+
+    Parameters
+    ----------
+    candidates
+        Stored versions (``name@version`` or id) and baselines; by default the latest unpromoted
+        version of the objective, the promoted one, ``uniform`` and ``logged``.
+    objective, campaign
+        The objective (or the campaign whose objective it is, and only its decisions); needed
+        when the store holds several objectives.
+
+    Raises
+    ------
+    InputError
+        When the objective is ambiguous, nothing was logged, or a candidate does not fit.
+    """
+    clock = clock or SystemClock()
+    names = _objectives(engine, objective, campaign)
+    if len(names) != 1:
+        raise InputError(
+            f"the store holds decisions of {len(names)} objectives ({', '.join(names)}); "
+            f"choose one with --objective",
+            field="objective",
+        )
+    name = names[0]
+    logged = _logged_decisions(
+        engine,
+        workspace=workspace,
+        clock=clock,
+        objective=name,
+        campaign=campaign,
+        sends_only=False,
+    )
+    if not logged.n:
+        raise InputError(
+            f"no logged decisions of objective {name!r} to evaluate on; plan a campaign, "
+            f"import its events, and try again",
+            field="objective",
+        )
+    specs = list(candidates) or _default_candidates(engine, name)
+    width = max(b.actions.k for b in logged.batches) + 1
+    with Session(engine) as session:
+        logging_row, _ = _version_spec(session, logged.version_id)
+        logging = read_policy(logging_row.parameters, origin="the logging policy")
+    assert isinstance(logging, CampaignPolicy)
+    x_log = np.concatenate([b.contexts(logging.featurizer) for b in logged.batches])
+    action = np.concatenate([b.action for b in logged.batches])
+    reward = np.concatenate([b.reward for b in logged.batches])
+    propensity = np.concatenate([b.propensity for b in logged.batches])
+    dists = [_store_dist(engine, spec, logged.batches, width, draws, seed) for spec in specs]
+    estimated = fit_reward_model(
+        x_log.astype(np.float64),
+        action,
+        reward,
+        n_actions=width,
+        kind="auto",
+        n_folds=min(3, action.size),
+        rng=make_rng(seed),
+    )
+    results = [
+        evaluate_policy(
+            reward,
+            action,
+            propensity,
+            dist,
+            estimated_rewards=estimated,
+            policy=spec,
+            n_bootstrap=n_bootstrap,
+            alpha=alpha,
+            rng=make_rng(seed),
+        )
+        for spec, dist in zip(specs, dists, strict=True)
+    ]
+    return Evaluation(
+        log=f"store:{name}", n_rounds=int(action.size), n_actions=width, results=tuple(results)
+    )
+
+
+def _default_candidates(engine: Engine, objective: str) -> list[str]:
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(PolicyVersion)
+            .where(PolicyVersion.name == objective)
+            .order_by(PolicyVersion.version.desc())
+        ).all()
+    fresh = next((r for r in rows if not r.promoted), None)
+    promoted = next((r for r in rows if r.promoted), None)
+    specs = [f"{r.name}@{r.version}" for r in (fresh, promoted) if r is not None]
+    return [*specs, "uniform", "logged"]
+
+
+def _store_dist(
+    engine: Engine, spec: str, batches: Sequence[_Batch], width: int, draws: int, seed: int
+) -> FloatArray:
+    """A candidate's ``(n, width)`` distribution over each batch's actions and *no send* (at
+    column ``k`` of its batch)."""
+    parts = []
+    candidate: CampaignPolicy | None = None
+    if spec not in ("uniform", "logged"):
+        with Session(engine) as session:
+            row = _find_version(session, spec)
+            if row is None:
+                raise NotFoundError(f"no stored policy version {spec!r}; give name@version or id")
+            found = read_policy(row.parameters, origin=f"policy version {spec}")
+        if not isinstance(found, CampaignPolicy):
+            raise InputError(
+                f"{spec} was learned from a log file; evaluate it with --log FILE",
+                field="policy",
+            )
+        candidate = found
+    rng = make_rng(seed)
+    for b in batches:
+        n, k = b.action.size, b.actions.k
+        dist = np.zeros((n, width))
+        if spec == "logged":
+            # the logged action with its propensity, the rest spread over the other eligible
+            # actions and *no send*: importance weights 1, so IPS is the observed mean
+            others = np.concatenate([b.mask, np.ones((n, 1), bool)], axis=1)
+            others[np.arange(n), b.action] = False
+            m = others.sum(axis=1)
+            rest = np.where(m > 0, (1.0 - b.propensity) / np.maximum(m, 1), 0.0)
+            dist[:, : k + 1] = others * rest[:, None]
+            dist[np.arange(n), b.action] = np.where(m > 0, b.propensity, 1.0)
+        elif spec == "uniform":
+            m = b.mask.sum(axis=1, keepdims=True) + 1.0
+            dist[:, :k] = b.mask / m
+            dist[:, k] = 1.0 / m[:, 0]
+        else:
+            assert candidate is not None
+            policy = candidate.policy
+            if (
+                policy.n_channels != b.actions.n_channels
+                or policy.n_action_features != b.actions.n_features
+            ):
+                raise InputError(
+                    f"{spec} was made for other channels or variants than campaign "
+                    f"{b.campaign!r}'s; evaluate a version of this objective",
+                    field="policy",
+                )
+            x = b.contexts(candidate.featurizer)
+            dist[:, : k + 1] = policy.action_distribution(
+                x,
+                b.actions,
+                b.mask,
+                cost=b.cost,
+                threshold=b.threshold,
+                draws=draws,
+                rng=rng,
+            )
+        parts.append(dist)
+    return np.concatenate(parts)

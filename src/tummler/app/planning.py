@@ -116,9 +116,12 @@ __all__ = [
     "DecisionExplanation",
     "LeverExplanation",
     "PlanReport",
+    "PlannedContexts",
     "ProgressCallback",
     "explain_decision",
+    "load_campaign",
     "plan_campaign",
+    "planned_contexts",
 ]
 
 #: The history windows of the context features, in days.
@@ -268,7 +271,8 @@ class _Setup:
         return index
 
 
-def _load_campaign(workspace: Path, key: str, clock: Clock) -> tuple[Strategy, Campaign]:
+def load_campaign(workspace: Path, key: str, clock: Clock) -> tuple[Strategy, Campaign]:
+    """The workspace's strategy and its campaign ``key``, refusing a strategy with errors."""
     loaded, findings = check_workspace_strategy(workspace, engine=None, clock=clock)
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors or loaded.strategy is None:
@@ -1048,6 +1052,56 @@ def _explanations(
 # ------------------------------------------------------------------------------------------ service
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedContexts:
+    """What a plan of one campaign saw for some contacts at one moment: the action set, the message's
+    attributes, the selection rules, and per contact its context data and eligibility mask.
+
+    Learning and off-policy evaluation rebuild these for logged decisions, so that a policy is
+    updated and judged on the features and levers it decided with.
+    """
+
+    actions: ActionSet
+    message: dict[str, float]
+    selection_rules: SelectionRules
+    ids: npt.NDArray[np.int64]
+    data: ContextData
+    mask: npt.NDArray[np.bool_]
+
+
+def planned_contexts(
+    connection: Connection,
+    strategy: Strategy,
+    campaign: Campaign,
+    *,
+    contacts: Sequence[Any],
+    campaign_id: int | None,
+    at: datetime,
+) -> PlannedContexts:
+    """Rebuild what planning ``campaign`` at ``at`` computed for ``contacts`` (rows with ``id``,
+    ``external_id``, ``locale``, ``time_zone``, ``stage``, ``attributes``), without the audience
+    filter: the contacts were decided for, so they were in the audience then."""
+    setup = _setup(strategy, campaign, at)
+    chunk = _read_chunk(
+        connection,
+        setup,
+        contacts,
+        now=at,
+        campaign_id=campaign_id,
+        audience=None,
+        zones={},
+        shapes=_FieldShapes(),
+    )
+    return PlannedContexts(
+        actions=setup.actions,
+        message=setup.message,
+        selection_rules=setup.selection_rules,
+        ids=chunk.ids,
+        data=chunk.data,
+        mask=chunk.eligibility.mask(setup.actions),
+    )
+
+
 def plan_campaign(
     engine: Engine,
     *,
@@ -1105,7 +1159,7 @@ def plan_campaign(
             f"chunk_size and write_batch must be positive, got {chunk_size} and {write_batch}"
         )
     now = ensure_utc(clock.now())
-    strategy, campaign = _load_campaign(workspace, campaign_key, clock)
+    strategy, campaign = load_campaign(workspace, campaign_key, clock)
     setup = _setup(strategy, campaign, now)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))  # type: ignore[operator]

@@ -1,4 +1,5 @@
-"""`tummler learn` and `tummler evaluate` over logged-bandit files (docs/logged-bandit-format.md).
+"""`tummler learn` and `tummler evaluate`: over the store's logged decisions, or over logged-bandit
+files (docs/logged-bandit-format.md) with ``--log``.
 
 Register in ``tummler.cli.main``::
 
@@ -19,9 +20,12 @@ from rich.table import Table
 from tummler.app.learning import (
     DEFAULT_POLICY_KIND,
     LEARNABLE_KINDS,
+    Evaluation,
     PromotionReport,
     evaluate_log,
+    evaluate_store,
     learn_from_log,
+    learn_from_store,
     promote,
 )
 from tummler.cli.context import console, state
@@ -30,14 +34,20 @@ from tummler.core.errors import InputError
 __all__ = ["evaluate", "learn"]
 
 _Log = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         "--log",
         dir_okay=False,
         help="Logged-bandit file: CSV or Parquet with action, reward, propensity and context "
-        "columns.",
+        "columns. Without it: the workspace's logged decisions and attributed events.",
         show_default=False,
     ),
+]
+_Objective = Annotated[
+    str | None, typer.Option(help="Without --log: only this objective (default: every objective).")
+]
+_Campaign = Annotated[
+    str | None, typer.Option(help="Without --log: only this campaign's decisions (by its id).")
 ]
 _Actions = Annotated[
     Path | None,
@@ -72,11 +82,15 @@ def _params(text: str | None) -> dict[str, Any] | None:
 
 def learn(
     ctx: typer.Context,
-    log: _Log,
+    log: _Log = None,
     out: Annotated[
-        Path,
-        typer.Option("--out", "-o", dir_okay=False, help="Where to write the policy file (JSON)."),
-    ],
+        Path | None,
+        typer.Option(
+            "--out", "-o", dir_okay=False, help="With --log: where to write the policy file (JSON)."
+        ),
+    ] = None,
+    objective: _Objective = None,
+    campaign: _Campaign = None,
     policy_kind: Annotated[
         str,
         typer.Option(
@@ -98,7 +112,15 @@ def learn(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Fit a policy on a logged-bandit file and write it as a policy file."""
+    """Learn from feedback: update each objective's policy from its attributed decisions and store
+    the next version (unpromoted), or, with --log, fit a policy on a logged-bandit file."""
+    if log is None:
+        _learn_store(ctx, objective, campaign, as_json)
+        return
+    if out is None:
+        raise InputError(
+            "learning from a log writes a policy file: give --out POLICY.json", field="out"
+        )
     report = learn_from_log(
         log,
         out=out,
@@ -120,17 +142,55 @@ def learn(
         console.print(f"stored as policy version {report.stored}", highlight=False)
 
 
+def _learn_store(
+    ctx: typer.Context, objective: str | None, campaign: str | None, as_json: bool
+) -> None:
+    current = state(ctx)
+    rows = learn_from_store(
+        current.engine, workspace=current.settings.workspace, objective=objective, campaign=campaign
+    )
+    if as_json:
+        typer.echo(json.dumps({"objectives": [row.to_dict() for row in rows]}))
+        return
+    table = Table(title="learned from the store's decisions", title_justify="left")
+    for column in ("objective", "decisions used", "mean reward", "from", "new version"):
+        table.add_column(column, justify="right" if column[0] in "dm" else "left")
+    for row in rows:
+        table.add_row(
+            row.objective,
+            f"{row.decisions:,}",
+            _number(row.mean_reward),
+            row.parent or "—",
+            row.stored or "— (nothing to learn from)",
+        )
+    console.print(table)
+    for row in rows:
+        for note in row.notes:
+            console.print(f"{row.objective}: {note}", highlight=False)
+    if any(row.stored for row in rows):
+        console.print(
+            "evaluate the new versions with: tummler evaluate --objective O [--promote]",
+            highlight=False,
+        )
+
+
 def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
 
 def _promote(
-    engine: Any, candidate: str, log: Path, actions: Path | None, options: dict[str, Any]
+    engine: Any,
+    candidate: str,
+    log: Path | None,
+    actions: Path | None,
+    options: dict[str, Any],
+    workspace: Path | None = None,
 ) -> PromotionReport:
     return promote(
         engine,
         candidate,
         log=log,
+        workspace=workspace,
         actor=f"cli:{getpass.getuser()}",
         action_features=actions,
         **options,
@@ -139,17 +199,21 @@ def _promote(
 
 def evaluate(
     ctx: typer.Context,
-    log: _Log,
+    log: _Log = None,
     policy: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--policy",
             "-p",
             help="A policy file, a stored version (name@version or id), or a baseline: "
-            "uniform, logged, best-single. Repeat to compare.",
+            "uniform, logged, best-single (best-single: with --log only). Repeat to compare. "
+            "Without --log, by default: the objective's latest unpromoted version, the promoted "
+            "one, uniform and logged.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    objective: _Objective = None,
+    campaign: _Campaign = None,
     actions: _Actions = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     bootstrap: Annotated[
@@ -178,8 +242,10 @@ def evaluate(
         str, typer.Option(help="With --promote: the estimator that decides.")
     ] = "dr",
 ) -> None:
-    """Estimate policies' values on a logged-bandit file: IPS, SNIPS, DM, DR, switch-DR."""
-    engine = _store(ctx, needed=promote_first)
+    """Estimate policies' values off-policy (IPS, SNIPS, DM, DR, switch-DR) on the store's logged
+    decisions, or with --log on a logged-bandit file; --promote the first if it is not worse."""
+    engine = _store(ctx, needed=promote_first or log is None)
+    workspace = state(ctx).settings.workspace if log is None else None
     options = {
         "n_bootstrap": bootstrap,
         "alpha": 1.0 - confidence,
@@ -188,20 +254,43 @@ def evaluate(
         "estimator": estimator,
         "force": force,
     }
-    evaluation = evaluate_log(
-        log,
-        policy,
-        engine=engine,
-        action_features=actions,
-        n_bootstrap=bootstrap,
-        alpha=1.0 - confidence,
-        seed=seed,
-        draws=draws,
-    )
+    evaluation: Evaluation
+    if log is None:
+        assert workspace is not None
+        evaluation = evaluate_store(
+            engine,
+            workspace=workspace,
+            objective=objective,
+            campaign=campaign,
+            candidates=policy or (),
+            n_bootstrap=bootstrap,
+            alpha=1.0 - confidence,
+            seed=seed,
+            draws=draws,
+        )
+    else:
+        if not policy:
+            raise InputError("give at least one policy to evaluate (--policy)", field="policy")
+        evaluation = evaluate_log(
+            log,
+            policy,
+            engine=engine,
+            action_features=actions,
+            n_bootstrap=bootstrap,
+            alpha=1.0 - confidence,
+            seed=seed,
+            draws=draws,
+        )
+    first = evaluation.results[0].policy
+    if promote_first and "@" not in first and not first.isdigit():
+        raise InputError(
+            f"--promote promotes the first policy, a stored version (name@version), not {first!r}",
+            field="policy",
+        )
     if as_json:
         document = evaluation.to_dict()
         if promote_first:
-            promotion = _promote(engine, policy[0], log, actions, options)
+            promotion = _promote(engine, first, log, actions, options, workspace)
             document["promotion"] = {
                 **promotion.details,
                 "promoted": promotion.promoted,
@@ -234,7 +323,7 @@ def evaluate(
             )
     console.print(table)
     if promote_first:  # after the table, so that a refusal comes with the figures
-        promotion = _promote(engine, policy[0], log, actions, options)
+        promotion = _promote(engine, first, log, actions, options, workspace)
         forced = " (forced)" if promotion.forced else ""
         console.print(
             f"promoted {promotion.promoted}{forced}; audit entry #{promotion.audit_entry_id}",
