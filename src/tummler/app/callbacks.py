@@ -45,6 +45,18 @@ Twilio (``MessageStatus`` of a status callback): ``sent`` → sent, ``delivered`
 ``sending``, ``canceled``, ``receiving`` and ``received`` are ignored. A message goes through several
 statuses, so its event id is ``<MessageSid>/<MessageStatus>``; the callback carries no time, so the
 event's time is when it arrived.
+
+Deliveries. A report that carries the provider's message id (SendGrid ``sg_message_id`` without the
+``.filter…`` suffix SendGrid appends, Mailgun ``message.headers.message-id``, Twilio ``MessageSid``, the
+generic ``provider_message_id``) is matched to the outbox row whose ``provider_message_id`` holds it —
+for SMTP, the Message-ID tummler set (:func:`tummler.deliver.stable_message_id`; angle brackets do not
+matter). A matched event is stored against that delivery's decision and contact, so attribution needs no
+guess; a report that matches no delivery falls back to its recipient address, as before. Where the
+provider is authoritative the delivery's status follows, never backwards: a bounce (or drop) moves a
+``sending``/``unknown``/``sent`` delivery to ``failed`` with the provider's reason; ``sent`` and
+``delivered`` confirm a ``sending``/``unknown`` one as ``sent``; a ``failed``, ``dead`` or ``skipped``
+delivery is never changed. Only a newly stored event moves a delivery, so a retried webhook changes
+nothing.
 """
 
 from __future__ import annotations
@@ -55,7 +67,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tummler.app.ingest.schemas import (
@@ -67,9 +79,9 @@ from tummler.app.ingest.schemas import (
 )
 from tummler.core.clock import ensure_utc
 from tummler.core.errors import InputError
-from tummler.core.vocabulary import ChannelKind, EventType
+from tummler.core.vocabulary import ChannelKind, DeliveryStatus, EventType
 from tummler.store.database import session_scope
-from tummler.store.models import ChannelIdentity, Contact, Event
+from tummler.store.models import ChannelIdentity, Contact, Decision, Delivery, Event
 
 __all__ = [
     "MAILGUN_EVENTS",
@@ -79,6 +91,7 @@ __all__ = [
     "IncomingEvent",
     "RecordReport",
     "RejectedEventsError",
+    "bare_message_id",
     "mailgun_event",
     "record_events",
     "sendgrid_events",
@@ -134,7 +147,9 @@ class IncomingEvent:
     """One event as a caller reported it, checked field by field but not yet tied to a contact.
 
     Exactly one of ``contact`` (external id), ``email`` (normalized, lower case) and ``phone``
-    (E.164) names the person. ``provider_event_id`` ``None``: derived from the event's content.
+    (E.164) names the person; with a ``provider_message_id`` the person may go unnamed (the delivery
+    names them) and the address is the fallback when no delivery matches. ``provider_event_id``
+    ``None``: derived from the event's content. ``reason``: the provider's words for a bounce.
     """
 
     type: EventType
@@ -146,10 +161,12 @@ class IncomingEvent:
     value: float | None = None
     source: str = "api"
     provider_event_id: str | None = None
+    provider_message_id: str | None = None
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         named = [n for n in ("contact", "email", "phone") if getattr(self, n) is not None]
-        if len(named) != 1:
+        if len(named) > 1 or (not named and self.provider_message_id is None):
             raise InputError(
                 "name the person with exactly one of contact (external id), email or phone; "
                 f"got {', '.join(named) if named else 'none'}",
@@ -160,14 +177,15 @@ class IncomingEvent:
         object.__setattr__(self, "at", ensure_utc(self.at))
 
     @property
-    def identity(self) -> tuple[str, str]:
-        """Which field names the person, and its value."""
+    def identity(self) -> tuple[str, str | None]:
+        """Which field names the person, and its value (``None``: only the message id does)."""
         if self.contact is not None:
             return "contact", self.contact
         if self.email is not None:
             return "email", self.email
-        assert self.phone is not None  # __post_init__ guarantees one
-        return "phone", self.phone
+        if self.phone is not None:
+            return "phone", self.phone
+        return "provider_message_id", None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +264,24 @@ def _provider_id(raw: Any, index: int, name: str, problems: list[EventProblem]) 
     return text
 
 
+def bare_message_id(raw: str) -> str:
+    """A provider message id as the outbox and the callbacks can both match it.
+
+    Angle brackets (an SMTP Message-ID as tummler stores it, ``<hash@domain>``) and surrounding
+    white space are dropped, so ``<abc@x>`` from one side meets ``abc@x`` from the other.
+
+    >>> bare_message_id(" <71324a3f@news.example.org> ")
+    '71324a3f@news.example.org'
+    """
+    return raw.strip().removeprefix("<").removesuffix(">").strip()
+
+
+def _text_or_none(raw: Any, limit: int = 1000) -> str | None:
+    if raw is None or raw == "" or isinstance(raw, dict | list):
+        return None
+    return str(raw).strip()[:limit] or None
+
+
 def sendgrid_events(payload: Any) -> list[IncomingEvent | None]:
     """The events of one SendGrid Event Webhook POST (a JSON array); ``None`` for ignored ones.
 
@@ -278,6 +314,10 @@ def sendgrid_events(payload: Any) -> list[IncomingEvent | None]:
             problems,
         )
         event_id = _provider_id(item.get("sg_event_id"), index, "sg_event_id", problems)
+        message_id = _provider_id(item.get("sg_message_id"), index, "sg_message_id", problems)
+        if message_id is not None:
+            # SendGrid appends ".filter<n>...." to the X-Message-Id its send API returned.
+            message_id = message_id.split(".filter", 1)[0] or None
         if name is not None and (not isinstance(name, str) or name not in SENDGRID_EVENTS):
             problems.append(
                 EventProblem(
@@ -299,6 +339,8 @@ def sendgrid_events(payload: Any) -> list[IncomingEvent | None]:
                 channel=ChannelKind.EMAIL,
                 source="sendgrid",
                 provider_event_id=event_id,
+                provider_message_id=message_id,
+                reason=_text_or_none(item.get("reason")) or _text_or_none(item.get("response")),
             )
         )
     if problems:
@@ -329,6 +371,20 @@ def mailgun_event(payload: Any) -> IncomingEvent | None:
     )
     at = _checked(parse_timestamp, _field(data, "timestamp", 0, problems), 0, "timestamp", problems)
     event_id = _provider_id(_field(data, "id", 0, problems), 0, "id", problems)
+    message = data.get("message")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    message_id = _provider_id(
+        headers.get("message-id") if isinstance(headers, dict) else None,
+        0,
+        "message.headers.message-id",
+        problems,
+    )
+    status = data.get("delivery-status")
+    reason = (
+        _text_or_none(status.get("message")) or _text_or_none(status.get("description"))
+        if isinstance(status, dict)
+        else None
+    ) or _text_or_none(data.get("reason"))
     if name is not None and (not isinstance(name, str) or name not in MAILGUN_EVENTS):
         problems.append(
             EventProblem(
@@ -351,6 +407,8 @@ def mailgun_event(payload: Any) -> IncomingEvent | None:
         channel=ChannelKind.EMAIL,
         source="mailgun",
         provider_event_id=event_id,
+        provider_message_id=message_id,
+        reason=reason,
     )
 
 
@@ -389,6 +447,14 @@ def twilio_event(params: Mapping[str, str], *, now: datetime) -> IncomingEvent |
         channel=ChannelKind.SMS,
         source="twilio",
         provider_event_id=f"{sid}/{status}",
+        provider_message_id=sid,
+        reason=(
+            f"Twilio {status}, error {params['ErrorCode']}"
+            if params.get("ErrorCode")
+            else f"Twilio {status}"
+        )
+        if kind is EventType.BOUNCED
+        else None,
     )
 
 
@@ -438,13 +504,46 @@ def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> Rec
             ChannelIdentity.address,
             {e.phone for _, e in present if e.phone is not None},
         )
+        deliveries = _deliveries(
+            session,
+            {
+                bare_message_id(e.provider_message_id)
+                for _, e in present
+                if e.provider_message_id is not None
+            },
+        )
         problems: list[EventProblem] = []
         rows: dict[tuple[str, str], dict[str, Any]] = {}
+        moves: dict[tuple[str, str], tuple[_Matched, IncomingEvent]] = {}
         repeated = 0
         for index, event in present:
             field, value = event.identity
-            found = {"contact": by_external, "email": by_email, "phone": by_phone}[field].get(value)
+            matched = (
+                None
+                if event.provider_message_id is None
+                else deliveries.get(bare_message_id(event.provider_message_id))
+            )
+            found: tuple[int, str] | None
+            if matched is not None:
+                found = (matched.contact_id, matched.external_id)
+            elif value is None:
+                found = None
+            else:
+                found = {"contact": by_external, "email": by_email, "phone": by_phone}[field].get(
+                    value
+                )
             if found is None:
+                if value is None:
+                    problems.append(
+                        EventProblem(
+                            index,
+                            field,
+                            f"no delivery with provider message id {event.provider_message_id!r} "
+                            "and no contact named: name the person (contact, email or phone)",
+                            code="unknown_contact",
+                        )
+                    )
+                    continue
                 problems.append(
                     EventProblem(
                         index,
@@ -463,7 +562,10 @@ def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> Rec
             if key in rows:
                 repeated += 1
                 continue
+            if matched is not None:
+                moves[key] = (matched, event)
             rows[key] = {
+                "decision_id": None if matched is None else matched.decision_id,
                 "contact_id": contact_id,
                 "channel": None if event.channel is None else event.channel.value,
                 "type": event.type.value,
@@ -479,12 +581,82 @@ def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> Rec
         statement = (
             insert(_EVENTS)
             .on_conflict_do_nothing(index_elements=["source", "provider_event_id"])
-            .returning(_EVENTS.c.id)
+            .returning(_EVENTS.c.source, _EVENTS.c.provider_event_id)
         )
-        written = len(session.execute(statement, list(rows.values())).all())
+        inserted = session.execute(statement, list(rows.values())).all()
+        written = len(inserted)
+        for source, event_id in inserted:
+            move = moves.get((str(source), str(event_id)))
+            if move is not None:
+                _follow(session, *move)
     return RecordReport(
         accepted=written, duplicates=repeated + len(rows) - written, ignored=ignored
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Matched:
+    """The delivery a provider message id names, with its decision and (unforgotten) contact."""
+
+    delivery_id: int
+    decision_id: int
+    contact_id: int
+    external_id: str
+
+
+#: Statuses a callback may move: a delivery already failed, dead or skipped is never changed.
+_OPEN = (DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value)
+_BOUNCEABLE = (*_OPEN, DeliveryStatus.SENT.value)
+
+
+def _deliveries(session: Any, wanted: set[str]) -> dict[str, _Matched]:
+    """Map each bare message id to the delivery holding it (with or without angle brackets)."""
+    wanted.discard("")
+    if not wanted:
+        return {}
+    candidates = sorted(wanted | {f"<{w}>" for w in wanted})
+    found = session.execute(
+        select(
+            Delivery.provider_message_id,
+            Delivery.id,
+            Delivery.decision_id,
+            Contact.id,
+            Contact.external_id,
+        )
+        .join(Decision, Decision.id == Delivery.decision_id)
+        .join(Contact, Contact.id == Decision.contact_id)
+        .where(Delivery.provider_message_id.in_(candidates), Contact.forgotten_at.is_(None))
+        .order_by(Delivery.id)
+    ).all()
+    matched: dict[str, _Matched] = {}
+    for message_id, delivery_id, decision_id, contact_id, external in found:
+        # Two deliveries with one message id cannot be told apart: the first (oldest) wins.
+        matched.setdefault(
+            bare_message_id(str(message_id)),
+            _Matched(int(delivery_id), int(decision_id), int(contact_id), str(external)),
+        )
+    return matched
+
+
+def _follow(session: Any, matched: _Matched, event: IncomingEvent) -> None:
+    """Move the delivery where the provider's report is authoritative, never backwards."""
+    if event.type is EventType.BOUNCED:
+        reason = event.reason or f"{event.type.value} reported by {event.source}"
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == matched.delivery_id, Delivery.status.in_(_BOUNCEABLE))
+            .values(
+                status=DeliveryStatus.FAILED.value,
+                last_error=f"{event.source}: {reason}"[:2000],
+                updated_at=event.at,
+            )
+        )
+    elif event.type in (EventType.SENT, EventType.DELIVERED):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == matched.delivery_id, Delivery.status.in_(_OPEN))
+            .values(status=DeliveryStatus.SENT.value, sent_at=event.at, updated_at=event.at)
+        )
 
 
 def _identity_query(channel: ChannelKind) -> Any:
@@ -506,4 +678,9 @@ def _ids(session: Any, query: Any, column: Any, wanted: set[str]) -> dict[str, t
 
 
 def _described(field: str) -> str:
-    return {"contact": "external id", "email": "e-mail address", "phone": "phone number"}[field]
+    return {
+        "contact": "external id",
+        "email": "e-mail address",
+        "phone": "phone number",
+        "provider_message_id": "provider message id",
+    }[field]
