@@ -375,3 +375,32 @@ def test_an_event_must_name_a_person_or_a_message(engine: Engine) -> None:
     with pytest.raises(InputError, match="got email, phone"):
         IncomingEvent(EventType.OPENED, NOW, email="a@b.c", phone="+1", provider_message_id="m")
     assert bare_message_id(" <a@b> ") == "a@b"
+
+
+def test_the_generic_route_finds_the_person_by_provider_message_id(
+    world: World, tmp_path: Path
+) -> None:
+    from tummler.api import Role, hash_api_key
+
+    _, decision_id = world.decisions["twilio"]
+    keys = ApiSettings(api_keys={hash_api_key("k"): Role.PARTNER})
+    app = create_app(
+        Settings(workspace=tmp_path), world.engine, api_settings=keys, clock=FrozenClock(NOW)
+    )
+    body = {
+        "type": "replied",
+        "channel": "sms",
+        "at": STAMP,
+        "provider_message_id": "SM42",
+        "provider_event_id": "reply-1",
+        "source": "partner",
+    }
+    with TestClient(app) as client:
+        accepted = client.post("/v1/events", json=body, headers={"X-API-Key": "k"})
+        nobody = client.post(
+            "/v1/events", json={**body, "provider_message_id": None}, headers={"X-API-Key": "k"}
+        )
+    assert accepted.status_code == 200, accepted.text
+    assert events(world.engine) == [("replied", world.bob, decision_id, "reply-1")]
+    assert nobody.status_code == 422
+    assert "provider_message_id" in nobody.text

@@ -37,7 +37,8 @@ def _phone(raw: str | None) -> str | None:
 
 
 class EventCreate(BaseModel):
-    """One event: who (exactly one of ``contact``, ``email``, ``phone``), what, when, from where.
+    """One event: who (at most one of ``contact``, ``email``, ``phone``, or a ``provider_message_id``
+    that finds the delivery and so the person), what, when, from where.
 
     ``at`` is ISO 8601 (no zone = UTC) or unix seconds. Without ``provider_event_id`` the event gets an
     id derived from its content, the same the file import derives, so sending it twice stores it once.
@@ -69,15 +70,22 @@ class EventCreate(BaseModel):
         max_length=255,
         description="The sender's id of this event; a repeat of (source, id) is a duplicate.",
     )
+    provider_message_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The provider's message id (or the SMTP Message-ID tummler set): ties the event "
+        "to its delivery and decision; the person may then go unnamed.",
+    )
 
     @model_validator(mode="after")
     def _one_person(self) -> EventCreate:
         named = [n for n in ("contact", "email", "phone") if getattr(self, n) is not None]
-        if len(named) != 1:
+        if len(named) > 1 or (not named and self.provider_message_id is None):
             raise PydanticCustomError(
                 "one_identity",
-                "name the person with exactly one of contact (external id), email or phone; "
-                "got {named}",
+                "name the person with exactly one of contact (external id), email or phone "
+                "(or give provider_message_id); got {named}",
                 {"named": ", ".join(named) or "none"},
             )
         return self
@@ -93,6 +101,7 @@ class EventCreate(BaseModel):
             value=self.value,
             source=self.source,
             provider_event_id=self.provider_event_id,
+            provider_message_id=self.provider_message_id,
         )
 
 
