@@ -72,6 +72,7 @@ from tummler.app.strategy import (
     ENGAGEMENT_EVENTS,
     Severity,
     check_workspace_strategy,
+    contact_view,
     store_campaign,
 )
 from tummler.core.clock import Clock, ensure_utc
@@ -102,7 +103,6 @@ from tummler.store.types import sqlite_timestamp
 from tummler.strategy import (
     Campaign,
     Channel,
-    ContactColumns,
     Override,
     Strategy,
     Urgency,
@@ -579,23 +579,17 @@ def _read_chunk(
     )
     stage = np.array([_STAGES.index(r.stage) if r.stage in _STAGES else 0 for r in rows], np.int64)
 
-    # the audience filter, over the raw channel names of the store
-    attributes: dict[str, list[Any]] = {}
+    attributes: dict[str, list[Any]] = {}  # the strategy's attributes become features below
     for i, row in enumerate(rows):
         for name, value in (row.attributes or {}).items():
             attributes.setdefault(name, [None] * size)[i] = value
+
+    # the audience filter, over the raw channel names of the store
     keep = np.ones(size, bool)
     if audience is not None:
-        view = ContactColumns(
-            size=size,
+        view = contact_view(
+            rows,
             now=now,
-            fields={
-                "external_id": [r.external_id for r in rows],
-                "locale": [r.locale for r in rows],
-                "time_zone": [r.time_zone for r in rows],
-                "stage": [r.stage for r in rows],
-            },
-            attributes=attributes,
             consents=raw_consent,
             identities=raw_identity,
             last_engaged=engaged,

@@ -210,11 +210,29 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
         ):
             if contact_id in position and at is not None:
                 engaged[position[contact_id]] = _datetime64(_as_utc(at))
+    view = contact_view(
+        rows, now=now, consents=consents, identities=identities, last_engaged=engaged
+    )
+    return StoreContacts(ids=ids, view=view)
+
+
+def contact_view(
+    rows: Sequence[Any],
+    *,
+    now: datetime,
+    consents: Any,
+    identities: Any,
+    last_engaged: Any,
+) -> ContactColumns:
+    """The audience language's view of contact ``rows`` (with ``external_id``, ``locale``,
+    ``time_zone``, ``stage`` and ``attributes``), with consent, identities and last engagement
+    already gathered per channel name; shared by the realism check and planning."""
+    size = len(rows)
     attributes: dict[str, list[Any]] = {}
     for i, row in enumerate(rows):
         for name, value in (row.attributes or {}).items():
             attributes.setdefault(name, [None] * size)[i] = value
-    view = ContactColumns(
+    return ContactColumns(
         size=size,
         now=now,
         fields={
@@ -226,9 +244,8 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
         attributes=attributes,
         consents=consents,
         identities=identities,
-        last_engaged=engaged,
+        last_engaged=last_engaged,
     )
-    return StoreContacts(ids=ids, view=view)
 
 
 def _as_utc(value: Any) -> datetime:
