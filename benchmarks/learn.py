@@ -9,7 +9,7 @@ Sections, each printed as a table; the last line is one JSON object with every f
     action distribution per position read off its own logs' propensities) estimated from the
     ``random`` logs, against the on-policy click rate of the ``bts`` logs: relative error per
     estimator.
-(b) ``hillstrom``: the e-mail experiment as a logged bandit (benchmarks/hillstrom_to_log.py).
+(b) ``hillstrom``: the e-mail experiment as a logged bandit (``tummler.app.logs.experiment_to_log``).
     Learn on half the customers, evaluate on the other half with IPS and DR against "everyone gets
     the best e-mail" and "nobody gets one": conversions and spend per 1,000 customers, with 95 %
     bootstrap intervals.
@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,12 +55,8 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from hillstrom_to_log import convert, default_data_dir
-
 from tummler.app.learning import fit_policy
-from tummler.app.logs import LoggedBandit, read_logged_bandit
+from tummler.app.logs import LoggedBandit, experiment_to_log, read_logged_bandit
 from tummler.evaluate import (
     context_free_policy,
     dr,
@@ -152,6 +149,12 @@ def obd_section(data: Path) -> dict[str, Any]:
     return {"on_policy_ctr": on_policy, "n_rounds": logs.n_rounds, "estimators": rows}
 
 
+def _default_data_dir() -> Path:
+    """``TUMMLER_DATA_DIR``, else ``../shared/data`` beside the repository."""
+    env = os.environ.get("TUMMLER_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
 # --- (b) Hillstrom ----------------------------------------------------------------------------
 
 
@@ -228,7 +231,13 @@ def hillstrom_section(data: Path, seed: int) -> dict[str, Any]:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for reward in ("conversion", "spend"):
-            path = convert(source, Path(tmp) / f"hillstrom_{reward}.csv", reward=reward)
+            path = experiment_to_log(
+                source,
+                Path(tmp) / f"hillstrom_{reward}.csv",
+                action="segment",
+                reward=reward,
+                outcomes=("visit", "conversion", "spend"),
+            )
             results[reward] = hillstrom_run(path, reward, seed)
     out = Table(title="(b) Hillstrom: learn on half, evaluate on the other half (per 1,000)")
     for column in ("reward", "policy", "IPS [95%]", "DR [95%]", "best e-mail / nobody"):
@@ -699,7 +708,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
     parser.add_argument("--no-vw", action="store_true", help="do not run Vowpal Wabbit")
     args = parser.parse_args(argv)
-    data = args.data or default_data_dir()
+    data = args.data or _default_data_dir()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     figures: dict[str, Any] = {"data": str(data)}
     if "obd" not in skip:

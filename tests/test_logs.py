@@ -6,6 +6,7 @@ import re
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tummler.app.logs import LoggedBandit, read_logged_bandit
+from tummler.app.logs import LoggedBandit, experiment_to_log, read_logged_bandit
 from tummler.core.errors import InputError
 
 LOG = """\
@@ -349,3 +350,39 @@ def test_text_timestamps_with_and_without_offsets(tmp_path: Path) -> None:
     pq.write_table(odd, path)
     with pytest.raises(InputError, match=r"field 'reward': not readable as numbers"):
         read_logged_bandit(path)
+
+
+def test_a_randomized_experiment_becomes_a_logged_bandit(tmp_path: Path) -> None:
+    source = tmp_path / "experiment.csv"
+    source.write_text(
+        "arm,age,city,clicked,spend\n"
+        "a,31,Lyon,1,9.5\nb,45,Oslo,0,0\nc,22,Lyon,1,3\na,50,Kyiv,0,0\n",
+        encoding="utf-8",
+    )
+    out = experiment_to_log(
+        source, tmp_path / "logs" / "log.csv", action="arm", reward="clicked", outcomes=["spend"]
+    )
+    logs = read_logged_bandit(out)
+    assert logs.action_names == ("a", "b", "c")
+    assert logs.action.tolist() == [0, 1, 2, 0]
+    assert logs.reward.tolist() == [1.0, 0.0, 1.0, 0.0]
+    np.testing.assert_allclose(logs.propensity, 1 / 3)  # three arms, assigned uniformly
+    assert not any(name.startswith(("spend", "clicked", "arm")) for name in logs.feature_names)
+    assert any(name.startswith("age") for name in logs.feature_names)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"action": "group", "reward": "clicked"}, "no column 'group'"),
+        ({"action": "arm", "reward": "clicked", "outcomes": ["revenue"]}, "no column 'revenue'"),
+        ({"action": "arm", "reward": "city"}, "reward column must be numeric"),
+    ],
+)
+def test_experiment_columns_are_checked(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    source = tmp_path / "experiment.csv"
+    source.write_text("arm,city,clicked\na,Lyon,1\nb,Oslo,0\n", encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        experiment_to_log(source, tmp_path / "log.csv", **options)

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from tummler.app.logs import experiment_to_log
 from tummler.app.report_html import render_store_html, write_html
 from tummler.app.reporting import ObjectiveSpec, log_report, parse_as_of, store_report
 from tummler.app.workspace import init_workspace, open_store
@@ -408,20 +409,14 @@ def test_log_means_equal_arm_means_when_propensities_are_constant(
 
 @pytest.fixture
 def hillstrom_log(data_dir: Path, tmp_path: Path) -> Path:
-    """The Hillstrom experiment with the visit as reward, as benchmarks/hillstrom_to_log.py does."""
-    table = pa_csv.read_csv(data_dir / "hillstrom" / "hillstrom.csv")
-    out = pa.table(
-        {
-            "action": table.column("segment"),
-            "reward": table.column("visit").cast(pa.float64()),
-            "propensity": pa.array([1.0 / 3.0] * table.num_rows, pa.float64()),
-            "recency": table.column("recency"),
-            "history": table.column("history"),
-        }
+    """The Hillstrom experiment as a logged bandit, with the visit as reward."""
+    return experiment_to_log(
+        data_dir / "hillstrom" / "hillstrom.csv",
+        tmp_path / "hillstrom-visit.csv",
+        action="segment",
+        reward="visit",
+        outcomes=("conversion", "spend"),
     )
-    path = tmp_path / "hillstrom-visit.csv"
-    pa_csv.write_csv(out, path)
-    return path
 
 
 def test_hillstrom_reproduces_the_published_visit_means(hillstrom_log: Path) -> None:

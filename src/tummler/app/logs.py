@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from tummler.core.errors import InputError
 
-__all__ = ["ROLES", "LoggedBandit", "read_logged_bandit"]
+__all__ = ["ROLES", "LoggedBandit", "experiment_to_log", "read_logged_bandit"]
 
 #: The columns with a meaning; every other column is a context feature.
 ROLES: tuple[str, ...] = ("action", "reward", "propensity", "timestamp", "position")
@@ -551,3 +551,64 @@ def read_logged_bandit(
         action_feature_names=action_feature_names,
         source=str(path),
     )
+
+
+def experiment_to_log(
+    source: str | Path,
+    out: str | Path,
+    *,
+    action: str,
+    reward: str,
+    outcomes: Iterable[str] = (),
+) -> Path:
+    """Write a uniformly randomized experiment's table as a logged-bandit CSV.
+
+    A past A/B/n test is a logged bandit whose logging policy chose each arm with the same
+    probability: ``action`` names the arm column, ``reward`` the outcome to learn or measure, and
+    the propensity of every row is 1 / (number of arms seen). The other outcome columns
+    (``outcomes``) are dropped, since the sender could not have known them; every remaining column
+    is context.
+
+    Parameters
+    ----------
+    source
+        The experiment's table (CSV or Parquet), one row per person.
+    out
+        The logged-bandit CSV to write (its folder is made if needed).
+    action, reward
+        The arm column and the reward column (numeric or boolean).
+    outcomes
+        Further outcome columns to leave out of the context.
+
+    Raises
+    ------
+    InputError
+        When a named column is missing or the reward is not numeric.
+    """
+    source = Path(source)
+    table, _ = _read_table(source)
+    dropped = {action, reward, *outcomes}
+    missing = sorted(dropped - set(table.schema.names))
+    if missing:
+        raise InputError(
+            f"no column {missing[0]!r}; the file has {', '.join(table.schema.names)}", file=source
+        )
+    try:
+        rewards = table.column(reward).cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(
+            f"reward column must be numeric ({exc})", file=source, field=reward
+        ) from exc
+    arms = pc.count_distinct(table.column(action)).as_py()
+    converted = pa.table(
+        {
+            "action": table.column(action).cast(pa.string()),
+            "reward": rewards,
+            "propensity": pa.array(np.full(table.num_rows, 1.0 / max(arms, 1))),
+            **{name: table.column(name) for name in table.schema.names if name not in dropped},
+        }
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pa_csv.write_csv(converted, out)
+    return out
