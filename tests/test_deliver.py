@@ -7,9 +7,11 @@ import doctest
 import gc
 import json
 import logging
+import re
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -706,3 +708,35 @@ def test_the_public_names_are_importable_and_say_where_they_come_from() -> None:
     for name in tummler.deliver.__all__:
         member = getattr(tummler.deliver, name)
         assert getattr(member, "__module__", "tummler.deliver").startswith("tummler.deliver"), name
+
+
+_GOOD = SecretStr("s3cret")
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (lambda: WebhookConnector(url="ftp://hooks.example", secret=_GOOD), "webhook url 'ftp:"),
+        (
+            lambda: WebhookConnector(url="https://hooks.example", secret=SecretStr("")),
+            "webhook secret",
+        ),
+        (
+            lambda: SmsConnector(url="https://sms.example", token="plain", sender="Brand"),  # type: ignore[arg-type]
+            "SMS provider token must be a non-empty SecretStr",
+        ),
+        (
+            lambda: MastodonConnector(api_base_url="mastodon.social", access_token=_GOOD),
+            "e.g. https://mastodon.social",
+        ),
+        (
+            lambda: BlueskyConnector(identifier="brand.bsky.social", app_password=SecretStr("")),
+            "Bluesky app_password",
+        ),
+    ],
+)
+def test_http_connectors_check_their_endpoint_and_credential(
+    build: Callable[[], Any], words: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        build()

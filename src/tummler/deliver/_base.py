@@ -6,6 +6,7 @@ import logging
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import ClassVar, Self
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -137,3 +138,19 @@ def check_positive(name: str, value: float) -> float:
     if not value > 0:
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
     return float(value)
+
+
+def check_http_url(name: str, url: str, example: str = "") -> str:
+    """Refuse an endpoint that is not an http(s) URL with a host, naming the argument."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        hint = f", e.g. {example}" if example else ""
+        raise ConfigError(f"{name} {url!r} must be an http(s) URL with a host{hint}")
+    return url
+
+
+def check_secret(name: str, secret: SecretStr) -> SecretStr:
+    """Refuse a credential that is not a non-empty ``SecretStr`` (plain strings end up in logs)."""
+    if not isinstance(secret, SecretStr) or not secret.get_secret_value():
+        raise ConfigError(f"{name} must be a non-empty SecretStr")
+    return secret

@@ -6,14 +6,13 @@ import asyncio
 import importlib
 from types import ModuleType
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import ConfigError, MissingDependencyError
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_positive
+from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
 from tummler.deliver._failures import PermanentSendError, TransientSendError
 from tummler.deliver._http import classify_transport_error, parse_retry_after
 from tummler.deliver._message import OutboundMessage, Publicity, SendResult
@@ -77,13 +76,10 @@ class BlueskyConnector(Connector):
     ) -> None:
         super().__init__(rate_limit=rate_limit)
         self._atproto = _import_atproto()
-        parts = urlsplit(service_url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(f"Bluesky service_url {service_url!r} must be an http(s) URL")
+        check_http_url("Bluesky service_url", service_url, "https://bsky.social")
         if not identifier.strip():
             raise ConfigError("Bluesky identifier is empty; give the account's handle or DID")
-        if not isinstance(app_password, SecretStr) or not app_password.get_secret_value():
-            raise ConfigError("Bluesky app_password must be a non-empty SecretStr")
+        check_secret("Bluesky app_password", app_password)
         self.identifier = identifier
         self.service_url = service_url.rstrip("/")
         self._app_password = app_password

@@ -7,14 +7,13 @@ import re
 import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from tummler.core.clock import Clock, SystemClock
-from tummler.core.errors import ConfigError, MissingDependencyError
+from tummler.core.errors import MissingDependencyError
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_positive
+from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
 from tummler.deliver._failures import PermanentSendError, TransientSendError
 from tummler.deliver._http import parse_retry_after
 from tummler.deliver._message import OutboundMessage, Publicity, SendResult
@@ -79,14 +78,8 @@ class MastodonConnector(Connector):
         module = _import_mastodon()
         import requests
 
-        parts = urlsplit(api_base_url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(
-                f"Mastodon api_base_url {api_base_url!r} must be an http(s) URL, "
-                "e.g. https://mastodon.social"
-            )
-        if not isinstance(access_token, SecretStr) or not access_token.get_secret_value():
-            raise ConfigError("Mastodon access_token must be a non-empty SecretStr")
+        check_http_url("Mastodon api_base_url", api_base_url, "https://mastodon.social")
+        check_secret("Mastodon access_token", access_token)
         self.api_base_url = api_base_url.rstrip("/")
         self._keep_secret(access_token)
         self._clock = clock or SystemClock()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import ConfigError
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_positive
+from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
 from tummler.deliver._failures import PermanentSendError
 from tummler.deliver._http import (
     classify_response,
@@ -90,11 +89,8 @@ class SmsConnector(Connector):
     ) -> None:
         super().__init__(rate_limit=rate_limit)
         httpx_module = import_httpx("sms")
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(f"SMS provider url {url!r} must be an http(s) URL with a host")
-        if not isinstance(token, SecretStr) or not token.get_secret_value():
-            raise ConfigError("SMS provider token must be a non-empty SecretStr")
+        check_http_url("SMS provider url", url)
+        check_secret("SMS provider token", token)
         if not sender.strip():
             raise ConfigError("SMS sender must be the sender id or number the provider registered")
         self.url = url

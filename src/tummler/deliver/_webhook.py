@@ -6,14 +6,12 @@ import hashlib
 import hmac
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from tummler.core.clock import Clock, SystemClock
-from tummler.core.errors import ConfigError
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_positive
+from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
 from tummler.deliver._http import (
     classify_response,
     classify_transport_error,
@@ -116,11 +114,8 @@ class WebhookConnector(Connector):
     ) -> None:
         super().__init__(rate_limit=rate_limit)
         httpx_module = import_httpx("webhook")
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(f"webhook url {url!r} must be an http(s) URL with a host")
-        if not isinstance(secret, SecretStr) or not secret.get_secret_value():
-            raise ConfigError("webhook secret must be a non-empty SecretStr")
+        check_http_url("webhook url", url)
+        check_secret("webhook secret", secret)
         self.url = url
         self._secret = secret
         self._keep_secret(secret)
