@@ -468,9 +468,19 @@ def attribute_value(raw: Any) -> Any:
 # --- the kinds -------------------------------------------------------------------------------------
 
 
+def _contact_ref(name: str, *, required: bool = True) -> FieldSpec:
+    """A column naming a contact by external id, resolved against the store per chunk."""
+    return FieldSpec(name, _text(255), required=required, contact_ref=True, fast=_fast_text(255))
+
+
+def _channel(*, required: bool) -> FieldSpec:
+    return FieldSpec(
+        "channel", _choice(ChannelKind), required=required, fast=_fast_choice(ChannelKind)
+    )
+
+
 def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSchema:
     """The fields of ``kind``; ``default_region`` is used for national phone numbers."""
-    ref = _text(255)
     if kind is ImportKind.CONTACTS:
         return KindSchema(
             kind,
@@ -496,16 +506,8 @@ def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSc
         return KindSchema(
             kind,
             (
-                FieldSpec(
-                    "contact_external_id",
-                    ref,
-                    required=True,
-                    contact_ref=True,
-                    fast=_fast_text(255),
-                ),
-                FieldSpec(
-                    "channel", _choice(ChannelKind), required=True, fast=_fast_choice(ChannelKind)
-                ),
+                _contact_ref("contact_external_id"),
+                _channel(required=True),
                 FieldSpec("address", lambda raw: raw, required=True),
             ),
             finish=finish_identity,
@@ -514,16 +516,8 @@ def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSc
         return KindSchema(
             kind,
             (
-                FieldSpec(
-                    "contact_external_id",
-                    ref,
-                    required=True,
-                    contact_ref=True,
-                    fast=_fast_text(255),
-                ),
-                FieldSpec(
-                    "channel", _choice(ChannelKind), required=True, fast=_fast_choice(ChannelKind)
-                ),
+                _contact_ref("contact_external_id"),
+                _channel(required=True),
                 FieldSpec(
                     "status",
                     _choice(ConsentStatus),
@@ -551,16 +545,10 @@ def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSc
         return KindSchema(
             kind,
             (
-                FieldSpec(
-                    "contact_external_id",
-                    ref,
-                    required=True,
-                    contact_ref=True,
-                    fast=_fast_text(255),
-                ),
+                _contact_ref("contact_external_id"),
                 FieldSpec("type", _choice(EventType), required=True, fast=_fast_choice(EventType)),
                 FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp),
-                FieldSpec("channel", _choice(ChannelKind), fast=_fast_choice(ChannelKind)),
+                _channel(required=False),
                 FieldSpec("value", parse_number, fast=_fast_number()),
                 FieldSpec("source", _text(64), default="import", fast=_fast_text(64)),
                 FieldSpec("provider_event_id", _text(255), fast=_fast_text(255)),
@@ -578,12 +566,8 @@ def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSc
         return KindSchema(
             kind,
             (
-                FieldSpec(
-                    "source_external_id", ref, required=True, contact_ref=True, fast=_fast_text(255)
-                ),
-                FieldSpec(
-                    "target_external_id", ref, required=True, contact_ref=True, fast=_fast_text(255)
-                ),
+                _contact_ref("source_external_id"),
+                _contact_ref("target_external_id"),
                 FieldSpec("kind", _choice(EdgeKind), required=True, fast=_fast_choice(EdgeKind)),
                 FieldSpec(
                     "weight", _bounded_number(0.0, 1e9), default=1.0, fast=_fast_number(0.0, 1e9)
@@ -602,7 +586,7 @@ def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSc
             FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp),
             FieldSpec("author_handle", _text(320), fast=_fast_text(320)),
             FieldSpec("text", _text(100_000), fast=_fast_text(100_000)),
-            FieldSpec("contact_external_id", ref, contact_ref=True, fast=_fast_text(255)),
+            _contact_ref("contact_external_id", required=False),
             FieldSpec("sentiment", _bounded_number(-1.0, 1.0), fast=_fast_number(-1.0, 1.0)),
             FieldSpec("topic", _text(128), fast=_fast_text(128)),
         ),
