@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 import typer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from tummler.app.contacts import set_stages
 from tummler.app.learning import (
     PROMOTE_ACTION,
     CampaignPolicy,
@@ -42,6 +43,7 @@ from tummler.store.models import (
     ChannelIdentity,
     ConsentEvent,
     Contact,
+    ContactChange,
     Decision,
     Event,
     PolicyVersion,
@@ -328,3 +330,30 @@ def test_cli_learn_and_evaluate_on_the_store(workspace: Path) -> None:
     assert f"promoted {OBJECTIVE}@1" in " ".join(table.output.split())
     refused = runner.invoke(app, ["learn", "--log", str(workspace / "missing.csv")])
     assert refused.exit_code != 0
+
+
+def _weights(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A stored policy's learned state, without its version number."""
+    return {k: v for k, v in parameters["policy"].items() if k != "version"}
+
+
+def test_learning_reads_each_contact_as_it_was_when_decided(
+    learned: Engine, workspace: Path
+) -> None:
+    """A stage that moved after the decision (say, the message made people lapse) is not a
+    feature the decision was made on: learning again after the move must learn the same."""
+    clock = FrozenClock(LATER)
+    baseline = _weights(_version(learned, 1).parameters)
+    with Session(learned) as session:
+        ids = session.scalars(select(Contact.id)).all()
+    moved = set_stages(learned, dict.fromkeys(ids, "lapsed"), at=NOW + DAY, source="test")
+    assert moved.changed == len(ids)
+    [row] = learn_from_store(learned, workspace=workspace, clock=clock)
+    assert (row.parent, row.stored) == (f"{OBJECTIVE}@0", f"{OBJECTIVE}@2")
+    assert _weights(_version(learned, 2).parameters) == baseline
+    # Without the history the same store teaches from today's stage: this test can tell.
+    with session_scope(learned) as session:
+        session.execute(delete(ContactChange))
+    [row] = learn_from_store(learned, workspace=workspace, clock=clock)
+    assert row.stored == f"{OBJECTIVE}@3"
+    assert _weights(_version(learned, 3).parameters) != baseline

@@ -38,6 +38,7 @@ from tummler.store.models import (
     ChannelIdentity,
     ConsentEvent,
     Contact,
+    ContactChange,
     Decision,
     Delivery,
     Event,
@@ -50,6 +51,7 @@ LATER = NOW + timedelta(days=30)
 
 #: Everything that identifies Ana; none of it may survive `forget`.
 ANA = {
+    "old_attribute": "Old-Nickname-Zebra",
     "external_id": "crm-ana-7731",
     "email": "ana.target@example.org",
     "phone": "+33612345678",
@@ -104,6 +106,32 @@ def populate(engine: Engine, *, ana: dict[str, str] = ANA, suffix: str = "") -> 
                 ),
                 ChannelIdentity(
                     contact_id=b.id, channel="email", address=BOB["email"] + suffix, created_at=NOW
+                ),
+            ]
+        )
+        session.add_all(
+            [
+                ContactChange(  # her history: an old nickname, a file named after her
+                    contact_id=a.id,
+                    changed_at=NOW - timedelta(days=9),
+                    stage="prospect",
+                    attributes={"nickname": ana["old_attribute"], "score": 1},
+                    source=f"import:{ana['external_id']}.csv",
+                ),
+                ContactChange(
+                    contact_id=a.id,
+                    changed_at=NOW,
+                    stage_before="prospect",
+                    stage="customer",
+                    attributes={"nickname": ana["attribute"], "score": 5},
+                    source="import:crm.csv",
+                ),
+                ContactChange(
+                    contact_id=b.id,
+                    changed_at=NOW,
+                    stage="prospect",
+                    attributes={"city": "Oslo"},
+                    source="import:crm.csv",
                 ),
             ]
         )
@@ -266,6 +294,13 @@ def populate(engine: Engine, *, ana: dict[str, str] = ANA, suffix: str = "") -> 
                 ),
                 AuditEntry(
                     at=NOW,
+                    actor="importer",
+                    action="contact.rename",
+                    subject="nickname",
+                    details={"was": ana["old_attribute"]},
+                ),
+                AuditEntry(
+                    at=NOW,
                     actor=ana["email"],
                     action="consent.revoke",
                     subject="self-service",
@@ -359,7 +394,17 @@ def test_show_holds_every_table_about_the_person_and_nobody_else(engine: Engine)
         "out": [{"contact_id": people.bob, "kind": "follows", "weight": 1.0, "at": None}],
         "in": [{"contact_id": people.bob, "kind": "mentions", "weight": 1.0, "at": None}],
     }
-    assert [a["action"] for a in record["audit"]] == ["contact.merge", "consent.revoke"]
+    assert [a["action"] for a in record["audit"]] == [
+        "contact.merge",
+        "contact.rename",
+        "consent.revoke",
+    ]
+    assert [
+        (h["stage_before"], h["stage"], h["attributes"]["nickname"]) for h in record["history"]
+    ] == [
+        (None, "prospect", ANA["old_attribute"]),
+        ("prospect", "customer", ANA["attribute"]),
+    ]
     document = json.dumps(record, ensure_ascii=False)
     for value in [*BOB.values(), "crm-cy", "just Bob", "bob-msg-1", "new", "Oslo"]:
         assert value not in document, value
@@ -454,6 +499,20 @@ def test_forget_keeps_the_aggregates_and_other_people(engine: Engine) -> None:
     assert sorted(m["sentiment"] for m in kept) == [0.1, 0.8]
 
 
+def test_forget_keeps_the_stage_movements_without_what_the_person_was(engine: Engine) -> None:
+    people = populate(engine)
+    _forget(engine, ANA["external_id"])
+    history = [
+        (row["contact_id"], row["stage_before"], row["stage"], row["attributes"], row["source"])
+        for row in sorted(_rows(engine)["contact_changes"], key=lambda row: row["id"])
+    ]
+    assert history == [
+        (people.ana, None, "prospect", {}, REDACTED),
+        (people.ana, "prospect", "customer", {}, "import:crm.csv"),
+        (people.bob, None, "prospect", {"city": "Oslo"}, "import:crm.csv"),
+    ]
+
+
 def test_forget_is_audited_without_naming_the_person(engine: Engine) -> None:
     people = populate(engine)
     report = _forget(engine, ANA["external_id"])
@@ -473,7 +532,8 @@ def test_forget_is_audited_without_naming_the_person(engine: Engine) -> None:
         "social_edges": 2,
         "decision_reasons_redacted": 1,
         "deliveries_cleared": 1,
-        "audit_entries_redacted": 2,
+        "audit_entries_redacted": 3,
+        "contact_changes": 2,
         "attributes": 2,
     }
     assert entry.details["kept"] == {"events": 4, "decisions": 1, "deliveries": 1}

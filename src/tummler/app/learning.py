@@ -1047,10 +1047,18 @@ def _logged_decisions(
     ``sends_only``: decisions with a channel (learning); otherwise lever 0 of every non-holdout
     decision, *no send* included (evaluation: the logging policy's full choice). The decisions are
     those of ``version_id``, by default of the newest version of the objective that made any.
+
+    Each contact's stage and attributes are read as of the decision's ``decided_at`` from the
+    contacts' history (:func:`tummler.app.contacts.contacts_as_of`): the latest change at or before
+    it. When no change predates it, the earliest recorded one gives the stage it moved from (and
+    the earliest attributes known), and a contact without any history is read as it is now. The
+    rest of the profile (time zone, locale) and the consent, identities and events are read as of
+    the decision by planning's own readers. One query per 5,000 contacts of each plan.
     """
     # planning's readers, until planning exposes one public function (see the module's notes)
     from tummler.app import planning
     from tummler.app.attribution import load_rewards, reward_specs
+    from tummler.app.contacts import contacts_as_of
     from tummler.store import models
 
     strategy = _strategy(workspace, clock)
@@ -1111,21 +1119,9 @@ def _logged_decisions(
                     campaigns[key] = None
             if campaigns[key] is None:
                 continue
-            contact_ids = sorted({int(r.contact_id) for r in group})
-            contacts: list[Any] = []
-            for start in range(0, len(contact_ids), 5_000):
-                contacts += connection.execute(
-                    select(
-                        models.Contact.id,
-                        models.Contact.external_id,
-                        models.Contact.locale,
-                        models.Contact.time_zone,
-                        models.Contact.stage,
-                        models.Contact.attributes,
-                    )
-                    .where(models.Contact.id.in_(contact_ids[start : start + 5_000]))
-                    .order_by(models.Contact.id)
-                ).all()
+            # The stage and attributes the plan saw, not today's: a stage the message moved
+            # would otherwise teach the policy from a context it never decided on.
+            contacts = contacts_as_of(connection, {int(r.contact_id) for r in group}, decided_at)
             if not contacts:
                 continue
             seen = planning.planned_contexts(

@@ -6,9 +6,9 @@ Finding a person
     normalized the way identities are stored (lower-case e-mail, E.164 phone).
 
 Seeing (:func:`person_record`)
-    One JSON-ready document: profile, identities, consent log and current state per channel, events,
-    decisions with their reasons, deliveries, mentions, social edges in and out, and the audit entries
-    about them. The other end of a social edge is given by internal id only: the other person's
+    One JSON-ready document: profile, the history of its stage and attributes, identities, consent log
+    and current state per channel, events, decisions with their reasons, deliveries, mentions, social
+    edges in and out, and the audit entries about them. The other end of a social edge is given by internal id only: the other person's
     external id is *their* personal data.
 
 Forgetting (:func:`forget_person`)
@@ -19,6 +19,9 @@ Forgetting (:func:`forget_person`)
     * the contact row stays as an anonymous anchor: its external id becomes an opaque random token
       (``forgotten-<32 hex>``), attributes and locale are cleared, the time zone becomes ``UTC``,
       ``forgotten_at`` is set; the stage stays (an aggregate, not an identifier);
+    * their history (``contact_changes``) keeps its stage movements and times, for the reports'
+      movements between stages, but every row's attributes are cleared and a ``source`` that holds
+      one of their identifiers is redacted;
     * events, decisions and deliveries stay (counts, values, times, channels) but lose what could point
       back to the person: provider event ids become tokens, a delivery's ``last_error`` and
       ``provider_message_id`` are nulled, its idempotency key is replaced when it holds an identifier,
@@ -60,6 +63,7 @@ from tummler.store.models import (
     ChannelIdentity,
     ConsentEvent,
     Contact,
+    ContactChange,
     Decision,
     Delivery,
     Event,
@@ -168,7 +172,8 @@ def person_record(engine: Engine, *, person: str) -> dict[str, Any]:
     Returns
     -------
     dict
-        Keys ``contact``, ``identities``, ``consent`` (``current`` per channel and the ``log``),
+        Keys ``contact``, ``history`` (its stage and attributes, change by change),
+        ``identities``, ``consent`` (``current`` per channel and the ``log``),
         ``events``, ``decisions``, ``deliveries``, ``mentions``, ``social_edges`` (``out`` and
         ``in``) and ``audit``.
 
@@ -189,6 +194,11 @@ def person_record(engine: Engine, *, person: str) -> dict[str, Any]:
             select(ConsentEvent)
             .where(ConsentEvent.contact_id == cid)
             .order_by(ConsentEvent.at, ConsentEvent.id)
+        ).all()
+        history = session.scalars(
+            select(ContactChange)
+            .where(ContactChange.contact_id == cid)
+            .order_by(ContactChange.changed_at, ContactChange.id)
         ).all()
         current: dict[str, dict[str, Any]] = {}
         for consent in consent_log:  # in order: the last one per channel is the state
@@ -223,7 +233,9 @@ def person_record(engine: Engine, *, person: str) -> dict[str, Any]:
         edges_in = session.scalars(
             select(SocialEdge).where(SocialEdge.target_contact_id == cid).order_by(SocialEdge.id)
         ).all()
-        matcher = _Matcher.for_person(contact, [i.address for i in identities], handles)
+        matcher = _Matcher.for_person(
+            contact, [i.address for i in identities], handles, [h.attributes for h in history]
+        )
         audit = [
             entry
             for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id))
@@ -244,6 +256,16 @@ def person_record(engine: Engine, *, person: str) -> dict[str, Any]:
                 "updated_at": _iso(contact.updated_at),
                 "forgotten_at": _iso(contact.forgotten_at),
             },
+            "history": [
+                {
+                    "changed_at": _iso(h.changed_at),
+                    "stage_before": h.stage_before,
+                    "stage": h.stage,
+                    "attributes": h.attributes,
+                    "source": h.source,
+                }
+                for h in history
+            ],
             "identities": [
                 {"channel": i.channel, "address": i.address, "created_at": _iso(i.created_at)}
                 for i in identities
@@ -486,7 +508,11 @@ def _forget(
     ).all()
     addresses = [identity.address for identity in identities]
     handles = _handles(session, contact, addresses)
-    matcher = _Matcher.for_person(contact, addresses, handles)
+    # Attributes the person had before (an old nickname) identify them as well as today's.
+    past = session.scalars(
+        select(ContactChange.attributes).where(ContactChange.contact_id == cid)
+    ).all()
+    matcher = _Matcher.for_person(contact, addresses, handles, past)
     erased: dict[str, int] = {}
     kept: dict[str, int] = {}
 
@@ -558,6 +584,22 @@ def _forget(
     erased["deliveries_cleared"] = cleared
 
     erased["audit_entries_redacted"] = _redact_audit(session, matcher, cid)
+
+    # The history keeps the stage movements (aggregates) and loses what the person was.
+    erased["contact_changes"] = _delete(
+        session,
+        update(ContactChange).where(ContactChange.contact_id == cid).values(attributes={}),
+    )
+    for source in session.scalars(
+        select(ContactChange.source).where(ContactChange.contact_id == cid).distinct()
+    ):
+        if matcher.matches(source):
+            session.execute(
+                update(ContactChange)
+                .where(ContactChange.contact_id == cid, ContactChange.source == source)
+                .values(source=REDACTED)
+                .execution_options(synchronize_session=False)
+            )
 
     erased["attributes"] = len(contact.attributes or {})
     contact.external_id = token
@@ -655,14 +697,19 @@ class _Matcher:
 
     @classmethod
     def for_person(
-        cls, contact: Contact, addresses: Iterable[str], handles: Iterable[str]
+        cls,
+        contact: Contact,
+        addresses: Iterable[str],
+        handles: Iterable[str],
+        past_attributes: Iterable[Mapping[str, Any]] = (),
     ) -> _Matcher:
         strong = {contact.external_id, *addresses, *handles}
         strong |= {handle.lstrip("@") for handle in handles}
         strong = {value.lower() for value in strong if value}
         attribute_values = {
             value.lower()
-            for value in (contact.attributes or {}).values()
+            for document in (contact.attributes or {}, *past_attributes)
+            for value in (document or {}).values()
             if isinstance(value, str) and len(value) >= MIN_SUBSTRING_LENGTH
         }
         needles = sorted(

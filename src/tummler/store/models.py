@@ -1,9 +1,9 @@
 """The tables of tummler's store, designed together for the whole engine.
 
-Times are timezone-aware UTC. Personal data lives in ``contacts``, ``channel_identities``,
-``consent_events``, ``mentions`` (text, handle) and ``audit_log`` details only; everything else refers to a
-contact by its integer id, so that forgetting a person (``app.privacy``) can erase them and keep the
-anonymous aggregates.
+Times are timezone-aware UTC. Personal data lives in ``contacts``, ``contact_changes`` (attributes,
+source), ``channel_identities``, ``consent_events``, ``mentions`` (text, handle) and ``audit_log``
+details only; everything else refers to a contact by its integer id, so that forgetting a person
+(``app.privacy``) can erase them and keep the anonymous aggregates.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ __all__ = [
     "ChannelIdentity",
     "ConsentEvent",
     "Contact",
+    "ContactChange",
     "Decision",
     "Delivery",
     "Event",
@@ -90,6 +91,38 @@ class Contact(Base):
     forgotten_at: Mapped[datetime | None]
 
     identities: Mapped[list[ChannelIdentity]] = relationship(back_populates="contact")
+
+
+class ContactChange(Base):
+    """One change of a contact's stage or attributes, as it happened: an append-only history.
+
+    ``contacts`` holds each person's state *now*; this table holds how it got there, so that a
+    decision can be learned from with the features it was made on, and a report can count the
+    movements between relationship stages over a campaign. The first row of a contact is its first
+    known state (``stage_before`` is ``None``); every later row has the stage before and after and
+    the whole attributes document after the change. The state as of a time ``T`` is the latest row
+    with ``changed_at <= T`` (ties: latest id); ``app.contacts`` reads it. Rows are never updated,
+    except when a person is forgotten (their attributes and any identifier in ``source`` erased).
+    """
+
+    __tablename__ = "contact_changes"
+    __table_args__ = (
+        CheckConstraint(_one_of("stage", Stage), name="stage"),
+        CheckConstraint(_one_of("stage_before", Stage), name="stage_before"),
+        Index(None, "contact_id", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    changed_at: Mapped[datetime]
+    #: ``None`` for the first known state of the contact.
+    stage_before: Mapped[str | None] = mapped_column(String(16))
+    #: The stage after the change.
+    stage: Mapped[str] = mapped_column(String(16))
+    #: The whole attributes document after the change.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What made the change: ``import:<file name>``, ``api``, ``simulation``, ``migration:0002``...
+    source: Mapped[str] = mapped_column(String(255))
 
 
 class ChannelIdentity(Base):

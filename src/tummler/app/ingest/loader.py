@@ -43,6 +43,7 @@ from sqlalchemy import Connection, String, Table, any_, bindparam, func, insert,
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
+from tummler.app.contacts import latest_changes, record_changes
 from tummler.app.ingest.schemas import ImportKind
 from tummler.store.models import Contact
 
@@ -168,12 +169,17 @@ def write_rows(
     rows: Sequence[Sequence[Any]],
     contact_ids: dict[str, int],
     now: datetime,
+    *,
+    source: str = "import",
 ) -> WriteCounts:
-    """Write validated ``rows`` of ``kind`` (contact references resolved through ``contact_ids``)."""
+    """Write validated ``rows`` of ``kind`` (contact references resolved through ``contact_ids``).
+
+    ``source`` is what the contacts' history rows say made the change (``import:<file name>``).
+    """
     if not rows:
         return WriteCounts()
     if kind is ImportKind.CONTACTS:
-        return _write_contacts(connection, rows, now)
+        return _write_contacts(connection, rows, now, source)
     target = _TARGETS[kind]
     # Times go to SQLite as the text the ORM writes, to PostgreSQL as timestamptz.
     stamp = _keep if connection.dialect.name == "postgresql" else _sqlite_text
@@ -285,7 +291,7 @@ def _copy_insert(driver: Any, target: _Target, records: list[tuple[Any, ...]]) -
 
 
 def _write_contacts(
-    connection: Connection, rows: Sequence[Sequence[Any]], now: datetime
+    connection: Connection, rows: Sequence[Sequence[Any]], now: datetime, source: str
 ) -> WriteCounts:
     """Upsert contacts; within the batch, a later row for the same external id wins.
 
@@ -293,6 +299,11 @@ def _write_contacts(
     the batch's final state is compared with the store: a contact counts as updated, and gets a new
     ``updated_at``, only when that final state differs. Counts are per contact, so a contact listed
     twice in one batch counts once (the other row as unchanged).
+
+    The contacts' history (``contact_changes``) gets one row per new contact (its first state) and
+    one per contact whose stage or attributes changed (before and after), in the same transaction;
+    a change of time zone or locale alone is not history, and an unchanged contact writes nothing,
+    so that importing the same file again writes no history either.
     """
     table = _CONTACTS
     ids = sorted({row[0] for row in rows})
@@ -376,6 +387,28 @@ def _write_contacts(
             table.update().where(table.c.id == bindparam("b_id")),
             changed,
         )
+    moved = [
+        external_id
+        for external_id, values in state.items()
+        if values["new"]
+        or values["stage"] != original[external_id]["stage"]
+        or values["attributes"] != original[external_id]["attributes"]
+    ]
+    # History stays in time order: a clock behind the recorded changes (a file imported again
+    # after a simulation moved stages into the future) records its change at the latest one.
+    latest = latest_changes(connection, [state[e]["id"] for e in moved if not state[e]["new"]])
+    history = [
+        {
+            "contact_id": state[external_id]["id"],
+            "changed_at": max(now, latest.get(state[external_id]["id"], now)),
+            "stage_before": None if state[external_id]["new"] else original[external_id]["stage"],
+            "stage": state[external_id]["stage"],
+            "attributes": state[external_id]["attributes"],
+            "source": source,
+        }
+        for external_id in moved
+    ]
+    record_changes(connection, history)
     identities = 0
     if addresses:
         created = now if connection.dialect.name == "postgresql" else _sqlite_text(now)

@@ -271,7 +271,12 @@ def import_file(
                             ids = resolve_contacts(connection, wanted)
                             good = _keep_known(good, positions, references, ids, bad)
                         counts = write_rows(
-                            connection, kind, [row for _, row in good], ids, clock.now()
+                            connection,
+                            kind,
+                            [row for _, row in good],
+                            ids,
+                            clock.now(),
+                            source=f"import:{path.name}",
                         )
                 except errors as exc:
                     first, last = chunk.lines[0], chunk.lines[-1]
