@@ -20,7 +20,12 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from tummler.app.consent import consent_names, latest_granted
-from tummler.app.planning import explain_decision, plan_campaign
+from tummler.app.planning import (
+    explain_decision,
+    load_campaign,
+    plan_campaign,
+    planned_contexts,
+)
 from tummler.app.workspace import init_workspace
 from tummler.cli import plan as plan_cli
 from tummler.cli.context import CLIState
@@ -192,6 +197,11 @@ def _decisions(engine: Engine, campaign: str = REORDER) -> list[Any]:
                 .order_by(Decision.contact_id, Decision.lever)
             )
         )
+
+
+def _variants(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(select(Variant.id, Variant.key)))
 
 
 def _count(engine: Engine, model: Any) -> int:
@@ -473,23 +483,145 @@ def _drop_attribute(engine: Engine, key: str, name: str) -> None:
         contact.attributes = {k: v for k, v in (contact.attributes or {}).items() if k != name}
 
 
-def test_a_missing_template_field_fails_the_plan_naming_variant_and_field(
+def _edit_campaign(workspace: Path, old: str, new: str, campaign: str = REORDER) -> Path:
+    path = workspace / "campaigns" / f"{campaign}.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return path
+
+
+#: Contacts with e-mail only (even numbers): e-mail is their one channel.
+_NAMELESS = ("c2", "c6", "c10", "c14", "c18", "c22")
+
+
+def test_a_variant_that_needs_a_missing_field_is_not_that_contacts_to_get(
     engine: Engine, workspace: Path
 ) -> None:
-    """``c2`` (e-mail consent, no phone) may get the e-mail variants, whose subject reads
-    ``{{ first_name }}``: without it the plan stops before writing anything."""
-    _seed(engine)
-    _drop_attribute(engine, "c2", "first_name")
-    before = _count(engine, Decision)
-    message = (
-        r"variant email/a\.subject cannot be rendered for 1 contact\(s\).*'c2'.*"
-        r"'first_name' is undefined.*default"
+    """E-mail variant ``b`` says "Hi there" instead of the name: contacts without a first name may
+    get ``b``, never ``a``, and the decision says why; everyone else plans as before."""
+    _edit_campaign(
+        workspace,
+        "Hi {{ first_name }}, this week's roast",
+        "Hi there, this week's roast",
     )
-    with pytest.raises(StrategyError, match=message):
+    ids = _seed(engine)
+    for key in _NAMELESS:
+        _drop_attribute(engine, key, "first_name")
+    report = _plan(engine, workspace)
+    assert report.audience == 120
+    assert report.variant_gaps == {"email/a needs first_name": len(_NAMELESS)}
+    assert any("email/a needs first_name" in note for note in report.notes)
+    rows = _decisions(engine)
+    variant_of = {v.id: v.key for v in _variants(engine)}
+    nameless = {ids[k] for k in _NAMELESS}
+    for r in rows:
+        if r.contact_id in nameless:
+            assert r.reasons["variants_unavailable"] == {"email/a": "first_name"}
+            if r.channel is not None:
+                assert variant_of[r.variant_id] == "b"
+        else:
+            assert "variants_unavailable" not in r.reasons
+    sent = [r for r in rows if r.contact_id in nameless and r.channel is not None]
+    assert sent, "the nameless contacts still get e-mail (variant b)"
+    assert all(0 < r.propensity <= 1 for r in rows if not r.holdout)
+    named = [r for r in rows if r.contact_id not in nameless and r.channel == "email"]
+    assert {variant_of[r.variant_id] for r in named} == {"a", "b"}
+    key = next(k for k in _NAMELESS if ids[k] in {r.contact_id for r in sent})
+    why = explain_decision(engine, contact=key, campaign_key=REORDER)
+    assert why.variants_unavailable == {"email/a": "first_name"}
+    assert "variant email/a needs first_name" in why.summary
+
+
+def test_learning_sees_the_variants_each_contact_could_get(engine: Engine, workspace: Path) -> None:
+    """The contexts rebuilt for learning and evaluation carry the same per-contact variant mask."""
+    _edit_campaign(
+        workspace, "Hi {{ first_name }}, this week's roast", "Hi there, this week's roast"
+    )
+    ids = _seed(engine, n=8)
+    _drop_attribute(engine, "c2", "first_name")
+    strategy, campaign = load_campaign(workspace, REORDER, FrozenClock(NOW))
+    with engine.connect() as connection:
+        contacts = connection.execute(
+            select(
+                Contact.id,
+                Contact.external_id,
+                Contact.locale,
+                Contact.time_zone,
+                Contact.stage,
+                Contact.attributes,
+            ).order_by(Contact.id)
+        ).all()
+        seen = planned_contexts(
+            connection, strategy, campaign, contacts=contacts, campaign_id=None, at=NOW
+        )
+    actions = seen.actions
+    email = actions.channel_names.index("email")
+    names = actions.variant_names[email]
+    of = {
+        name: [
+            k
+            for k in range(actions.k)
+            if actions.channel[k] == email and names[actions.variant[k]] == name
+        ]
+        for name in ("a", "b")
+    }
+    nameless, named = list(seen.ids).index(ids["c2"]), list(seen.ids).index(ids["c0"])
+    assert not seen.mask[nameless, of["a"]].any()
+    assert seen.mask[nameless, of["b"]].any()
+    assert seen.mask[named, of["a"]].any()
+
+
+def test_a_channel_no_variant_of_which_renders_is_removed_for_that_contact(
+    engine: Engine, workspace: Path
+) -> None:
+    """Every variant of the example reorder campaign greets by name: a contact without one cannot
+    get e-mail or SMS, and only that contact."""
+    ids = _seed(engine)
+    _drop_attribute(engine, "c2", "first_name")
+    before = _plan(engine, workspace, dry_run=True)
+    report = _plan(engine, workspace)
+    assert report.audience == before.audience == 120
+    rows = {r.contact_id: r for r in _decisions(engine)}
+    c2 = rows[ids["c2"]]
+    assert c2.channel is None
+    assert "template_field" in c2.reasons["removed"]["email"]
+    assert c2.reasons["variants_unavailable"] == {"email/a": "first_name", "email/b": "first_name"}
+    others = [r for k, r in rows.items() if k != ids["c2"] and r.channel is not None]
+    assert others
+    why = explain_decision(engine, contact="c2", campaign_key=REORDER)
+    assert "email" in why.unavailable
+    assert "no variant renders for this contact" in why.summary
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "reason"),
+    [
+        (
+            "Our new coffee was roasted this week.",
+            "Our new coffee {{ first_name | shout }} was roasted.",
+            # the body's block starts on line 20; its third line is line 22
+            22,
+            "No filter named 'shout'",
+        ),
+        (
+            'subject: "{{ first_name }}, this week',
+            'subject: "{% if first_name %}{{ first_name }}, this week',
+            18,
+            "Unexpected end of template",
+        ),
+    ],
+)
+def test_a_template_that_cannot_render_for_anyone_stops_the_plan_with_file_and_line(
+    engine: Engine, workspace: Path, old: str, new: str, line: int, reason: str
+) -> None:
+    path = _edit_campaign(workspace, old, new)
+    _seed(engine, n=8)
+    with pytest.raises(StrategyError, match=reason) as caught:
         _plan(engine, workspace)
-    with pytest.raises(StrategyError, match=message):
-        _plan(engine, workspace, dry_run=True)
-    assert _count(engine, Decision) == before
+    assert f"{path}:{line}: campaign 'fresh-roast-reorder': variant email/a." in str(caught.value)
+    assert "cannot be rendered for anyone" in str(caught.value)
+    assert _count(engine, Decision) == 3  # the other campaign's only
 
 
 def test_a_missing_field_of_a_contact_who_cannot_get_the_variant_is_fine(

@@ -498,7 +498,15 @@ def test_the_strategy_map_traces_campaigns_to_objectives() -> None:
     assert objective["target_text"] == "+10% lift"
     assert [c["id"] for c in objective["campaigns"]] == ["spring"]
     assert objective["campaigns"][0]["channels"] == [
-        {"id": "email", "kind": "email", "public": False, "variants": ["a"]}
+        {
+            "id": "email",
+            "kind": "email",
+            "public": False,
+            "variants": ["a"],
+            "cost_per_send": 0.0,
+            "spend_cap": None,
+            "shared_spend_cap": None,
+        }
     ]
     assert [c["id"] for c in mapping["untraced"]] == ["orphan"]
     assert mapping["lever_policy"]["fatigue"] == {"window": "7d", "cap": 3}

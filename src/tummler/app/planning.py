@@ -15,11 +15,13 @@
    prior);
 4. before deciding, render every variant's ``subject``/``headline``/``body`` for the contacts that
    may get it (one render per variant and *field shape* of contacts: which attributes they have,
-   of which types), and refuse the plan with a :class:`~tummler.core.errors.StrategyError` naming
-   the variant, its field and the missing name when one fails — a missing field is an error at
-   plan time, not a skipped delivery at send time (the decision engine's eligibility is per
-   contact, channel and slot, not per variant, so a variant cannot be removed for some contacts
-   only);
+   of which types). A variant that needs a field a contact lacks is not that contact's to get
+   (the decision says "variant email/b needs first_name"; a channel none of whose variants renders
+   is removed for the contact); the other variants and contacts plan normally (contacts who may
+   get only some of a channel's variants are planned in a second round, see :func:`_decide`).
+   Only a template
+   that cannot render for anyone — a syntax error, an unknown filter — refuses the plan, with a
+   :class:`~tummler.core.errors.StrategyError` naming the campaign file and line;
 5. write one ``decisions`` row per lever — *no send* and holdout rows too — with its propensity, the
    policy version, and its reasons: the rules that removed levers, the runner-up and the largest
    feature contributions, so that :func:`explain_decision` needs nothing but the row.
@@ -27,8 +29,19 @@
 **Send slots.** A slot is a day of the planning horizon and a time of day in the contact's own time
 zone (``send_slots`` of the channel; a channel without slots may send on any full hour). The horizon
 starts now (or at the campaign window's start) and ends at the window's end, at most seven days
-later; a campaign without a window is planned for the next 24 hours. Each contact's UTC offset is
-taken at the horizon's start (a daylight-saving change inside the horizon is not followed).
+later; a campaign without a window is planned for the next 24 hours. The UTC time of a slot is found
+per time zone and per day with :mod:`zoneinfo` (:func:`local_slots_to_utc`), so a daylight-saving
+change inside the horizon moves the UTC time of the later slots, never their local time: a local
+time that does not exist that day (clocks spring forward over it) is no slot that day, and one that
+happens twice (clocks fall back) is sent at its first occurrence (``fold=0``).
+
+**Spend caps.** A campaign's ``spend_caps`` (channel → the most it may spend) and a channel's shared
+``spend_cap`` in the strategy (the most spent across campaigns per window, less what is already
+committed: see :func:`_spend_caps`) become a cap on the channel's sends in the plan, met by pricing
+the channel (:func:`tummler.decide.fit_channel_prices`): the capped sends go to the contacts for whom
+the channel is worth most over their next-best option. The summary gives each capped channel's
+spend and shadow price (:class:`ChannelBudget`); the decision of a contact who would have got the
+channel without the cap (the same plan without caps, same seed) says so, and ``explain`` with it.
 
 **Re-planning** replaces the campaign's previous decisions, except those of contacts with a decision
 that already has a delivery: those contacts keep their decisions and are not planned again. So
@@ -55,15 +68,15 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from tummler.app.consent import consent_names, latest_granted
@@ -102,8 +115,10 @@ from tummler.store.database import session_scope
 from tummler.store.types import sqlite_timestamp
 from tummler.strategy import (
     Campaign,
+    CampaignDocument,
     Channel,
     Override,
+    SourceMap,
     Strategy,
     Urgency,
     Visibility,
@@ -113,6 +128,7 @@ from tummler.strategy import (
 
 __all__ = [
     "HISTORY_WINDOWS_DAYS",
+    "ChannelBudget",
     "DecisionExplanation",
     "LeverExplanation",
     "PlanReport",
@@ -120,6 +136,7 @@ __all__ = [
     "ProgressCallback",
     "explain_decision",
     "load_campaign",
+    "local_slots_to_utc",
     "plan_campaign",
     "planned_contexts",
 ]
@@ -156,10 +173,49 @@ _RULE_WORDS = {
     "fatigue_cap": "fatigue cap reached",
     "frequency_cap": "frequency cap reached",
     "channel_norm": "channel norms (a public channel for a private message)",
+    "template_field": "no variant renders for this contact (a field it lacks)",
 }
 
 
 # ------------------------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class ChannelBudget:
+    """A channel with a spend cap in one plan: what it could spend, what it spent, what the cap cost.
+
+    Attributes
+    ----------
+    channel
+        The channel's id.
+    limit
+        The most this plan could spend on it: the tighter of the campaign's ``spend_caps`` (less
+        what the campaign's kept, already delivered decisions spent) and the strategy's shared
+        ``spend_cap`` (less what every campaign has committed in its window).
+    committed
+        The spend already committed that counted against the tighter cap.
+    sends_allowed
+        ``limit`` divided by the channel's ``cost_per_send``, rounded down.
+    sends, spend
+        What the plan sends on the channel, and what that costs.
+    shadow_price
+        The channel's Lagrange multiplier: how much more than its cost a send had to be worth
+        (over the contact's next-best option) to get one of the capped sends; 0 when the cap did
+        not bind.
+    dropped, moved
+        Contacts who would have got this channel without the cap and got no send / another
+        channel instead.
+    """
+
+    channel: str
+    limit: float
+    committed: float
+    sends_allowed: int
+    sends: int
+    spend: float
+    shadow_price: float
+    dropped: int
+    moved: int
 
 
 @dataclass(frozen=True)
@@ -201,6 +257,13 @@ class PlanReport:
         Wall time of the whole run and its throughput.
     notes
         Anything worth knowing (a stored policy that did not fit, unknown time zones...).
+    spend_per_channel
+        Channel id → sends × ``cost_per_send``.
+    budgets
+        The channels with a spend cap (:class:`ChannelBudget`).
+    variant_gaps
+        ``"<channel>/<variant> needs <field>"`` → contacts who may get the channel but lack the
+        field, so that variant was not theirs to get.
     """
 
     campaign: str
@@ -223,6 +286,9 @@ class PlanReport:
     seconds: float
     contacts_per_second: float
     notes: tuple[str, ...] = ()
+    spend_per_channel: dict[str, float] = field(default_factory=dict)
+    budgets: tuple[ChannelBudget, ...] = ()
+    variant_gaps: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (times in ISO 8601)."""
@@ -230,6 +296,7 @@ class PlanReport:
         data["horizon_start"] = self.horizon_start.isoformat()
         data["horizon_end"] = self.horizon_end.isoformat()
         data["notes"] = list(self.notes)
+        data["budgets"] = [asdict(b) for b in self.budgets]
         return data
 
 
@@ -273,6 +340,11 @@ class _Setup:
 
 def load_campaign(workspace: Path, key: str, clock: Clock) -> tuple[Strategy, Campaign]:
     """The workspace's strategy and its campaign ``key``, refusing a strategy with errors."""
+    strategy, document = _load_document(workspace, key, clock)
+    return strategy, document.campaign
+
+
+def _load_document(workspace: Path, key: str, clock: Clock) -> tuple[Strategy, CampaignDocument]:
     loaded, findings = check_workspace_strategy(workspace, engine=None, clock=clock)
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors or loaded.strategy is None:
@@ -282,7 +354,7 @@ def load_campaign(workspace: Path, key: str, clock: Clock) -> tuple[Strategy, Ca
         )
     for document in loaded.campaigns:
         if document.campaign.id == key:
-            return loaded.strategy.strategy, document.campaign
+            return loaded.strategy.strategy, document
     known = ", ".join(sorted(d.campaign.id for d in loaded.campaigns)) or "none"
     raise NotFoundError(
         f"no campaign {key!r} in {workspace / 'campaigns'} (known: {known}); check the id in the "
@@ -441,7 +513,7 @@ class _Chunk:
     """One chunk of the audience, already filtered by the audience expression."""
 
     ids: npt.NDArray[np.int64]
-    offset_minutes: npt.NDArray[np.float64]
+    zone: npt.NDArray[np.int64]  # index into :class:`_ZoneSlots`
     stage: npt.NDArray[np.int64]
     data: ContextData
     eligibility: Eligibility
@@ -484,6 +556,89 @@ class _FieldShapes:
         return shape
 
 
+def local_slots_to_utc(
+    zone: tzinfo, reference: datetime, slot_minutes: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """The UTC time of local send slots in one time zone, day by day, daylight saving included.
+
+    Parameters
+    ----------
+    zone
+        The contact's time zone (a :class:`zoneinfo.ZoneInfo`).
+    reference
+        A naive wall time (a Monday 00:00) that slots count from, read as UTC for the result.
+    slot_minutes
+        ``(n_slots,)`` each slot's local wall time, in minutes after ``reference``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_slots,)`` each slot's UTC time in minutes after ``reference`` (as UTC); ``nan`` for a
+        wall time that does not exist in ``zone`` (skipped when clocks spring forward). A wall time
+        that exists twice (clocks fall back) maps to its first occurrence (``fold=0``).
+
+    Examples
+    --------
+    Berlin leaves summer time on Sunday 2026-10-25: 09:00 is 07:00 UTC on Saturday, 08:00 UTC on
+    Sunday.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> monday = datetime(2026, 10, 19)
+    >>> saturday, sunday = 5 * 1440 + 9 * 60, 6 * 1440 + 9 * 60
+    >>> (local_slots_to_utc(ZoneInfo("Europe/Berlin"), monday, [saturday, sunday]) % 1440) / 60
+    array([7., 8.])
+    """
+    minutes = np.asarray(slot_minutes, dtype=np.int64).reshape(-1)
+    out = np.full(minutes.shape, np.nan)
+    epoch = reference.replace(tzinfo=UTC)
+    for i, value in enumerate(minutes.tolist()):
+        local = reference + timedelta(minutes=value)
+        utc = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        if utc.astimezone(zone).replace(tzinfo=None) != local:
+            continue  # in the gap of a spring-forward change: no such wall time that day
+        out[i] = (utc - epoch).total_seconds() / 60
+    return out
+
+
+class _ZoneSlots:
+    """Per time zone seen in the audience, the UTC time of every slot of the action set.
+
+    Computed once per zone (a few hundred slots), so the per-contact cost is one table lookup. An
+    unknown zone is planned as UTC (and named in the plan's notes).
+    """
+
+    def __init__(self, setup: _Setup) -> None:
+        self._reference = setup.reference
+        self._slot_minutes = setup.slot_minutes
+        self._index: dict[str, int] = {}
+        self._tables: list[npt.NDArray[np.float64]] = []
+        self._stacked: npt.NDArray[np.float64] | None = None
+
+    def index(self, zone: str | None) -> int:
+        name = zone or "UTC"
+        found = self._index.get(name)
+        if found is None:
+            try:
+                info: tzinfo = ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                info = UTC
+            found = self._index[name] = len(self._tables)
+            self._tables.append(local_slots_to_utc(info, self._reference, self._slot_minutes))
+            self._stacked = None
+        return found
+
+    @property
+    def table(self) -> npt.NDArray[np.float64]:
+        """``(n_zones, n_slots)`` UTC minutes after the reference, ``nan`` where no such time."""
+        if self._stacked is None:
+            self._stacked = (
+                np.stack(self._tables)
+                if self._tables
+                else np.zeros((0, self._slot_minutes.size), np.float64)
+            )
+        return self._stacked
+
+
 def _utc_offset_minutes(zone: str | None, at: datetime, cache: dict[str, float | None]) -> float:
     name = zone or "UTC"
     if name not in cache:
@@ -517,6 +672,7 @@ def _read_chunk(
     audience: Any,
     zones: dict[str, float | None],
     shapes: _FieldShapes,
+    slots: _ZoneSlots | None = None,
 ) -> _Chunk:
     size = len(rows)
     ids = np.array([r.id for r in rows], np.int64)
@@ -574,9 +730,12 @@ def _read_chunk(
                 _as_datetime(at).replace(tzinfo=None), "us"
             )
 
+    # the offset at the horizon's start places past activity in the day; slots use the zone's rules
     offsets = np.array(
         [_utc_offset_minutes(r.time_zone, setup.start, zones) for r in rows], np.float64
     )
+    slots = slots if slots is not None else _ZoneSlots(setup)
+    zone = np.array([slots.index(r.time_zone) for r in rows], np.int64)
     stage = np.array([_STAGES.index(r.stage) if r.stage in _STAGES else 0 for r in rows], np.int64)
 
     attributes: dict[str, list[Any]] = {}  # the strategy's attributes become features below
@@ -727,7 +886,7 @@ def _read_chunk(
         channel_sends=sends_channel,
         rules=setup.eligibility_rules,
     )
-    eligibility = _with_slots(eligibility, setup, offsets)
+    eligibility = _with_slots(eligibility, setup, slots.table[zone])
     data = ContextData(
         stage=stage,
         categorical=categorical,
@@ -741,7 +900,7 @@ def _read_chunk(
     )
     return _Chunk(
         ids=ids[keep],
-        offset_minutes=offsets[keep],
+        zone=zone[keep],
         stage=stage[keep],
         data=_subset(data, keep),
         eligibility=Eligibility(
@@ -777,13 +936,13 @@ def _subset(data: ContextData, keep: npt.NDArray[np.bool_]) -> ContextData:
 
 
 def _with_slots(
-    eligibility: Eligibility, setup: _Setup, offsets: npt.NDArray[np.float64]
+    eligibility: Eligibility, setup: _Setup, utc: npt.NDArray[np.float64]
 ) -> Eligibility:
     """Add the slot rules, to the minute: each channel's own send times, its quiet hours, and the
-    planning horizon (in UTC, per contact)."""
+    planning horizon (in UTC, per contact: ``utc`` is ``(n, n_slots)`` minutes after the reference,
+    ``nan`` for a local time that does not exist that day, which is never inside)."""
     start = (setup.start.replace(tzinfo=None) - setup.reference).total_seconds() / 60
     end = (setup.end.replace(tzinfo=None) - setup.reference).total_seconds() / 60
-    utc = setup.slot_minutes[None, :] - offsets[:, None]  # (n, n_sl)
     inside = (utc >= start) & (utc < end)
     own = setup.channel_slot[None, :, :] & inside[:, None, :]  # (n, n_ch, n_sl)
     loud = own & ~setup.quiet_slot[None, :, :]
@@ -798,11 +957,11 @@ def _with_slots(
 
 def _concat(
     chunks: Sequence[_Chunk], n_ch: int, n_sl: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64], Eligibility]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], Eligibility]:
     if not chunks:
         return (
             np.zeros(0, np.int64),
-            np.zeros(0),
+            np.zeros(0, np.int64),
             np.zeros(0, np.int64),
             Eligibility(
                 np.zeros((0, n_ch), bool),
@@ -812,7 +971,7 @@ def _concat(
         )
     return (
         np.concatenate([c.ids for c in chunks]),
-        np.concatenate([c.offset_minutes for c in chunks]),
+        np.concatenate([c.zone for c in chunks]),
         np.concatenate([c.stage for c in chunks]),
         Eligibility(
             np.concatenate([c.eligibility.channel_ok for c in chunks]),
@@ -828,62 +987,103 @@ def _concat(
 _UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.invalid/plan-time-check"
 
 
+@dataclass(frozen=True, eq=False)
+class _VariantAccess:
+    """Which variants render for which field shape of contacts, and what a failing one needs.
+
+    Attributes
+    ----------
+    ok
+        ``(n_shapes, n_channels, n_variants)`` the variant renders for contacts of that shape
+        (``False`` for padding variants that do not exist).
+    needs
+        ``(shape, channel, variant)`` → the field a failing variant needs.
+    """
+
+    ok: npt.NDArray[np.bool_]
+    needs: dict[tuple[int, int, int], str]
+
+    def of(self, shape: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """``(n, n_channels, n_variants)`` the variants each contact may get."""
+        return self.ok[shape]
+
+
+def _template_line(source: SourceMap | None, path: tuple[str | int, ...], line: int | None) -> str:
+    """Where a template's own line is in the campaign file (``file:line``), as well as it is known."""
+    if source is None:
+        return "the campaign file"
+    node = source.node(*path)
+    first, _ = source.locate(*path)
+    where = source.file or "the campaign file"
+    if first is None:
+        return where
+    # a block scalar (| or >) starts on the line after its indicator
+    block = getattr(node, "style", None) in ("|", ">")
+    return f"{where}:{first + (line or 1) - 1 + (1 if block else 0)}"
+
+
 def _check_templates(
     setup: _Setup,
     eligibility: Eligibility,
     shape: npt.NDArray[np.int64],
     shapes: _FieldShapes,
-) -> None:
-    """Render every variant's subject, headline and body for every contact that may get it, before
-    anything is decided or written: a missing field is an error at plan time, never a blank (or a
-    skipped delivery) at send time.
+    source: SourceMap | None = None,
+) -> _VariantAccess:
+    """Render every variant's subject, headline and body for every field shape of contacts that may
+    get it, before anything is decided or written.
 
-    A contact may get a variant when the variant's channel has an eligible slot for it. Contacts
-    are checked by field shape (:class:`_FieldShapes`): one render per variant and shape. The
-    decision engine's eligibility is per contact, channel and slot, not per variant, so a variant
-    that fails for some contacts cannot be removed for them alone: the plan fails instead.
+    A variant that needs a field some contacts lack is not stopped: it becomes ineligible for those
+    contacts (their other variants, and everyone else, plan normally), and the decision says which
+    field it needed. A template that cannot render for anyone — a syntax error, an unknown filter,
+    something the sandbox forbids — stops the plan.
+
+    Contacts are checked by field shape (:class:`_FieldShapes`): one render per variant and shape.
 
     Raises
     ------
     StrategyError
-        Naming the campaign, the variant and its field, the missing name, how many contacts lack it
-        and one of them.
+        For a template that is wrong in itself, naming the campaign file and line, the variant and
+        its field.
     """
+    actions = setup.actions
+    n_shapes = len(shapes.examples)
+    ok = np.broadcast_to(
+        actions.variant_available[None], (n_shapes, actions.n_channels, actions.n_variants)
+    ).copy()
+    needs: dict[tuple[int, int, int], str] = {}
     if shape.size == 0:
-        return
+        return _VariantAccess(ok, needs)
     reachable = eligibility.channel_ok & eligibility.slot_ok.any(axis=2)  # (n, n_ch)
     for c, channel in enumerate(setup.channels):
         present = np.unique(shape[reachable[:, c]])
-        if present.size == 0:
-            continue
         link = _UNSUBSCRIBE_PLACEHOLDER if channel.kind.value == "email" else None
-        people = [
-            shapes.examples[int(k)] | ({"unsubscribe_url": link} if link else {}) for k in present
-        ]
-        for variant in setup.campaign.variants.get(channel.id, []):
+        for v, variant in enumerate(setup.campaign.variants.get(channel.id, [])):
             templates = {
                 f"{channel.id}/{variant.id}.{part}": getattr(variant, part)
                 for part in TEMPLATE_FIELDS
             }
-            problems = check_templates(templates, people, limit=1)
-            if not problems:
-                continue
-            problem = problems[0]
-            if problem.contact == "-":
-                raise StrategyError(
-                    f"campaign {setup.campaign.id!r}: variant {problem.template} is not a valid "
-                    f"template: {problem.reason}; fix it in the campaign file"
+            # a template wrong in itself fails for everyone: checked even with no one to get it
+            for k in [*present.tolist(), None]:
+                person = (
+                    {"external_id": "-"}
+                    if k is None
+                    else shapes.examples[int(k)] | ({"unsubscribe_url": link} if link else {})
                 )
-            failing = next(
-                int(k) for k in present if shapes.examples[int(k)]["external_id"] == problem.contact
-            )
-            count = int((reachable[:, c] & (shape == failing)).sum())
-            raise StrategyError(
-                f"campaign {setup.campaign.id!r}: variant {problem.template} cannot be rendered "
-                f"for {count} contact(s) of the audience who may get it (e.g. {problem.contact!r}): "
-                f"{problem.reason}; give those contacts the field, or write "
-                '{{ field | default("...") }} in the campaign file'
-            )
+                problems = check_templates(templates, [person], limit=len(templates))
+                wrong = [p for p in problems if p.missing is None]
+                if wrong:
+                    problem = wrong[0]
+                    part = problem.template.rsplit(".", 1)[1]
+                    where = _template_line(source, ("variants", channel.id, v, part), problem.line)
+                    raise StrategyError(
+                        f"{where}: campaign {setup.campaign.id!r}: variant {problem.template} "
+                        f"cannot be rendered for anyone: {problem.reason}; fix the template in "
+                        "the campaign file"
+                    )
+                if k is not None and problems:
+                    ok[int(k), c, v] = False
+                    needs[(int(k), c, v)] = str(problems[0].missing)
+    return _VariantAccess(ok, needs)
 
 
 # --------------------------------------------------------------------------------------- the policy
@@ -1001,15 +1201,19 @@ def _explanations(
     start: int,
     stop: int,
     top: int = 3,
+    variant_ok: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.int64], list[list[list[Any]]]]:
     """For contacts ``start:stop``, the runner-up action (``-1``: *no send*) and the largest feature
-    contributions to the first lever's score against the runner-up's, vectorized."""
+    contributions to the first lever's score against the runner-up's, vectorized. ``variant_ok``
+    (``(stop - start, n_channels, n_variants)``) leaves out the variants a contact may not get."""
     actions = setup.actions
     cost = setup.selection_rules.channel_cost(actions.n_channels)[actions.channel]
     contributions: list[list[list[Any]]] = [[] for _ in range(stop - start)]
     rows = np.arange(stop - start)
     value = policy.scores(x[start:stop], actions) - cost[None, :]
     mask = eligibility.rows(start, stop).mask(actions) & actions.available[None, :]
+    if variant_ok is not None:
+        mask &= variant_ok[:, actions.channel, actions.variant]
     value = np.where(mask, value, -np.inf)
     first = result.action[start:stop, 0]
     value[rows[first >= 0], first[first >= 0]] = -np.inf
@@ -1041,6 +1245,261 @@ def _explanations(
             if v != 0
         ]
     return runner, contributions
+
+
+# ------------------------------------------------------------------------------------- spend caps
+
+
+@dataclass(frozen=True, eq=False)
+class _Caps:
+    """The spend caps of one plan, per channel of the action set (``inf``: uncapped)."""
+
+    limit: npt.NDArray[np.float64]  # money this plan may spend
+    committed: npt.NDArray[np.float64]  # spend already committed against the tighter cap
+    sends: npt.NDArray[np.float64]  # limit // cost_per_send
+
+    @property
+    def capped(self) -> bool:
+        """Whether any channel has a cap."""
+        return bool(np.isfinite(self.sends).any())
+
+
+def _spend_caps(connection: Connection, setup: _Setup, *, campaign_id: int | None) -> _Caps:
+    """Each channel's spend limit for this plan: the tighter of the campaign's ``spend_caps`` and
+    the strategy's shared ``spend_cap``, each less the spend already committed against it.
+
+    Committed against the campaign's cap: its own decisions that already have a delivery (they are
+    kept when re-planning). Against the shared cap: every campaign's sends on the channel (planned
+    or made, not held out, not failed) from one window before the horizon's start to its end — a
+    window of the cap ending anywhere in the horizon holds no more than that, so the plan keeps
+    every such window under the cap. This campaign's decisions without a delivery are not counted:
+    this plan replaces them. Spend is sends × today's ``cost_per_send``.
+    """
+    n_ch = len(setup.channels)
+    limit = np.full(n_ch, np.inf)
+    committed = np.zeros(n_ch)
+    sends = np.full(n_ch, np.inf)
+    delivered = select(models.Delivery.decision_id).scalar_subquery()
+    failed = (
+        select(models.Delivery.decision_id)
+        .where(models.Delivery.status.in_(_FAILED_DELIVERY))
+        .scalar_subquery()
+    )
+    for c, channel in enumerate(setup.channels):
+        cost = channel.cost_per_send
+        if cost <= 0:
+            continue  # a free channel: a spend cap caps nothing (the strategy check warns)
+        options: list[tuple[float, float]] = []  # (limit, committed)
+        campaign_cap = setup.campaign.spend_caps.get(channel.id)
+        if campaign_cap is not None:
+            kept = 0
+            if campaign_id is not None:
+                kept = int(
+                    connection.scalar(
+                        select(func.count())
+                        .select_from(models.Decision)
+                        .where(
+                            models.Decision.campaign_id == campaign_id,
+                            models.Decision.channel == channel.id,
+                            models.Decision.holdout.is_(False),
+                            models.Decision.id.in_(delivered),
+                        )
+                    )
+                    or 0
+                )
+            options.append((campaign_cap - kept * cost, kept * cost))
+        shared = channel.spend_cap
+        if shared is not None:
+            query = (
+                select(func.count())
+                .select_from(models.Decision)
+                .where(
+                    models.Decision.channel == channel.id,
+                    models.Decision.holdout.is_(False),
+                    models.Decision.send_at >= setup.start - shared.window,
+                    models.Decision.send_at < setup.end,
+                    models.Decision.id.not_in(failed),
+                )
+            )
+            if campaign_id is not None:
+                query = query.where(
+                    or_(
+                        models.Decision.campaign_id != campaign_id,
+                        models.Decision.id.in_(delivered),
+                    )
+                )
+            spent = int(connection.scalar(query) or 0) * cost
+            options.append((shared.amount - spent, spent))
+        if options:
+            left, already = min(options)
+            limit[c] = max(left, 0.0)
+            committed[c] = already
+            # a small tolerance, so that 0.15 / 0.05 is three sends, not 2.999...
+            sends[c] = math.floor(limit[c] / cost + 1e-9)
+    return _Caps(limit=limit, committed=committed, sends=sends)
+
+
+def _budgets(
+    setup: _Setup, caps: _Caps | None, result: Plan, lost: npt.NDArray[np.bool_]
+) -> tuple[ChannelBudget, ...]:
+    if caps is None:
+        return ()
+    actions = setup.actions
+    per_channel = result.sends_per_channel(actions)
+    has = _channels_of(result.action, actions)
+    nothing = ~has.any(axis=1)
+    budgets = []
+    for c, channel in enumerate(setup.channels):
+        if not np.isfinite(caps.sends[c]):
+            continue
+        budgets.append(
+            ChannelBudget(
+                channel=channel.id,
+                limit=float(caps.limit[c]),
+                committed=float(caps.committed[c]),
+                sends_allowed=int(caps.sends[c]),
+                sends=int(per_channel[c]),
+                spend=float(per_channel[c] * channel.cost_per_send),
+                shadow_price=float(result.channel_price[c]),
+                dropped=int((lost[:, c] & nothing).sum()),
+                moved=int((lost[:, c] & ~nothing).sum()),
+            )
+        )
+    return tuple(budgets)
+
+
+def _channels_of(action: npt.NDArray[np.int64], actions: ActionSet) -> npt.NDArray[np.bool_]:
+    """``(n, n_channels)`` which channels each contact's levers use."""
+    has = np.zeros((action.shape[0], actions.n_channels), bool)
+    rows, levers = np.nonzero(action >= 0)
+    has[rows, actions.channel[action[rows, levers]]] = True
+    return has
+
+
+# ---------------------------------------------------------------------------------------- deciding
+
+#: The first spawn key of the streams that plan contacts in the second round (their own streams,
+#: apart from every stream :func:`tummler.decide.plan` draws from the same seed).
+_SECOND_ROUND_KEY = 7919
+
+
+@dataclass(frozen=True, eq=False)
+class _Decided:
+    """The plan, with what the app adds to it: per contact, the variants each may get and the
+    channels it lost to a spend cap."""
+
+    result: Plan
+    variant_ok: npt.NDArray[np.bool_]  # (n, n_ch, n_var)
+    lacking: npt.NDArray[np.bool_]  # (n, n_ch, n_var) a variant the contact may not get: a field
+    blocked: npt.NDArray[np.bool_]  # (n, n_ch) the channel was reachable but no variant renders
+    lost: npt.NDArray[np.bool_]  # (n, n_ch) the contact would have got it without the spend caps
+    second_round: int  # contacts planned in the second round
+
+
+def _decide(
+    x: npt.NDArray[np.float32],
+    setup: _Setup,
+    policy: Policy,
+    eligibility: Eligibility,
+    variant_ok: npt.NDArray[np.bool_],
+    rules: SelectionRules,
+    *,
+    seed: int,
+    stage: npt.NDArray[np.int64],
+    draws: int,
+) -> _Decided:
+    """Decide every contact's levers, with per-contact variants and channel spend caps.
+
+    The decision engine's eligibility is per contact, channel and slot; a variant that some contacts
+    cannot get (their templates need a field they lack) is handled here, in two rounds:
+
+    1. every contact is planned at once — caps priced over all of them, the holdout drawn over all —
+       except that a channel none of whose variants renders for a contact is not eligible for it,
+       and contacts for whom only *some* of a channel's variants render get no lever in this round;
+    2. those contacts (not held out) are planned next, grouped by the variants they may get, each
+       group with its own action set (the others' variants switched off), the first round's
+       channel prices added to the channels' costs, and what the caps have left.
+
+    Their propensities are those of the second round, which is how they were decided. When a cap
+    binds, the same plan without caps (same seed, so the same holdout and posterior draws) says
+    which contacts lost a channel to it.
+    """
+    actions = setup.actions
+    available = actions.variant_available[None]
+    variant_ok = variant_ok & available
+    reachable = eligibility.channel_ok & eligibility.slot_ok.any(axis=2)
+    lacking = available & ~variant_ok & reachable[:, :, None]
+    blocked = reachable & ~variant_ok.any(axis=2)
+    partial: npt.NDArray[np.bool_] = np.asarray((lacking.any(axis=2) & ~blocked).any(axis=1))
+    channel_ok = eligibility.channel_ok & ~blocked
+    first = Eligibility(channel_ok & ~partial[:, None], eligibility.slot_ok, eligibility.reasons)
+    options: dict[str, Any] = {"strata": stage, "holdout_share": setup.holdout_share}
+    result = plan(x, actions, policy, first, rules, rng=make_rng(seed), draws=draws, **options)
+    lost = np.zeros(channel_ok.shape, bool)
+    prices = result.channel_price
+    if prices.any():
+        free = plan(
+            x,
+            actions,
+            policy,
+            first,
+            replace(rules, channel_caps=None),
+            rng=make_rng(seed),
+            draws=1,  # only the decisions are compared; they do not depend on draws
+            **options,
+        )
+        lost = (
+            _channels_of(free.action, actions)
+            & ~_channels_of(result.action, actions)
+            & (prices > 0)[None, :]
+        )
+    rows = np.flatnonzero(partial & ~result.holdout)
+    if rows.size == 0:
+        return _Decided(result, variant_ok, lacking, blocked, lost, 0)
+    action = result.action.copy()
+    propensity = result.propensity.copy()
+    expected = result.expected_value.copy()
+    explored = result.explored.copy()
+    n_ch = actions.n_channels
+    caps = rules.caps(n_ch)
+    used = result.sends_per_channel(actions).astype(np.float64)
+    cost = rules.channel_cost(n_ch).astype(np.float64) + prices
+    patterns, group = np.unique(
+        variant_ok[rows].reshape(rows.size, -1), axis=0, return_inverse=True
+    )
+    for g, pattern in enumerate(patterns):
+        members = rows[group.reshape(-1) == g]
+        group_actions = replace(actions, variant_available=pattern.reshape(n_ch, -1))
+        group_rules = replace(
+            rules,
+            cost=cost,
+            channel_caps=None if caps is None else np.maximum(caps - used, 0.0),
+        )
+        stream = np.random.SeedSequence(seed, spawn_key=(_SECOND_ROUND_KEY, g))
+        sub = plan(
+            x[members],
+            group_actions,
+            policy,
+            Eligibility(
+                channel_ok[members], eligibility.slot_ok[members], eligibility.reasons[members]
+            ),
+            group_rules,
+            rng=np.random.Generator(np.random.PCG64(stream)),
+            holdout_share=0.0,
+            draws=draws,
+        )
+        sent = sub.action >= 0
+        # the expected value is reward minus the channel's cost, not minus its price
+        price = np.where(sent, prices[actions.channel[np.maximum(sub.action, 0)]], 0.0)
+        action[members] = sub.action
+        propensity[members] = sub.propensity
+        expected[members] = sub.expected_value + price.astype(np.float32)
+        explored[members] = sub.explored
+        used += sub.sends_per_channel(actions)
+    merged = replace(
+        result, action=action, propensity=propensity, expected_value=expected, explored=explored
+    )
+    return _Decided(merged, variant_ok, lacking, blocked, lost, int(rows.size))
 
 
 # ------------------------------------------------------------------------------------------ service
@@ -1076,6 +1535,7 @@ def planned_contexts(
     ``external_id``, ``locale``, ``time_zone``, ``stage``, ``attributes``), without the audience
     filter: the contacts were decided for, so they were in the audience then."""
     setup = _setup(strategy, campaign, at)
+    shapes = _FieldShapes()
     chunk = _read_chunk(
         connection,
         setup,
@@ -1084,15 +1544,25 @@ def planned_contexts(
         campaign_id=campaign_id,
         audience=None,
         zones={},
-        shapes=_FieldShapes(),
+        shapes=shapes,
     )
+    actions = setup.actions
+    mask = chunk.eligibility.mask(actions)
+    try:
+        access: _VariantAccess | None = _check_templates(
+            setup, chunk.eligibility, chunk.shape, shapes
+        )
+    except StrategyError:
+        access = None  # the templates broke since: they no longer say who could get what
+    if access is not None:  # a variant whose fields a contact lacks was never its to get
+        mask &= access.of(chunk.shape)[:, actions.channel, actions.variant]
     return PlannedContexts(
-        actions=setup.actions,
+        actions=actions,
         message=setup.message,
         selection_rules=setup.selection_rules,
         ids=chunk.ids,
         data=chunk.data,
-        mask=chunk.eligibility.mask(setup.actions),
+        mask=mask,
     )
 
 
@@ -1153,7 +1623,8 @@ def plan_campaign(
             f"chunk_size and write_batch must be positive, got {chunk_size} and {write_batch}"
         )
     now = ensure_utc(clock.now())
-    strategy, campaign = load_campaign(workspace, campaign_key, clock)
+    strategy, document = _load_document(workspace, campaign_key, clock)
+    campaign = document.campaign
     setup = _setup(strategy, campaign, now)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))  # type: ignore[operator]
@@ -1164,6 +1635,7 @@ def plan_campaign(
     )
     fresh = _featurizer(strategy, setup)
     zones: dict[str, float | None] = {}
+    slots = _ZoneSlots(setup)
     shapes = _FieldShapes()
     chunks: list[_Chunk] = []
     x_parts: list[npt.NDArray[np.float32]] = []
@@ -1182,6 +1654,7 @@ def plan_campaign(
                 )
             )
         choice = _choose_policy(connection, setup, fresh)
+        caps = _spend_caps(connection, setup, campaign_id=campaign_id)
         featurizer = choice.featurizer
         total = (
             connection.scalar(
@@ -1221,6 +1694,7 @@ def plan_campaign(
                     audience=audience,
                     zones=zones,
                     shapes=shapes,
+                    slots=slots,
                 )
                 if chunk.ids.size:
                     if featurizer is None:
@@ -1233,27 +1707,39 @@ def plan_campaign(
         ContextData(stage=np.zeros(0, np.int64), numeric={k: np.zeros(0) for k in fresh.numeric})
     )
     actions = setup.actions
-    ids, offsets, stage, eligibility = _concat(chunks, actions.n_channels, actions.n_slots)
+    ids, zone, stage, eligibility = _concat(chunks, actions.n_channels, actions.n_slots)
     n_features = len(featurizer.feature_names())
     x = np.concatenate(x_parts) if x_parts else np.zeros((0, n_features), np.float32)
     shape = np.concatenate([c.shape for c in chunks]) if chunks else np.zeros(0, np.int64)
-    _check_templates(setup, eligibility, shape, shapes)
+    access = _check_templates(setup, eligibility, shape, shapes, document.source)
     policy = choice.policy
-    result = plan(
+    rules = setup.selection_rules
+    if caps.capped:
+        rules = replace(rules, channel_caps=caps.sends)
+    decided = _decide(
         x,
-        actions,
+        setup,
         policy,
         eligibility,
-        setup.selection_rules,
-        rng=make_rng(seed),
-        strata=stage,
-        holdout_share=setup.holdout_share,
+        access.of(shape),
+        rules,
+        seed=seed,
+        stage=stage,
         draws=draws,
     )
+    result = decided.result
     notes = list(choice.notes)
     unknown = sorted(z for z, v in zones.items() if v is None)
     if unknown:
         notes.append(f"unknown time zones planned as UTC: {', '.join(unknown[:5])}")
+    gaps = _variant_gaps(setup, decided, shape, access)
+    for gap, count in gaps.items():
+        notes.append(f"variant {gap}: {count} contact(s) lack it and were not given that variant")
+    if decided.second_round:
+        notes.append(
+            f"{decided.second_round} contact(s) who may get only some variants were planned after "
+            "the others, within what the spend caps left"
+        )
     decisions = int(np.maximum(result.n_levers, 1).sum())
 
     policy_version_id = choice.row_id
@@ -1276,18 +1762,28 @@ def plan_campaign(
             for start in range(0, result.n, write_batch):
                 stop = min(result.n, start + write_batch)
                 runner, contributions = _explanations(
-                    x, result, setup, policy, eligibility, names, weights, start=start, stop=stop
-                )
-                batch = _decision_records(
+                    x,
                     result,
                     setup,
+                    policy,
+                    eligibility,
+                    names,
+                    weights,
+                    start=start,
+                    stop=stop,
+                    variant_ok=decided.variant_ok[start:stop],
+                )
+                batch = _decision_records(
+                    decided,
+                    setup,
                     ids,
-                    offsets,
+                    slots.table[zone[start:stop]],
                     runner,
                     contributions,
                     start=start,
                     stop=stop,
                     now=now,
+                    needs=_needs(setup, decided, shape, access, start, stop),
                 )
                 for record in batch:
                     record["campaign_id"] = campaign_row.id
@@ -1305,7 +1801,6 @@ def plan_campaign(
         setup,
         result,
         ids=ids,
-        offsets=offsets,
         eligibility=eligibility,
         dry_run=dry_run,
         kept=len(kept_ids),
@@ -1316,6 +1811,8 @@ def plan_campaign(
         seed=seed,
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+        budgets=_budgets(setup, caps if caps.capped else None, result, decided.lost),
+        gaps=gaps,
     )
 
 
@@ -1449,37 +1946,92 @@ def _local_label(minutes: int) -> str:
     return f"{day} {(minutes % 1440) // 60:02d}:{minutes % 60:02d}"
 
 
+def _variant_name(setup: _Setup, c: int, v: int) -> str:
+    return f"{setup.channels[c].id}/{setup.actions.variant_names[c][v]}"
+
+
+def _needs(
+    setup: _Setup,
+    decided: _Decided,
+    shape: npt.NDArray[np.int64],
+    access: _VariantAccess,
+    start: int,
+    stop: int,
+) -> list[dict[str, str] | None]:
+    """Per contact of ``start:stop``, the variants it could not get and the field each needs."""
+    out: list[dict[str, str] | None] = [None] * (stop - start)
+    lacking = decided.lacking[start:stop]
+    for i in np.flatnonzero(lacking.any(axis=(1, 2))).tolist():
+        k = int(shape[start + i])
+        out[i] = {
+            _variant_name(setup, c, v): access.needs.get((k, c, v), "a field")
+            for c, v in zip(*np.nonzero(lacking[i]), strict=True)
+        }
+    return out
+
+
+def _variant_gaps(
+    setup: _Setup, decided: _Decided, shape: npt.NDArray[np.int64], access: _VariantAccess
+) -> dict[str, int]:
+    """``"<channel>/<variant> needs <field>"`` → contacts who may get the channel but not it."""
+    gaps: dict[str, int] = {}
+    if shape.size == 0:
+        return gaps
+    for c, v in zip(*np.nonzero(decided.lacking.any(axis=0)), strict=True):
+        who = decided.lacking[:, c, v]
+        for k in np.unique(shape[who]).tolist():
+            key = f"{_variant_name(setup, int(c), int(v))} needs {access.needs.get((k, c, v), '?')}"
+            gaps[key] = gaps.get(key, 0) + int((who & (shape == k)).sum())
+    return gaps
+
+
 def _decision_records(
-    result: Plan,
+    decided: _Decided,
     setup: _Setup,
     ids: npt.NDArray[np.int64],
-    offsets: npt.NDArray[np.float64],
+    utc: npt.NDArray[np.float64],
     runner: npt.NDArray[np.int64],
     contributions: list[list[list[Any]]],
     *,
     start: int,
     stop: int,
     now: datetime,
+    needs: Sequence[dict[str, str] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """One record per lever (one per *no send*), ready for ``insert(Decision)`` once the campaign,
-    variant and policy ids are known."""
+    variant and policy ids are known. ``utc`` is ``(stop - start, n_slots)``: each contact's slots
+    in UTC minutes after the reference (:class:`_ZoneSlots`)."""
+    result = decided.result
     actions = setup.actions
     names = setup.names
     policy = f"{result.policy_kind}@{result.policy_version}"
     reference = setup.reference.replace(tzinfo=UTC)
+    prices = result.channel_price
     records: list[dict[str, Any]] = []
     action_name = functools.cache(actions.name)
+    blocked = decided.blocked[start:stop]
+    lost = decided.lost[start:stop]
+    special = set(np.flatnonzero(blocked.any(axis=1) | lost.any(axis=1)).tolist())
     for i in range(start, stop):
         bits = result.reasons[i]
         removed = {names[c]: _rule_names(int(bits[c])) for c in range(len(names)) if bits[c]}
         runner_name = action_name(int(runner[i - start])) if runner[i - start] >= 0 else "no-send"
-        base = {
+        base: dict[str, Any] = {
             "removed": removed,
             "runner_up": runner_name,
             "contributions": contributions[i - start],
             "explored": bool(result.explored[i]),
             "policy": policy,
         }
+        gaps = needs[i - start] if needs is not None else None
+        if gaps:
+            base["variants_unavailable"] = gaps
+        if i - start in special:
+            for c in np.flatnonzero(blocked[i - start]).tolist():
+                removed[names[c]] = [*removed.get(names[c], []), "template_field"]
+            capped = np.flatnonzero(lost[i - start]).tolist()
+            if capped:
+                base["spend_cap"] = {names[c]: float(prices[c]) for c in capped}
         levers = [int(a) for a in result.action[i] if a >= 0]
         if not levers:
             records.append(
@@ -1501,7 +2053,7 @@ def _decision_records(
         for lever, a in enumerate(levers):
             c, s, v = int(actions.channel[a]), int(actions.slot[a]), int(actions.variant[a])
             local = int(setup.slot_minutes[s])
-            send_at = reference + timedelta(minutes=local - float(offsets[i]))
+            send_at = reference + timedelta(minutes=float(utc[i - start, s]))
             records.append(
                 {
                     "contact_id": int(ids[i]),
@@ -1525,7 +2077,6 @@ def _report(
     result: Plan,
     *,
     ids: npt.NDArray[np.int64],
-    offsets: npt.NDArray[np.float64],
     eligibility: Eligibility,
     dry_run: bool,
     kept: int,
@@ -1536,10 +2087,16 @@ def _report(
     seed: int,
     seconds: float,
     notes: tuple[str, ...],
+    budgets: tuple[ChannelBudget, ...] = (),
+    gaps: dict[str, int] | None = None,
 ) -> PlanReport:
     actions = setup.actions
     names = setup.names
     per_channel = result.sends_per_channel(actions)
+    spend = {
+        name: float(per_channel[c] * setup.channels[c].cost_per_send)
+        for c, name in enumerate(names)
+    }
     chosen = result.action[result.action >= 0]
     minute_of_day = setup.slot_minutes[actions.slot[chosen]] % 1440
     times, counts = np.unique(minute_of_day, return_counts=True)
@@ -1576,6 +2133,9 @@ def _report(
         seconds=seconds,
         contacts_per_second=ids.size / seconds if seconds > 0 else 0.0,
         notes=notes,
+        spend_per_channel=spend,
+        budgets=budgets,
+        variant_gaps=dict(gaps or {}),
     )
 
 
@@ -1611,6 +2171,8 @@ class DecisionExplanation:
     policy: str
     decided_at: datetime
     summary: str = field(default="")
+    variants_unavailable: dict[str, str] = field(default_factory=dict)
+    spend_cap: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -1710,6 +2272,10 @@ def explain_decision(engine: Engine, *, contact: str, campaign_key: str) -> Deci
         contributions=tuple((str(n), float(v)) for n, v in reasons.get("contributions", [])),
         policy=str(reasons.get("policy", "")),
         decided_at=first.decided_at,
+        variants_unavailable={
+            str(k): str(v) for k, v in dict(reasons.get("variants_unavailable", {})).items()
+        },
+        spend_cap={str(k): float(v) for k, v in dict(reasons.get("spend_cap", {})).items()},
     )
     return DecisionExplanation(
         **{**asdict(explanation), "levers": levers, "summary": _sentence(explanation)}
@@ -1725,6 +2291,7 @@ _CHANNEL_RULES = {
     "frequency_cap",
     "channel_norm",
     "outside_window",
+    "template_field",
 }
 
 
@@ -1753,6 +2320,18 @@ def _sentence(e: DecisionExplanation) -> str:
             for lever in e.levers
         )
     parts.append(head)
+    for channel, price in e.spend_cap.items():
+        instead = (
+            f"{', '.join(lever.channel or '' for lever in e.levers)} instead"
+            if e.levers
+            else "no send instead"
+        )
+        parts.append(
+            f"{channel} would have been chosen, but its spend cap gave its sends to contacts for "
+            f"whom it is worth more (shadow price {price:.3g} per send): {instead}"
+        )
+    for variant, needed in e.variants_unavailable.items():
+        parts.append(f"variant {variant} needs {needed}, which this contact lacks")
     for channel, rules in e.removed.items():
         words = ", ".join(_RULE_WORDS.get(r, r) for r in rules)
         if channel in e.unavailable:

@@ -10,9 +10,11 @@ optional.
 The fields a template can read (see :func:`contact_fields`): every contact attribute by its name
 (``first_name``) and under ``attributes`` (``attributes.first_name``), the fields every contact has
 (``external_id``, ``locale``, ``time_zone``, ``stage``), and ``unsubscribe_url`` when the message
-has one. :func:`check_templates` runs at plan time over the planned contacts so that a missing
-field stops the plan, not the send; the outbox renders again at send time with the same function
-(the contact may have changed since) and records a failure with the field's name if it fails then.
+has one. :func:`check_templates` runs at plan time over the planned contacts, so that a variant a
+contact lacks a field for is never planned for that contact (and a template wrong in itself stops
+the plan), rather than failing at send time; the outbox renders again at send time with the same
+function (the contact may have changed since) and records a failure with the field's name if it
+fails then.
 
 Line endings come out as ``\n`` whatever the template file used (Jinja2 normalises them); the
 connectors write the protocol's own (``\r\n`` on the wire for e-mail).
@@ -21,11 +23,12 @@ connectors write the protocol's own (``\r\n`` on the wire for e-mail).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -37,6 +40,7 @@ __all__ = [
     "TemplateProblem",
     "check_templates",
     "contact_fields",
+    "missing_field",
     "render_template",
     "render_variant",
 ]
@@ -80,11 +84,18 @@ class TemplateProblem:
         The contact's external id (or ``"-"`` for a syntax error, which fails for everyone).
     reason
         What went wrong, e.g. ``'first_name' is undefined``.
+    missing
+        The name of the field the contact lacks (``first_name``), ``None`` when the problem is not a
+        missing field: then the template itself is wrong and fails whoever it is rendered for.
+    line
+        The template's own line (1-based) of a syntax error, when Jinja2 knows it.
     """
 
     template: str
     contact: str
     reason: str
+    missing: str | None = None
+    line: int | None = None
 
     def __str__(self) -> str:
         return f"{self.template} for contact {self.contact}: {self.reason}"
@@ -115,6 +126,25 @@ def contact_fields(
     if unsubscribe_url is not None:
         fields["unsubscribe_url"] = unsubscribe_url
     return fields
+
+
+_UNDEFINED = (
+    re.compile(r"^'([^']+)' is undefined"),
+    re.compile(r"has no attribute '([^']+)'"),
+)
+
+
+def missing_field(reason: str) -> str:
+    """The field name in a Jinja2 "undefined" message (``'first_name' is undefined`` → first_name).
+
+    >>> missing_field("'dict object' has no attribute 'city'")
+    'city'
+    """
+    for pattern in _UNDEFINED:
+        found = pattern.search(reason)
+        if found:
+            return found.group(1)
+    return reason
 
 
 def render_template(source: str, fields: Mapping[str, Any], *, name: str = "template") -> str:
@@ -186,8 +216,9 @@ def check_templates(
 
     Meant for plan time: ``templates`` maps a name such as ``"email/a.subject"`` to its source,
     ``contacts`` yields :func:`contact_fields` dictionaries of the contacts planned to receive
-    them. A syntax error is reported once, for contact ``"-"``. An empty list means every planned
-    message will render; planning should refuse to write decisions otherwise.
+    them. A syntax error is reported once, for contact ``"-"``, with its line in the template. An
+    empty list means every planned message will render; a problem with ``missing`` set is a field
+    that contact lacks, any other is a template that renders for no one.
 
     Examples
     --------
@@ -204,6 +235,8 @@ def check_templates(
             continue
         try:
             compiled[name] = _compiled(source)
+        except TemplateSyntaxError as exc:
+            problems.append(TemplateProblem(name, "-", str(exc.message or exc), line=exc.lineno))
         except TemplateError as exc:
             problems.append(TemplateProblem(name, "-", str(exc)))
     for fields in contacts:
@@ -212,7 +245,8 @@ def check_templates(
             try:
                 template.render(**fields)
             except UndefinedError as exc:
-                problems.append(TemplateProblem(name, who, str(exc.message)))
+                reason = str(exc.message)
+                problems.append(TemplateProblem(name, who, reason, missing=missing_field(reason)))
             except (SecurityError, TemplateError) as exc:
                 problems.append(TemplateProblem(name, who, str(exc)))
             if len(problems) >= limit:

@@ -36,7 +36,7 @@ from tummler.strategy._expression import (
     predicate_arguments,
 )
 from tummler.strategy._findings import Finding, Severity
-from tummler.strategy._loading import CampaignDocument, StrategyDocument
+from tummler.strategy._loading import CampaignDocument, SourceMap, StrategyDocument
 from tummler.strategy._models import Campaign, Channel, Strategy, Urgency, Visibility
 from tummler.strategy._realism import AudienceBaseline, assess_target
 
@@ -260,6 +260,15 @@ def _check_channel(channel: Channel, index: int, document: StrategyDocument) -> 
                 "consent_required",
             )
         )
+    cap = channel.spend_cap
+    if cap is not None:
+        findings += _spend_cap_findings(
+            channel,
+            cap.amount,
+            f"channel {channel.id!r}: spend_cap.amount",
+            document.source,
+            ("channels", index, "spend_cap", "amount"),
+        )
     if not channel.stages_allowed:
         findings.append(
             document.source.finding(
@@ -272,6 +281,40 @@ def _check_channel(channel: Channel, index: int, document: StrategyDocument) -> 
             )
         )
     return findings
+
+
+def _spend_cap_findings(
+    channel: Channel,
+    amount: float,
+    what: str,
+    source: SourceMap,
+    path: tuple[str | int, ...],
+) -> list[Finding]:
+    """A cap that allows no send at all is a mistake (drop the channel instead); a cap on a free
+    channel caps nothing."""
+    cost = channel.cost_per_send
+    if cost == 0:
+        return [
+            source.finding(
+                Severity.WARNING,
+                "spend-cap-no-cost",
+                f"{what} caps spend on a channel whose cost_per_send is 0: it caps nothing; give "
+                f"channel {channel.id!r} its cost_per_send in the strategy, or remove the cap",
+                *path,
+            )
+        ]
+    if amount < cost:
+        return [
+            source.finding(
+                Severity.ERROR,
+                "spend-cap-below-cost",
+                f"{what} is {amount:g}, less than one send on {channel.id!r} costs "
+                f"({cost:g}): no send could go out; raise it to at least {cost:g}, or drop the "
+                "channel if it is not to be used",
+                *path,
+            )
+        ]
+    return []
 
 
 def _unknown(kind: str, key: str, known: Iterable[str], where: str) -> str:
@@ -351,6 +394,36 @@ def check_campaign(
                     "channels",
                     index,
                 )
+            )
+    for key, amount in campaign.spend_caps.items():
+        channel = strategy.channel(key)
+        if channel is None:
+            findings.append(
+                source.finding(
+                    Severity.ERROR,
+                    "unknown-channel",
+                    "spend_caps: " + _unknown("channel", key, known_channels, where),
+                    "spend_caps",
+                    key,
+                    key=True,
+                )
+            )
+        elif key not in campaign.channel_ids:
+            findings.append(
+                source.finding(
+                    Severity.ERROR,
+                    "spend-cap-unused-channel",
+                    f"spend_caps caps channel {key!r}, which this campaign does not use "
+                    f"(channels: {', '.join(campaign.channel_ids)}); remove the cap or add the "
+                    "channel",
+                    "spend_caps",
+                    key,
+                    key=True,
+                )
+            )
+        else:
+            findings += _spend_cap_findings(
+                channel, amount, f"spend_caps.{key}", source, ("spend_caps", key)
             )
     stages = audience_stages(parse_expression(audience.filter)) if audience else None
     for key in campaign.variants:

@@ -23,12 +23,17 @@ def _campaign_entry(campaign: Campaign, strategy: Strategy) -> dict[str, Any]:
     channels = []
     for key in campaign.channel_ids:
         channel = strategy.channel(key)
+        shared = channel.spend_cap if channel else None
         channels.append(
             {
                 "id": key,
                 "kind": channel.kind.value if channel else None,
                 "public": channel.public if channel else None,
                 "variants": [v.id for v in campaign.variants.get(key, [])],
+                "cost_per_send": channel.cost_per_send if channel else None,
+                # this campaign's cap, and the strategy's cap shared by every campaign
+                "spend_cap": campaign.spend_caps.get(key),
+                "shared_spend_cap": shared.model_dump(mode="json") if shared else None,
             }
         )
     return {

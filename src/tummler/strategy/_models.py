@@ -59,6 +59,7 @@ __all__ = [
     "Override",
     "Pillar",
     "QuietHours",
+    "SpendCap",
     "Strategy",
     "Target",
     "Urgency",
@@ -273,6 +274,20 @@ class FrequencyCap(_Model):
     window: Duration
 
 
+class SpendCap(_Model):
+    """The most the brand spends on one channel, across every campaign, in any ``window``.
+
+    Spend is sends times the channel's ``cost_per_send``, in the same unit. Planning counts what other
+    campaigns have already committed (their planned and made sends that did not fail) and gives the
+    campaign it plans only what is left.
+    """
+
+    amount: float = Field(
+        ge=0, description="The most spent in one window, in cost_per_send's unit."
+    )
+    window: Duration = Field(description="The period the amount is for, e.g. 30d.")
+
+
 class Channel(_Model):
     id: Identifier
     kind: ChannelKind
@@ -280,7 +295,15 @@ class Channel(_Model):
         description="Public channels (a post) reach everyone; private ones one person."
     )
     limits: ChannelLimits = Field(default_factory=ChannelLimits)
-    cost_per_send: float = Field(default=0.0, ge=0)
+    cost_per_send: float = Field(
+        default=0.0,
+        ge=0,
+        description="What one send costs, in reward units; spend caps are in the same unit.",
+    )
+    spend_cap: SpendCap | None = Field(
+        default=None,
+        description="The most spent on this channel across all campaigns per window.",
+    )
     send_slots: list[ClockTime] = Field(
         default_factory=list, description="Times of day a send may go out (contact's time zone)."
     )
@@ -422,6 +445,13 @@ class Campaign(_Model):
     )
     window: CampaignWindow | None = None
     holdout_share: float | None = Field(default=None, gt=0, lt=1)
+    spend_caps: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description=(
+            "Channel id → the most this campaign may spend on it (sends × cost_per_send). The plan "
+            "prices a capped channel so that its sends go to the contacts it is worth most for."
+        ),
+    )
 
     @property
     def channel_ids(self) -> list[str]:
