@@ -7,7 +7,6 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from tummler.app.strategy import write_example_strategy
 from tummler.core.errors import ConfigError
 from tummler.core.settings import SETTINGS_FILE, Settings, load_settings
 from tummler.store import models
@@ -61,6 +60,8 @@ def init_workspace(directory: Path) -> Settings:
     settings_file = directory / SETTINGS_FILE
     if not settings_file.exists():
         settings_file.write_text(_SETTINGS_TEMPLATE, encoding="utf-8")
+    from tummler.app.strategy import write_example_strategy
+
     write_example_strategy(directory)
     settings = load_settings(directory)
     engine = connect(settings.resolved_database_url)

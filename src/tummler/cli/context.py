@@ -1,15 +1,22 @@
-"""What every command shares: the console, the settings, the store."""
+"""What every command shares: the console, the settings, the store.
+
+This module is imported by every command module, so it stays cheap: the settings (pydantic) and the
+store (SQLAlchemy) are imported when a command first asks for them, not when the CLI starts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
 
-from tummler.core.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tummler.core.settings import Settings
 
 __all__ = ["CLIState", "console", "error_console", "state"]
 
@@ -28,6 +35,8 @@ class CLIState:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from tummler.core.settings import load_settings
+
             self._settings = load_settings(self.workspace)
         return self._settings
 

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tummler.app.export import (
-    DEFAULT_CHUNK_SIZE,
-    ExportFormat,
-    ExportKind,
-    ExportSummary,
-    count_rows,
-    default_export_path,
-    export_table,
-)
 from tummler.cli.context import console, error_console, state
+
+if TYPE_CHECKING:
+    from tummler.app.export import ExportSummary
 
 export_app = typer.Typer(
     help="Export contacts, decisions and events as CSV or Parquet.", no_args_is_help=True
 )
 
+
+class FormatChoice(StrEnum):
+    """The ``--format`` choices: the values of ``tummler.app.export.ExportFormat``.
+
+    A copy, so that the CLI starts without importing the export service (and pyarrow with it);
+    tests/test_cli_startup.py fails when the two drift apart.
+    """
+
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+#: ``tummler.app.export.DEFAULT_CHUNK_SIZE``, copied for the same reason (and checked by the same test).
+DEFAULT_CHUNK_SIZE = 10_000
+
 _FormatOption = Annotated[
-    ExportFormat | None,
+    FormatChoice | None,
     typer.Option(
         "--format",
         "-f",
@@ -59,7 +69,7 @@ def contacts(
 
     The file can be imported again with `tummler import contacts`. Forgotten people export without personal data.
     """
-    _export(ctx, ExportKind.CONTACTS, export_format, out, chunk_size)
+    _export(ctx, "contacts", export_format, out, chunk_size)
 
 
 @export_app.command("decisions")
@@ -70,7 +80,7 @@ def decisions(
     chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
 ) -> None:
     """Every decision with its campaign, the contact's external id, propensity and reasons."""
-    _export(ctx, ExportKind.DECISIONS, export_format, out, chunk_size)
+    _export(ctx, "decisions", export_format, out, chunk_size)
 
 
 @export_app.command("events")
@@ -81,17 +91,28 @@ def events(
     chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
 ) -> None:
     """Every event with the contact's external id; times in ISO 8601 UTC."""
-    _export(ctx, ExportKind.EVENTS, export_format, out, chunk_size)
+    _export(ctx, "events", export_format, out, chunk_size)
 
 
 def _export(
     ctx: typer.Context,
-    kind: ExportKind,
-    export_format: ExportFormat | None,
+    kind_name: str,
+    file_format: FormatChoice | None,
     out: Path | None,
     chunk_size: int,
 ) -> None:
-    if export_format is None:
+    from tummler.app.export import (
+        ExportFormat,
+        ExportKind,
+        count_rows,
+        default_export_path,
+        export_table,
+    )
+
+    kind = ExportKind(kind_name)
+    if file_format is not None:
+        export_format = ExportFormat(file_format.value)
+    else:
         export_format = ExportFormat.from_path(out) if out is not None else ExportFormat.CSV
     path = out if out is not None else default_export_path(kind, export_format)
     engine = state(ctx).engine

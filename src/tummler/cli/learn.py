@@ -12,26 +12,24 @@ from __future__ import annotations
 import getpass
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tummler.app.learning import (
-    DEFAULT_POLICY_KIND,
-    LEARNABLE_KINDS,
-    Evaluation,
-    PromotionReport,
-    evaluate_log,
-    evaluate_store,
-    learn_from_log,
-    learn_from_store,
-    promote,
-)
 from tummler.cli.context import console, state
 from tummler.core.errors import InputError
 
+if TYPE_CHECKING:
+    from tummler.app.learning import Evaluation, PromotionReport
+
 __all__ = ["evaluate", "learn"]
+
+#: ``tummler.app.learning.DEFAULT_POLICY_KIND`` and ``LEARNABLE_KINDS``, copied so that ``--help``
+#: does not import the learning service (and SciPy with it); tests/test_cli_startup.py fails when
+#: they drift apart.
+DEFAULT_POLICY_KIND = "logistic_thompson"
+LEARNABLE_KINDS: tuple[str, ...] = ("logistic_thompson", "linear_thompson", "epsilon_greedy")
 
 _Log = Annotated[
     Path | None,
@@ -114,6 +112,8 @@ def learn(
 ) -> None:
     """Learn from feedback: update each objective's policy from its attributed decisions and store
     the next version (unpromoted), or, with --log, fit a policy on a logged-bandit file."""
+    from tummler.app.learning import learn_from_log
+
     if log is None:
         _learn_store(ctx, objective, campaign, as_json)
         return
@@ -145,6 +145,8 @@ def learn(
 def _learn_store(
     ctx: typer.Context, objective: str | None, campaign: str | None, as_json: bool
 ) -> None:
+    from tummler.app.learning import learn_from_store
+
     current = state(ctx)
     rows = learn_from_store(
         current.engine, workspace=current.settings.workspace, objective=objective, campaign=campaign
@@ -186,6 +188,8 @@ def _promote(
     options: dict[str, Any],
     workspace: Path | None = None,
 ) -> PromotionReport:
+    from tummler.app.learning import promote
+
     return promote(
         engine,
         candidate,
@@ -244,6 +248,8 @@ def evaluate(
 ) -> None:
     """Estimate policies' values off-policy (IPS, SNIPS, DM, DR, switch-DR) on the store's logged
     decisions, or with --log on a logged-bandit file; --promote the first if it is not worse."""
+    from tummler.app.learning import evaluate_log, evaluate_store
+
     engine = _store(ctx, needed=promote_first or log is None)
     workspace = state(ctx).settings.workspace if log is None else None
     options = {

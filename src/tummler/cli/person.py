@@ -5,15 +5,17 @@ from __future__ import annotations
 import getpass
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from tummler.app.privacy import ForgetReport, forget_person, person_record
 from tummler.cli.context import console, state
 from tummler.core.errors import InputError
+
+if TYPE_CHECKING:
+    from tummler.app.privacy import ForgetReport
 
 person_app = typer.Typer(
     help="A person's rights: see everything held about them, or forget them.", no_args_is_help=True
@@ -40,6 +42,7 @@ _LABELS = {
     "decision_reasons_redacted": "decision reasons redacted",
     "deliveries_cleared": "deliveries cleared of provider data",
     "audit_entries_redacted": "audit entries redacted",
+    "contact_changes": "history rows cleared of attributes",
 }
 
 
@@ -53,6 +56,8 @@ def show(
     ] = None,
 ) -> None:
     """Everything held about one person, as one JSON document (a data access request)."""
+    from tummler.app.privacy import person_record
+
     record = person_record(state(ctx).engine, person=person)
     text = json.dumps(record, indent=2, ensure_ascii=False)
     if out is None:
@@ -81,6 +86,8 @@ def forget(
 
     Without --yes, shows what will be erased and asks first.
     """
+    from tummler.app.privacy import forget_person
+
     engine = state(ctx).engine
     who = actor or _default_actor()
     if not yes:

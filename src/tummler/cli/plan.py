@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from tummler.app.planning import DecisionExplanation, PlanReport, explain_decision, plan_campaign
 from tummler.cli.context import console, state
 from tummler.core.clock import Clock, FrozenClock, SystemClock
+
+if TYPE_CHECKING:
+    from tummler.app.planning import DecisionExplanation, PlanReport
 
 __all__ = ["explain", "plan"]
 
@@ -42,6 +44,8 @@ def plan(
     Writes one decision per lever (holdout and no-send included) with its propensity and reasons;
     planning again replaces the decisions that have no delivery yet.
     """
+    from tummler.app.planning import plan_campaign
+
     cli = state(ctx)
     clock: Clock = SystemClock() if as_of is None else FrozenClock(as_of)
     chosen_seed = seed if seed is not None else cli.settings.seed
@@ -105,6 +109,21 @@ def _print_report(report: PlanReport) -> None:
         for local, count in report.sends_per_slot.items():
             slots.add_row(local, str(count))
         console.print(slots)
+    if report.budgets:
+        budgets = Table(title="Spend caps")
+        for column in ("channel", "limit", "spent", "sends", "shadow price", "dropped", "moved"):
+            budgets.add_column(column, justify="left" if column == "channel" else "right")
+        for b in report.budgets:
+            budgets.add_row(
+                escape(b.channel),
+                f"{b.limit:,.2f}",
+                f"{b.spend:,.2f}",
+                f"{b.sends}/{b.sends_allowed}",
+                f"{b.shadow_price:.4g}",
+                str(b.dropped),
+                str(b.moved),
+            )
+        console.print(budgets)
     removed = [(c, r, k) for c, rules in report.removed.items() for r, k in rules.items()]
     if removed:
         rules_table = Table(title="Levers removed by rules")
@@ -126,6 +145,8 @@ def explain(
 ) -> None:
     """Explain a contact's decision in a campaign: the rules that removed levers, the choice against
     the runner-up, and the features that weighed most."""
+    from tummler.app.planning import explain_decision
+
     cli = state(ctx)
     explanation = explain_decision(cli.engine, contact=contact, campaign_key=campaign)
     if as_json:

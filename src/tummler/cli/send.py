@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
-from sqlalchemy import Engine, func, select
 
-from tummler.app.connectors import build_connectors, dry_run_path
-from tummler.app.outbox import (
-    Connectors,
-    DeliveryOutcome,
-    OutboxReport,
-    SendRules,
-    Unsubscribe,
-    count_due,
-    enqueue,
-    run_outbox,
-)
-from tummler.app.strategy import read_workspace_strategy
-from tummler.app.unsubscribe import unsubscribe_key
 from tummler.cli.context import console, error_console, state
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import ConfigError, InputError
-from tummler.core.randomness import make_rng
 from tummler.core.vocabulary import DeliveryStatus
-from tummler.store import models
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tummler.app.outbox import Connectors, DeliveryOutcome, OutboxReport
 
 __all__ = ["deliveries", "send"]
 
@@ -40,6 +28,11 @@ _STATUS_ORDER = ("sent", "retry", "deferred", "failed", "dead", "unknown", "skip
 
 def _enqueue_all(engine: Engine, campaign: str | None, clock: Clock) -> int:
     """Enqueue ``campaign`` (or every campaign with decisions); returns deliveries created."""
+    from sqlalchemy import select
+
+    from tummler.app.outbox import enqueue
+    from tummler.store import models
+
     if campaign is not None:
         return enqueue(engine, campaign, clock=clock).created
     with engine.connect() as connection:
@@ -100,6 +93,14 @@ def send(
     checked again just before each send. Connectors come from TUMMLER_* variables (see
     ``tummler.app.connectors``); --dry-run writes the messages to a file instead.
     """
+    import asyncio
+
+    from tummler.app.connectors import build_connectors, dry_run_path
+    from tummler.app.outbox import OutboxReport, SendRules, Unsubscribe
+    from tummler.app.strategy import read_workspace_strategy
+    from tummler.app.unsubscribe import unsubscribe_key
+    from tummler.core.randomness import make_rng
+
     cli = state(ctx)
     settings = cli.settings
     clock = SystemClock()
@@ -150,6 +151,10 @@ async def _serve(
 ) -> None:
     """Pass after pass over the outbox (one with ``once``), adding each pass's outcomes to
     ``total`` as they come so that an interrupted run still reports them."""
+    import asyncio
+
+    from tummler.app.outbox import count_due, run_outbox
+
     try:
         while True:
             # decisions planned since the last pass become deliveries too
@@ -218,6 +223,10 @@ def deliveries(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most rows shown.")] = 50,
 ) -> None:
     """List deliveries with their status, attempts and last error, newest first."""
+    from sqlalchemy import func, select
+
+    from tummler.store import models
+
     if status is not None and status not in {s.value for s in DeliveryStatus}:
         known = ", ".join(s.value for s in DeliveryStatus)
         raise InputError(f"unknown status {status!r}; use one of {known}", field="--status")

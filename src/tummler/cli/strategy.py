@@ -5,32 +5,26 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.tree import Tree
 
-from tummler.app.strategy import (
-    Finding,
-    Severity,
-    campaign_json_schema,
-    check_workspace_strategy,
-    has_errors,
-    read_workspace_strategy,
-    strategy_json_schema,
-    strategy_map,
-    sync_campaigns,
-)
 from tummler.cli.context import console, error_console, state
 from tummler.core.clock import Clock, FrozenClock, SystemClock
 from tummler.core.errors import ConfigError, StrategyError
+
+if TYPE_CHECKING:
+    from tummler.app.strategy import Finding
 
 strategy_app = typer.Typer(
     help="The brand's strategy file and its campaigns: check and show.", no_args_is_help=True
 )
 
-_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+#: By ``Severity`` value (a ``StrEnum``: its members are these strings), so that this module does not
+#: import the strategy service at start-up.
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 class SchemaKind(StrEnum):
@@ -59,6 +53,8 @@ def check(
 
     Exits with 1 when there are errors (or warnings, with --strict).
     """
+    from tummler.app.strategy import Severity, check_workspace_strategy, has_errors
+
     cli = state(ctx)
     settings = cli.settings
     engine = None
@@ -83,6 +79,8 @@ def check(
 
 
 def _print_findings(findings: list[Finding]) -> None:
+    from tummler.app.strategy import Severity
+
     for finding in findings:
         style = _STYLE[finding.severity]
         console.print(
@@ -108,6 +106,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the map as JSON.")] = False,
 ) -> None:
     """The map objective → campaigns → channels, as a tree or as JSON."""
+    from tummler.app.strategy import Severity, read_workspace_strategy, strategy_map
+
     loaded = read_workspace_strategy(state(ctx).settings.workspace)
     if loaded.strategy is None:
         errors = [f for f in loaded.findings if f.severity is Severity.ERROR]
@@ -160,9 +160,21 @@ def _add_campaign(branch: Tree, campaign: dict[str, Any]) -> None:
             "" if channel["public"] is None else (" public" if channel["public"] else " private")
         )
         variants = ", ".join(channel["variants"]) or "none"
+        caps = _caps_text(channel)
         node.add(
-            f"{escape(channel['id'])} [dim]({kind}{where}; variants: {escape(variants)})[/dim]"
+            f"{escape(channel['id'])} [dim]({kind}{where}; variants: {escape(variants)}"
+            f"{escape(caps)})[/dim]"
         )
+
+
+def _caps_text(channel: dict[str, Any]) -> str:
+    parts = []
+    if channel.get("spend_cap") is not None:
+        parts.append(f"spend cap {channel['spend_cap']:g} for this campaign")
+    shared = channel.get("shared_spend_cap")
+    if shared:
+        parts.append(f"{shared['amount']:g} per {shared['window']} across campaigns")
+    return "".join(f"; {p}" for p in parts)
 
 
 @strategy_app.command("schema")
@@ -172,6 +184,8 @@ def schema(
     ] = SchemaKind.STRATEGY,
 ) -> None:
     """Print the JSON Schema of strategy.yaml (or of a campaign file) for editors."""
+    from tummler.app.strategy import campaign_json_schema, strategy_json_schema
+
     document = strategy_json_schema() if kind is SchemaKind.STRATEGY else campaign_json_schema()
     typer.echo(json.dumps(document, indent=2))
 
@@ -179,6 +193,8 @@ def schema(
 @strategy_app.command("sync")
 def sync(ctx: typer.Context) -> None:
     """Write the campaigns into the store (keyed by campaign id) once the check has no errors."""
+    from tummler.app.strategy import sync_campaigns
+
     cli = state(ctx)
     report, _ = sync_campaigns(cli.engine, cli.settings.workspace, clock=SystemClock())
     console.print(

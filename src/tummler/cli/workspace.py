@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tummler.app.workspace import init_workspace, store_status
 from tummler.cli.context import console, state
-from tummler.store.database import connect, upgrade
 
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 
@@ -23,6 +21,8 @@ def init(
     ] = None,
 ) -> None:
     """Make a workspace: settings file, example strategy, migrated SQLite database."""
+    from tummler.app.workspace import init_workspace
+
     target = directory or state(ctx).workspace or Path.cwd()
     settings = init_workspace(target)
     console.print(f"[green]Workspace ready[/green] in [bold]{settings.workspace}[/bold]")
@@ -37,6 +37,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Counts per table, the database and its schema version."""
+    from tummler.app.workspace import store_status
+
     report = store_status(state(ctx).engine)
     if as_json:
         console.print_json(
@@ -64,6 +66,8 @@ def status(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the store's schema to this version of tummler."""
+    from tummler.store.database import connect, upgrade
+
     settings = state(ctx).settings
     engine = connect(settings.resolved_database_url)
     try:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from scipy.stats import norm
+from statistics import NormalDist
 
 from tummler.core.errors import StrategyError
 
@@ -74,7 +73,8 @@ def _z(alpha: float, power: float) -> float:
         raise StrategyError(f"alpha must be between 0 and 1, got {alpha}")
     if not 0.0 < power < 1.0:
         raise StrategyError(f"power must be between 0 and 1, got {power}")
-    return float(norm.ppf(1.0 - alpha / 2.0) + norm.ppf(power))
+    standard = NormalDist()
+    return standard.inv_cdf(1.0 - alpha / 2.0) + standard.inv_cdf(power)
 
 
 def sample_size_two_proportions(
