@@ -22,6 +22,7 @@ from tummler.decide import (
     compute_eligibility,
     reason_names,
 )
+from tummler.decide._eligibility import _count_true
 
 ACTIONS = build_action_set(
     ["email", "sms"],
@@ -281,3 +282,54 @@ def test_rules_always_remove_what_they_must(seed: int, cap: int) -> None:
     removed = ~e.channel_ok
     assert (e.reasons[removed] != 0).all()
     assert ((e.reasons & Reason.NO_CONSENT) != 0).tolist() == (~consent).tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(0, 30), st.integers(1, 4), st.integers(1, 40)),
+    density=st.floats(0.0, 1.0),
+    seed=st.integers(0, 1000),
+)
+def test_counting_true_values_is_a_sum(
+    shape: tuple[int, int, int], density: float, seed: int
+) -> None:
+    ok = np.random.default_rng(seed).random(shape) < density
+    np.testing.assert_array_equal(_count_true(ok), ok.sum(axis=-1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    slots=st.sampled_from(
+        [[8, 30, 44, 200], list(range(0, 168, 7)), [9, 13, 21, 33, 60, 80, 100, 130]]
+    ),
+    quiet=st.sampled_from([None, (21, 8), (1, 5)]),
+    window=st.sampled_from([None, (0.0, 40.0), (-12.0, 180.0), (10.5, 11.5)]),
+    seed=st.integers(0, 1000),
+)
+def test_the_slot_mask_is_quiet_hours_times_the_window(
+    slots: list[int], quiet: tuple[int, int] | None, window: tuple[float, float] | None, seed: int
+) -> None:
+    actions = build_action_set(["email", "sms", "mastodon"], slots, 1)
+    rng = np.random.default_rng(seed)
+    n = 25
+    offset = rng.integers(-10, 11, n) + rng.choice([0.0, 0.5, 0.75], n)
+    observes = np.array([False, True, True])
+    e = compute_eligibility(
+        actions,
+        has_identity=np.ones((n, 3)),
+        consent=np.ones((n, 3)),
+        utc_offset_hours=offset,
+        rules=EligibilityRules(quiet_hours=quiet, quiet_channels=observes, window=window),
+    )
+    hours = np.asarray(slots)
+    expected = np.ones((n, 3, len(slots)), bool)
+    if quiet is not None:
+        hour = hours % 24
+        start, end = quiet
+        silent = (hour >= start) & (hour < end) if start <= end else (hour >= start) | (hour < end)
+        expected &= ~(observes[:, None] & silent[None, :])[None]
+    if window is not None:
+        utc = hours[None, :] - offset[:, None]
+        expected &= ((utc >= window[0]) & (utc < window[1]))[:, None, :]
+    np.testing.assert_array_equal(e.slot_ok, expected)
+    np.testing.assert_array_equal(e.n_eligible(actions), expected.sum(axis=(1, 2)))

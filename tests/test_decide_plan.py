@@ -33,7 +33,14 @@ from tummler.decide import (
     plan,
     select_levers,
 )
-from tummler.decide._plan import NOISE_BLOCK, _monte_carlo
+from tummler.decide._plan import (
+    NOISE_BLOCK,
+    _best_per_channel_t,
+    _monte_carlo,
+    _monte_carlo_gaussian,
+    _PartDraw,
+)
+from tummler.decide._selection import best_per_channel, slot_penalty
 
 CHANNELS = ["email", "sms", "mastodon", "linkedin"]
 D_X = 6
@@ -670,3 +677,193 @@ def test_per_contact_scores_have_the_posterior_mean_and_variance(thompson: str) 
     diff = linear[:, 0] - linear[:, -1]
     sd_diff = np.sqrt((z[0] - z[-1]) @ cov @ (z[0] - z[-1]))
     assert abs(diff.std() / sd_diff - 1) < 0.03
+
+
+# ---- the fused, part-major planning path -------------------------------------------------------
+
+
+def _noise(policy: Policy, actions: ActionSet, m: int, seed: int) -> np.ndarray:
+    size = policy.noise_size(actions)
+    return np.random.default_rng(seed).standard_normal((size, m)).astype(np.float32)
+
+
+ACTION_SETS = {
+    "four channels": lambda: scenario(0, n=1).actions,
+    "padded variants, two slots": lambda: build_action_set(
+        ["email", "sms", "mastodon"],
+        [10, 40],
+        {"email": ["A", "B"], "sms": ["A"], "mastodon": ["A"]},
+    ),
+    "one slot": lambda: build_action_set(["email", "sms"], [9], 2, message_attributes={"x": 1.0}),
+}
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    which=st.sampled_from(sorted(ACTION_SETS)),
+    kind=st.sampled_from(["logistic_thompson", "linear_thompson"]),
+    seed=st.integers(0, 1000),
+)
+def test_the_fused_draw_is_the_samplers_draw(which: str, kind: str, seed: int) -> None:
+    """The planner's part-major draw and the policy's sampler give the same scores from the same
+    normals, draw after draw (the fused path reuses its buffers)."""
+    actions = ACTION_SETS[which]()
+    rng = np.random.default_rng(seed)
+    m = 50
+    x = rng.standard_normal((m, D_X)).astype(np.float32)
+    policy = POLICIES[kind](D_X, actions.n_features, actions.n_channels)
+    if isinstance(policy, LinearThompson):
+        policy.exact_limit = 0  # the diagonal draw, the one the fused path takes
+    idx = rng.choice(np.flatnonzero(actions.available), 80)
+    policy.update(rng.standard_normal((80, D_X)).astype(np.float32), actions, idx, rng.random(80))
+    gaussian = policy._gaussian(x, actions)
+    assert gaussian is not None
+    draw = _PartDraw(gaussian, slice(0, m))
+    sampler = policy._sampler(x, actions)
+    for r in range(3):
+        z = _noise(policy, actions, m, seed + r)
+        fused = draw.draw(z)
+        scores = sampler(np.ascontiguousarray(z.T))
+        dense = np.concatenate([scores.channel, scores.slot, scores.variant.reshape(m, -1)], 1)
+        np.testing.assert_allclose(fused, dense.T, rtol=1e-5, atol=1e-5)
+
+
+def test_only_diagonal_draws_take_the_fused_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    actions = build_action_set(["email", "sms"], [9], 1)
+    x = np.ones((3, 1), np.float32)
+    exact = LinearThompson(1, actions.n_features, 2)
+    assert exact.n_weights <= exact.exact_limit
+    assert exact._gaussian(x, actions) is None  # a full covariance: only the sampler draws it
+    monkeypatch.setattr(LinearThompson, "exact_limit", 0)
+    assert exact._gaussian(x, actions) is not None
+    assert UniformRandom(1, actions.n_features, 2)._gaussian(x, actions) is None
+    point = EpsilonGreedy(1, actions.n_features, 2)._gaussian(x, actions)
+    assert point is not None
+    assert point.own_sd is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 1000),
+    budget=st.integers(1, 3),
+    threshold=st.sampled_from([-1.0, 0.3, 0.5]),
+    priced=st.booleans(),
+)
+def test_fused_monte_carlo_counts_what_the_generic_one_counts(
+    seed: int, budget: int, threshold: float, priced: bool
+) -> None:
+    s = scenario(seed, n=150)
+    policy = trained_policy("logistic_thompson", s, seed)
+    rules = SelectionRules(
+        cost=np.array([0.0, 0.05, 0.0, 0.01]), threshold=threshold, lever_budget=budget
+    )
+    prices = np.array([0.0, 0.03, 0.0, 0.0]) if priced else np.zeros(4)
+    gaussian = policy._gaussian(s.x, s.actions)
+    assert gaussian is not None
+    noise = [_noise(policy, s.actions, 150, seed * 31 + r) for r in range(12)]
+    chosen = np.random.default_rng(seed).integers(-1, s.actions.k, (150, budget))
+    common: dict[str, Any] = {
+        "cost": rules.channel_cost(4),
+        "prices": prices,
+        "rules": rules,
+        "max_levers": budget,
+        "draws": 12,
+    }
+    fused = _monte_carlo_gaussian(
+        gaussian, slice(0, 150), noise.__getitem__, s.actions, s.eligibility, chosen, **common
+    )
+    sampler = policy._sampler(s.x, s.actions)
+    generic = _monte_carlo(
+        sampler,
+        lambda r: np.ascontiguousarray(noise[r].T),
+        s.actions,
+        s.eligibility,
+        chosen,
+        **common,
+    )
+    # Same draws, same tests: the shares agree but for float32 rounding on an exact near-tie.
+    assert np.mean(fused != generic) < 0.01
+    np.testing.assert_allclose(fused, generic, atol=2 / 12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000), quiet=st.booleans(), identity=st.booleans())
+def test_fused_best_per_channel_is_best_per_channel(seed: int, quiet: bool, identity: bool) -> None:
+    s = scenario(seed, n=200, quiet=(21, 8) if quiet else None)
+    kind = "epsilon_greedy" if identity else "logistic_thompson"
+    policy = trained_policy(kind, s, seed)
+    cost = np.array([0.0, 0.05, 0.0, 0.01], np.float32)
+    gaussian = policy._gaussian(s.x, s.actions)
+    assert gaussian is not None
+    penalty = slot_penalty(s.eligibility)
+    net_t, best_t = _best_per_channel_t(
+        gaussian.mean, gaussian.link, penalty, s.eligibility, s.actions, cost
+    )
+    net, best = best_per_channel(
+        policy._sampler(s.x, s.actions)(None), s.eligibility, s.actions, cost
+    )
+    np.testing.assert_array_equal(np.isfinite(net_t), np.isfinite(net))
+    finite = np.isfinite(net)
+    np.testing.assert_allclose(net_t[finite], net[finite], rtol=1e-5, atol=1e-6)
+    assert np.mean(best_t[finite] != best[finite]) < 0.01  # but for float32 near-ties
+
+
+def test_one_contacts_features_do_not_move_anyone_elses_decision() -> None:
+    """Per-contact draws: changing contact 3's features changes nothing for the others."""
+    s = scenario(16, n=600, quiet=None)
+    policy = trained_policy("logistic_thompson", s)
+    rules = SelectionRules(threshold=0.2)
+    a = plan(s.x, s.actions, policy, s.eligibility, rules, rng=3, draws=8, holdout_share=0.2)
+    x = s.x.copy()
+    x[3] = -x[3]
+    b = plan(x, s.actions, policy, s.eligibility, rules, rng=3, draws=8, holdout_share=0.2)
+    others = np.arange(600) != 3
+    np.testing.assert_array_equal(a.action[others], b.action[others])
+    np.testing.assert_array_equal(a.propensity[others], b.propensity[others])
+
+
+def test_held_out_and_ineligible_contacts_get_no_send_with_their_propensity() -> None:
+    s = scenario(17, n=400)
+    for kind in ("logistic_thompson", "epsilon_greedy"):
+        policy = trained_policy(kind, s)
+        p = plan(s.x, s.actions, policy, s.eligibility, SelectionRules(), rng=1, holdout_share=0.25)
+        nothing = ~s.eligibility.channel_ok.any(axis=1) & ~p.holdout
+        assert nothing.any()
+        assert (p.action[nothing] == -1).all()
+        np.testing.assert_array_equal(p.propensity[nothing, 0], 1.0)
+        np.testing.assert_array_equal(p.expected_value[nothing, 0], 0.0)
+        np.testing.assert_allclose(p.propensity[p.holdout, 0], 0.25)
+
+
+def _holdout_by_sorting(
+    strata: np.ndarray | None, n: int, share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The definition: order by stratum, randomly within; hold out each stratum's first share."""
+    groups = np.zeros(n, np.int64) if strata is None else strata
+    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    target = share * sizes
+    count = np.floor(target).astype(np.int64)
+    count += rng.random(sizes.size) < (target - count)
+    order = np.argsort(inverse + rng.random(n), kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n) - starts[inverse[order]]
+    return rank < count[inverse]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    k=st.integers(1, 6),
+    scale=st.sampled_from([1, 7, -3, 10**9]),
+    share=st.floats(0.0, 0.95),
+    seed=st.integers(0, 10_000),
+    whole=st.booleans(),
+)
+def test_the_holdout_is_the_sorted_definition(
+    n: int, k: int, scale: int, share: float, seed: int, whole: bool
+) -> None:
+    strata = None if whole else np.random.default_rng(seed).integers(0, k, n) * scale
+    held = draw_holdout(strata, n, share, np.random.default_rng(seed))
+    expected = _holdout_by_sorting(strata, n, share, np.random.default_rng(seed))
+    np.testing.assert_array_equal(held, expected)

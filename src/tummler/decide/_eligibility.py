@@ -137,9 +137,26 @@ class Eligibility:
 
     def n_eligible(self, actions: ActionSet) -> npt.NDArray[np.int64]:
         """``(n,)`` how many actions each contact may get (without counting *no send*)."""
-        slots = (self.slot_ok & self.channel_ok[:, :, None]).sum(axis=2)
-        per_variant = actions.variant_available.sum(axis=1)
-        return np.asarray((slots * per_variant[None, :]).sum(axis=1), dtype=np.int64)
+        slots = _count_true(self.slot_ok).astype(np.int64)  # (n, n_channels)
+        slots *= self.channel_ok
+        slots *= actions.variant_available.sum(axis=1)[None, :]
+        return np.asarray(slots.sum(axis=1), dtype=np.int64)
+
+
+def _count_true(ok: BoolArray) -> npt.NDArray[np.integer[Any]]:
+    """The number of True values along the last axis.
+
+    NumPy sums a short last axis row by row; when the axis is a whole number of 8-byte words, the
+    words' population counts (a bool is one byte, 0 or 1) do it column by column, ~10× faster.
+    """
+    width = ok.shape[-1]
+    if width % 8 or not ok.flags.c_contiguous or ok.size == 0:
+        return np.asarray(np.count_nonzero(ok, axis=-1))
+    words = ok.view(np.uint64)
+    count = np.bitwise_count(words[..., 0]).astype(np.uint16)
+    for j in range(1, words.shape[-1]):
+        count += np.bitwise_count(words[..., j])
+    return count
 
 
 def channel_norms_allow(
@@ -254,7 +271,10 @@ def compute_eligibility(
         norm = _as("rules.norm_allowed", rules.norm_allowed, (n_ch,), bool)
         remove(np.broadcast_to(norm[None, :], (n, n_ch)), Reason.CHANNEL_NORM)
 
-    slot_ok = np.ones((n, n_ch, n_sl), bool)
+    # The slot mask is the product of a (channel, slot) part (quiet hours) and a (contact, slot)
+    # part (the window): built in one pass, the only (n, n_channels, n_slots) array made here.
+    loud: BoolArray | None = None
+    inside: BoolArray | None = None
     if rules.quiet_hours is not None:
         start, end = rules.quiet_hours
         hour = actions.slot_hours % 24
@@ -265,16 +285,28 @@ def compute_eligibility(
             else _as("rules.quiet_channels", rules.quiet_channels, (n_ch,), bool)
         )
         loud = ~(observes[:, None] & quiet[None, :])  # (n_ch, n_sl)
-        slot_ok &= loud[None, :, :]
         hit = (~loud).any(axis=1)
         reasons |= np.where(hit, Reason.QUIET_HOURS.value, 0).astype(np.uint8)[None, :]
     if rules.window is not None:
         if utc_offset_hours is None:
             raise PolicyError("utc_offset_hours is required when rules.window is set")
         offset = _as("utc_offset_hours", utc_offset_hours, (n,), np.float64)
-        utc = actions.slot_hours[None, :] - offset[:, None]  # (n, n_sl)
-        inside = (utc >= rules.window[0]) & (utc < rules.window[1])
-        slot_ok &= inside[:, None, :]
-        outside = ~inside.all(axis=1)
+        utc = np.subtract(actions.slot_hours[None, :], offset[:, None])  # (n, n_sl)
+        inside = np.greater_equal(utc, rules.window[0])
+        inside &= np.less(utc, rules.window[1])
+        outside = _count_true(inside) < n_sl
         reasons |= np.where(outside, Reason.OUTSIDE_WINDOW.value, 0).astype(np.uint8)[:, None]
+    slot_ok = np.empty((n, n_ch, n_sl), bool)
+    if loud is not None and inside is not None and n_sl % 8 == 0:
+        # as 8-byte words (a bool is one byte, 0 or 1): an eighth of the elements to combine
+        words = np.ascontiguousarray(loud).view(np.uint64)
+        np.bitwise_and(words[None], inside.view(np.uint64)[:, None, :], out=slot_ok.view(np.uint64))
+    elif loud is not None and inside is not None:
+        np.logical_and(loud[None, :, :], inside[:, None, :], out=slot_ok)
+    elif loud is not None:
+        slot_ok[...] = loud[None, :, :]
+    elif inside is not None:
+        slot_ok[...] = inside[:, None, :]
+    else:
+        slot_ok.fill(True)
     return Eligibility(channel_ok=channel_ok, slot_ok=slot_ok, reasons=reasons)

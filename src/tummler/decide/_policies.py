@@ -22,10 +22,15 @@ same channel, exploration would be correlated across contacts, and off-policy es
 logs would have enormous variance. The hooks therefore take *noise* — ``(n, noise_size)`` standard
 normals, one row per contact — instead of a generator, and the planner makes that noise from streams
 seeded per block of contacts, so that a plan does not depend on how it is chunked.
+
+A policy whose scores are an explicit Gaussian over the factor parts (the diagonal posteriors of the
+Thompson samplers; the point estimate of the bilinear models) also describes them through
+``_gaussian`` (:class:`FactorGaussian`), which lets the planner fuse the draw with the selection.
 """
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -338,6 +343,13 @@ class Policy(ABC):
 
         return sample
 
+    def _gaussian(self, x: FloatArray, actions: ActionSet) -> FactorGaussian | None:
+        """Every contact's factor scores as an explicit Gaussian (just the mean for a policy that
+        does not draw), part-major, for the planner's fused path; ``None`` (the default) when the
+        scores are not of the :class:`FactorGaussian` form: the planner then goes through
+        :meth:`_sampler`."""
+        return None
+
     def _update(  # noqa: B027 - learning is optional: uniform and fixed rules do not learn
         self,
         x: FloatArray,
@@ -572,10 +584,7 @@ class _Bilinear(Policy):
         as for the point estimate) and each contact's variances are computed once per chunk; a
         draw then costs one small normal draw per contact.
         """
-        weights = self._mean().reshape(self.n_context_features, self.n_action_features)
-        # One matmul against every factor's features at once: (n, n_ch + n_slots + n_ch·n_var).
-        point_w = np.ascontiguousarray(weights @ actions.factor_features_t, dtype=np.float32)
-        point = np.asarray(x @ point_w, dtype=np.float32)
+        point = self._point_parts(x, actions)
         deviations: list[Callable[[FloatArray], FloatArray]] = []
 
         def sample(noise: FloatArray | None) -> FactorScores:
@@ -597,6 +606,35 @@ class _Bilinear(Policy):
             return self._split(out, actions)
 
         return sample
+
+    def _point_parts(self, x: FloatArray, actions: ActionSet) -> FloatArray:
+        """``(n, n_parts)`` the posterior mean's factor scores: one matmul against every factor's
+        features at once (``n_parts = n_ch + n_slots + n_ch·n_var``)."""
+        weights = self._mean().reshape(self.n_context_features, self.n_action_features)
+        point_w = np.ascontiguousarray(weights @ actions.factor_features_t, dtype=np.float32)
+        return np.asarray(x @ point_w, dtype=np.float32)
+
+    def _diagonal_variance(self) -> npt.NDArray[np.float64] | None:
+        """``(d_x, d_a)`` the weights' variances when the draw treats them as independent."""
+        return None
+
+    def _gaussian(self, x: FloatArray, actions: ActionSet) -> FactorGaussian | None:
+        variance = self._diagonal_variance() if self.stochastic else None
+        if self.stochastic and variance is None:
+            return None  # an exact, non-diagonal draw: only the sampler has it
+        layout = _DiagonalLayout.of(actions)
+        weights = self._mean().reshape(self.n_context_features, self.n_action_features)
+        point_w = np.ascontiguousarray(
+            (weights @ actions.factor_features_t).T, dtype=np.float32
+        )  # (n_parts, d_x)
+        # Products with x transposed give part-major arrays without a transposing copy.
+        mean = _product(point_w, x.T)
+        if variance is None:
+            return FactorGaussian(mean, None, None, layout, self.link)
+        beta_var = _product(np.ascontiguousarray(variance.T, dtype=np.float32), np.square(x).T)
+        own_sd = np.sqrt(_product(np.ascontiguousarray(layout.own_squares.T), beta_var))
+        shared_sd = np.sqrt(beta_var[layout.shared])
+        return FactorGaussian(mean, own_sd, shared_sd, layout, self.link)
 
     def weight_matrix(self, actions: ActionSet) -> FloatArray:
         self._check_actions(actions)
@@ -651,8 +689,11 @@ class LogisticThompson(_Bilinear):
     def noise_size(self, actions: ActionSet) -> int:
         return _DiagonalLayout.of(actions).size
 
+    def _diagonal_variance(self) -> npt.NDArray[np.float64]:
+        return (1.0 / self.q).reshape(self.n_context_features, self.n_action_features)
+
     def _deviation(self, x: FloatArray, actions: ActionSet) -> Callable[[FloatArray], FloatArray]:
-        return _diagonal_deviation(x, actions, (1.0 / self.q).reshape(x.shape[1], -1))
+        return _diagonal_deviation(x, actions, self._diagonal_variance())
 
     def _update(
         self,
@@ -786,10 +827,16 @@ class LinearThompson(_Ridge):
             return self.n_weights
         return _DiagonalLayout.of(actions).size
 
+    def _diagonal_variance(self) -> npt.NDArray[np.float64] | None:
+        if self.n_weights <= self.exact_limit:
+            return None  # exact draws: not of the diagonal form
+        return (1.0 / np.diag(self.A)).reshape(self.n_context_features, self.n_action_features)
+
     def _deviation(self, x: FloatArray, actions: ActionSet) -> Callable[[FloatArray], FloatArray]:
         d_x, d_a = self.n_context_features, self.n_action_features
-        if self.n_weights > self.exact_limit:
-            return _diagonal_deviation(x, actions, (1.0 / np.diag(self.A)).reshape(d_x, d_a))
+        variance = self._diagonal_variance()
+        if variance is not None:
+            return _diagonal_deviation(x, actions, variance)
         inverse32 = self._inverse_lower().astype(np.float32)
         features_t = actions.factor_features_t.astype(np.float32)
 
@@ -827,6 +874,14 @@ class _DiagonalLayout:
 
     @staticmethod
     def of(actions: ActionSet) -> _DiagonalLayout:
+        """The layout of ``actions`` (computed once per action set)."""
+        layout = _LAYOUTS.get(actions)
+        if layout is None:
+            layout = _LAYOUTS[actions] = _DiagonalLayout._of(actions)
+        return layout
+
+    @staticmethod
+    def _of(actions: ActionSet) -> _DiagonalLayout:
         features = actions.factor_features_t  # (d_a, n_parts)
         support = (features != 0).sum(axis=1)
         own = support == 1
@@ -849,6 +904,69 @@ class _DiagonalLayout:
         )
 
 
+#: Multiply-adds below which OpenBLAS computes a product on the calling thread.
+_SINGLE_THREADED = 200_000
+
+
+def _product(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``a @ b`` (float32, ``b`` with many columns), column block by column block, each block
+    small enough that OpenBLAS keeps it on the calling thread.
+
+    The planner's products are thin (a few dozen rows): threads gain little on them, and
+    OpenBLAS's idle threads spin on the cores that the planner's own noise thread needs.
+    """
+    out = np.empty((a.shape[0], b.shape[1]), np.float32)
+    step = max(1, _SINGLE_THREADED // max(1, a.shape[0] * a.shape[1]))
+    for lo in range(0, b.shape[1], step):
+        np.matmul(a, b[:, lo : lo + step], out=out[:, lo : lo + step])
+    return out
+
+
+_LAYOUTS: weakref.WeakKeyDictionary[ActionSet, _DiagonalLayout] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, eq=False)
+class FactorGaussian:
+    """Every contact's factor scores as an explicit Gaussian, part-major (one column per contact).
+
+    The draw of contact ``i`` with standard normals ``z`` (``z[:n_own]`` and ``z[n_own:]``,
+    ``n_own = layout.own_parts.size``) is ``mean[:, i]`` plus ``own_sd[:, i] · z_own`` on the parts
+    ``layout.own_parts`` plus ``layout.shared_featuresᵀ (shared_sd[:, i] · z_shared)``: the
+    distribution the policy's sampler draws from (the same numbers from the same noise, up to
+    float32 rounding), laid out for a planner that fuses the draw with the selection.
+
+    Attributes
+    ----------
+    mean
+        ``(n_parts, n)`` the posterior mean's factor scores.
+    own_sd, shared_sd
+        ``(n_own, n)`` and ``(n_shared, n)`` the standard deviations the normals are scaled by;
+        ``None`` for a policy that does not draw.
+    layout
+        How the normals map onto the factor parts.
+    link
+        The policy's link.
+    """
+
+    mean: FloatArray
+    own_sd: FloatArray | None
+    shared_sd: FloatArray | None
+    layout: _DiagonalLayout
+    link: Link
+
+
+def _diagonal_sd(
+    x: FloatArray, actions: ActionSet, variance: npt.NDArray[np.float64]
+) -> tuple[FloatArray, FloatArray]:
+    """``(n, n_own)`` and ``(n, n_shared)`` standard deviations of a diagonal posterior's draw
+    (see :func:`_diagonal_deviation`)."""
+    layout = _DiagonalLayout.of(actions)
+    beta_var = np.square(x) @ variance.astype(np.float32)  # (n, d_a)
+    own_sd = np.sqrt(beta_var @ layout.own_squares).astype(np.float32)  # (n, n_own)
+    shared_sd = np.sqrt(beta_var[:, layout.shared]).astype(np.float32)  # (n, n_shared)
+    return own_sd, shared_sd
+
+
 def _diagonal_deviation(
     x: FloatArray, actions: ActionSet, variance: npt.NDArray[np.float64]
 ) -> Callable[[FloatArray], FloatArray]:
@@ -862,9 +980,7 @@ def _diagonal_deviation(
     :class:`_DiagonalLayout` for how few normals it needs.
     """
     layout = _DiagonalLayout.of(actions)
-    beta_var = np.square(x) @ variance.astype(np.float32)  # (n, d_a)
-    own_sd = np.sqrt(beta_var @ layout.own_squares).astype(np.float32)  # (n, n_own)
-    shared_sd = np.sqrt(beta_var[:, layout.shared]).astype(np.float32)  # (n, n_shared)
+    own_sd, shared_sd = _diagonal_sd(x, actions, variance)
     n_own = layout.own_parts.size
 
     def deviation(noise: FloatArray) -> FloatArray:
