@@ -2,7 +2,8 @@
 
 The page must open offline, from an e-mail attachment or a shared drive, years later: so no CDN,
 no web font, no script, and every plot is SVG drawn here from the report's numbers. Each plot has
-a stable ``id`` (``plot-lift``, ``plot-learning``, ``plot-goals``, ``plot-send-time-<campaign>``,
+a stable ``id`` (``plot-lift``, ``plot-learning``, ``plot-simulated-learning``, ``plot-goals``,
+``plot-send-time-<campaign>``,
 ``plot-channels-<campaign>``; ``plot-means`` for a logged experiment) so that tests and readers
 can find it.
 """
@@ -11,15 +12,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
 from tummler.app.reporting import CampaignReport, LogReport, StoreReport
-from tummler.measure import CellResponse, GoalProgress, Lift
+from tummler.measure import CellResponse, GoalProgress, Lift, StageTransitions
 
-__all__ = ["render_log_html", "render_store_html", "write_html"]
+__all__ = ["SimulatedCurve", "lines_plot", "render_log_html", "render_store_html", "write_html"]
 
 _ACCENT = "#2f6fde"
 _GOOD = "#1b8a5a"
@@ -299,6 +300,114 @@ def band_plot(
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class SimulatedCurve:
+    """A learning curve measured in a simulation, where the true value of every choice is known.
+
+    Attributes
+    ----------
+    rounds
+        The rounds' numbers (the x axis).
+    series
+        ``(label, values)`` per policy, one value per round; the first is the one being shown
+        off, the others its baselines.
+    note
+        What the values are, in a sentence or two (printed under the plot).
+    """
+
+    rounds: tuple[int, ...]
+    series: tuple[tuple[str, tuple[float, ...]], ...]
+    note: str = ""
+
+
+#: Line colours for :func:`lines_plot`, the first for the policy being shown off.
+_SERIES_COLOURS = (_ACCENT, _MUTED, "#b7791f", "#7c3aed", _GOOD, _BAD)
+
+
+def lines_plot(
+    plot_id: str,
+    title: str,
+    x: Sequence[float],
+    series: Sequence[tuple[str, Sequence[float]]],
+    *,
+    x_label: str = "round",
+    width: int = 960,
+    height: int = 300,
+) -> str:
+    """Several lines over the same x, with a legend; the first line is drawn thickest."""
+    top, bottom, left, right = 14, 40, 60, 180
+    values = [v for _, ys in series for v in ys if math.isfinite(v)] or [0.0]
+    y_low, y_high = min(min(values), 0.0), max(max(values), 0.0)
+    if y_high == y_low:
+        y_high = y_low + 1.0
+    pad = (y_high - y_low) * 0.05
+    xs = _Scale(min(x, default=0.0), max(x, default=1.0), left, width - right)
+    ys = _Scale(y_low - pad if y_low < 0 else y_low, y_high + pad, height - bottom, top)
+    parts = [_svg_open(plot_id, width, height, title)]
+    for tick in _nice_ticks(y_low, y_high, 4):
+        y = ys(tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
+            f"{escape(_tick_label(tick, False))}</text>"
+        )
+    step = max(1, math.ceil(len(x) / 20))
+    for i in range(0, len(x), step):
+        parts.append(
+            f'<text x="{xs(x[i]):.1f}" y="{height - bottom + 16}" font-size="11" '
+            f'text-anchor="middle">{escape(f"{x[i]:g}")}</text>'
+        )
+    parts.append(
+        f'<text x="{(left + width - right) / 2:.1f}" y="{height - 6}" font-size="11" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
+    for number, (label, ys_values) in enumerate(series):
+        colour = _SERIES_COLOURS[number % len(_SERIES_COLOURS)]
+        points = " ".join(
+            f"{xs(xi):.1f},{ys(v):.1f}"
+            for xi, v in zip(x, ys_values, strict=True)
+            if math.isfinite(v)
+        )
+        thick = 3 if number == 0 else 1.5
+        dash = "" if number == 0 else ' stroke-dasharray="5 3"'
+        if points:
+            parts.append(
+                f'<polyline points="{points}" fill="none" stroke="{colour}" '
+                f'stroke-width="{thick}"{dash}><title>{escape(label)}</title></polyline>'
+            )
+        y = top + 14 + number * 18
+        parts.append(
+            f'<line x1="{width - right + 14}" y1="{y - 4}" x2="{width - right + 34}" '
+            f'y2="{y - 4}" stroke="{colour}" stroke-width="{thick}"{dash}/>'
+            f'<text x="{width - right + 40}" y="{y}" font-size="12">{escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _simulated_section(curve: SimulatedCurve) -> str:
+    x = [float(r) for r in curve.rounds]
+    head = "".join(f'<th class="num">{escape(label)}</th>' for label, _ in curve.series)
+    rows = "".join(
+        f'<tr><td class="num">{number}</td>'
+        + "".join(f'<td class="num">{_num(values[i], 1)}</td>' for _, values in curve.series)
+        + "</tr>"
+        for i, number in enumerate(curve.rounds)
+    )
+    totals = "".join(
+        f'<td class="num"><b>{_num(math.fsum(values), 1)}</b></td>' for _, values in curve.series
+    )
+    return (
+        '<section id="simulated-learning"><h2>Learning curve against the baselines</h2>'
+        + lines_plot(
+            "plot-simulated-learning", "true expected reward per round, by policy", x, curve.series
+        )
+        + (f'<p class="note">{escape(curve.note)}</p>' if curve.note else "")
+        + f'<table><tr><th class="num">round</th>{head}</tr>{rows}'
+        + f'<tr><td class="num"><b>total</b></td>{totals}</tr></table></section>'
+    )
+
+
 def goals_plot(plot_id: str, goals: Sequence[GoalProgress], *, width: int = 960) -> str:
     """One progress bar per objective: the share of the target reached, capped at 150 %."""
     row_height, top, left, right = 36, 10, 230, 90
@@ -388,6 +497,51 @@ def _send_time(plot_id: str, response: CellResponse) -> str:
     )
 
 
+def _stage_movement(
+    table_id: str, movement: StageTransitions, by_group: Mapping[str, StageTransitions]
+) -> str:
+    """The movement matrix: stage before the campaign (rows) against stage now (columns).
+
+    Each cell is shaded by its share of the row, green above the diagonal (closer), orange below
+    (fell back), grey on it (stayed).
+    """
+    names = [str(stage) for stage in movement.stages]
+    head = "".join(f'<th class="num">{escape(name)}</th>' for name in names)
+    rows = []
+    for i, (name, counts, shares) in enumerate(
+        zip(names, movement.counts, movement.shares, strict=True)
+    ):
+        if not sum(counts):
+            continue
+        cells = []
+        for j, (count, share) in enumerate(zip(counts, shares, strict=True)):
+            colour = _GOOD if j > i else _BAD if j < i else _MUTED
+            alpha = share if math.isfinite(share) and count else 0.0
+            cells.append(
+                f'<td class="num" style="background: {colour}{round(alpha * 0.6 * 255):02x}">'
+                f"{count:,}</td>"
+            )
+        rows.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
+    people = movement.moved_up + movement.moved_down + movement.stayed
+    groups = ", ".join(
+        f"{name} {by_group[name].net_movement:+.1%}"
+        for name in ("treated", "holdout")
+        if name in by_group
+    )
+    return (
+        "<h3>Movements between relationship stages</h3>"
+        f'<table id="{escape(table_id)}"><tr><th>before ↓ · now →</th>{head}</tr>'
+        + "".join(rows)
+        + "</table>"
+        f'<p class="note">Of {people:,} people, {movement.moved_up:,} moved closer, '
+        f"{movement.moved_down:,} fell back and {movement.stayed:,} stayed (net "
+        f"{movement.net_movement:+.1%}). Before: as the campaign's first decision saw them; "
+        "holdout included, so these are movements, not the campaign's effect"
+        + (f"; net movement by group: {groups}" if groups else "")
+        + ".</p>"
+    )
+
+
 def _campaign_section(campaign: CampaignReport) -> str:
     slug = _slug(campaign.key)
     out = [
@@ -451,9 +605,19 @@ def _campaign_section(campaign: CampaignReport) -> str:
             f'({_pct(b.share_engaged)})</td><td class="num">{_num(b.engagement_per_engaged, 2)}'
             "</td></tr></table>"
         )
+    if campaign.stage_movement is not None:
+        out.append(
+            _stage_movement(
+                f"stage-movement-{slug}",
+                campaign.stage_movement,
+                campaign.stage_movement_by_group,
+            )
+        )
     if campaign.stages:
         stages = ", ".join(f"{escape(k)} {v:,}" for k, v in campaign.stages.items())
-        out.append(f'<p class="note">Audience by relationship stage now: {stages}</p>')
+        out.append(
+            f'<p class="note">Audience by relationship stage at the report\'s time: {stages}</p>'
+        )
     out.append("</section>")
     return "".join(out)
 
@@ -469,8 +633,9 @@ def _page(title: str, subtitle: str, body: str) -> str:
     )
 
 
-def render_store_html(report: StoreReport) -> str:
-    """The whole workspace report as one HTML page."""
+def render_store_html(report: StoreReport, *, simulated: SimulatedCurve | None = None) -> str:
+    """The whole workspace report as one HTML page; ``simulated`` adds a simulation's learning
+    curve against its baselines (``tummler demo``)."""
     body: list[str] = []
     lifts = [c for c in report.campaigns if c.lift is not None]
     overview = ['<section id="overview"><h2>What each campaign changed</h2>']
@@ -531,6 +696,8 @@ def render_store_html(report: StoreReport) -> str:
             )
             + "</section>"
         )
+    if simulated is not None and simulated.rounds:
+        body.append(_simulated_section(simulated))
     body.extend(_campaign_section(c) for c in report.campaigns)
     return _page(
         "tummler report",
@@ -591,9 +758,19 @@ def render_log_html(report: LogReport) -> str:
     )
 
 
-def write_html(report: StoreReport | LogReport, path: str | Path) -> Path:
-    """Render ``report`` and write it to ``path`` (UTF-8); return the path."""
-    text = render_log_html(report) if isinstance(report, LogReport) else render_store_html(report)
+def write_html(
+    report: StoreReport | LogReport,
+    path: str | Path,
+    *,
+    simulated: SimulatedCurve | None = None,
+) -> Path:
+    """Render ``report`` and write it to ``path`` (UTF-8); return the path. ``simulated`` adds a
+    simulation's learning curve to a store report."""
+    text = (
+        render_log_html(report)
+        if isinstance(report, LogReport)
+        else render_store_html(report, simulated=simulated)
+    )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

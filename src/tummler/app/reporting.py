@@ -6,7 +6,8 @@ Two sources, one shape of answer:
   propensity, channel, send time, variant and policy version) and the events attributed to them
   (run :func:`tummler.app.attribution.attribute_events` first) — and, per campaign and per
   objective, calls the pure functions of :mod:`tummler.measure`: holdout lift, variant test
-  (probability to be best and mSPRT), send-time and channel response, ROI, breadth against depth,
+  (probability to be best and mSPRT), send-time and channel response, ROI, breadth against depth
+  with the audience's movements between relationship stages (read from the contacts' history),
   goals against the strategy's targets, and a learning curve over policy versions.
 * :func:`log_report` reads a past experiment in the logged-bandit format
   (docs/logged-bandit-format.md) and gives each action's mean reward, weighted by the known
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
@@ -33,6 +34,7 @@ from numpy.typing import NDArray
 from scipy import stats
 from sqlalchemy import Engine, select
 
+from tummler.app.contacts import stages_as_of
 from tummler.app.logs import read_logged_bandit
 from tummler.core.clock import ensure_utc
 from tummler.core.errors import InputError, NotFoundError
@@ -45,6 +47,7 @@ from tummler.measure import (
     Lift,
     Roi,
     SequentialTest,
+    StageTransitions,
     VariantPosterior,
     breadth_depth,
     channel_response,
@@ -54,13 +57,14 @@ from tummler.measure import (
     roi,
     send_time_response,
     sequential_test_rates,
+    stage_transitions,
 )
 from tummler.store.database import session_scope
-from tummler.store.models import Campaign, Contact, Decision, Event, PolicyVersion, Variant
+from tummler.store.models import Campaign, Decision, Event, PolicyVersion, Variant
 from tummler.strategy import Strategy
 
-# ``CellResponse`` and ``Lift`` are re-exported for the command's tables: the CLI layer may not
-# import ``tummler.measure`` itself.
+# ``CellResponse``, ``Lift`` and ``StageTransitions`` are re-exported for the command's tables: the
+# CLI layer may not import ``tummler.measure`` itself.
 __all__ = [
     "ENGAGEMENT_EVENTS",
     "ActionLift",
@@ -72,6 +76,7 @@ __all__ = [
     "LogReport",
     "ObjectiveReport",
     "ObjectiveSpec",
+    "StageTransitions",
     "StoreReport",
     "log_report",
     "objective_specs",
@@ -392,8 +397,18 @@ class CampaignReport:
     breadth
         Reach against depth over the campaign's audience (everyone with a decision).
     stages
-        The audience's current relationship stages (counts); the store keeps no history of stages,
-        so movements between them are not measured here.
+        The audience's relationship stages as of the report's time (counts), from the contacts'
+        history (:mod:`tummler.app.contacts`).
+    stage_movement
+        How the audience moved between relationship stages: each person's stage as the campaign's
+        first decision saw it (at or before its time) against their stage as of the report's time;
+        None without decisions. Movements are not effects: the holdout moved too, and other
+        campaigns and life did the rest.
+    stage_movement_by_group
+        The same, for the ``treated`` (anyone not held out: the campaign could reach them, a
+        decision of *no send* included) and the ``holdout`` apart: the groups were drawn at
+        random, so the difference of their net movements estimates what the campaign did to the
+        stages.
     goal
         Progress against the objective's target; None without a target or a lift.
     """
@@ -413,6 +428,8 @@ class CampaignReport:
     breadth: BreadthDepth | None
     stages: dict[str, int]
     goal: GoalProgress | None
+    stage_movement: StageTransitions | None = None
+    stage_movement_by_group: dict[str, StageTransitions] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -440,9 +457,18 @@ class StoreReport:
         return {"kind": "store", **to_plain(self)}
 
 
+@dataclass(frozen=True)
+class _Stages:
+    """The audience's stages from the contacts' history: at the report's time, and per campaign
+    as its first decision saw them."""
+
+    now: dict[int, str]
+    before: dict[int, dict[int, str]]
+
+
 def _read_store(
     engine: Engine, *, campaign: str | None, as_of: datetime, specs: Mapping[str, ObjectiveSpec]
-) -> tuple[list[tuple[int, str, str]], dict[int, dict[str, Any]], dict[int, str]]:
+) -> tuple[list[tuple[int, str, str]], dict[int, dict[str, Any]], _Stages]:
     with session_scope(engine) as session:
         campaign_query = select(Campaign.id, Campaign.key, Campaign.objective).order_by(
             Campaign.key
@@ -486,14 +512,21 @@ def _read_store(
                 Event.at <= as_of,
             )
         ).all()
-        contact_ids = sorted({int(d[2]) for d in decisions})
-        stages: dict[int, str] = {}
-        for start in range(0, len(contact_ids), 5_000):
-            chunk = contact_ids[start : start + 5_000]
-            for cid, stage in session.execute(
-                select(Contact.id, Contact.stage).where(Contact.id.in_(chunk))
-            ):
-                stages[int(cid)] = str(stage)
+        audience: dict[int, set[int]] = defaultdict(set)
+        first: dict[int, datetime] = {}
+        for d in decisions:
+            audience[int(d[1])].add(int(d[2]))
+            decided = ensure_utc(d[11])
+            first[int(d[1])] = min(first.get(int(d[1]), decided), decided)
+        connection = session.connection()
+        everyone = {cid for members in audience.values() for cid in members}
+        stages = _Stages(
+            now=stages_as_of(connection, everyone, as_of),
+            before={
+                cid: stages_as_of(connection, members, first[cid])
+                for cid, members in audience.items()
+            },
+        )
     objective_of = {c[0]: c[2] for c in campaigns}
     outcome: dict[int, dict[str, Any]] = {}
     by_decision: dict[int, list[tuple[str, float | None]]] = defaultdict(list)
@@ -626,6 +659,26 @@ def _breadth(rows: list[dict[str, Any]]) -> BreadthDepth | None:
     return breadth_depth(values[:, 0].astype(bool), values[:, 1])
 
 
+def _movements(
+    rows: list[dict[str, Any]], before: Mapping[int, str], now: Mapping[int, str]
+) -> tuple[StageTransitions | None, dict[str, StageTransitions]]:
+    """The audience's movements between stages, in all and for the treated and held-out apart."""
+    treated = {r["contact"] for r in rows if not r["holdout"]}
+    members = sorted({r["contact"] for r in rows})
+    known = [c for c in members if c in before and c in now]
+    if not known:
+        return None, {}
+    groups = {
+        "treated": [c for c in known if c in treated],
+        "holdout": [c for c in known if c not in treated],
+    }
+    return stage_transitions([before[c] for c in known], [now[c] for c in known]), {
+        name: stage_transitions([before[c] for c in people], [now[c] for c in people])
+        for name, people in groups.items()
+        if people
+    }
+
+
 def _goal(lift: Lift | None, spec: ObjectiveSpec, name: str) -> GoalProgress | None:
     if lift is None or (spec.relative_lift is None and spec.absolute_rate is None):
         return None
@@ -738,8 +791,10 @@ def store_report(
                 rng=generator,
             )
         audience_stages: dict[str, int] = defaultdict(int)
-        for contact_id in sorted({r["contact"] for r in rows}):
-            audience_stages[stages.get(contact_id, "unknown")] += 1
+        members = sorted({r["contact"] for r in rows})
+        for contact_id in members:
+            audience_stages[stages.now.get(contact_id, "unknown")] += 1
+        movement, by_group = _movements(rows, stages.before.get(cid, {}), stages.now)
         reports.append(
             CampaignReport(
                 key=key,
@@ -757,6 +812,8 @@ def store_report(
                 breadth=_breadth(rows),
                 stages=dict(sorted(audience_stages.items())),
                 goal=_goal(lift, spec, objective),
+                stage_movement=movement,
+                stage_movement_by_group=by_group,
             )
         )
     objectives: list[ObjectiveReport] = []

@@ -10,27 +10,24 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from tummler.app.report_html import write_html
-from tummler.app.reporting import (
-    CampaignReport,
-    CellResponse,
-    Lift,
-    LogReport,
-    ObjectiveSpec,
-    StoreReport,
-    log_report,
-    objective_specs,
-    parse_as_of,
-    store_report,
-)
 from tummler.cli.context import console, state
 from tummler.core.clock import SystemClock
 from tummler.core.errors import InputError
+
+if TYPE_CHECKING:
+    from tummler.app.reporting import (
+        CampaignReport,
+        CellResponse,
+        Lift,
+        LogReport,
+        ObjectiveSpec,
+        StoreReport,
+    )
 
 __all__ = ["report"]
 
@@ -82,6 +79,15 @@ def _cells_line(what: str, cells: CellResponse | None) -> None:
     )
 
 
+def _movement_cell(count: int, before: int, now: int) -> str:
+    """A cell of the stage movement table: green when people moved closer, red when back."""
+    if count and now > before:
+        return f"[green]{count:,}[/green]"
+    if count and now < before:
+        return f"[red]{count:,}[/red]"
+    return f"{count:,}"
+
+
 def _print_campaign(campaign: CampaignReport) -> None:
     console.rule(f"campaign {campaign.key} · objective {campaign.objective} · {campaign.kpi}")
     if campaign.variants is not None:
@@ -114,7 +120,32 @@ def _print_campaign(campaign: CampaignReport) -> None:
         )
     if campaign.stages:
         console.print(
-            "  stages now: " + ", ".join(f"{k} {v:,}" for k, v in campaign.stages.items()),
+            "  stages at the report's time: "
+            + ", ".join(f"{k} {v:,}" for k, v in campaign.stages.items()),
+            highlight=False,
+        )
+    movement = campaign.stage_movement
+    if movement is not None:
+        names = [str(stage) for stage in movement.stages]
+        table = Table(
+            "before ↓ now →",
+            *names,
+            title="movements between stages (before: at the campaign's first decision)",
+        )
+        for i, (name, counts) in enumerate(zip(names, movement.counts, strict=True)):
+            if sum(counts):
+                table.add_row(name, *(_movement_cell(n, i, j) for j, n in enumerate(counts)))
+        console.print(table)
+        by_group = campaign.stage_movement_by_group
+        groups = ", ".join(
+            f"{name} {by_group[name].net_movement:+.1%}"
+            for name in ("treated", "holdout")
+            if name in by_group
+        )
+        console.print(
+            f"  {movement.moved_up:,} moved closer, {movement.moved_down:,} fell back, "
+            f"{movement.stayed:,} stayed: net {movement.net_movement:+.1%}"
+            + (f" ({groups})" if groups else ""),
             highlight=False,
         )
 
@@ -212,6 +243,15 @@ def report(
     ] = None,
 ) -> None:
     """What each campaign changed, for whom, at what cost: lift, variants, timing, ROI, goals."""
+    from tummler.app.report_html import write_html
+    from tummler.app.reporting import (
+        LogReport,
+        log_report,
+        objective_specs,
+        parse_as_of,
+        store_report,
+    )
+
     result: StoreReport | LogReport
     if log is not None:
         if control is None:
