@@ -1,53 +1,263 @@
-"""The README's main job: `tummler demo` takes an example brand through import, check and plan."""
+"""`tummler demo`: the whole loop on a simulated brand, through the real store and services.
+
+Ground truth comes from the simulator: every round's true expected reward is known for tummler's
+sends and for each baseline on the same state. The store must hold what the loop did (one decision
+per planned contact, one delivery per send, the simulated responses attached to their decisions,
+one new policy version per round), the HTML report must carry the curve, and a seed must give the
+same run twice.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from tummler.app.demo import run_demo
+from tummler.app.demo import DEMO_MARKER, DemoReport, run_demo
+from tummler.app.demo_brand import DEMO_BRAND, DemoBrand
+from tummler.app.demo_round import RESPONSE_SOURCE, STAGE_SOURCE
 from tummler.app.workspace import open_store
 from tummler.cli.main import app
 from tummler.core.clock import FrozenClock
+from tummler.core.errors import ConfigError, InputError
 from tummler.core.settings import load_settings
-from tummler.store.models import Decision
+from tummler.core.vocabulary import ChannelKind, DeliveryStatus
+from tummler.simulate import (
+    BASELINE_NAMES,
+    ResponseModel,
+    baseline_values,
+    initial_state,
+    make_population,
+)
+from tummler.store.models import (
+    Campaign,
+    ConsentEvent,
+    ContactChange,
+    Decision,
+    Delivery,
+    Event,
+    PolicyVersion,
+)
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+#: Fewer levers than the demo's own brand (e-mail and SMS at two hours, both variants): the same
+#: loop, with a smaller action space for learning and evaluation to chew on.
+TINY = DemoBrand(channels=(ChannelKind.EMAIL, ChannelKind.SMS), hours=(8, 19))
 
 
-def test_demo_imports_checks_and_plans(tmp_path: Path) -> None:
-    report = run_demo(tmp_path / "ws", clock=FrozenClock(NOW), contacts=200, seed=3)
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
+    directory = tmp_path_factory.mktemp("demo") / "ws"
+    return run_demo(directory, clock=FrozenClock(NOW), contacts=400, rounds=3, seed=3, brand=TINY)
 
-    assert [item.kind for item in report.imports] == [
-        "contacts",
-        "identities",
-        "consent",
-        "events",
-        "edges",
-        "mentions",
+
+def _count(directory: Path, model: type, *where: object) -> int:
+    engine = open_store(load_settings(directory))
+    try:
+        with engine.connect() as connection:
+            query = select(func.count()).select_from(model)
+            if where:
+                query = query.where(*where)  # type: ignore[arg-type]
+            return int(connection.scalar(query) or 0)
+    finally:
+        engine.dispose()
+
+
+def test_the_store_holds_what_each_step_did(small: DemoReport) -> None:
+    ws = small.workspace
+    rounds = small.rounds
+    assert [r.number for r in rounds] == [1, 2, 3]
+    assert _count(ws, Campaign) == 3
+    # one lever per contact: one decision per planned contact, holdouts included
+    assert _count(ws, Decision) == sum(r.audience for r in rounds)
+    assert _count(ws, Decision, Decision.holdout.is_(True)) == sum(r.holdout for r in rounds)
+    assert _count(ws, Delivery) == sum(r.planned for r in rounds)
+    sent = _count(ws, Delivery, Delivery.status == DeliveryStatus.SENT.value)
+    bounced = _count(ws, Delivery, Delivery.status == DeliveryStatus.FAILED.value)
+    assert sent + bounced == sum(r.sent for r in rounds) > 0
+    # every simulated response came back through the callbacks, attached to its decision
+    clicks = _count(ws, Event, Event.type == "clicked", Event.source == RESPONSE_SOURCE)
+    assert clicks == sum(r.clicks for r in rounds) > 0
+    assert _count(ws, Event, Event.source == RESPONSE_SOURCE, Event.decision_id.is_(None)) == 0
+    # unsubscribes revoked consent; stages moved, with their history
+    unsubscribed = _count(ws, Event, Event.type == "unsubscribed", Event.source == RESPONSE_SOURCE)
+    assert sum(r.revoked for r in rounds) == unsubscribed
+    assert _count(ws, ConsentEvent, ConsentEvent.source.like("unsubscribe after %")) == unsubscribed
+    assert _count(ws, ContactChange, ContactChange.source == STAGE_SOURCE) == sum(
+        r.stages_moved for r in rounds
+    )
+    assert sum(r.stages_moved for r in rounds) > 0
+    # version 0 (the prior) and one learned version per round
+    assert _count(ws, PolicyVersion) == 1 + len(rounds)
+    assert all(r.learned == f"engagement@{r.number}" for r in rounds)
+
+
+def test_the_curve_has_every_baseline_and_the_oracle_is_best(small: DemoReport) -> None:
+    for r in small.rounds:
+        assert set(r.baselines) == set(BASELINE_NAMES)
+        for name in ("random", "send to all", "best single action"):
+            assert r.baselines["oracle"] >= r.baselines[name] - 1e-9, (r.number, name)
+        assert r.baselines["oracle"] >= r.tummler - 1e-9
+        assert r.baselines["oracle"] > 0
+
+
+def test_the_html_report_carries_the_curve(small: DemoReport) -> None:
+    text = small.html.read_text(encoding="utf-8")
+    assert small.html == small.workspace / "report.html"
+    assert 'id="plot-simulated-learning"' in text
+    for name in ("tummler", *BASELINE_NAMES):
+        assert name in text
+    assert (small.workspace / DEMO_MARKER).is_file()
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path: Path) -> None:
+    def run(name: str, seed: int) -> DemoReport:
+        return run_demo(
+            tmp_path / name, clock=FrozenClock(NOW), contacts=150, rounds=2, seed=seed, brand=TINY
+        )
+
+    one, two = run("a", 11), run("b", 11)
+    assert [replace(r, evaluation="") for r in one.rounds] == [
+        replace(r, evaluation="") for r in two.rounds
     ]
-    assert all(item.rejected == 0 and item.inserted > 0 for item in report.imports)
-    assert not any(f.severity == "error" for f in report.findings)
-    assert len(report.plans) == 2
-    engine = open_store(load_settings(tmp_path / "ws"))
-    with engine.connect() as connection:
-        stored = connection.scalar(select(func.count()).select_from(Decision))
-    engine.dispose()
-    assert stored == sum(plan.decisions for plan in report.plans)
-    assert all(sum(plan.sends_per_channel.values()) > 0 for plan in report.plans)
+    other = run("c", 12)
+    assert [r.tummler for r in other.rounds] != [r.tummler for r in one.rounds]
 
 
-def test_running_the_demo_again_the_same_day_changes_no_data(tmp_path: Path) -> None:
-    run_demo(tmp_path / "ws", clock=FrozenClock(NOW), contacts=100)
-    again = run_demo(tmp_path / "ws", clock=FrozenClock(NOW.replace(hour=17)), contacts=100)
-    assert all(item.inserted == 0 and item.updated == 0 for item in again.imports)
+def test_smtp_sends_the_e_mails_to_the_loopback_server(tmp_path: Path) -> None:
+    report = run_demo(
+        tmp_path / "ws",
+        clock=FrozenClock(NOW),
+        contacts=150,
+        rounds=1,
+        seed=5,
+        smtp=True,
+        brand=TINY,
+    )
+    emails = _count(
+        report.workspace,
+        Delivery,
+        Delivery.channel == "email",
+        Delivery.status.in_([DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value]),
+    )
+    assert report.smtp_received == emails > 0
 
 
-def test_demo_command(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", str(tmp_path / "ws"), "--contacts", "100"])
+def test_baselines_are_valued_only_for_the_audience() -> None:
+    population = make_population(300, np.random.default_rng(1), origin=NOW)
+    model = ResponseModel()
+    message = DEMO_BRAND.message("m")
+    nobody = baseline_values(
+        population,
+        model,
+        initial_state(population),
+        message,
+        DEMO_BRAND.action_space(),
+        NOW,
+        audience=np.zeros(population.n, bool),
+        rng=np.random.default_rng(2),
+    )
+    assert all(v == 0.0 for v in nobody.value.values())
+    assert all(n == 0 for n in nobody.sends.values())
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"contacts": 10}, InputError, "contacts must be at least 50"),
+        ({"rounds": 0}, InputError, "rounds must be between 1 and 60"),
+        ({"rounds": 61}, InputError, "rounds must be between 1 and 60"),
+        ({"cohorts": 0}, InputError, "cohorts must be between"),
+    ],
+)
+def test_bad_arguments(
+    tmp_path: Path, options: dict[str, int], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        run_demo(
+            tmp_path / "ws",
+            clock=FrozenClock(NOW),
+            contacts=options.get("contacts", 100),
+            rounds=options.get("rounds", 2),
+            cohorts=options.get("cohorts"),
+        )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"channels": ()}, "needs at least one channel kind"),
+        ({"hours": (7, 12)}, "hours must be distinct local hours from 8 to 20"),
+        ({"hours": (12, 12)}, "hours must be distinct"),
+        ({"variants": DEMO_BRAND.variants[:1] * 2}, "variant keys must be distinct"),
+        ({"attributes": ("shoe_size",)}, "unknown contact attribute"),
+    ],
+)
+def test_bad_brands(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        replace(DEMO_BRAND, **options)
+
+
+def test_a_store_that_holds_data_is_refused(
+    small: DemoReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUMMLER_DATABASE_URL", f"sqlite:///{small.workspace / 'tummler.db'}")
+    with pytest.raises(ConfigError, match="already holds 400 contacts"):
+        run_demo(tmp_path / "ws", clock=FrozenClock(NOW), contacts=100, rounds=1, brand=TINY)
+    assert _count(small.workspace, Campaign) == 3
+
+
+def test_a_directory_with_other_files_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("not a demo", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not empty and was not made by `tummler demo`"):
+        run_demo(tmp_path, clock=FrozenClock(NOW), contacts=100, rounds=1)
+    assert (tmp_path / "mine.txt").read_text(encoding="utf-8") == "not a demo"
+
+
+def test_running_again_starts_afresh_and_says_so(tmp_path: Path) -> None:
+    steps: list[str] = []
+    first = run_demo(tmp_path / "ws", clock=FrozenClock(NOW), contacts=120, rounds=1, brand=TINY)
+    again = run_demo(
+        tmp_path / "ws",
+        clock=FrozenClock(NOW),
+        contacts=120,
+        rounds=1,
+        brand=TINY,
+        on_step=steps.append,
+    )
+    assert not first.started_fresh
+    assert again.started_fresh
+    assert any(step.startswith("starting fresh") for step in steps)
+    assert _count(again.workspace, Campaign) == 1
+    assert _count(again.workspace, Decision) == again.rounds[0].audience
+
+
+def test_the_command(tmp_path: Path) -> None:
+    target = tmp_path / "ws"
+    result = CliRunner().invoke(app, ["demo", str(target), "--contacts", "150", "--rounds", "1"])
     assert result.exit_code == 0, result.output
-    assert "3. plan" in result.output
-    assert "first-order-welcome" in result.output
+    for words in ("oracle", "true value", "report.html", "tummler explain"):
+        assert words in result.output
+    assert (target / "report.html").is_file()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
+    refused = CliRunner().invoke(app, ["demo", str(tmp_path / "other"), "--rounds", "1"])
+    assert refused.exit_code != 0
+    assert isinstance(refused.exception, ConfigError)
+
+
+@pytest.mark.slow
+def test_tummler_learns_to_beat_random(tmp_path: Path) -> None:
+    report = run_demo(
+        tmp_path / "ws", clock=FrozenClock(NOW), contacts=1_200, rounds=3, seed=7, brand=TINY
+    )
+    ours = [r.tummler for r in report.rounds]
+    random = [r.baselines["random"] for r in report.rounds]
+    assert sum(ours) > sum(random)
+    assert all(r.promoted for r in report.rounds[:1])

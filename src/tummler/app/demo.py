@@ -1,39 +1,208 @@
-"""``tummler demo``: a workspace with an example brand, taken through import, check and plan.
+"""``tummler demo``: the whole loop on a simulated brand, through the real store and services.
 
-This is the README's main job: it shows on the embedded SQLite default what tummler does with a
-brand's data, in well under a minute, and leaves a workspace to explore.
+The demo makes a workspace for the simulator's brand (:mod:`tummler.simulate`: about 20,000
+contacts, their channels, consent and social graph, and 90 days of legacy blasts and mentions,
+imported with the real importer), writes a strategy with one objective and a campaign per round,
+and then, round after round:
+
+1. **plan** the round's campaign with the objective's promoted policy (:func:`plan_campaign`);
+2. **deliver** it through the outbox (:func:`enqueue`, :func:`run_outbox`) to the file sink, and
+   e-mails to a loopback SMTP server when asked, each delivery when it falls due;
+3. let the simulated people **respond** to what was really sent, and record their responses as
+   provider reports carrying each delivery's message id (:func:`record_events`); unsubscribes
+   revoke consent (a consent import) and stages move (:func:`set_stages`);
+4. **learn** a new policy version from the attributed rewards (:func:`learn_from_store`), and
+   **promote** it only when off-policy evaluation says it is not worse (:func:`promote`, never
+   forced), so that the next round plans with it;
+5. **measure** the round: the true expected reward of tummler's sends (the simulator knows it)
+   against random, send-to-all, best single action and the oracle on the same state and audience.
+
+Each round addresses one cohort of the brand (a contiguous run of external ids, so a random share;
+about 1,000 people by default): a different audience every round, as a brand's sends have, and what
+keeps a round's outbox, learning and evaluation proportionate. The HTML report
+(:func:`store_report` + :mod:`tummler.app.report_html`) ends it, with the learning curve against
+the baselines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tummler.app.examples import write_example_data
-from tummler.app.ingest import ImportReport, import_file
-from tummler.app.planning import PlanReport, plan_campaign
+import numpy as np
+from sqlalchemy import Engine
+
+from tummler.app.callbacks import record_events
+from tummler.app.connectors import build_connectors
+from tummler.app.demo_brand import (
+    DEMO_BRAND,
+    OBJECTIVE,
+    DemoBrand,
+    channel_index,
+    cohort_bounds,
+    import_brand,
+    round_key,
+    variant_index,
+    write_round_campaign,
+    write_strategy,
+)
+from tummler.app.demo_round import (
+    chunks,
+    deliver_round,
+    move_stages,
+    outcome_reports,
+    planned_audience,
+    promote_if_better,
+    revoke_unsubscribed,
+    sent_deliveries,
+)
+from tummler.app.demo_smtp import LoopbackSmtp
+from tummler.app.ingest import ImportReport
+from tummler.app.learning import learn_from_store
+from tummler.app.outbox import SendRules, enqueue
+from tummler.app.planning import plan_campaign
+from tummler.app.report_html import SimulatedCurve, write_html
+from tummler.app.reporting import objective_specs, store_report
 from tummler.app.strategy import check_workspace_strategy
 from tummler.app.workspace import StoreStatus, init_workspace, open_store, store_status
-from tummler.core.clock import Clock
-from tummler.strategy import Finding
+from tummler.core.clock import Clock, FrozenClock
+from tummler.core.errors import ConfigError, InputError
+from tummler.core.randomness import make_rng
+from tummler.core.vocabulary import ChannelKind
+from tummler.deliver import Connector, SmtpConnector
+from tummler.simulate import (
+    BASELINE_NAMES,
+    LegacyPolicy,
+    Population,
+    ResponseModel,
+    SimulationState,
+    baseline_values,
+    history,
+    make_population,
+    outcome_events,
+    respond,
+)
+from tummler.strategy import Finding, Severity
 
-__all__ = ["DemoReport", "run_demo"]
+__all__ = ["BASELINES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
 
-#: The example data covers the four weeks before "now", so that every check has recent history.
-_HISTORY = timedelta(days=28)
+#: The baselines every round is measured against, in the order they are shown.
+BASELINES: tuple[str, ...] = BASELINE_NAMES
+#: The file that marks a directory as a demo workspace (a later run may then start it afresh).
+DEMO_MARKER = ".tummler-demo"
+#: Days of legacy history before the first round.
+HISTORY_DAYS = 90
+_ROUND_INTERVAL = timedelta(days=1)
+#: The legacy schedule: a weekly newsletter and a monthly SMS to everyone who consented.
+_LEGACY = LegacyPolicy(email_weekdays=(1,))
+_EVENT_CHUNK = 2_000
+#: Outbox outcomes that end a delivery without sending it.
+_NOT_SENT = frozenset({"skipped", "failed", "dead", "unknown"})
+#: About how many people a round addresses by default (the brand is split into cohorts this big).
+_COHORT_SIZE = 1_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
+class DemoRound:
+    """One round, as it really happened.
+
+    Attributes
+    ----------
+    number, campaign, cohort
+        1-based round number, its campaign's key and the cohort it addressed.
+    audience, holdout, planned
+        Contacts planned, held out, and decisions that send.
+    sent, skipped
+        Deliveries the outbox sent, and those it ended without sending (skipped at send time by
+        consent, quiet hours or a cap; failed; given up).
+    clicks, unsubscribes, complaints
+        What the simulated people did with tummler's messages.
+    revoked, stages_moved
+        Consent revocations the unsubscribes wrote, and contacts whose stage moved.
+    tummler, baselines
+        True expected reward (clicks − unsubscribes − 2 × complaints − cost) of tummler's sends,
+        and of each baseline's choices on the same state, for the same contacts (the cohort less
+        tummler's holdout, whom nobody messages).
+    realized
+        The reward tummler's sends actually earned in the simulation.
+    policy
+        The policy version that planned the round.
+    learned, promoted
+        The version learned after the round, and whether it was promoted.
+    evaluation
+        The promotion's evidence in words.
+    """
+
+    number: int
+    campaign: str
+    cohort: int
+    audience: int
+    holdout: int
+    planned: int
+    sent: int
+    skipped: int
+    clicks: int
+    unsubscribes: int
+    complaints: int
+    revoked: int
+    stages_moved: int
+    tummler: float
+    baselines: Mapping[str, float]
+    realized: float
+    policy: str
+    learned: str | None
+    promoted: bool
+    evaluation: str
+
+
+@dataclass(frozen=True)
 class DemoReport:
-    """What the demo did, step by step."""
+    """What the demo did: the imports, the strategy check, every round, the report, the time."""
 
     workspace: Path
+    contacts: int
     imports: tuple[ImportReport, ...]
     findings: tuple[Finding, ...]
-    plans: tuple[PlanReport, ...]
+    rounds: tuple[DemoRound, ...]
+    html: Path
     status: StoreStatus
+    smtp_received: int | None
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    started_fresh: bool = False
+    #: A contact the last round decided for, to try ``tummler explain`` on.
+    example_contact: str = ""
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def _prepare(directory: Path, step: Callable[[str], None]) -> bool:
+    """Refuse a directory that holds anything but an earlier demo; clear an earlier demo."""
+    if not directory.exists() or not any(directory.iterdir()):
+        return False
+    if not (directory / DEMO_MARKER).is_file():
+        raise ConfigError(
+            f"{directory} is not empty and was not made by `tummler demo`: give the demo a new "
+            "or empty directory (it never mixes its data with yours)"
+        )
+    step(f"starting fresh: removing the earlier demo run in {directory}")
+    shutil.rmtree(directory)
+    return True
 
 
 def run_demo(
@@ -41,56 +210,310 @@ def run_demo(
     *,
     clock: Clock,
     seed: int = 7,
-    contacts: int = 2_000,
+    contacts: int = 20_000,
+    rounds: int = 20,
+    cohorts: int | None = None,
+    smtp: bool = False,
+    html: Path | None = None,
+    brand: DemoBrand = DEMO_BRAND,
     on_step: Callable[[str], None] | None = None,
+    on_round: Callable[[DemoRound], None] | None = None,
 ) -> DemoReport:
-    """Make a workspace in ``directory``, import an example brand, check its strategy, plan.
+    """Make a demo workspace in ``directory`` and run ``rounds`` rounds of the whole loop.
 
     Parameters
     ----------
     directory
-        The workspace to make (kept if it exists: the demo is idempotent, imports upsert).
+        The workspace to make. An earlier demo there is removed first (``on_step`` says so); any
+        other non-empty directory is refused.
     clock
-        "Now": the example history ends here and the plans start here.
+        "Now": the rounds end the day before it (so ``tummler report`` sees them all), the
+        history runs 90 days before the first. Only its date matters: the same seed on the same
+        day gives the same run.
     seed
-        Same seed, same data and same decisions.
+        Seeds the population, its history, every plan and every response.
     contacts
-        Size of the example brand.
-    on_step
-        Called with a short description before each step (for progress display).
+        Size of the brand (at least 50).
+    rounds
+        Plan → deliver → respond → learn → evaluate cycles (1 to 60), one a day.
+    cohorts
+        How many cohorts the brand is split into (each round addresses the next one, in turn);
+        default: cohorts of about 1,000 people, at most one per round.
+    smtp
+        Send the e-mails through the SMTP connector to a loopback SMTP server.
+    html
+        Where to write the HTML report; default ``<directory>/report.html``.
+    brand
+        The levers the strategy offers (channels, hours, variants, costs).
+    on_step, on_round
+        Told a short description before each step, and each round once it is done.
+
+    Raises
+    ------
+    InputError
+        When ``contacts`` or ``rounds`` is out of range.
+    ConfigError
+        When ``directory`` is not empty and holds no earlier demo.
     """
-    step = on_step or (lambda _message: None)
-    step("making the workspace")
-    settings = init_workspace(directory)
-    # Whole days, so that running the demo again the same day imports the same files: nothing changes.
-    today = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    files = write_example_data(
-        directory / "data", seed=seed, contacts=contacts, start=today - _HISTORY
-    )
-    engine = open_store(settings)
-    try:
-        imports = []
-        for kind, path in files.in_import_order():
-            step(f"importing {kind}")
-            imports.append(import_file(engine, kind, path, clock=clock))
-        step("checking the strategy")
-        loaded, findings = check_workspace_strategy(directory, engine=engine, clock=clock)
-        plans = []
-        if loaded.strategy is not None:
-            for document in loaded.campaigns:
-                key = document.campaign.id
-                step(f"planning {key}")
-                plans.append(
-                    plan_campaign(
-                        engine, workspace=directory, campaign_key=key, clock=clock, seed=seed
-                    )
-                )
-        return DemoReport(
-            workspace=directory,
-            imports=tuple(imports),
-            findings=tuple(findings),
-            plans=tuple(plans),
-            status=store_status(engine),
+    if contacts < 50:
+        raise InputError(f"contacts must be at least 50, got {contacts}", field="contacts")
+    if not 1 <= rounds <= 60:
+        raise InputError(f"rounds must be between 1 and 60, got {rounds}", field="rounds")
+    if cohorts is None:
+        cohorts = max(1, min(rounds, contacts // _COHORT_SIZE))
+    if not 1 <= cohorts <= contacts // 10:
+        raise InputError(
+            f"cohorts must be between 1 and {contacts // 10}, got {cohorts}", field="cohorts"
         )
+    step = on_step or (lambda _message: None)
+    watch = _Stopwatch()
+    fresh = _prepare(directory, step)
+
+    today = clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - (rounds + 2) * _ROUND_INTERVAL
+    origin = start - timedelta(days=HISTORY_DAYS)
+    model = brand.model()
+    seeds = np.random.SeedSequence(seed).spawn(4)
+    population_rng, history_rng, response_rng, baseline_rng = (
+        np.random.default_rng(s) for s in seeds
+    )
+
+    with watch("simulate the brand"):
+        step(f"simulating {contacts:,} people and {HISTORY_DAYS} days of history")
+        population = make_population(contacts, population_rng, origin=origin)
+        past = history(
+            population, model, history_rng, days=HISTORY_DAYS, legacy=_LEGACY, brand=brand.name
+        )
+
+    with watch("workspace and import"):
+        step("making the workspace")
+        settings = init_workspace(directory)
+        (directory / DEMO_MARKER).write_text(
+            "made by `tummler demo`; running it again here starts afresh\n", encoding="utf-8"
+        )
+        write_strategy(directory, brand, cohorts=cohorts, population=population)
+        for r in range(rounds):
+            write_round_campaign(directory, brand, index=r, cohort=r % cohorts)
+        engine = open_store(settings)
+        before = store_status(engine)
+        held = before.counts.get("contacts", 0)
+        if held:
+            engine.dispose()
+            raise ConfigError(
+                f"the store at {before.database} already holds {held:,} contacts: "
+                "the demo needs an empty store of its own (unset TUMMLER_DATABASE_URL to use "
+                "the workspace's SQLite file)"
+            )
+        store_clock = FrozenClock(start)
+        imports = import_brand(
+            engine, directory / "data", population, past, clock=store_clock, step=step
+        )
+
+    smtp_server = LoopbackSmtp().start() if smtp else None
+    try:
+        with watch("strategy check"):
+            step("checking the strategy and its campaigns")
+            loaded, findings = check_workspace_strategy(directory, engine=engine, clock=store_clock)
+            errors = [f for f in findings if f.severity is Severity.ERROR]
+            if errors or loaded.strategy is None:
+                raise ConfigError(
+                    f"the demo's own strategy has errors (first: {errors[0] if errors else 'none'}); "
+                    "this is a bug in the demo, please report it"
+                )
+            strategy = loaded.strategy.strategy
+            rules = SendRules.from_strategy(strategy)
+
+        def connectors() -> dict[str, Connector]:
+            chosen = build_connectors(settings, clock=store_clock, dry_run=True)
+            if smtp_server is not None:
+                chosen[ChannelKind.EMAIL.value] = SmtpConnector(
+                    host=smtp_server.host,
+                    port=smtp_server.port,
+                    sender=f"{brand.name} <news@northwind.example>",
+                    clock=store_clock,
+                )
+            return chosen
+
+        index = {str(e): i for i, e in enumerate(population.external_id.tolist())}
+        state = past.state
+        done: list[DemoRound] = []
+        for r in range(rounds):
+            at = start + r * _ROUND_INTERVAL
+            store_clock.advance(at - store_clock.now())
+            outcome = _round(
+                r,
+                engine=engine,
+                directory=directory,
+                brand=brand,
+                population=population,
+                model=model,
+                state=state,
+                at=at,
+                cohorts=cohorts,
+                clock=store_clock,
+                rules=rules,
+                connectors=connectors,
+                index=index,
+                seed=seed,
+                response_rng=response_rng,
+                baseline_rng=baseline_rng,
+                watch=watch,
+                step=step,
+            )
+            state = outcome[1]
+            done.append(outcome[0])
+            if on_round is not None:
+                on_round(outcome[0])
+
+        with watch("report"):
+            step("writing the HTML report")
+            end = start + rounds * _ROUND_INTERVAL
+            report = store_report(
+                engine,
+                as_of=end + timedelta(days=1),
+                specs=objective_specs(strategy),
+                channel_costs={c.id: c.cost_per_send for c in strategy.channels},
+                rng=seed,
+            )
+            target = html or directory / "report.html"
+            write_html(report, target, simulated=_curve(done))
+            status = store_status(engine)
+        received = None if smtp_server is None else len(smtp_server.received)
     finally:
+        if smtp_server is not None:
+            smtp_server.stop()
         engine.dispose()
+    return DemoReport(
+        workspace=directory,
+        contacts=contacts,
+        imports=imports,
+        findings=tuple(findings),
+        rounds=tuple(done),
+        html=target,
+        status=status,
+        smtp_received=received,
+        seconds=dict(watch.seconds),
+        started_fresh=fresh,
+        example_contact=cohort_bounds(population, cohorts, (rounds - 1) % cohorts)[0],
+    )
+
+
+def _curve(rounds: list[DemoRound]) -> SimulatedCurve:
+    series = [("tummler", tuple(r.tummler for r in rounds))]
+    series += [(name, tuple(r.baselines[name] for r in rounds)) for name in BASELINE_NAMES]
+    return SimulatedCurve(
+        rounds=tuple(r.number for r in rounds),
+        series=tuple(series),
+        note=(
+            "True expected reward per round (clicks − unsubscribes − 2 × complaints − cost), "
+            "computed by the simulator on the state each round started from, for the same "
+            "contacts: the round's cohort less tummler's holdout. The baselines are valued on "
+            "that state, not played."
+        ),
+    )
+
+
+def _round(
+    r: int,
+    *,
+    engine: Engine,
+    directory: Path,
+    brand: DemoBrand,
+    population: Population,
+    model: ResponseModel,
+    state: SimulationState,
+    at: datetime,
+    cohorts: int,
+    clock: FrozenClock,
+    rules: SendRules,
+    connectors: Callable[[], dict[str, Connector]],
+    index: Mapping[str, int],
+    seed: int,
+    response_rng: np.random.Generator,
+    baseline_rng: np.random.Generator,
+    watch: _Stopwatch,
+    step: Callable[[str], None],
+) -> tuple[DemoRound, SimulationState]:
+    """Plan, deliver, respond, learn and promote one round; value the baselines on its state."""
+    key = round_key(r)
+    label = f"round {r + 1}"
+    with watch("plan"):
+        step(f"{label}: planning {key}")
+        plan = plan_campaign(
+            engine, workspace=directory, campaign_key=key, clock=clock, seed=seed * 1_000 + r
+        )
+    with watch("deliver"):
+        step(f"{label}: delivering")
+        enqueue(engine, key, clock=clock)
+        outbox = deliver_round(
+            engine,
+            connectors,
+            campaign=key,
+            clock=clock,
+            until=at + _ROUND_INTERVAL,
+            rules=rules,
+            rng=make_rng(seed * 1_000 + r),
+        )
+    with watch("simulated responses"):
+        step(f"{label}: people respond")
+        sent = sent_deliveries(
+            engine,
+            key,
+            contacts=index,
+            channels=channel_index(brand),
+            variants=variant_index(brand),
+        )
+        message = brand.message(key)
+        space = brand.action_space()
+        values = baseline_values(
+            population,
+            model,
+            state,
+            message,
+            space,
+            at,
+            audience=planned_audience(engine, key, contacts=index, size=population.n),
+            rng=baseline_rng,
+            index=r,
+        )
+        after, outcomes = respond(population, model, state, message, sent.sends(), at, response_rng)
+        events = outcome_events(population, outcomes, response_rng)
+        reports = outcome_reports(population, events, sent.message_ids(), campaign=key)
+        for part in chunks(reports, _EVENT_CHUNK):
+            record_events(engine, part)
+        moved_at = at + _ROUND_INTERVAL - timedelta(seconds=1)
+        revoked = revoke_unsubscribed(engine, directory, population, events, key=key, clock=clock)
+        moved = move_stages(engine, population, state, after, at=moved_at)
+    with watch("attribute and learn"):
+        step(f"{label}: learning")
+        clock.advance(max(moved_at - clock.now(), timedelta(0)))
+        # learn_from_store attributes the new events to their decisions first
+        learned = learn_from_store(engine, workspace=directory, objective=OBJECTIVE, clock=clock)
+        stored = learned[0].stored if learned else None
+    with watch("evaluate and promote"):
+        step(f"{label}: evaluating {stored or 'nothing new'}")
+        promoted, evaluation = promote_if_better(engine, directory, stored, clock=clock, seed=seed)
+    counts = outbox.counts
+    done = DemoRound(
+        number=r + 1,
+        campaign=key,
+        cohort=r % cohorts + 1,
+        audience=plan.audience,
+        holdout=plan.holdout,
+        planned=sum(plan.sends_per_channel.values()),
+        sent=len(sent.message_id),
+        skipped=sum(n for status, n in counts.items() if status in _NOT_SENT),
+        clicks=int(outcomes.clicked.sum()),
+        unsubscribes=int(outcomes.unsubscribed.sum()),
+        complaints=int(outcomes.complained.sum()),
+        revoked=revoked,
+        stages_moved=moved,
+        tummler=float(outcomes.expected.sum()),
+        baselines=dict(values.value),
+        realized=float(outcomes.reward.sum()),
+        policy=plan.policy,
+        learned=stored,
+        promoted=promoted,
+        evaluation=evaluation,
+    )
+    return done, after

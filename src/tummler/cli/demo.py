@@ -1,88 +1,204 @@
-"""``tummler demo``: the whole path on an example brand, in one command."""
+"""``tummler demo``: the whole loop — plan, deliver, respond, learn, evaluate — on a simulated brand."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from tummler.app.demo import run_demo
 from tummler.cli.context import console
-from tummler.core.clock import SystemClock
+
+if TYPE_CHECKING:
+    from tummler.app.demo import DemoReport, DemoRound
 
 
 def demo(
     directory: Annotated[
-        Path, typer.Argument(help="Workspace to make (kept if it exists).")
+        Path,
+        typer.Argument(
+            help="Workspace to make: a new or empty directory, or an earlier demo (started afresh)."
+        ),
     ] = Path("tummler-demo"),
-    contacts: Annotated[int, typer.Option(min=2, help="People in the example brand.")] = 2_000,
-    seed: Annotated[int, typer.Option(help="Same seed, same data and decisions.")] = 7,
+    contacts: Annotated[
+        int, typer.Option(min=50, max=1_000_000, help="People in the simulated brand.")
+    ] = 20_000,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=60, help="Plan → deliver → respond → learn → evaluate cycles.")
+    ] = 20,
+    seed: Annotated[int, typer.Option(help="Same seed (and day), same brand and results.")] = 7,
+    smtp: Annotated[
+        bool,
+        typer.Option(
+            "--smtp/--no-smtp",
+            help="Send the e-mails over SMTP to a loopback server (needs tummler[email]).",
+        ),
+    ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the HTML report (default: DIRECTORY/report.html)."),
+    ] = None,
 ) -> None:
-    """Make a workspace with an example brand: import it, check its strategy, plan its campaigns."""
-    with console.status("starting") as status:
+    """Run tummler's whole loop on a simulated brand and show what it learned, against baselines.
+
+    Makes a workspace with the simulator's brand (people, their channels, consent, social graph and
+    90 days of history), then, each round: plans a campaign with the promoted policy, delivers it
+    through the outbox, lets the simulated people respond, learns a new policy version and promotes
+    it when off-policy evaluation says so. The true value of every round is set beside random,
+    send-to-all, best single action and the oracle; the HTML report ends it.
+    """
+    from tummler.app.demo import run_demo
+    from tummler.core.clock import SystemClock
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rounds"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=rounds)
+
+        def on_step(message: str) -> None:
+            if message.startswith("starting fresh"):
+                progress.console.print(f"[yellow]{message}[/yellow]", highlight=False)
+            progress.update(task, description=message)
+
+        def on_round(done: DemoRound) -> None:
+            progress.advance(task)
+            share = done.tummler / done.baselines["oracle"] if done.baselines["oracle"] else 0.0
+            after = (
+                f"promoted {done.learned}"
+                if done.promoted
+                else f"kept v{done.policy.rsplit('@', 1)[-1]}"
+            )
+            progress.console.print(
+                f"  round {done.number:>2}: {done.sent:>6,} sent, {done.clicks:>5,} clicks, "
+                f"true value {done.tummler:8.1f} ({share:.0%} of the oracle's) · {after}",
+                highlight=False,
+            )
+
         report = run_demo(
             directory,
             clock=SystemClock(),
             seed=seed,
             contacts=contacts,
-            on_step=lambda message: status.update(message),
+            rounds=rounds,
+            smtp=smtp,
+            html=html,
+            on_step=on_step,
+            on_round=on_round,
         )
+    _show(report)
 
-    imports = Table(title="1. import", title_justify="left")
-    for column in ("kind", "read", "inserted", "updated", "unchanged", "rejected"):
+
+def _share(part: Sequence[float], whole: Sequence[float]) -> str:
+    total = sum(whole)
+    return f"{sum(part) / total:.0%}" if total > 0 else "–"
+
+
+def _show(report: DemoReport) -> None:
+    from tummler.app.demo import BASELINES
+
+    imports = Table(title="1. the brand, imported", title_justify="left")
+    for column in ("kind", "rows", "seconds"):
         imports.add_column(column, justify="left" if column == "kind" else "right")
     for item in report.imports:
-        imports.add_row(
-            item.kind,
-            *(
-                f"{n:,}"
-                for n in (
-                    item.rows_read,
-                    item.inserted,
-                    item.updated,
-                    item.unchanged,
-                    item.rejected,
-                )
-            ),
-        )
+        imports.add_row(item.kind, f"{item.accepted:,}", f"{item.seconds:.1f}")
     console.print(imports)
 
-    console.print("[bold]2. strategy check[/bold]")
-    if not report.findings:
-        console.print(
-            "  no findings: every campaign traces to an objective and respects its channels"
-        )
-    for finding in report.findings:
-        console.print(f"  {finding.severity}: {finding.message}", highlight=False)
+    errors = sum(1 for f in report.findings if f.severity == "error")
+    warnings = sum(1 for f in report.findings if f.severity == "warning")
+    console.print(
+        f"[bold]2. strategy check[/bold]: {len(report.rounds)} campaigns trace to the objective; "
+        f"{errors} error(s), {warnings} warning(s) (`tummler strategy check` lists them)"
+    )
 
-    plans = Table(title="3. plan", title_justify="left")
-    for column in ("campaign", "audience", "sends", "no send", "holdout", "value"):
-        plans.add_column(column, justify="left" if column in {"campaign", "sends"} else "right")
-    for plan in report.plans:
-        sends = "\n".join(
-            f"{channel} {n:,}" for channel, n in sorted(plan.sends_per_channel.items())
+    table = Table(
+        title="3. each round's true expected reward (the simulator knows it)", title_justify="left"
+    )
+    for column in ("round", "cohort", "decided by", "sent", "clicks", "tummler", *BASELINES):
+        table.add_column(column, justify="right")
+    table.add_column("after the round", justify="left")
+    for r in report.rounds:
+        table.add_row(
+            str(r.number),
+            str(r.cohort),
+            f"v{r.policy.rsplit('@', 1)[-1]}",
+            f"{r.sent:,}",
+            f"{r.clicks:,}",
+            f"[bold]{r.tummler:.1f}[/bold]",
+            *(f"{r.baselines[name]:.1f}" for name in BASELINES),
+            f"promoted {r.learned}" if r.promoted else "kept the policy",
         )
-        plans.add_row(
-            plan.campaign,
-            f"{plan.audience:,}",
-            sends or "none",
-            f"{plan.no_sends:,}",
-            f"{plan.holdout:,}",
-            f"{plan.expected_value:.1f}",
-        )
-    console.print(plans)
-    if report.plans:
+    ours = [r.tummler for r in report.rounds]
+    oracle = [r.baselines["oracle"] for r in report.rounds]
+    table.add_row(
+        "total",
+        "",
+        "",
+        f"{sum(r.sent for r in report.rounds):,}",
+        f"{sum(r.clicks for r in report.rounds):,}",
+        f"[bold]{sum(ours):.1f}[/bold]",
+        *(f"{sum(r.baselines[name] for r in report.rounds):.1f}" for name in BASELINES),
+        "",
+    )
+    console.print(table)
+    half = max(1, len(report.rounds) // 4)
+    first, last = report.rounds[:half], report.rounds[-half:]
+    console.print(
+        f"  tummler reached {_share([r.tummler for r in first], [r.baselines['oracle'] for r in first])} "
+        f"of the oracle's value in the first {half} round(s) and "
+        f"{_share([r.tummler for r in last], [r.baselines['oracle'] for r in last])} in the last "
+        f"{half}; random reached "
+        f"{_share([r.baselines['random'] for r in report.rounds], oracle)} overall.",
+        highlight=False,
+    )
+    console.print(
+        "  True value = clicks − unsubscribes − 2 × complaints − cost, for the round's cohort less "
+        "tummler's holdout; the baselines are valued on the same state, never played.",
+        style="dim",
+    )
+    if report.smtp_received is not None:
         console.print(
-            f"  decided by {report.plans[0].policy}; every decision is stored with its propensity"
+            f"  The loopback SMTP server received {report.smtp_received:,} e-mail(s).",
+            highlight=False,
         )
+    spent = sum(report.seconds.values())
+    where = ", ".join(
+        f"{name} {seconds:.0f}s"
+        for name, seconds in sorted(report.seconds.items(), key=lambda item: -item[1])
+    )
+    console.print(f"  {spent:.0f} s in all: {where}.", style="dim", highlight=False)
+    if report.started_fresh:
+        console.print("  (the earlier demo run in this directory was replaced)", style="dim")
 
-    console.print(f"\nWorkspace: [bold]{report.workspace}[/bold]  ({report.status.database})")
-    first = report.plans[0].campaign if report.plans else "CAMPAIGN"
-    console.print("Next, from inside it:")
-    console.print("  tummler status                      what the store holds")
-    console.print("  tummler strategy show               objective → campaigns → channels")
-    console.print(f"  tummler explain CONTACT {first}")
-    console.print("                                      why this lever (or none) for this person")
-    console.print("  tummler export decisions --format csv")
+    last_round = report.rounds[-1].campaign if report.rounds else "CAMPAIGN"
+    console.print(
+        f"\nWorkspace: [bold]{report.workspace}[/bold]  ({report.status.database})", highlight=False
+    )
+    console.print(f"HTML report: [bold]{report.html}[/bold]", highlight=False)
+    console.print(f"Next, from inside it (cd {report.workspace}):", highlight=False)
+    console.print("  tummler status                          what the store holds")
+    console.print("  tummler report                          lift, channels, send times, goals")
+    console.print(
+        f"  tummler explain {report.example_contact} {last_round}",
+        highlight=False,
+    )
+    console.print(
+        "                                          why this lever (or none) for this person"
+    )
+    console.print("  tummler strategy show                   objective → campaigns → channels")

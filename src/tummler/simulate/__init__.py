@@ -9,7 +9,9 @@ consent, a homophilous heavy-tailed social graph, and the :class:`HiddenTruth`),
   :func:`oracle_policy` the best one;
 - :func:`history` simulates past legacy blasts and mentions to seed a store;
 - :func:`run_rounds` runs any decision function and measures its regret, with the baselines
-  :class:`RandomPolicy`, :class:`SendToAll`, :class:`BestSingleAction` and :class:`OraclePolicy`.
+  :class:`RandomPolicy`, :class:`SendToAll`, :class:`BestSingleAction` and :class:`OraclePolicy`;
+- :func:`baseline_values` values those baselines on one round's state (without playing them), so a
+  policy run elsewhere — through the store, in ``tummler demo`` — can be set beside them.
 
 >>> import numpy as np
 >>> from datetime import datetime, UTC
@@ -27,6 +29,7 @@ True
 True
 """
 
+from tummler.simulate._curve import BASELINE_NAMES, RoundValues, baseline_values, sends_value
 from tummler.simulate._history import MENTION_TEMPLATES, History, LegacyPolicy, history
 from tummler.simulate._model import (
     LENGTHS,
@@ -90,6 +93,7 @@ from tummler.simulate._rounds import (
 __all__ = [
     "AGE_BANDS",
     "ATTRIBUTES",
+    "BASELINE_NAMES",
     "CHANNELS",
     "CONTACT_REF",
     "EDGE_KINDS",
@@ -125,12 +129,14 @@ __all__ = [
     "ResponseModel",
     "RewardWeights",
     "Round",
+    "RoundValues",
     "RoundsResult",
     "SendToAll",
     "Sends",
     "SimulationState",
     "SocialGraph",
     "Variant",
+    "baseline_values",
     "eligible_actions",
     "expected_reward",
     "history",
@@ -142,4 +148,5 @@ __all__ = [
     "outcome_events",
     "respond",
     "run_rounds",
+    "sends_value",
 ]

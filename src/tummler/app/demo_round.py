@@ -1,0 +1,349 @@
+"""One round of the demo, between the store and the simulator: deliver, read back, answer.
+
+The outbox sends each delivery when it is due, so the demo moves its clock from one due time to
+the next (:func:`deliver_round`) instead of waiting a day; what was really sent is read back from
+the store (:func:`sent_deliveries`) and played to the simulator; the simulator's outcomes come back
+as provider reports carrying each delivery's provider message id (:func:`outcome_reports`), so they
+attach to their delivery and decision the way a real provider's callbacks do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, func, select
+
+from tummler.app.callbacks import IncomingEvent
+from tummler.app.contacts import set_stages
+from tummler.app.ingest import import_file
+from tummler.app.learning import promote
+from tummler.app.outbox import OutboxReport, SendRules, run_outbox
+from tummler.core.clock import Clock, FrozenClock, ensure_utc
+from tummler.core.errors import PolicyError
+from tummler.core.vocabulary import ChannelKind, ConsentStatus, DeliveryStatus, EventType
+from tummler.deliver import Connector
+from tummler.simulate import (
+    CHANNELS,
+    CONTACT_REF,
+    EVENT_TYPES,
+    STAGES,
+    EventLog,
+    Population,
+    Sends,
+    SimulationState,
+)
+from tummler.store import models
+
+__all__ = [
+    "RESPONSE_SOURCE",
+    "STAGE_SOURCE",
+    "SentDeliveries",
+    "chunks",
+    "deliver_round",
+    "move_stages",
+    "outcome_reports",
+    "planned_audience",
+    "promote_if_better",
+    "revoke_unsubscribed",
+    "sent_deliveries",
+]
+
+#: The ``source`` of the events the simulated people's responses are recorded under (the
+#: imported history's events have the simulator's own, ``simulator``).
+RESPONSE_SOURCE = "demo-provider"
+#: The ``source`` of the stage changes the simulation makes (``contact_changes``).
+STAGE_SOURCE = "simulation"
+
+
+async def _work_off(
+    engine: Engine,
+    connectors: Mapping[str, Connector],
+    *,
+    campaign: str,
+    clock: FrozenClock,
+    until: datetime,
+    rules: SendRules,
+    rng: np.random.Generator,
+) -> OutboxReport:
+    total = OutboxReport()
+    while True:
+        with engine.connect() as connection:
+            due = connection.scalar(
+                select(func.min(models.Delivery.scheduled_at))
+                .join(models.Decision, models.Decision.id == models.Delivery.decision_id)
+                .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
+                .where(
+                    models.Campaign.key == campaign,
+                    models.Delivery.status == DeliveryStatus.PENDING.value,
+                )
+            )
+        if due is None:
+            return total
+        at = ensure_utc(due if isinstance(due, datetime) else datetime.fromisoformat(str(due)))
+        if at >= until:
+            return total
+        clock.advance(max(at - clock.now(), timedelta(0)))
+        report = await run_outbox(
+            engine,
+            connectors,
+            clock=clock,
+            rng=rng,
+            rules=rules,
+            campaign=campaign,
+            batch=500,
+            concurrency=16,
+        )
+        total.outcomes += report.outcomes
+        total.recovered += report.recovered
+        if not report.outcomes:  # nothing was due after all (a connector missing): stop
+            return total
+
+
+def deliver_round(
+    engine: Engine,
+    connectors: Callable[[], Mapping[str, Connector]],
+    *,
+    campaign: str,
+    clock: FrozenClock,
+    until: datetime,
+    rules: SendRules,
+    rng: np.random.Generator,
+) -> OutboxReport:
+    """Work off ``campaign``'s deliveries as they fall due, up to ``until``.
+
+    The clock jumps to the earliest pending delivery's ``scheduled_at`` and the outbox sends what
+    is due then, with every send-time check (consent, quiet hours, caps) made at that moment;
+    deferred deliveries come round again at their new time. One event loop serves the whole round,
+    and ``connectors`` builds the connectors inside it (some hold asyncio primitives bound to the
+    loop that first uses them).
+    """
+
+    async def main() -> OutboxReport:
+        return await _work_off(
+            engine,
+            connectors(),
+            campaign=campaign,
+            clock=clock,
+            until=until,
+            rules=rules,
+            rng=rng,
+        )
+
+    return asyncio.run(main())
+
+
+@dataclass(frozen=True, eq=False)
+class SentDeliveries:
+    """A round's deliveries the outbox marked ``sent``, as the simulator's sends.
+
+    ``contact``, ``channel`` (index into ``CHANNELS``), ``hour`` (local hour it went out at) and
+    ``variant`` are aligned; ``message_id`` is each delivery's provider message id.
+    """
+
+    contact: npt.NDArray[np.int64]
+    channel: npt.NDArray[np.int64]
+    hour: npt.NDArray[np.float64]
+    variant: npt.NDArray[np.int64]
+    message_id: tuple[str, ...]
+
+    def sends(self) -> Sends:
+        """The simulator's :class:`~tummler.simulate.Sends`."""
+        return Sends(
+            contact=self.contact, channel=self.channel, hour=self.hour, variant=self.variant
+        )
+
+    def message_ids(self) -> dict[tuple[int, int], str]:
+        """(contact, channel) → provider message id: one delivery per contact and channel."""
+        return {
+            (int(c), int(ch)): m
+            for c, ch, m in zip(
+                self.contact.tolist(), self.channel.tolist(), self.message_id, strict=True
+            )
+        }
+
+
+def sent_deliveries(
+    engine: Engine,
+    campaign: str,
+    *,
+    contacts: Mapping[str, int],
+    channels: Mapping[str, int],
+    variants: Mapping[str, int],
+) -> SentDeliveries:
+    """Read ``campaign``'s sent deliveries and say, for each, whom (the population's index), on
+    which channel, at which local hour (from the time it was really sent, in the contact's time
+    zone) and with which variant."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                models.Contact.external_id,
+                models.Contact.time_zone,
+                models.Delivery.channel,
+                models.Delivery.sent_at,
+                models.Variant.key,
+                models.Delivery.provider_message_id,
+            )
+            .join(models.Decision, models.Decision.id == models.Delivery.decision_id)
+            .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
+            .join(models.Contact, models.Contact.id == models.Decision.contact_id)
+            .join(models.Variant, models.Variant.id == models.Decision.variant_id)
+            .where(
+                models.Campaign.key == campaign,
+                models.Delivery.status == DeliveryStatus.SENT.value,
+            )
+            .order_by(models.Delivery.id)
+        ).all()
+    zones: dict[str, ZoneInfo] = {}
+    hours = []
+    for row in rows:
+        zone = zones.get(row.time_zone) or zones.setdefault(row.time_zone, ZoneInfo(row.time_zone))
+        local = ensure_utc(row.sent_at).astimezone(zone)
+        hours.append(local.hour + local.minute / 60.0 + local.second / 3600.0)
+    return SentDeliveries(
+        contact=np.array([contacts[r.external_id] for r in rows], np.int64),
+        channel=np.array([channels[r.channel] for r in rows], np.int64),
+        hour=np.array(hours, np.float64),
+        variant=np.array([variants[r.key] for r in rows], np.int64),
+        message_id=tuple(str(r.provider_message_id) for r in rows),
+    )
+
+
+def outcome_reports(
+    population: Population,
+    events: EventLog,
+    message_ids: Mapping[tuple[int, int], str],
+    *,
+    campaign: str,
+) -> list[IncomingEvent]:
+    """The simulator's events as provider reports: each names its delivery by provider message id
+    (and its contact by external id, should the id match nothing), with a stable event id."""
+    ids = events.provider_event_ids(prefix=f"demo-{campaign}")
+    reports = []
+    for i, (contact, kind, channel, at, value) in enumerate(
+        zip(
+            events.contact.tolist(),
+            events.type.tolist(),
+            events.channel.tolist(),
+            events.at.tolist(),
+            events.value.tolist(),
+            strict=True,
+        )
+    ):
+        reports.append(
+            IncomingEvent(
+                EVENT_TYPES[kind],
+                datetime.fromtimestamp(at, UTC),
+                contact=str(population.external_id[contact]),
+                channel=ChannelKind(CHANNELS[channel].value),
+                value=None if np.isnan(value) else float(value),
+                source=RESPONSE_SOURCE,
+                provider_event_id=ids[i],
+                provider_message_id=message_ids.get((contact, channel)),
+            )
+        )
+    return reports
+
+
+def chunks(items: Sequence[IncomingEvent], size: int) -> list[Sequence[IncomingEvent]]:
+    """``items`` in runs of at most ``size`` (one request each)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def planned_audience(
+    engine: Engine, campaign: str, *, contacts: Mapping[str, int], size: int
+) -> npt.NDArray[np.bool_]:
+    """``(size,)``: the population's contacts ``campaign`` decided for and did not hold out."""
+    with engine.connect() as connection:
+        external = connection.scalars(
+            select(models.Contact.external_id)
+            .join(models.Decision, models.Decision.contact_id == models.Contact.id)
+            .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
+            .where(models.Campaign.key == campaign, models.Decision.holdout.is_(False))
+            .distinct()
+        ).all()
+    mask = np.zeros(size, np.bool_)
+    mask[[contacts[e] for e in external]] = True
+    return mask
+
+
+def promote_if_better(
+    engine: Engine, directory: Path, stored: str | None, *, clock: Clock, seed: int
+) -> tuple[bool, str]:
+    """Promote ``stored`` when the off-policy evaluation says it is not worse; never force."""
+    if stored is None:
+        return False, "nothing new to learn from"
+    try:
+        report = promote(engine, stored, workspace=directory, clock=clock, seed=seed, actor="demo")
+    except PolicyError as exc:
+        return False, f"kept the promoted version: {exc}"
+    previous = (
+        "first promotion"
+        if report.previous_estimate is None
+        else f"{report.previous} estimated {report.previous_estimate:.4f}"
+    )
+    low = "" if report.candidate_ci_low is None else f", lower bound {report.candidate_ci_low:.4f}"
+    return True, (
+        f"promoted {report.promoted}: {report.estimator} estimate "
+        f"{report.candidate_estimate:.4f}{low} ({previous})"
+    )
+
+
+def revoke_unsubscribed(
+    engine: Engine,
+    directory: Path,
+    population: Population,
+    events: EventLog,
+    *,
+    key: str,
+    clock: Clock,
+) -> int:
+    """Unsubscribes revoke consent on their channel: a consent file, imported like any other.
+    Returns the revocations imported."""
+    unsubscribed = np.flatnonzero(events.type == EVENT_TYPES.index(EventType.UNSUBSCRIBED))
+    if unsubscribed.size == 0:
+        return 0
+    path = directory / "data" / f"{key}-unsubscribes.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow((CONTACT_REF, "channel", "status", "source", "at"))
+        for i in unsubscribed.tolist():
+            writer.writerow(
+                (
+                    str(population.external_id[events.contact[i]]),
+                    CHANNELS[int(events.channel[i])].value,
+                    ConsentStatus.REVOKED.value,
+                    f"unsubscribe after {key}",
+                    datetime.fromtimestamp(int(events.at[i]), UTC).isoformat(),
+                )
+            )
+    return import_file(engine, "consent", path, clock=clock).inserted
+
+
+def move_stages(
+    engine: Engine,
+    population: Population,
+    before: SimulationState,
+    after: SimulationState,
+    *,
+    at: datetime,
+) -> int:
+    """Write the stages the round moved, with their history (:func:`set_stages`); return how many
+    contacts moved."""
+    moved = np.flatnonzero(before.stage != after.stage)
+    if moved.size == 0:
+        return 0
+    update = set_stages(
+        engine,
+        {str(population.external_id[i]): STAGES[int(after.stage[i])].value for i in moved.tolist()},
+        at=at,
+        source=STAGE_SOURCE,
+    )
+    return update.changed
