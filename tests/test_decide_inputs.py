@@ -15,6 +15,7 @@ from tummler.decide import (
     HISTORY_SIGNALS,
     ContextData,
     ContextFeaturizer,
+    Eligibility,
     EligibilityRules,
     Reason,
     build_action_set,
@@ -333,3 +334,96 @@ def test_the_slot_mask_is_quiet_hours_times_the_window(
         expected &= ((utc >= window[0]) & (utc < window[1]))[:, None, :]
     np.testing.assert_array_equal(e.slot_ok, expected)
     np.testing.assert_array_equal(e.n_eligible(actions), expected.sum(axis=(1, 2)))
+
+
+# ---- the per-contact variant mask ----------------------------------------------------------------
+
+
+def test_a_variant_mask_removes_those_variants_and_a_channel_left_without_one() -> None:
+    ok = np.ones((4, 2, 2), bool)
+    ok[1, 0, 0] = False  # contact 1 may get e-mail B only
+    ok[2, 0] = False  # contact 2 no e-mail variant at all
+    ok[3, 1, 1] = False  # SMS has no variant B: withholding it withholds nothing
+    e = _eligibility(variant_ok=ok)
+    mask = e.mask(ACTIONS).reshape(4, 2, 4, 2)
+    assert not mask[1, 0, :, 0].any()
+    assert mask[1, 0, :, 1].all()
+    assert not mask[2, 0].any()
+    assert mask[2, 1, :, 0].all()
+    assert e.channel_ok.tolist() == [[True, True], [True, True], [False, True], [True, True]]
+    assert e.reasons.tolist() == [[0, 0]] * 4  # no rule of the strategy's: the caller says why
+    # per contact: e-mail's 4 slots × its variants, plus SMS's 4 slots × 1
+    assert e.n_eligible(ACTIONS).tolist() == [12, 8, 4, 12]
+    np.testing.assert_array_equal(e.n_eligible(ACTIONS), mask.sum(axis=(1, 2, 3)))
+    assert e.rows(1, 3).variant_ok is not None
+    np.testing.assert_array_equal(e.rows(1, 3).mask(ACTIONS), e.mask(ACTIONS)[1:3])
+    np.testing.assert_array_equal(e.take(np.array([3, 1])).mask(ACTIONS), e.mask(ACTIONS)[[3, 1]])
+
+
+def test_a_variant_mask_that_removes_nothing_is_dropped() -> None:
+    ok = np.ones((4, 2, 2), bool)
+    ok[:, 1, 1] = False  # only SMS's padding
+    e = _eligibility(variant_ok=ok)
+    assert e.variant_ok is None
+    np.testing.assert_array_equal(e.mask(ACTIONS), _eligibility().mask(ACTIONS))
+    assert e.resolve(ACTIONS) is e
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), off=st.floats(0.0, 1.0))
+def test_the_count_of_eligible_actions_is_the_dense_mask_with_variants(
+    seed: int, off: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    n = 30
+    ok = rng.random((n, 2, 2)) >= off
+    e = _eligibility(
+        has_identity=rng.random((n, 2)) < 0.8,
+        consent=rng.random((n, 2)) < 0.8,
+        stage=np.zeros(n, int),
+        utc_offset_hours=rng.integers(-12, 13, n),
+        sends_in_window=np.zeros(n, int),
+        channel_sends=np.zeros((n, 2), int),
+        rules=EligibilityRules(quiet_hours=(21, 9), window=(0.0, 30.0)),
+        variant_ok=ok,
+    )
+    mask = e.mask(ACTIONS)
+    np.testing.assert_array_equal(e.n_eligible(ACTIONS), mask.sum(axis=1))
+    allowed = ok[:, ACTIONS.channel, ACTIONS.variant] & ACTIONS.available[None, :]
+    assert not mask[~allowed].any()
+    channel = mask.reshape(n, 2, -1).any(axis=2)
+    np.testing.assert_array_equal(channel, e.channel_ok & e.slot_ok.any(axis=2))
+
+
+@pytest.mark.parametrize(
+    ("variant_ok", "message"),
+    [
+        (np.ones((4, 2, 3), bool), r"variant_ok must have shape \(4, 2, 2\)"),
+        (np.ones((4, 2), bool), r"variant_ok must have shape \(4, 2, 2\)"),
+    ],
+)
+def test_bad_variant_masks(variant_ok: np.ndarray, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        _eligibility(variant_ok=variant_ok)
+
+
+@pytest.mark.parametrize(
+    ("variant_ok", "message"),
+    [
+        (
+            np.ones((3, 2, 2), bool),
+            r"variant_ok must be a boolean array of shape \(n=4, n_channels=2",
+        ),
+        (np.ones((4, 2, 2), np.int64), r"variant_ok must be a boolean array .* int64"),
+        ([[[True]]], r"variant_ok must be a boolean array .* list"),
+    ],
+)
+def test_an_eligibility_refuses_a_variant_mask_of_another_shape(
+    variant_ok: Any, message: str
+) -> None:
+    e = _eligibility()
+    with pytest.raises(PolicyError, match=message):
+        Eligibility(e.channel_ok, e.slot_ok, e.reasons, variant_ok)
+    wrong_variants = Eligibility(e.channel_ok, e.slot_ok, e.reasons, np.ones((4, 2, 5), bool))
+    with pytest.raises(PolicyError, match=r"eligibility.variant_ok must have shape .* \(4, 2, 2\)"):
+        wrong_variants.resolve(ACTIONS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from tummler.decide._plan import (
     _monte_carlo,
     _monte_carlo_gaussian,
     _PartDraw,
+    _uniform_actions,
 )
 from tummler.decide._selection import best_per_channel, slot_penalty
 
@@ -867,3 +868,331 @@ def test_the_holdout_is_the_sorted_definition(
     held = draw_holdout(strata, n, share, np.random.default_rng(seed))
     expected = _holdout_by_sorting(strata, n, share, np.random.default_rng(seed))
     np.testing.assert_array_equal(held, expected)
+
+
+# ---- per-contact variant masks -------------------------------------------------------------------
+
+
+def _variant_mask(s: Scenario, seed: int, off: float = 0.4) -> np.ndarray:
+    """``(n, 4, 3)`` each contact's variants, each available one withheld with probability
+    ``off``; a few contacts lose every variant of a channel (e-mail's or Mastodon's)."""
+    rng = np.random.default_rng(seed)
+    n = s.x.shape[0]
+    ok = rng.random((n, 4, s.actions.n_variants)) >= off
+    ok[rng.random(n) < 0.1, 0] = False
+    ok[rng.random(n) < 0.1, 2] = False
+    return ok
+
+
+def _masked(s: Scenario, ok: np.ndarray | None) -> Scenario:
+    return replace(s, eligibility=replace(s.eligibility, variant_ok=ok))
+
+
+def _same_plan(a: Plan, b: Plan, rows: np.ndarray | slice = slice(None)) -> None:
+    np.testing.assert_array_equal(a.action[rows], b.action[rows])
+    np.testing.assert_array_equal(a.propensity[rows], b.propensity[rows])
+    np.testing.assert_array_equal(a.expected_value[rows], b.expected_value[rows])
+    np.testing.assert_array_equal(a.explored[rows], b.explored[rows])
+    np.testing.assert_array_equal(a.holdout, b.holdout)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(sorted(POLICIES)),
+    budget=st.integers(1, 3),
+    critical=st.booleans(),
+    threshold=st.sampled_from([-1.0, 0.0, 0.3]),
+    capped=st.booleans(),
+    chunk=st.sampled_from([7, 50, 1000]),
+)
+def test_a_masked_variant_is_never_chosen(
+    seed: int, kind: str, budget: int, critical: bool, threshold: float, capped: bool, chunk: int
+) -> None:
+    """On every policy and path (fused and general draws, exploration, caps), a lever's variant is
+    one the contact may get, and its propensity is in (0, 1]."""
+    s = scenario(seed)
+    ok = _variant_mask(s, seed)
+    masked = _masked(s, ok)
+    policy = trained_policy(kind, s, seed)
+    rules = SelectionRules(
+        cost=np.array([0.0, 0.05, 0.0, 0.01]),
+        threshold=threshold,
+        lever_budget=budget,
+        critical=critical,
+        channel_caps=np.array([20.0, np.inf, 15.0, np.inf]) if capped else None,
+    )
+    p = plan(s.x, s.actions, policy, masked.eligibility, rules, rng=seed, draws=8, chunk_size=chunk)
+    assert_valid(p, masked, rules)  # the dense mask includes the variant mask
+    rows, levers = np.nonzero(p.action >= 0)
+    a = p.action[rows, levers]
+    assert ok[rows, s.actions.channel[a], s.actions.variant[a]].all()
+    if capped:
+        # exploration's sends count against a cap but are not capped (see the module docstring)
+        explored = np.zeros(4, np.int64)
+        first = p.action[p.explored, 0]
+        np.add.at(explored, s.actions.channel[first[first >= 0]], 1)
+        sends = p.sends_per_channel(s.actions)
+        assert sends[0] <= max(20, explored[0])
+        assert sends[2] <= max(15, explored[2])
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["epsilon_greedy", "uniform_random", "best_channel_per_segment", "send_every_eligible_channel"],
+)
+def test_exact_propensities_under_a_variant_mask_are_the_policy_distribution(kind: str) -> None:
+    """The planner's exact propensity is the policy's distribution over the masked actions, which
+    sums to 1 over each contact's allowed actions and *no send* and is 0 on every other action."""
+    s = scenario(21, n=300)
+    masked = _masked(s, _variant_mask(s, 21))
+    policy = trained_policy(kind, s)
+    rules = SelectionRules(cost=np.array([0.0, 0.05, 0.0, 0.0]), threshold=0.2)
+    p = plan(s.x, s.actions, policy, masked.eligibility, rules, rng=1)
+    mask = masked.eligibility.mask(s.actions)
+    dist = policy.action_distribution(s.x, s.actions, mask, cost=rules.cost, threshold=0.2)
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0)
+    assert (dist[:, :-1][~mask] == 0).all()
+    chosen = np.where(p.action[:, 0] >= 0, p.action[:, 0], s.actions.k)
+    np.testing.assert_allclose(p.propensity[:, 0], dist[np.arange(300), chosen], rtol=1e-6)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("resolved", [True, False])
+def test_monte_carlo_shares_under_a_variant_mask_sum_to_one_over_the_allowed_actions(
+    thompson: str, fused: bool, resolved: bool
+) -> None:
+    """Every replicate picks exactly one outcome per contact, never a masked variant: the shares
+    of all outcomes sum to 1 and a masked action's share is 0 — on the general and fused paths,
+    also when the mask was not folded into the channels first (as ``plan`` does)."""
+    s = scenario(22, n=200, quiet=None)
+    masked = _masked(s, _variant_mask(s, 22)).eligibility
+    if resolved:
+        masked = masked.resolve(s.actions)
+    policy = trained_policy(thompson, s)
+    gaussian = policy._gaussian(s.x, s.actions)
+    if fused and gaussian is None:
+        pytest.skip(f"{thompson} draws with a full covariance: no fused path")
+    # a threshold every channel clears: a channel left with no variant must be out by itself
+    rules = SelectionRules(threshold=-1.0, cost=np.array([0.0, 0.05, 0.0, 0.0]))
+    common: dict[str, Any] = {
+        "cost": rules.channel_cost(4),
+        "prices": np.array([0.0, 0.0, 0.02, 0.0]),
+        "rules": rules,
+        "max_levers": 1,
+        "draws": 16,
+    }
+    noise = [_noise(policy, s.actions, 200, r) for r in range(16)]
+    mask = masked.mask(s.actions)
+    total = np.zeros(200)
+    for a in [*np.flatnonzero(s.actions.available), -1]:
+        chosen = np.full((200, 1), a)
+        if fused:
+            assert gaussian is not None
+            share = _monte_carlo_gaussian(
+                gaussian, slice(0, 200), noise.__getitem__, s.actions, masked, chosen, **common
+            )[:, 0]
+        else:
+            share = _monte_carlo(
+                policy._sampler(s.x, s.actions),
+                lambda r: np.ascontiguousarray(noise[r].T),
+                s.actions,
+                masked,
+                chosen,
+                **common,
+            )[:, 0]
+        if a >= 0:
+            assert (share[~mask[:, a]] == 0).all()
+        total += share
+    np.testing.assert_allclose(total, 1.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 1000), identity=st.booleans())
+def test_the_fused_best_per_channel_honours_the_variant_mask(seed: int, identity: bool) -> None:
+    s = scenario(seed, n=200)
+    ok = _variant_mask(s, seed)
+    eligibility = _masked(s, ok).eligibility
+    policy = trained_policy("epsilon_greedy" if identity else "logistic_thompson", s, seed)
+    cost = np.array([0.0, 0.05, 0.0, 0.01], np.float32)
+    gaussian = policy._gaussian(s.x, s.actions)
+    assert gaussian is not None
+    penalty = slot_penalty(eligibility)
+    net_t, best_t = _best_per_channel_t(
+        gaussian.mean, gaussian.link, penalty, eligibility, s.actions, cost
+    )
+    net, best = best_per_channel(
+        policy._sampler(s.x, s.actions)(None), eligibility, s.actions, cost
+    )
+    np.testing.assert_array_equal(np.isfinite(net_t), np.isfinite(net))
+    finite = np.isfinite(net)
+    # a channel with no variant left is out, like one without consent
+    assert not finite[~ok.any(axis=2)].any()
+    rows, channels = np.nonzero(finite)
+    for chosen in (best, best_t):
+        a = chosen[rows, channels]
+        assert ok[rows, channels, s.actions.variant[a]].all()
+    np.testing.assert_allclose(net_t[finite], net[finite], rtol=1e-5, atol=1e-6)
+
+
+def test_an_all_true_variant_mask_changes_nothing() -> None:
+    """``variant_ok=None`` and a mask that allows every variant give the same plan on every policy,
+    and every masked code path, fed such a mask directly, computes what the unmasked one does."""
+    s = scenario(23, n=300)
+    everything = np.ones((300, 4, s.actions.n_variants), bool)
+    rules = SelectionRules(threshold=0.3, lever_budget=2, cost=np.array([0.0, 0.05, 0.0, 0.0]))
+    for kind in sorted(POLICIES):
+        policy = trained_policy(kind, s)
+        run: dict[str, Any] = {"rng": 4, "draws": 8, "holdout_share": 0.1}
+        _same_plan(
+            plan(s.x, s.actions, policy, s.eligibility, rules, **run),
+            plan(s.x, s.actions, policy, _masked(s, everything).eligibility, rules, **run),
+        )
+    # The masked code paths themselves (plan drops a mask that removes nothing, so call them).
+    plain, full = s.eligibility, _masked(s, everything).eligibility
+    assert full.variant_ok is not None
+    np.testing.assert_array_equal(plain.n_eligible(s.actions), full.n_eligible(s.actions))
+    np.testing.assert_array_equal(plain.mask(s.actions), full.mask(s.actions))
+    rows = np.arange(0, 300, 2)
+    n_eligible = plain.n_eligible(s.actions)[rows]
+    np.testing.assert_array_equal(
+        _uniform_actions(plain, s.actions, rows, n_eligible, np.random.default_rng(0)),
+        _uniform_actions(full, s.actions, rows, n_eligible, np.random.default_rng(0)),
+    )
+    policy = trained_policy("logistic_thompson", s)
+    cost = rules.channel_cost(4)
+    point = policy._sampler(s.x, s.actions)(None)
+    for left, right in zip(
+        best_per_channel(point, plain, s.actions, cost),
+        best_per_channel(point, full, s.actions, cost),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(left, right)
+    gaussian = policy._gaussian(s.x, s.actions)
+    assert gaussian is not None
+    for left, right in zip(
+        _best_per_channel_t(
+            gaussian.mean, gaussian.link, slot_penalty(plain), plain, s.actions, cost
+        ),
+        _best_per_channel_t(
+            gaussian.mean, gaussian.link, slot_penalty(full), full, s.actions, cost
+        ),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(left, right)
+    noise = [_noise(policy, s.actions, 300, r) for r in range(6)]
+    chosen = np.random.default_rng(1).integers(-1, s.actions.k, (300, 2))
+    common: dict[str, Any] = {
+        "cost": cost,
+        "prices": np.array([0.0, 0.03, 0.0, 0.0]),
+        "rules": rules,
+        "max_levers": 2,
+        "draws": 6,
+    }
+    generic = policy._sampler(s.x, s.actions)
+    fused = [
+        _monte_carlo_gaussian(
+            gaussian, slice(0, 300), noise.__getitem__, s.actions, e, chosen, **common
+        )
+        for e in (plain, full)
+    ]
+    np.testing.assert_array_equal(fused[0], fused[1])
+    general = [
+        _monte_carlo(
+            generic, lambda r: np.ascontiguousarray(noise[r].T), s.actions, e, chosen, **common
+        )
+        for e in (plain, full)
+    ]
+    np.testing.assert_array_equal(general[0], general[1])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(sorted(POLICIES)),
+    contact=st.integers(0, 149),
+    budget=st.integers(1, 2),
+)
+def test_a_contacts_variant_mask_moves_no_one_elses_decision(
+    seed: int, kind: str, contact: int, budget: int
+) -> None:
+    """Withholding variants from one contact changes nothing for the others (no caps: a binding
+    cap is shared, so it would rightly move them)."""
+    s = scenario(seed, n=150)
+    policy = trained_policy(kind, s, seed)
+    rng = np.random.default_rng(seed)
+    ok = np.ones((150, 4, s.actions.n_variants), bool)
+    ok[contact] = rng.random((4, s.actions.n_variants)) < 0.5
+    reachable = s.eligibility.channel_ok[contact] & s.eligibility.slot_ok[contact].any(axis=1)
+    if (
+        reachable.any()
+        and not (ok[contact] & s.actions.variant_available).any(axis=1)[reachable].any()
+    ):
+        # keep the contact eligible: one that drops out draws no normals, which shifts the
+        # Thompson draws of the contacts after it in its noise block (as losing consent does)
+        ok[contact, np.flatnonzero(reachable)[0], 0] = True
+    rules = SelectionRules(threshold=0.2, lever_budget=budget, cost=np.array([0, 0.05, 0, 0]))
+    run: dict[str, Any] = {"rng": seed, "draws": 8, "holdout_share": 0.2, "chunk_size": 64}
+    before = plan(s.x, s.actions, policy, s.eligibility, rules, **run)
+    after = plan(s.x, s.actions, policy, _masked(s, ok).eligibility, rules, **run)
+    others = np.arange(150) != contact
+    _same_plan(before, after, others)
+    levers = after.action[contact]
+    a = levers[levers >= 0]
+    assert ok[contact, s.actions.channel[a], s.actions.variant[a]].all()
+
+
+@pytest.mark.parametrize("kind", sorted(POLICIES))
+def test_withholding_every_variant_of_a_channel_is_withholding_the_channel(kind: str) -> None:
+    s = scenario(24, n=200)
+    rng = np.random.default_rng(24)
+    ok = np.ones((200, 4, s.actions.n_variants), bool)
+    gone = rng.random((200, 4)) < 0.3
+    ok[gone] = False
+    ok[:, 0, 1] &= rng.random(200) < 0.5  # a variant off too: the mask stays in use
+    resolved = _masked(s, ok).eligibility.resolve(s.actions)
+    np.testing.assert_array_equal(resolved.channel_ok, s.eligibility.channel_ok & ~gone)
+    without = Eligibility(
+        s.eligibility.channel_ok & ~gone, s.eligibility.slot_ok, s.eligibility.reasons, ok
+    )
+    policy = trained_policy(kind, s)
+    rules = SelectionRules(threshold=0.1, lever_budget=2)
+    run: dict[str, Any] = {"rng": 2, "draws": 8, "holdout_share": 0.1}
+    _same_plan(
+        plan(s.x, s.actions, policy, _masked(s, ok).eligibility, rules, **run),
+        plan(s.x, s.actions, policy, without, rules, **run),
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(POLICIES))
+def test_one_mask_for_everyone_is_an_action_set_without_those_variants(kind: str) -> None:
+    """Known answer: withholding the same variants from every contact plans exactly as an action
+    set in which those variants do not exist (the features, hence the policy, unchanged)."""
+    s = scenario(25, n=200)
+    pattern = s.actions.variant_available.copy()
+    pattern[0, 0] = pattern[2, 1] = False  # e-mail A and Mastodon B
+    fewer = replace(s.actions, variant_available=pattern)
+    ok = np.broadcast_to(pattern[None], (200, *pattern.shape)).copy()
+    policy = trained_policy(kind, s)
+    rules = SelectionRules(threshold=0.2, lever_budget=2, channel_caps=np.array([30, 5, 40, 9]))
+    run: dict[str, Any] = {"rng": 6, "draws": 8, "holdout_share": 0.1}
+    masked = plan(s.x, s.actions, policy, _masked(s, ok).eligibility, rules, **run)
+    _same_plan(masked, plan(s.x, fewer, policy, s.eligibility, rules, **run))
+    sent = masked.action[masked.action >= 0]
+    assert not ((s.actions.channel[sent] == 0) & (s.actions.variant[sent] == 0)).any()
+
+
+BAD_MASKS = [
+    ("wrong variants", lambda s: np.ones((120, 4, 2), bool), r"variant_ok must have shape"),
+    ("wrong contacts", lambda s: np.ones((119, 4, 3), bool), r"variant_ok must be a boolean"),
+    ("not boolean", lambda s: np.ones((120, 4, 3), np.int8), r"variant_ok must be a boolean"),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "message"), BAD_MASKS, ids=[b[0] for b in BAD_MASKS])
+def test_bad_variant_masks(case: str, make: Callable[[Scenario], Any], message: str) -> None:
+    s = scenario(0)
+    policy = trained_policy("epsilon_greedy", s)
+    with pytest.raises(PolicyError, match=message):
+        eligibility = replace(s.eligibility, variant_ok=make(s))
+        plan(s.x, s.actions, policy, eligibility, SelectionRules(), rng=0)

@@ -294,11 +294,15 @@ def test_a_campaign_cap_leaves_out_what_its_kept_decisions_spent(
     assert second.sends_per_channel["sms"] <= 10 - kept
 
 
-def test_contacts_planned_in_the_second_round_get_only_what_the_cap_left(
+def test_contacts_who_may_get_only_some_variants_compete_for_a_capped_channel_on_equal_terms(
     engine: Engine, workspace: Path
 ) -> None:
     """A second SMS variant without the name: phone-only contacts without a first name may get
-    SMS ``b`` only, so they are planned after the others, within the SMS the cap has left."""
+    SMS ``b`` only. They are planned with everyone else, in one pass, so a binding SMS cap goes to
+    the contacts SMS is worth most for, whichever variants they may get.
+
+    (Until the variant mask was part of the engine's eligibility, such contacts were planned in a
+    second round, within what the cap had left after everyone else.)"""
     path = workspace / "campaigns" / f"{REORDER}.yaml"
     text = path.read_text(encoding="utf-8").replace(
         "holdout_share: 0.1\n",
@@ -311,17 +315,33 @@ def test_contacts_planned_in_the_second_round_get_only_what_the_cap_left(
     with session_scope(engine) as session:
         for contact in session.scalars(select(Contact).where(Contact.id.in_(nameless))):
             contact.attributes = {"lifetime_value": 1.0}
+    _sure_policy(engine, _plan(engine, workspace).policy_version_id)
     free = _plan(engine, workspace)
     assert free.variant_gaps == {"sms/a needs first_name": 10}
-    rows = _rows(engine)
-    assert nameless & _sms(rows), "without a cap, the nameless contacts get SMS b"
-    allowed = 12
+    free_rows = _rows(engine)
+    free_sms = _sms(free_rows)
+    assert nameless & free_sms, "without a cap, the nameless contacts get SMS b"
+    # A cap that binds even without the nameless contacts' SMS: planned after the others, as they
+    # once were, they would get none; on equal terms, those SMS is worth most for keep it.
+    allowed = free.sends_per_channel["sms"] - len(nameless & free_sms) - 3
     _cap_campaign(workspace, allowed * SMS_COST)
     capped = _plan(engine, workspace)
-    assert capped.sends_per_channel["sms"] <= allowed
+    assert capped.sends_per_channel["sms"] == allowed
     assert capped.spend_per_channel["sms"] <= allowed * SMS_COST + 1e-9
-    assert any("planned after the others" in note for note in capped.notes)
+    assert not any("planned after" in note for note in capped.notes)
     rows = _rows(engine)
+    sms = _sms(rows)
     for k in nameless:
         (row,) = rows[k]
         assert row.reasons["variants_unavailable"] == {"sms/a": "first_name"}
+    # equal terms: a phone-only contact's gain from SMS is its value, named or not; everyone who
+    # kept SMS is worth at least the shadow price, everyone who lost it at most that
+    (budget,) = capped.budgets
+    sms_only = {ids[f"s{i}"] for i in range(SMS_ONLY)}
+    value = {k: max(r.expected_value for r in free_rows[k]) for k in free_sms}
+    kept = [value[k] for k in sms & sms_only]
+    dropped = [value[k] for k in (free_sms - sms) & sms_only]
+    assert kept
+    assert dropped
+    assert min(kept) >= budget.shadow_price - 1e-4 >= max(dropped) - 2e-4
+    assert nameless & sms, "nameless contacts worth SMS more than named ones keep it"

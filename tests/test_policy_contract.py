@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 from tummler.core.errors import PolicyError
-from tummler.decide import POLICIES, ActionSet, Policy, build_action_set, policy_from_dict
+from tummler.decide import (
+    POLICIES,
+    ActionSet,
+    Policy,
+    SelectionRules,
+    build_action_set,
+    compute_eligibility,
+    plan,
+    policy_from_dict,
+)
 
 D_X = 5
 N = 60
@@ -281,3 +290,34 @@ def test_stochastic_policies_draw_independently_per_contact(trained: Policy) -> 
     assert np.unique(drawn, axis=0).shape[0] == N
     assert np.unique(drawn.argmax(axis=1)).size > 1
     np.testing.assert_allclose(drawn.mean(axis=0), point[0], atol=4 * drawn.std(axis=0).max())
+
+
+def test_plans_honour_a_per_contact_variant_mask(trained: Policy) -> None:
+    """A variant withheld from a contact (its template needs a field the contact lacks) is never
+    that contact's lever, whatever the policy, and each lever's propensity is the policy's
+    probability of it among the actions the contact may get."""
+    actions = _actions()
+    x = _contexts(4)
+    rng = np.random.default_rng(4)
+    variant_ok = rng.random((N, actions.n_channels, actions.n_variants)) < 0.6
+    variant_ok[:10, 0] = False  # no e-mail variant: no e-mail
+    eligibility = compute_eligibility(
+        actions,
+        has_identity=np.ones((N, 3), bool),
+        consent=rng.random((N, 3)) < 0.9,
+        variant_ok=variant_ok,
+    )
+    result = plan(x, actions, trained, eligibility, SelectionRules(), rng=0, draws=64)
+    rows, levers = np.nonzero(result.action >= 0)
+    chosen = result.action[rows, levers]
+    assert variant_ok[rows, actions.channel[chosen], actions.variant[chosen]].all()
+    assert not (actions.channel[result.action[:10, 0]] == 0).any()
+    dist = trained.action_distribution(
+        x, actions, eligibility.mask(actions), draws=256, rng=np.random.default_rng(1)
+    )
+    first = np.where(result.action[:, 0] >= 0, result.action[:, 0], actions.k)
+    expected = dist[np.arange(N), first]
+    if trained.stochastic:  # Monte Carlo on both sides: 64 and 256 draws
+        assert np.abs(result.propensity[:, 0] - np.maximum(expected, 1 / 128)).max() < 0.3
+    else:
+        np.testing.assert_allclose(result.propensity[:, 0], expected, rtol=1e-6)

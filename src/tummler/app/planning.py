@@ -17,11 +17,10 @@
    may get it (one render per variant and *field shape* of contacts: which attributes they have,
    of which types). A variant that needs a field a contact lacks is not that contact's to get
    (the decision says "variant email/b needs first_name"; a channel none of whose variants renders
-   is removed for the contact); the other variants and contacts plan normally (contacts who may
-   get only some of a channel's variants are planned in a second round, see :func:`_decide`).
-   Only a template
-   that cannot render for anyone — a syntax error, an unknown filter — refuses the plan, with a
-   :class:`~tummler.core.errors.StrategyError` naming the campaign file and line;
+   is removed for the contact); the other variants and contacts plan normally, in the same pass
+   (the variants each contact may get are part of the eligibility mask, see :func:`_decide`).
+   Only a template that cannot render for anyone — a syntax error, an unknown filter — refuses
+   the plan, with a :class:`~tummler.core.errors.StrategyError` naming the campaign file and line;
 5. write one ``decisions`` row per lever — *no send* and holdout rows too — with its propensity, the
    policy version, and its reasons: the rules that removed levers, the runner-up and the largest
    feature contributions, so that :func:`explain_decision` needs nothing but the row.
@@ -1378,10 +1377,6 @@ def _channels_of(action: npt.NDArray[np.int64], actions: ActionSet) -> npt.NDArr
 
 # ---------------------------------------------------------------------------------------- deciding
 
-#: The first spawn key of the streams that plan contacts in the second round (their own streams,
-#: apart from every stream :func:`tummler.decide.plan` draws from the same seed).
-_SECOND_ROUND_KEY = 7919
-
 
 @dataclass(frozen=True, eq=False)
 class _Decided:
@@ -1393,7 +1388,6 @@ class _Decided:
     lacking: npt.NDArray[np.bool_]  # (n, n_ch, n_var) a variant the contact may not get: a field
     blocked: npt.NDArray[np.bool_]  # (n, n_ch) the channel was reachable but no variant renders
     lost: npt.NDArray[np.bool_]  # (n, n_ch) the contact would have got it without the spend caps
-    second_round: int  # contacts planned in the second round
 
 
 def _decide(
@@ -1410,19 +1404,12 @@ def _decide(
 ) -> _Decided:
     """Decide every contact's levers, with per-contact variants and channel spend caps.
 
-    The decision engine's eligibility is per contact, channel and slot; a variant that some contacts
-    cannot get (their templates need a field they lack) is handled here, in two rounds:
-
-    1. every contact is planned at once — caps priced over all of them, the holdout drawn over all —
-       except that a channel none of whose variants renders for a contact is not eligible for it,
-       and contacts for whom only *some* of a channel's variants render get no lever in this round;
-    2. those contacts (not held out) are planned next, grouped by the variants they may get, each
-       group with its own action set (the others' variants switched off), the first round's
-       channel prices added to the channels' costs, and what the caps have left.
-
-    Their propensities are those of the second round, which is how they were decided. When a cap
-    binds, the same plan without caps (same seed, so the same holdout and posterior draws) says
-    which contacts lost a channel to it.
+    A variant that some contacts cannot get (their template needs a field they lack) is part of
+    the eligibility (``variant_ok``): the engine never picks it for them, a channel none of whose
+    variants renders is not eligible for them, and everyone is planned in one pass — the holdout
+    drawn and the caps priced over all contacts alike. When a cap binds, the same plan without
+    caps (same seed, so the same holdout and posterior draws) says which contacts lost a channel
+    to it.
     """
     actions = setup.actions
     available = actions.variant_available[None]
@@ -1430,19 +1417,17 @@ def _decide(
     reachable = eligibility.channel_ok & eligibility.slot_ok.any(axis=2)
     lacking = available & ~variant_ok & reachable[:, :, None]
     blocked = reachable & ~variant_ok.any(axis=2)
-    partial: npt.NDArray[np.bool_] = np.asarray((lacking.any(axis=2) & ~blocked).any(axis=1))
-    channel_ok = eligibility.channel_ok & ~blocked
-    first = Eligibility(channel_ok & ~partial[:, None], eligibility.slot_ok, eligibility.reasons)
+    masked = replace(eligibility, variant_ok=variant_ok)
     options: dict[str, Any] = {"strata": stage, "holdout_share": setup.holdout_share}
-    result = plan(x, actions, policy, first, rules, rng=make_rng(seed), draws=draws, **options)
-    lost = np.zeros(channel_ok.shape, bool)
+    result = plan(x, actions, policy, masked, rules, rng=make_rng(seed), draws=draws, **options)
+    lost = np.zeros(eligibility.channel_ok.shape, bool)
     prices = result.channel_price
     if prices.any():
         free = plan(
             x,
             actions,
             policy,
-            first,
+            masked,
             replace(rules, channel_caps=None),
             rng=make_rng(seed),
             draws=1,  # only the decisions are compared; they do not depend on draws
@@ -1453,53 +1438,7 @@ def _decide(
             & ~_channels_of(result.action, actions)
             & (prices > 0)[None, :]
         )
-    rows = np.flatnonzero(partial & ~result.holdout)
-    if rows.size == 0:
-        return _Decided(result, variant_ok, lacking, blocked, lost, 0)
-    action = result.action.copy()
-    propensity = result.propensity.copy()
-    expected = result.expected_value.copy()
-    explored = result.explored.copy()
-    n_ch = actions.n_channels
-    caps = rules.caps(n_ch)
-    used = result.sends_per_channel(actions).astype(np.float64)
-    cost = rules.channel_cost(n_ch).astype(np.float64) + prices
-    patterns, group = np.unique(
-        variant_ok[rows].reshape(rows.size, -1), axis=0, return_inverse=True
-    )
-    for g, pattern in enumerate(patterns):
-        members = rows[group.reshape(-1) == g]
-        group_actions = replace(actions, variant_available=pattern.reshape(n_ch, -1))
-        group_rules = replace(
-            rules,
-            cost=cost,
-            channel_caps=None if caps is None else np.maximum(caps - used, 0.0),
-        )
-        stream = np.random.SeedSequence(seed, spawn_key=(_SECOND_ROUND_KEY, g))
-        sub = plan(
-            x[members],
-            group_actions,
-            policy,
-            Eligibility(
-                channel_ok[members], eligibility.slot_ok[members], eligibility.reasons[members]
-            ),
-            group_rules,
-            rng=np.random.Generator(np.random.PCG64(stream)),
-            holdout_share=0.0,
-            draws=draws,
-        )
-        sent = sub.action >= 0
-        # the expected value is reward minus the channel's cost, not minus its price
-        price = np.where(sent, prices[actions.channel[np.maximum(sub.action, 0)]], 0.0)
-        action[members] = sub.action
-        propensity[members] = sub.propensity
-        expected[members] = sub.expected_value + price.astype(np.float32)
-        explored[members] = sub.explored
-        used += sub.sends_per_channel(actions)
-    merged = replace(
-        result, action=action, propensity=propensity, expected_value=expected, explored=explored
-    )
-    return _Decided(merged, variant_ok, lacking, blocked, lost, int(rows.size))
+    return _Decided(result, variant_ok, lacking, blocked, lost)
 
 
 # ------------------------------------------------------------------------------------------ service
@@ -1735,11 +1674,6 @@ def plan_campaign(
     gaps = _variant_gaps(setup, decided, shape, access)
     for gap, count in gaps.items():
         notes.append(f"variant {gap}: {count} contact(s) lack it and were not given that variant")
-    if decided.second_round:
-        notes.append(
-            f"{decided.second_round} contact(s) who may get only some variants were planned after "
-            "the others, within what the spend caps left"
-        )
     decisions = int(np.maximum(result.n_levers, 1).sum())
 
     policy_version_id = choice.row_id

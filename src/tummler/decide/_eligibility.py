@@ -1,15 +1,18 @@
 """Which levers may be pulled for whom: the eligibility mask, with the reason each lever was removed.
 
 The mask is kept factored, like the action set: a per-(contact, channel) part (identity, consent,
-stage, fatigue, frequency caps, channel norms) and a per-(contact, channel, slot) part (quiet hours,
-campaign window). ``mask()`` gives the dense ``(n, k)`` view for anything that wants it.
+stage, fatigue, frequency caps, channel norms), a per-(contact, channel, slot) part (quiet hours,
+campaign window) and, optionally, a per-(contact, channel, variant) part (a variant whose template
+needs a field the contact lacks). ``mask()`` gives the dense ``(n, k)`` view for anything that wants
+it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntFlag
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ __all__ = [
 ]
 
 BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float32]
 
 
 class Reason(IntFlag):
@@ -113,11 +117,35 @@ class Eligibility:
     reasons
         ``(n, n_channels)`` uint8 :class:`Reason` bits of every rule that removed at least one lever
         of that channel.
+    variant_ok
+        ``(n, n_channels, n_variants)`` the variant may be sent to the contact (e.g. its template
+        renders with the contact's fields); ``None``: every variant the action set has. A channel
+        none of whose variants the contact may get is not eligible for it (:meth:`resolve` and
+        :func:`~tummler.decide.plan` fold that into ``channel_ok``). Kept apart from the other
+        factors so that the common case, no such mask, costs nothing.
     """
 
     channel_ok: BoolArray
     slot_ok: BoolArray
     reasons: npt.NDArray[np.uint8]
+    variant_ok: BoolArray | None = None
+
+    def __post_init__(self) -> None:
+        variant_ok = self.variant_ok
+        if variant_ok is None:
+            return
+        if (
+            not isinstance(variant_ok, np.ndarray)
+            or variant_ok.dtype != np.bool_
+            or variant_ok.ndim != 3
+            or variant_ok.shape[:2] != self.channel_ok.shape
+        ):
+            shape = getattr(variant_ok, "shape", None)
+            raise PolicyError(
+                f"variant_ok must be a boolean array of shape (n={self.channel_ok.shape[0]}, "
+                f"n_channels={self.channel_ok.shape[1]}, n_variants), got "
+                f"{getattr(variant_ok, 'dtype', type(variant_ok).__name__)} of shape {shape}"
+            )
 
     @property
     def n(self) -> int:
@@ -126,20 +154,79 @@ class Eligibility:
     def rows(self, start: int, stop: int) -> Eligibility:
         """The eligibility of contacts ``start:stop`` (views, no copy)."""
         return Eligibility(
-            self.channel_ok[start:stop], self.slot_ok[start:stop], self.reasons[start:stop]
+            self.channel_ok[start:stop],
+            self.slot_ok[start:stop],
+            self.reasons[start:stop],
+            None if self.variant_ok is None else self.variant_ok[start:stop],
         )
+
+    def take(self, index: npt.NDArray[np.intp]) -> Eligibility:
+        """The eligibility of contacts ``index`` (copies)."""
+        return Eligibility(
+            self.channel_ok[index],
+            self.slot_ok[index],
+            self.reasons[index],
+            None if self.variant_ok is None else self.variant_ok[index],
+        )
+
+    def resolve(self, actions: ActionSet) -> Eligibility:
+        """This eligibility with its variant mask checked against ``actions`` and folded in.
+
+        A channel none of whose variants the contact may get loses the channel (``channel_ok``
+        becomes False: planning then neither scores nor draws for a contact left with no channel),
+        and a mask that removes no variant the action set has is dropped, so that planning takes
+        the unmasked path. Without a mask, ``self``.
+
+        Raises
+        ------
+        PolicyError
+            When ``variant_ok`` is not ``(n, n_channels, n_variants)`` for ``actions``.
+        """
+        if self.variant_ok is None:
+            return self
+        expected = (self.n, actions.n_channels, actions.n_variants)
+        if self.variant_ok.shape != expected:
+            raise PolicyError(
+                f"eligibility.variant_ok must have shape (n, n_channels, n_variants) = {expected} "
+                f"for this action set, got {self.variant_ok.shape}"
+            )
+        available = actions.variant_available[None]
+        if (self.variant_ok | ~available).all():
+            return replace(self, variant_ok=None)
+        ok = self.variant_ok & available
+        channel_ok = self.channel_ok & ok.any(axis=2)
+        return Eligibility(channel_ok, self.slot_ok, self.reasons, ok)
+
+    @cached_property
+    def variant_penalty(self) -> FloatArray | None:
+        """``(n, n_channels, n_variants)``: 0 where the variant may be sent, ``-inf`` elsewhere;
+        ``None`` without a variant mask. Added to the variant scores, it keeps a masked variant
+        from ever being a channel's best."""
+        if self.variant_ok is None:
+            return None
+        return np.where(self.variant_ok, np.float32(0.0), np.float32(-np.inf))
 
     def mask(self, actions: ActionSet) -> BoolArray:
         """The dense ``(n, k)`` mask: True where the action may be pulled."""
         ok = self.slot_ok & self.channel_ok[:, :, None]
         dense = ok[:, :, :, None] & actions.variant_available[None, :, None, :]
+        if self.variant_ok is not None:
+            dense &= self.variant_ok[:, :, None, :]
         return dense.reshape(self.n, actions.k)
+
+    def variants_per_channel(self, actions: ActionSet) -> npt.NDArray[np.int64]:
+        """``(n, n_channels)`` how many of each channel's variants each contact may get."""
+        if self.variant_ok is None:
+            per_channel = actions.variant_available.sum(axis=1).astype(np.int64)
+            return np.broadcast_to(per_channel[None, :], self.channel_ok.shape)
+        ok = self.variant_ok & actions.variant_available[None]
+        return np.asarray(ok.sum(axis=2), dtype=np.int64)
 
     def n_eligible(self, actions: ActionSet) -> npt.NDArray[np.int64]:
         """``(n,)`` how many actions each contact may get (without counting *no send*)."""
         slots = _count_true(self.slot_ok).astype(np.int64)  # (n, n_channels)
         slots *= self.channel_ok
-        slots *= actions.variant_available.sum(axis=1)[None, :]
+        slots *= self.variants_per_channel(actions)
         return np.asarray(slots.sum(axis=1), dtype=np.int64)
 
 
@@ -199,6 +286,7 @@ def compute_eligibility(
     sends_in_window: npt.ArrayLike | None = None,
     channel_sends: npt.ArrayLike | None = None,
     rules: EligibilityRules | None = None,
+    variant_ok: npt.ArrayLike | None = None,
 ) -> Eligibility:
     """Compute who may get which lever, from plain arrays the caller derived from the store.
 
@@ -220,6 +308,10 @@ def compute_eligibility(
         ``(n, n_channels)`` sends per channel in the frequency-cap window.
     rules
         The rules; default: none besides identity and consent.
+    variant_ok
+        ``(n, n_channels, n_variants)`` which variants each contact may get (e.g. those whose
+        templates render with the contact's fields); a channel with none loses the channel
+        (see :meth:`Eligibility.resolve`). ``None``: every variant.
 
     Returns
     -------
@@ -309,4 +401,11 @@ def compute_eligibility(
         slot_ok[...] = inside[:, None, :]
     else:
         slot_ok.fill(True)
-    return Eligibility(channel_ok=channel_ok, slot_ok=slot_ok, reasons=reasons)
+    variants = (
+        None
+        if variant_ok is None
+        else _as("variant_ok", variant_ok, (n, n_ch, actions.n_variants), bool)
+    )
+    return Eligibility(
+        channel_ok=channel_ok, slot_ok=slot_ok, reasons=reasons, variant_ok=variants
+    ).resolve(actions)

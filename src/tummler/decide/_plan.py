@@ -16,6 +16,12 @@
 Held-out contacts and contacts with no eligible channel decide *no send* whatever the scores: they
 are neither scored nor drawn for.
 
+A per-contact variant mask (``Eligibility.variant_ok``: a variant whose template needs a field the
+contact lacks) is one more additive penalty, on the variant scores, on every path — the fused and
+the general draw, the Monte Carlo replicates, the uniform share and its exact propensities — so
+every contact is planned in the same pass, caps priced over all alike. Without a mask (or with one
+that removes nothing) those paths are exactly the unmasked ones.
+
 Per-contact draws matter: with one draw shared by a chunk of contacts, a fresh prior sends a whole
 chunk to the same channel, exploration is correlated across contacts and logs from it make poor
 off-policy estimates. The normals behind the draws come from streams seeded per block of
@@ -160,7 +166,10 @@ def plan(
     policy
         Any registered policy.
     eligibility
-        Who may get which lever (:func:`~tummler.decide.compute_eligibility`).
+        Who may get which lever (:func:`~tummler.decide.compute_eligibility`), per contact down to
+        the variant when it has a ``variant_ok`` mask: a withheld variant is never a contact's
+        lever, in the decision, the exploration share or the propensities, and a channel none of
+        whose variants a contact may get is not eligible for it.
     rules
         Cost, relevance threshold, lever budget, urgency and channel caps.
     rng
@@ -200,6 +209,9 @@ def plan(
         raise PolicyError(
             f"eligibility.slot_ok must have shape (n, {actions.n_channels}, {actions.n_slots})"
         )
+    # A variant mask is checked against the action set, a channel none of whose variants the
+    # contact may get is folded into channel_ok, and a mask that removes nothing is dropped.
+    eligibility = eligibility.resolve(actions)
     if draws < 1:
         raise PolicyError(f"draws must be at least 1, got {draws}")
     if chunk_size < 1:
@@ -458,15 +470,7 @@ class _Part:
         if rows.size == stop - start:
             return _Part(slice(start, stop), x[start:stop], eligibility.rows(start, stop))
         index = rows + start
-        return _Part(
-            index,
-            x[index],
-            Eligibility(
-                eligibility.channel_ok[index],
-                eligibility.slot_ok[index],
-                eligibility.reasons[index],
-            ),
-        )
+        return _Part(index, x[index], eligibility.take(index))
 
 
 class _BlockNoise:
@@ -580,19 +584,27 @@ def _uniform_actions(
     if not send.any():
         return out
     r, j = rows[send], pick[send]
-    per_variant = actions.variant_available.sum(axis=1)
+    m = r.size
+    # (m, n_ch, n_var): the variants each contact may get
+    variant_ok = (
+        np.broadcast_to(actions.variant_available[None], (m, *actions.variant_available.shape))
+        if eligibility.variant_ok is None
+        else eligibility.variant_ok[r] & actions.variant_available[None]
+    )
+    per_variant = variant_ok.sum(axis=2)  # (m, n_ch)
     ok = eligibility.slot_ok[r] & eligibility.channel_ok[r][:, :, None]  # (m, n_ch, n_sl)
-    per_channel = ok.sum(axis=2) * per_variant[None, :]
+    per_channel = ok.sum(axis=2) * per_variant
     cum = np.cumsum(per_channel, axis=1)
     channel = (cum <= j[:, None]).sum(axis=1)
     within = j - np.where(
         channel > 0, np.take_along_axis(cum, np.maximum(channel - 1, 0)[:, None], axis=1)[:, 0], 0
     )
-    nv = per_variant[channel]
+    each = np.arange(m)
+    nv = per_variant[each, channel]
     slot_rank, variant_rank = within // nv, within % nv
-    slots_cum = np.cumsum(ok[np.arange(r.size), channel], axis=1)
+    slots_cum = np.cumsum(ok[each, channel], axis=1)
     slot = (slots_cum <= slot_rank[:, None]).sum(axis=1)
-    vars_cum = np.cumsum(actions.variant_available[channel], axis=1)
+    vars_cum = np.cumsum(variant_ok[each, channel], axis=1)
     variant = (vars_cum <= variant_rank[:, None]).sum(axis=1)
     out[send] = (channel * actions.n_slots + slot) * actions.n_variants + variant
     return out
@@ -682,6 +694,11 @@ def _monte_carlo(
     # A channel without an eligible slot is out whatever the draw.
     reachable = np.asarray(np.isfinite(penalty.penalty).any(axis=2))[:, penalty.group]
     invalid = ~(eligibility.channel_ok & reachable)
+    variant_pen = actions.variant_penalty[None]
+    if eligibility.variant_ok is not None and eligibility.variant_penalty is not None:
+        # variants some contacts may not get; a channel with none is out whatever the draw
+        variant_pen = variant_pen + eligibility.variant_penalty
+        invalid |= ~(eligibility.variant_ok & actions.variant_available[None]).any(axis=2)
     spread = None if n_groups == 1 else penalty.group
     slot_values = np.empty((m, n_groups, n_sl), np.float32)
     slot_max = np.empty((m, n_groups), np.float32)
@@ -696,7 +713,7 @@ def _monte_carlo(
         scores = sampler(noise(replicate))
         np.add(scores.slot[:, None, :], penalty.penalty, out=slot_values)
         np.max(slot_values, axis=2, out=slot_max)
-        np.add(scores.variant, actions.variant_penalty, out=variant_values)
+        np.add(scores.variant, variant_pen, out=variant_values)
         np.max(variant_values, axis=2, out=variant_max)
         np.add(scores.channel, slot_max if spread is None else slot_max[:, spread], out=linear)
         linear += variant_max
@@ -774,14 +791,21 @@ def _monte_carlo_gaussian(
     present = chosen >= 0
     none_chosen = ~present[:, 0]
     reachable = np.asarray(np.isfinite(pen).any(axis=1))[penalty.group]  # (n_ch, m)
+    usable = eligibility.channel_ok.T & reachable
+    if eligibility.variant_ok is not None:
+        usable &= (eligibility.variant_ok & actions.variant_available[None]).any(axis=2).T
     # 0 where the channel may be used, -inf where it is out whatever the draw
-    out_penalty = np.where(eligibility.channel_ok.T & reachable, np.float32(0), np.float32(-np.inf))
+    out_penalty = np.where(usable, np.float32(0), np.float32(-np.inf))
     # one lever and no channel prices: the selection is a running maximum over the channels
     single = max_levers == 1 and not prices.any()
     top = np.empty(m, np.float32)
     best = np.empty(m, np.int64)
     better = np.empty(m, bool)
     variant_pen = actions.variant_penalty.reshape(-1, 1)
+    if eligibility.variant_penalty is not None:  # variants some contacts may not get
+        variant_pen = np.ascontiguousarray(
+            (eligibility.variant_penalty + actions.variant_penalty[None]).reshape(m, -1).T
+        )
     padded = not np.isfinite(variant_pen).all()
     cost_t = cost[:, None]
 
@@ -956,6 +980,8 @@ def _best_per_channel_t(
     variants = (parts[n_ch + n_sl :] + actions.variant_penalty.reshape(-1, 1)).reshape(
         n_ch, n_var, m
     )
+    if eligibility.variant_penalty is not None:  # variants some contacts may not get
+        variants += eligibility.variant_penalty.transpose(1, 2, 0)
     variant_best = variants[:, 0].copy()
     variant_arg = np.zeros(variant_best.shape, np.int32)
     better = np.empty(variant_best.shape, bool)
@@ -965,6 +991,8 @@ def _best_per_channel_t(
         np.maximum(variant_best, variants[:, variant], out=variant_best)
     slot_of = slot_best[penalty.group]  # (n_ch, m)
     valid = np.isfinite(slot_of) & eligibility.channel_ok.T
+    if eligibility.variant_ok is not None:
+        valid &= np.isfinite(variant_best)
     linear = parts[:n_ch] + np.where(valid, slot_of, np.float32(0.0)) + variant_best
     net = np.asarray(_link(link, linear), dtype=np.float32) - cost[:, None]
     net[~valid] = -np.inf

@@ -157,7 +157,8 @@ def best_per_channel(
     """Each channel's best eligible (slot, variant) and its net value.
 
     Because scores are additive over the factors (and the link is monotone), the best action of a
-    channel is its best eligible slot combined with its best available variant.
+    channel is its best eligible slot combined with its best available variant (among those the
+    contact may get, under ``eligibility.variant_ok``).
 
     Returns
     -------
@@ -174,9 +175,13 @@ def best_per_channel(
     group_best = np.take_along_axis(slot_values, group_slot[:, :, None], axis=2)[:, :, 0]
     best_slot, slot_best = group_slot[:, pen.group], group_best[:, pen.group]
     variant_values = scores.variant + actions.variant_penalty[None]
+    if eligibility.variant_penalty is not None:  # variants some contacts may not get
+        variant_values += eligibility.variant_penalty
     best_variant = variant_values.argmax(axis=2)
     variant_best = np.take_along_axis(variant_values, best_variant[:, :, None], axis=2)[:, :, 0]
     valid = np.isfinite(slot_best) & eligibility.channel_ok
+    if eligibility.variant_ok is not None:
+        valid &= np.isfinite(variant_best)
     linear = scores.channel + np.where(valid, slot_best, np.float32(0.0)) + variant_best
     net = np.asarray(scores.apply_link(linear), dtype=np.float32) - cost[None, :]
     net[~valid] = -np.inf
