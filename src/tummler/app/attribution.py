@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from tummler.core.clock import ensure_utc
 from tummler.core.errors import ConfigError
@@ -128,7 +128,8 @@ def attribute_events(
         The window for a campaign whose objective is not in ``windows``; ``None``: such a campaign is
         an error.
     since
-        Only events at or after this time are looked at (default: all).
+        Only events at or after this time are looked at (default: all). Unattributed events
+        earlier than every decision cannot follow one and are not looked at either.
     reattribute
         Look at events that already have a decision too, and move or clear them as the rules say.
 
@@ -149,6 +150,17 @@ def attribute_events(
         query = select(Event.id, Event.contact_id, Event.at, Event.channel, Event.decision_id)
         if not reattribute:
             query = query.where(Event.decision_id.is_(None))
+            # an event before every decision follows none: a store's imported history is never
+            # read again once decisions start
+            first = session.execute(
+                select(func.min(Decision.decided_at), func.min(Decision.send_at))
+            ).one()
+            starts = [ensure_utc(t) for t in first if t is not None]
+            if since is not None:
+                starts = [max(ensure_utc(since), min(starts))] if starts else []
+            if not starts:
+                return AttributionReport(considered=0, attributed=0, changed=0, unattributed=0)
+            since = min(starts)
         if since is not None:
             query = query.where(Event.at >= ensure_utc(since))
         events = session.execute(query.order_by(Event.id)).all()

@@ -661,25 +661,21 @@ def _seconds(values: Iterable[datetime]) -> npt.NDArray[np.float64]:
     return np.fromiter((ensure_utc(v).timestamp() for v in values), dtype=np.float64)
 
 
-def _read_chunk(
-    connection: Connection,
-    setup: _Setup,
-    rows: Sequence[Any],
-    *,
-    now: datetime,
-    campaign_id: int | None,
-    audience: Any,
-    zones: dict[str, float | None],
-    shapes: _FieldShapes,
-    slots: _ZoneSlots | None = None,
-) -> _Chunk:
+@dataclass(frozen=True)
+class _RawReads:
+    """Identities and consent of a chunk's contacts under the store's raw channel names, and every
+    consent event in order (the outbox's rule needs the latest across a channel's names)."""
+
+    identities: dict[str, npt.NDArray[np.bool_]]
+    consents: dict[str, npt.NDArray[np.bool_]]
+    consent_events: list[tuple[int, str, str]]
+
+
+def _raw_reads(
+    connection: Connection, rows: Sequence[Any], position: dict[int, int], *, now: datetime
+) -> _RawReads:
     size = len(rows)
-    ids = np.array([r.id for r in rows], np.int64)
-    lo, hi = int(ids[0]), int(ids[-1])
-    position = {int(i): p for p, i in enumerate(ids)}
-    lookup = setup.lookup()
-    n_ch = len(setup.channels)
-    now_s = now.timestamp()
+    lo, hi = int(rows[0].id), int(rows[-1].id)
 
     def between(column: Any) -> Any:
         return and_(column >= lo, column <= hi)
@@ -714,11 +710,27 @@ def _read_chunk(
             column = raw_consent.setdefault(channel, np.zeros(size, bool))
             column[position[contact_id]] = status == ConsentStatus.GRANTED.value
 
-    engaged = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
+    return _RawReads(raw_identity, raw_consent, consent_events)
+
+
+def _in_audience(
+    connection: Connection, rows: Sequence[Any], *, now: datetime, audience: Any
+) -> list[Any]:
+    """The rows of ``rows`` (ordered by id) that the audience expression keeps.
+
+    Run before the full read of a chunk, so that the history, sends, mentions and edges of people
+    outside the audience are never read: a campaign for a tenth of the base costs about a tenth.
+    """
+    if audience is None or not rows:
+        return list(rows)
+    position = {int(r.id): p for p, r in enumerate(rows)}
+    raw = _raw_reads(connection, rows, position, now=now)
+    engaged = np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[us]")
     for contact_id, at in connection.execute(
         select(models.Event.contact_id, func.max(models.Event.at))
         .where(
-            between(models.Event.contact_id),
+            models.Event.contact_id >= int(rows[0].id),
+            models.Event.contact_id <= int(rows[-1].id),
             models.Event.type.in_([e.value for e in ENGAGEMENT_EVENTS]),
             models.Event.at <= now,
         )
@@ -728,6 +740,42 @@ def _read_chunk(
             engaged[position[contact_id]] = np.datetime64(
                 _as_datetime(at).replace(tzinfo=None), "us"
             )
+
+    view = contact_view(
+        rows,
+        now=now,
+        consents=raw.consents,
+        identities=raw.identities,
+        last_engaged=engaged,
+    )
+    keep = evaluate(audience, view)
+    return [row for row, kept in zip(rows, keep.tolist(), strict=True) if kept]
+
+
+def _read_chunk(
+    connection: Connection,
+    setup: _Setup,
+    rows: Sequence[Any],
+    *,
+    now: datetime,
+    campaign_id: int | None,
+    zones: dict[str, float | None],
+    shapes: _FieldShapes,
+    slots: _ZoneSlots | None = None,
+) -> _Chunk:
+    size = len(rows)
+    ids = np.array([r.id for r in rows], np.int64)
+    lo, hi = int(ids[0]), int(ids[-1])
+    position = {int(i): p for p, i in enumerate(ids)}
+    lookup = setup.lookup()
+    n_ch = len(setup.channels)
+    now_s = now.timestamp()
+
+    def between(column: Any) -> Any:
+        return and_(column >= lo, column <= hi)
+
+    raw = _raw_reads(connection, rows, position, now=now)
+    raw_identity, consent_events = raw.identities, raw.consent_events
 
     # the offset at the horizon's start places past activity in the day; slots use the zone's rules
     offsets = np.array(
@@ -742,20 +790,7 @@ def _read_chunk(
         for name, value in (row.attributes or {}).items():
             attributes.setdefault(name, [None] * size)[i] = value
 
-    # the audience filter, over the raw channel names of the store
-    keep = np.ones(size, bool)
-    if audience is not None:
-        view = contact_view(
-            rows,
-            now=now,
-            consents=raw_consent,
-            identities=raw_identity,
-            last_engaged=engaged,
-        )
-        keep = evaluate(audience, view)
-    shape = np.array(
-        [shapes.of(row) for row, kept in zip(rows, keep.tolist(), strict=True) if kept], np.int64
-    )
+    shape = np.array([shapes.of(row) for row in rows], np.int64)
 
     has_identity = np.zeros((size, n_ch), bool)
     # the outbox's rule: the latest event across the channel's id and its kind decides
@@ -897,16 +932,7 @@ def _read_chunk(
         sentiment=sentiment,
         degree=degree,
     )
-    return _Chunk(
-        ids=ids[keep],
-        zone=zone[keep],
-        stage=stage[keep],
-        data=_subset(data, keep),
-        eligibility=Eligibility(
-            eligibility.channel_ok[keep], eligibility.slot_ok[keep], eligibility.reasons[keep]
-        ),
-        shape=shape,
-    )
+    return _Chunk(ids=ids, zone=zone, stage=stage, data=data, eligibility=eligibility, shape=shape)
 
 
 def _number(value: Any) -> float:
@@ -915,23 +941,6 @@ def _number(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
     return math.nan
-
-
-def _subset(data: ContextData, keep: npt.NDArray[np.bool_]) -> ContextData:
-    def cut(value: npt.NDArray[Any] | None) -> npt.NDArray[Any] | None:
-        return None if value is None else np.asarray(value)[keep]
-
-    return ContextData(
-        stage=np.asarray(data.stage)[keep],
-        categorical={k: np.asarray(v)[keep] for k, v in data.categorical.items()},
-        numeric={k: np.asarray(v)[keep] for k, v in data.numeric.items()},
-        history=cut(data.history),
-        recency_days=cut(data.recency_days),
-        activity_hours=cut(data.activity_hours),
-        mentions=cut(data.mentions),
-        sentiment=cut(data.sentiment),
-        degree=cut(data.degree),
-    )
 
 
 def _with_slots(
@@ -1481,7 +1490,6 @@ def planned_contexts(
         contacts,
         now=at,
         campaign_id=campaign_id,
-        audience=None,
         zones={},
         shapes=shapes,
     )
@@ -1623,6 +1631,7 @@ def plan_campaign(
             last_id = int(rows[-1].id)
             done += len(rows)
             rows = [r for r in rows if int(r.id) not in kept_ids]
+            rows = _in_audience(connection, rows, now=now, audience=audience)
             if rows:
                 chunk = _read_chunk(
                     connection,
@@ -1630,7 +1639,6 @@ def plan_campaign(
                     rows,
                     now=now,
                     campaign_id=campaign_id,
-                    audience=audience,
                     zones=zones,
                     shapes=shapes,
                     slots=slots,

@@ -288,6 +288,8 @@ class Delivery(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", DeliveryStatus), name="status"),
         Index(None, "status", "scheduled_at"),
+        # the fatigue check at send time counts a contact's sends through its decisions
+        Index(None, "decision_id"),
     )
 
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
