@@ -16,9 +16,11 @@ from hypothesis.extra import numpy as hnp
 from tummler.core.errors import PolicyError
 from tummler.evaluate import (
     ESTIMATORS,
+    LoggedData,
     dm,
     dr,
     effective_sample_size,
+    estimate,
     evaluate_policy,
     ips,
     snips,
@@ -242,8 +244,8 @@ def test_evaluate_policy_fits_a_model_from_context() -> None:
     )
     assert [e.name for e in result.estimates] == list(ESTIMATORS)
     # On-policy: every estimator lands near the sample mean.
-    for estimate in result.estimates:
-        assert estimate.value == pytest.approx(reward.mean(), abs=0.05)
+    for each in result.estimates:
+        assert each.value == pytest.approx(reward.mean(), abs=0.05)
 
 
 GOOD: dict[str, Any] = {
@@ -406,3 +408,115 @@ def test_bootstrap_memory_stays_bounded_over_many_rounds() -> None:
     assert peak < 100 * 2**20
     assert result.ci_low is not None
     assert result.ci_low < result.value
+
+
+# --- checked once: LoggedData, LoggedRounds, estimate -----------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(on_policy_logs(), st.randoms(use_true_random=False))
+def test_checked_once_path_gives_the_array_path_answers(
+    logs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], random: Any
+) -> None:
+    reward, action, propensity, _ = logs
+    n, k = len(reward), int(action.max()) + 1
+    generator = np.random.default_rng(random.randint(0, 2**32))
+    dist = generator.dirichlet(np.ones(k), size=n)
+    model = generator.uniform(-1, 1, size=(n, k))
+    rounds = LoggedData(reward, action, propensity).rounds(dist, estimated_rewards=model)
+    by_arrays = {
+        "ips": ips(reward, action, propensity, dist, n_bootstrap=0),
+        "dm": dm(reward, action, propensity, dist, model, n_bootstrap=0),
+        "dr": dr(reward, action, propensity, dist, model, n_bootstrap=0),
+        "switch_dr": switch_dr(reward, action, propensity, dist, model, tau=1.5, n_bootstrap=0),
+    }
+    if (dist[np.arange(n), action] > 0).any():
+        by_arrays["snips"] = snips(reward, action, propensity, dist, n_bootstrap=0)
+    for name, expected in by_arrays.items():
+        assert estimate(rounds, name, tau=1.5, n_bootstrap=0) == expected
+
+
+def test_checked_once_path_matches_the_hand_example_and_its_bootstrap() -> None:
+    logged = LoggedData(REWARD, ACTION, PROPENSITY)
+    rounds = logged.rounds(ACTION_DIST, estimated_rewards=ESTIMATED)
+    for name, value in HAND.items():
+        assert estimate(rounds, name, n_bootstrap=0).value == pytest.approx(value)
+    # The same resamples as the array path: identical intervals.
+    assert estimate(rounds, "dr", n_bootstrap=200, rng=3) == dr(
+        REWARD, ACTION, PROPENSITY, ACTION_DIST, ESTIMATED, n_bootstrap=200, rng=3
+    )
+
+
+def test_logged_data_keeps_arrays_of_the_right_dtype_without_a_copy() -> None:
+    reward = np.array([1.0, 0.0, 1.0])
+    action = np.array([0, 1, 1], dtype=np.int64)
+    propensity = np.array([0.5, 0.5, 0.25])
+    logged = LoggedData(reward, action, propensity)
+    assert logged.reward is reward
+    assert logged.action is action
+    assert logged.propensity is propensity
+    dist = np.array([[1.0, 0.0], [0.5, 0.5], [0.2, 0.8]])
+    rounds = logged.rounds(dist)
+    assert rounds.action_dist is dist
+    assert rounds.reward is reward
+    # Other dtypes are converted once, at the door.
+    converted = LoggedData([1, 0, 1], np.array([0, 1, 1], dtype=np.int32), [0.5, 0.5, 0.25])
+    assert converted.reward.dtype == np.float64
+    assert converted.action.dtype == np.int64
+    assert (converted.n, converted.n_actions_seen) == (3, 2)
+
+
+def test_one_log_evaluates_many_policies() -> None:
+    generator = np.random.default_rng(5)
+    n, k = 1000, 4
+    action = generator.integers(0, k, n)
+    reward = (generator.uniform(size=n) < 0.2).astype(float)
+    logged = LoggedData(reward, action, np.full(n, 1 / k))
+    for _ in range(3):
+        dist = generator.dirichlet(np.ones(k), size=n)
+        rounds = logged.rounds(dist)
+        assert estimate(rounds, "ips", n_bootstrap=0) == ips(
+            reward, action, np.full(n, 1 / k), dist, n_bootstrap=0
+        )
+
+
+def test_slates_through_logged_data() -> None:
+    other = np.tile([[0.0, 1.0]], (4, 1))
+    dist = np.stack([other, ACTION_DIST], axis=2)
+    logged = LoggedData(REWARD, ACTION, PROPENSITY, position=np.ones(4, dtype=int))
+    rounds = logged.rounds(dist, estimated_rewards=np.stack([ESTIMATED, ESTIMATED], axis=2))
+    assert estimate(rounds, "dr", n_bootstrap=0).value == pytest.approx(HAND["dr"])
+    with pytest.raises(PolicyError, match=r"position\[0\] = 1 is outside 0..0"):
+        logged.rounds(ACTION_DIST[:, :, None])
+
+
+@pytest.mark.parametrize(("case", "change", "message"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_inputs_name_the_argument_when_checked_once(
+    case: str, change: dict[str, Any], message: str
+) -> None:
+    arguments = {**GOOD, **change}
+    with pytest.raises(PolicyError, match=message):
+        logged = LoggedData(arguments["reward"], arguments["action"], arguments["propensity"])
+        logged.rounds(arguments["action_dist"], estimated_rewards=arguments["estimated_rewards"])
+
+
+def test_estimate_checks_its_options() -> None:
+    rounds = LoggedData(REWARD, ACTION, PROPENSITY).rounds(ACTION_DIST)
+    with pytest.raises(PolicyError, match=r"unknown estimator 'magic'"):
+        estimate(rounds, "magic")
+    with pytest.raises(PolicyError, match=r"dm needs estimated_rewards"):
+        estimate(rounds, "dm", n_bootstrap=0)
+    with pytest.raises(PolicyError, match=r"n_bootstrap = 5"):
+        estimate(rounds, "ips", n_bootstrap=5)
+
+
+def test_any_memory_layout_gives_the_same_estimate() -> None:
+    logged = LoggedData(REWARD, ACTION, PROPENSITY)
+    for dist, model in (
+        (np.asfortranarray(ACTION_DIST), np.asfortranarray(ESTIMATED)),
+        (np.hstack([ACTION_DIST, ESTIMATED])[:, :2], np.hstack([ACTION_DIST, ESTIMATED])[:, 2:]),
+    ):
+        assert not dist.flags.c_contiguous
+        rounds = logged.rounds(dist, estimated_rewards=model)
+        for name, value in HAND.items():
+            assert estimate(rounds, name, n_bootstrap=0).value == pytest.approx(value)

@@ -2,7 +2,9 @@
 
 Estimators are functions over arrays in the style of Open Bandit Pipeline (``reward``, ``action``,
 ``propensity``, ``action_dist``, ``estimated_rewards``), each returning an :class:`Estimate` with a
-seeded bootstrap interval and the effective sample size of its importance weights.
+seeded bootstrap interval and the effective sample size of its importance weights. Those functions
+check their arrays on every call; to evaluate many policies on the same logs, check the logs once
+(:class:`LoggedData`), each policy once (:meth:`LoggedData.rounds`) and call :func:`estimate`.
 """
 
 from tummler.evaluate._baselines import (
@@ -11,12 +13,14 @@ from tummler.evaluate._baselines import (
     baseline_action_dist,
     context_free_policy,
 )
+from tummler.evaluate._checks import LoggedData, LoggedRounds
 from tummler.evaluate._estimators import (
     ESTIMATORS,
     Estimate,
     dm,
     dr,
     effective_sample_size,
+    estimate,
     ips,
     snips,
     switch_dr,
@@ -29,6 +33,8 @@ __all__ = [
     "ESTIMATORS",
     "Baseline",
     "Estimate",
+    "LoggedData",
+    "LoggedRounds",
     "PolicyEvaluation",
     "RewardModelKind",
     "baseline_action_dist",
@@ -36,6 +42,7 @@ __all__ = [
     "dm",
     "dr",
     "effective_sample_size",
+    "estimate",
     "evaluate_policy",
     "fit_reward_model",
     "ips",

@@ -12,7 +12,7 @@ vectorized bootstrap give every interval, with all estimators sharing the same r
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,6 @@ from tummler.evaluate._checks import (
     LoggedRounds,
     check_bootstrap,
     check_rounds,
-    taken_probability,
 )
 
 __all__ = [
@@ -34,6 +33,7 @@ __all__ = [
     "dm",
     "dr",
     "effective_sample_size",
+    "estimate",
     "estimate_all",
     "ips",
     "snips",
@@ -87,8 +87,8 @@ def effective_sample_size(weight: npt.ArrayLike) -> float:
     >>> effective_sample_size([4.0, 0.0, 0.0, 0.0])
     1.0
     """
-    w = np.asarray(weight, dtype=np.float64)
-    squares = float(np.dot(w, w))
+    w = np.asarray(weight, dtype=np.float64).reshape(-1)
+    squares = float(np.einsum("i,i->", w, w))  # einsum, not BLAS: see _dot
     if squares == 0.0:
         return 0.0
     return float(w.sum()) ** 2 / squares
@@ -102,36 +102,78 @@ def _check_tau(tau: float) -> None:
         )
 
 
-def _terms(
-    rounds: LoggedRounds, name: str, tau: float
-) -> tuple[FloatArray, FloatArray | None, float]:
-    """Return (numerator terms, denominator terms or None, effective sample size) of ``name``."""
+@dataclass(frozen=True, eq=False)
+class _Statistic:
+    """One estimator's point estimate, and its per-round terms made only when a bootstrap asks."""
+
+    value: float
+    effective_sample_size: float
+    terms: Callable[[], tuple[FloatArray, FloatArray | None]]
+
+
+def _dot(a: FloatArray, b: FloatArray) -> float:
+    """``Σ a_i b_i`` over two arrays of the same shape, without a temporary array.
+
+    ``einsum``'s own loop rather than BLAS ``dot``: as fast on one thread, and it does not slow
+    down several-fold when BLAS threads compete with other work on a busy machine.
+    """
+    subscripts = "i,i->" if a.ndim == 1 else "ij,ij->"
+    return float(np.einsum(subscripts, a, b))
+
+
+def _statistic(rounds: LoggedRounds, name: str, tau: float) -> _Statistic:
+    """The estimate of ``name`` and, for the bootstrap, (numerator, denominator or None) terms.
+
+    Point estimates are computed as dot products over the rounds (``Σ w r / n`` rather than
+    ``mean(w * r)``), so that a call without a bootstrap makes no array beyond the weights and
+    the model's prediction for the logged action.
+    """
     if name not in ESTIMATORS:
         raise PolicyError(f"unknown estimator {name!r}; choose among {', '.join(ESTIMATORS)}")
+    n, reward = rounds.n, rounds.reward
     weight = rounds.weight
     if name == "ips":
-        return weight * rounds.reward, None, effective_sample_size(weight)
+        return _Statistic(
+            _dot(weight, reward) / n,
+            effective_sample_size(weight),
+            lambda: (weight * reward, None),
+        )
     if name == "snips":
-        if not weight.any():
+        total = float(weight.sum())
+        if total == 0.0:
             raise PolicyError(
                 "the evaluation policy gives probability 0 to every logged action, so SNIPS is "
                 "undefined; use DM, or logs whose actions the policy can take"
             )
-        return weight * rounds.reward, weight, effective_sample_size(weight)
+        return _Statistic(
+            _dot(weight, reward) / total,
+            effective_sample_size(weight),
+            lambda: (weight * reward, weight),
+        )
     estimated = rounds.estimated_rewards
     if estimated is None:
         raise PolicyError(
             f"{name} needs estimated_rewards, a reward model's (n, k) predictions; "
             f"fit one with tummler.evaluate.fit_reward_model"
         )
-    policy_value = np.einsum("ik,ik->i", rounds.action_dist, estimated)
+    dist = rounds.action_dist
+
+    def policy_value() -> FloatArray:
+        return np.asarray(np.einsum("ik,ik->i", dist, estimated), dtype=np.float64)
+
+    model_total = _dot(dist, estimated)
     if name == "dm":
-        return policy_value, None, float(rounds.n)
-    residual = rounds.reward - taken_probability(estimated, rounds.action)
-    if name == "dr":
-        return policy_value + weight * residual, None, effective_sample_size(weight)
-    kept = np.where(weight <= tau, weight, 0.0)  # switch_dr
-    return policy_value + kept * residual, None, effective_sample_size(kept)
+        return _Statistic(model_total / n, float(n), lambda: (policy_value(), None))
+    residual = rounds.taken(estimated)
+    np.subtract(reward, residual, out=residual)
+    kept = weight if name == "dr" else np.where(weight <= tau, weight, 0.0)
+
+    def terms() -> tuple[FloatArray, FloatArray | None]:
+        out = kept * residual
+        out += policy_value()
+        return out, None
+
+    return _Statistic((model_total + _dot(kept, residual)) / n, effective_sample_size(kept), terms)
 
 
 def estimate_all(
@@ -146,18 +188,12 @@ def estimate_all(
     """Run the estimators ``names`` on checked rounds, sharing one bootstrap among them."""
     check_bootstrap(n_bootstrap, alpha)
     _check_tau(tau)
-    terms = [_terms(rounds, name, tau) for name in names]
-    values = []
-    for numerator, denominator, _ in terms:
-        if denominator is None:
-            values.append(float(numerator.mean()))
-        else:
-            values.append(float(numerator.sum() / denominator.sum()))
+    statistics = [_statistic(rounds, name, tau) for name in names]
     lows: list[float | None] = [None] * len(names)
     highs: list[float | None] = [None] * len(names)
     if n_bootstrap > 0:
         replicates = bootstrap_replicates(
-            [(numerator, denominator) for numerator, denominator, _ in terms],
+            [statistic.terms() for statistic in statistics],
             n_bootstrap=n_bootstrap,
             rng=make_rng(rng),
         )
@@ -167,14 +203,50 @@ def estimate_all(
     return [
         Estimate(
             name=name,
-            value=value,
+            value=statistic.value,
             ci_low=lows[i],
             ci_high=highs[i],
-            effective_sample_size=terms[i][2],
+            effective_sample_size=statistic.effective_sample_size,
             n=rounds.n,
         )
-        for i, (name, value) in enumerate(zip(names, values, strict=True))
+        for i, (name, statistic) in enumerate(zip(names, statistics, strict=True))
     ]
+
+
+def estimate(
+    rounds: LoggedRounds,
+    name: str,
+    *,
+    tau: float = math.inf,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int = 0,
+) -> Estimate:
+    """Run the estimator ``name`` on rounds checked once, without checking them again.
+
+    The array-taking estimators (:func:`ips`, :func:`dr`, ...) check every array on every call.
+    Evaluating several policies on the same logs, or one policy with several estimators, need
+    not: check the logs once as a :class:`LoggedData`, each policy once with
+    :meth:`LoggedData.rounds`, and estimate here.
+
+    Parameters
+    ----------
+    rounds
+        What :meth:`LoggedData.rounds` returned.
+    name
+        One of :data:`ESTIMATORS`.
+    tau, n_bootstrap, alpha, rng
+        As for :func:`switch_dr` (``tau``: switch-DR only) and :func:`ips`.
+
+    Examples
+    --------
+    >>> from tummler.evaluate import LoggedData
+    >>> logged = LoggedData([1.0, 0.0], [0, 1], [0.5, 0.5])
+    >>> rounds = logged.rounds([[1.0, 0.0], [1.0, 0.0]], estimated_rewards=[[0.5, 0.0], [0.5, 0.0]])
+    >>> estimate(rounds, "ips", n_bootstrap=0).value, estimate(rounds, "dr", n_bootstrap=0).value
+    (1.0, 1.0)
+    """
+    return estimate_all(rounds, [name], tau=tau, n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
 
 
 def ips(
