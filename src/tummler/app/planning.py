@@ -687,7 +687,10 @@ def _raw_reads(
         .distinct()
     ):
         if contact_id in position:
-            raw_identity.setdefault(channel, np.zeros(size, bool))[position[contact_id]] = True
+            column = raw_identity.get(channel)
+            if column is None:  # not setdefault: it would allocate on every row
+                column = raw_identity[channel] = np.zeros(size, bool)
+            column[position[contact_id]] = True
     consent_events: list[tuple[int, str, str]] = [
         (int(contact_id), str(channel), str(status))
         for contact_id, channel, status in connection.execute(
@@ -707,7 +710,9 @@ def _raw_reads(
     raw_consent: dict[str, npt.NDArray[np.bool_]] = {}
     for (contact_id, channel), status in latest.items():
         if contact_id in position:
-            column = raw_consent.setdefault(channel, np.zeros(size, bool))
+            column = raw_consent.get(channel)
+            if column is None:  # not setdefault: it would allocate on every row
+                column = raw_consent[channel] = np.zeros(size, bool)
             column[position[contact_id]] = status == ConsentStatus.GRANTED.value
 
     return _RawReads(raw_identity, raw_consent, consent_events)
@@ -788,7 +793,10 @@ def _read_chunk(
     attributes: dict[str, list[Any]] = {}  # the strategy's attributes become features below
     for i, row in enumerate(rows):
         for name, value in (row.attributes or {}).items():
-            attributes.setdefault(name, [None] * size)[i] = value
+            column = attributes.get(name)
+            if column is None:  # not setdefault: it would allocate on every row
+                column = attributes[name] = [None] * size
+            column[i] = value
 
     shape = np.array([shapes.of(row) for row in rows], np.int64)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,17 +105,41 @@ def read_workspace_strategy(workspace: Path) -> WorkspaceStrategy:
             )
         )
     else:
-        strategy, found = read_strategy(_read_text(strategy_path), str(strategy_path))
+        strategy, found = _parsed(strategy_path, read_strategy)
         findings += found
     campaigns: list[CampaignDocument] = []
     campaigns_dir = workspace / "campaigns"
     paths = sorted([*campaigns_dir.glob("*.yaml"), *campaigns_dir.glob("*.yml")])
     for path in paths:
-        document, found = read_campaign(_read_text(path), str(path))
+        document, found = _parsed(path, read_campaign)
         findings += found
         if document is not None:
             campaigns.append(document)
     return WorkspaceStrategy(strategy, tuple(campaigns), tuple(findings))
+
+
+#: Parsed files by (path, text): every service reads the strategy, and a loop that plans, learns and
+#: evaluates every day would otherwise parse the same YAML many times a round. Keyed by the text,
+#: not the modification time, so that a file rewritten within the clock's resolution is re-read.
+_PARSED: dict[tuple[str, str], tuple[Any, tuple[Finding, ...]]] = {}
+_PARSED_LIMIT = 512
+_Document = TypeVar("_Document")
+
+
+def _parsed(
+    path: Path, read: Callable[[str, str], tuple[_Document | None, list[Finding]]]
+) -> tuple[_Document | None, list[Finding]]:
+    """``read(text, path)`` of the file, from the cache when its text is unchanged (the parsed
+    documents are frozen, so sharing them is safe)."""
+    text = _read_text(path)
+    key = (str(path), text)
+    hit = _PARSED.get(key)
+    if hit is None:
+        document, found = read(text, str(path))
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.clear()
+        hit = _PARSED[key] = (document, tuple(found))
+    return hit[0], list(hit[1])
 
 
 def _read_text(path: Path) -> str:
@@ -190,14 +214,18 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
             latest[(contact_id, channel)] = status
         for (contact_id, channel), status in latest.items():
             if contact_id in position:
-                column = consents.setdefault(channel, np.zeros(size, dtype=bool))
+                column = consents.get(channel)
+                if column is None:  # not setdefault: it would allocate on every row
+                    column = consents[channel] = np.zeros(size, dtype=bool)
                 column[position[contact_id]] = status == ConsentStatus.GRANTED.value
         identities: dict[str, NDArray[np.bool_]] = {}
         for contact_id, channel in connection.execute(
             select(models.ChannelIdentity.contact_id, models.ChannelIdentity.channel).distinct()
         ):
             if contact_id in position:
-                column = identities.setdefault(channel, np.zeros(size, dtype=bool))
+                column = identities.get(channel)
+                if column is None:  # not setdefault: it would allocate on every row
+                    column = identities[channel] = np.zeros(size, dtype=bool)
                 column[position[contact_id]] = True
         engaged = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
         for contact_id, at in connection.execute(
@@ -231,7 +259,10 @@ def contact_view(
     attributes: dict[str, list[Any]] = {}
     for i, row in enumerate(rows):
         for name, value in (row.attributes or {}).items():
-            attributes.setdefault(name, [None] * size)[i] = value
+            column = attributes.get(name)
+            if column is None:  # not setdefault: it would allocate on every row
+                column = attributes[name] = [None] * size
+            column[i] = value
     return ContactColumns(
         size=size,
         now=now,
