@@ -242,7 +242,7 @@ def test_the_command(tmp_path: Path) -> None:
     target = tmp_path / "ws"
     result = CliRunner().invoke(app, ["demo", str(target), "--contacts", "150", "--rounds", "1"])
     assert result.exit_code == 0, result.output
-    for words in ("oracle", "true value", "report.html", "tummler explain"):
+    for words in ("oracle", "True value", "report.html", "tummler explain"):
         assert words in result.output
     assert (target / "report.html").is_file()
     (tmp_path / "other").mkdir()

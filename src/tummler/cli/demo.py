@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -81,13 +82,13 @@ def demo(
             progress.advance(task)
             share = done.tummler / done.baselines["oracle"] if done.baselines["oracle"] else 0.0
             after = (
-                f"promoted {done.learned}"
+                f"promoted v{(done.learned or '').rsplit('@', 1)[-1]}"
                 if done.promoted
                 else f"kept v{done.policy.rsplit('@', 1)[-1]}"
             )
             progress.console.print(
-                f"  round {done.number:>2}: {done.sent:>6,} sent, {done.clicks:>5,} clicks, "
-                f"true value {done.tummler:8.1f} ({share:.0%} of the oracle's) · {after}",
+                f"  round {done.number:>2}: {done.sent:>5,} sent, {done.clicks:>4,} clicks, "
+                f"value {done.tummler:6.1f} ({share:>3.0%} of the oracle's) · {after}",
                 highlight=False,
             )
 
@@ -114,10 +115,10 @@ def _show(report: DemoReport) -> None:
     from tummler.app.demo import BASELINES
 
     imports = Table(title="1. the brand, imported", title_justify="left")
-    for column in ("kind", "rows", "seconds"):
+    for column in ("kind", "rows"):
         imports.add_column(column, justify="left" if column == "kind" else "right")
     for item in report.imports:
-        imports.add_row(item.kind, f"{item.accepted:,}", f"{item.seconds:.1f}")
+        imports.add_row(item.kind, f"{item.accepted:,}")
     console.print(imports)
 
     errors = sum(1 for f in report.findings if f.severity == "error")
@@ -128,27 +129,29 @@ def _show(report: DemoReport) -> None:
     )
 
     table = Table(
-        title="3. each round's true expected reward (the simulator knows it)", title_justify="left"
+        title="3. each round's true expected reward (the simulator knows it)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    for column in ("round", "cohort", "decided by", "sent", "clicks", "tummler", *BASELINES):
-        table.add_column(column, justify="right")
-    table.add_column("after the round", justify="left")
+    headers = {"send to all": "send all", "best single action": "best single"}
+    for column in ("round", "policy", "sent", "clicks", "tummler", *BASELINES):
+        table.add_column(headers.get(column, column), justify="right")
+    table.add_column("then", justify="left")
     for r in report.rounds:
         table.add_row(
             str(r.number),
-            str(r.cohort),
             f"v{r.policy.rsplit('@', 1)[-1]}",
             f"{r.sent:,}",
             f"{r.clicks:,}",
             f"[bold]{r.tummler:.1f}[/bold]",
             *(f"{r.baselines[name]:.1f}" for name in BASELINES),
-            f"promoted {r.learned}" if r.promoted else "kept the policy",
+            f"promoted v{(r.learned or '').rsplit('@', 1)[-1]}" if r.promoted else "kept",
         )
     ours = [r.tummler for r in report.rounds]
     oracle = [r.baselines["oracle"] for r in report.rounds]
     table.add_row(
         "total",
-        "",
         "",
         f"{sum(r.sent for r in report.rounds):,}",
         f"{sum(r.clicks for r in report.rounds):,}",
