@@ -651,6 +651,40 @@ def _point_values(
     return value
 
 
+def _best_slot_and_variant(
+    hit: npt.NDArray[np.bool_],
+    scratch: npt.NDArray[np.bool_],
+    values: tuple[
+        npt.NDArray[np.floating],
+        npt.NDArray[np.floating],
+        npt.NDArray[np.floating],
+        npt.NDArray[np.floating],
+    ],
+    at: tuple[
+        npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]
+    ],
+) -> None:
+    """Keep the hits whose logged slot and variant are also this replicate's best (in place).
+
+    ``values`` are the slot values and their per-group maxima, the variant values and their
+    per-channel maxima; ``at`` the flat positions of each logged lever's slot, group, variant and
+    channel in them (the two Monte Carlo paths lay their arrays out differently, hence positions).
+    """
+    slots, slot_max, variants, variant_max = values
+    slot_at, group_at, variant_at, channel_at = at
+    shape = hit.shape
+    np.greater_equal(
+        slots.take(slot_at).reshape(shape), slot_max.take(group_at).reshape(shape), out=scratch
+    )
+    hit &= scratch
+    np.greater_equal(
+        variants.take(variant_at).reshape(shape),
+        variant_max.take(channel_at).reshape(shape),
+        out=scratch,
+    )
+    hit &= scratch
+
+
 def _monte_carlo(
     sampler: Sampler,
     noise: Callable[[int], npt.NDArray[np.float32] | None],
@@ -732,18 +766,12 @@ def _monte_carlo(
             selected[r, levers[r, lever]] = True
             hit[...] = selected.take(channel_at).reshape(m, n_lev)
         hit &= present
-        np.greater_equal(
-            slot_values.take(slot_at).reshape(m, n_lev),
-            slot_max.take(group_at).reshape(m, n_lev),
-            out=scratch,
+        _best_slot_and_variant(
+            hit,
+            scratch,
+            (slot_values, slot_max, variant_values, variant_max),
+            (slot_at, group_at, variant_at, channel_at),
         )
-        hit &= scratch
-        np.greater_equal(
-            variant_values.take(variant_at).reshape(m, n_lev),
-            variant_max.take(channel_at).reshape(m, n_lev),
-            out=scratch,
-        )
-        hit &= scratch
         hit[:, 0] |= none_chosen & (levers[:, 0] < 0)
         hits += hit
     return np.asarray(hits / draws)
@@ -861,18 +889,12 @@ def _monte_carlo_gaussian(
             selected[r, levers[r, lever]] = True
             hit[...] = selected.T.take(channel_at).reshape(m, n_lev)
         hit &= present
-        np.greater_equal(
-            values.take(slot_at).reshape(m, n_lev),
-            slot_max.take(group_at).reshape(m, n_lev),
-            out=scratch,
+        _best_slot_and_variant(
+            hit,
+            scratch,
+            (values, slot_max, variants, variant_max),
+            (slot_at, group_at, variant_at, channel_at),
         )
-        hit &= scratch
-        np.greater_equal(
-            variants.take(variant_at).reshape(m, n_lev),
-            variant_max.take(channel_at).reshape(m, n_lev),
-            out=scratch,
-        )
-        hit &= scratch
         hit[:, 0] |= none_chosen & (levers[:, 0] < 0)
         hits += hit
     return np.asarray(hits / draws)
