@@ -239,10 +239,10 @@ def write_strategy(
         *(f"  {name}: {{type: string}}" for name in brand.attributes),
         "objectives:",
         f"  - id: {OBJECTIVE}",
-        "    description: People click through to the new gear.",
+        "    description: People click through to the new gear (a rate, as the holdout never clicks).",
         "    kpi: {event: clicked, measure: rate}",
         "    attribution_window: 3d",
-        "    target: {relative_lift: 1.0}",
+        "    target: {absolute_rate: 0.12}",
         "    horizon: 90d",
         "audiences:",
     ]

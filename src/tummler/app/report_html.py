@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from tummler.app.reporting import CampaignReport, LogReport, StoreReport
+from tummler.app.reporting import CampaignReport, LearningPoint, LogReport, StoreReport
 from tummler.measure import CellResponse, GoalProgress, Lift, StageTransitions
 
 __all__ = ["SimulatedCurve", "lines_plot", "render_log_html", "render_store_html", "write_html"]
@@ -385,6 +385,16 @@ def lines_plot(
     return "".join(parts)
 
 
+def _version_ticks(curve: Sequence[LearningPoint]) -> list[tuple[float, str]]:
+    """Tick labels for the learning curve: every version while they fit, then every k-th (and the
+    last), labelled ``v<n>`` once there are more than a few (the policy's name is in the title)."""
+    if len(curve) <= 4:
+        return [(float(i), f"{p.policy} v{p.version}") for i, p in enumerate(curve)]
+    step = -(-len(curve) // 10)
+    shown = {*range(0, len(curve), step), len(curve) - 1}
+    return [(float(i), f"v{curve[i].version}") for i in sorted(shown)]
+
+
 def _simulated_section(curve: SimulatedCurve) -> str:
     x = [float(r) for r in curve.rounds]
     head = "".join(f'<th class="num">{escape(label)}</th>' for label, _ in curve.series)
@@ -691,7 +701,7 @@ def render_store_html(report: StoreReport, *, simulated: SimulatedCurve | None =
                 [p.mean for p in curve],
                 [p.interval.low for p in curve],
                 [p.interval.high for p in curve],
-                x_ticks=[(float(i), f"{p.policy} v{p.version}") for i, p in enumerate(curve)],
+                x_ticks=_version_ticks(curve),
                 x_range=(-0.5, len(curve) - 0.5),
             )
             + "</section>"
