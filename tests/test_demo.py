@@ -111,8 +111,10 @@ def test_the_html_report_carries_the_curve(small: DemoReport) -> None:
     text = small.html.read_text(encoding="utf-8")
     assert small.html == small.workspace / "report.html"
     assert 'id="plot-simulated-learning"' in text
+    start = text.index('<section id="simulated-learning">')
+    section = text[start : text.index("</section>", start)]
     for name in ("tummler", *BASELINE_NAMES):
-        assert name in text
+        assert name in section
     assert (small.workspace / DEMO_MARKER).is_file()
 
 
@@ -260,4 +262,4 @@ def test_tummler_learns_to_beat_random(tmp_path: Path) -> None:
     ours = [r.tummler for r in report.rounds]
     random = [r.baselines["random"] for r in report.rounds]
     assert sum(ours) > sum(random)
-    assert all(r.promoted for r in report.rounds[:1])
+    assert report.rounds[0].promoted

@@ -201,10 +201,9 @@ def sent_deliveries(
             )
             .order_by(models.Delivery.id)
         ).all()
-    zones: dict[str, ZoneInfo] = {}
     hours = []
     for row in rows:
-        zone = zones.get(row.time_zone) or zones.setdefault(row.time_zone, ZoneInfo(row.time_zone))
+        zone = ZoneInfo(row.time_zone)  # cached by zoneinfo itself
         local = ensure_utc(row.sent_at).astimezone(zone)
         hours.append(local.hour + local.minute / 60.0 + local.second / 3600.0)
     return SentDeliveries(
