@@ -31,7 +31,7 @@ from tummler.app.learning import (
     promote,
     read_policy,
 )
-from tummler.app.planning import plan_campaign
+from tummler.app.planning import explain_decision, plan_campaign
 from tummler.app.workspace import init_workspace
 from tummler.cli import learn as learn_cli
 from tummler.cli.context import CLIState
@@ -357,3 +357,101 @@ def test_learning_reads_each_contact_as_it_was_when_decided(
     [row] = learn_from_store(learned, workspace=workspace, clock=clock)
     assert row.stored == f"{OBJECTIVE}@3"
     assert _weights(_version(learned, 3).parameters) != baseline
+
+
+def test_a_channel_followed_by_unsubscribes_is_priced_and_sent_less(
+    engine: Engine, workspace: Path
+) -> None:
+    """Both channels convert at 30 %, but 60 % of the SMS that do not convert are followed by an
+    unsubscribe. The clipped conversion reward cannot tell the channels apart; the harm learned
+    with the policy must price SMS, the plan must say so, and send fewer SMS than the same
+    posterior without it."""
+    _seed(engine, 600)
+    _plan(engine, workspace, NOW, seed=5)
+    rng = np.random.default_rng(3)
+    sends, unsubscribes = {"sms": 0, "email": 0}, {"sms": 0, "email": 0}
+    with session_scope(engine) as session:
+        for d in session.scalars(
+            select(Decision).where(Decision.channel.is_not(None)).order_by(Decision.id)
+        ).all():
+            assert d.channel is not None
+            assert d.send_at is not None
+            sends[d.channel] += 1
+            if rng.random() < 0.3:
+                kind = "converted"
+            elif d.channel == "sms" and rng.random() < 0.6:
+                kind = "unsubscribed"
+                unsubscribes["sms"] += 1
+            else:
+                continue
+            session.add(
+                Event(
+                    contact_id=d.contact_id,
+                    channel=d.channel,
+                    type=kind,
+                    value=20.0 if kind == "converted" else None,
+                    at=d.send_at + timedelta(hours=1),
+                    source="test",
+                    provider_event_id=f"{kind}-{d.id}",
+                )
+            )
+    assert min(sends.values()) >= 20, sends
+    assert unsubscribes["sms"] >= 10, unsubscribes
+    [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    v1 = _version(engine, 1)
+    learned = read_policy(v1.parameters)
+    assert isinstance(learned, CampaignPolicy)
+    harm = learned.channel_harm
+    # each unsubscribe without a conversion costs the strategy's penalty (1) the clip dropped
+    assert dict(harm.sends) == {c: float(n) for c, n in sends.items()}
+    assert dict(harm.lost) == {"sms": float(unsubscribes["sms"]), "email": 0.0}
+    pooled = unsubscribes["sms"] / (sends["sms"] + sends["email"])
+    expected_sms = (unsubscribes["sms"] + 200 * pooled) / (sends["sms"] + 200)
+    assert harm.per_send(["sms", "email"]) == pytest.approx(
+        [expected_sms, 200 * pooled / (sends["email"] + 200)]
+    )
+    assert "harm per send from unsubscribes and complaints: email" in " ".join(row.notes)
+    assert f"sms {expected_sms:.4g}" in " ".join(row.notes)
+    # the same posterior without the harm, as version 2; each plans the same contacts
+    unpriced = json.loads(json.dumps(v1.parameters))
+    del unpriced["channel_harm"]
+    with session_scope(engine) as session:
+        session.add(
+            PolicyVersion(
+                name=OBJECTIVE,
+                version=2,
+                kind=v1.kind,
+                parameters=unpriced,
+                parent_id=v1.id,
+                promoted=False,
+                created_at=LATER,
+            )
+        )
+
+    def sms_share(version: int) -> tuple[float, Any]:
+        with session_scope(engine) as session:
+            for row in session.scalars(select(PolicyVersion)):
+                row.promoted = row.version == version
+        report = _plan(engine, workspace, LATER, seed=6)
+        with Session(engine) as session:
+            sent = session.scalars(
+                select(Decision.channel).where(Decision.channel.is_not(None))
+            ).all()
+        return sent.count("sms") / len(sent), report
+
+    without, plain = sms_share(2)
+    priced, report = sms_share(1)
+    assert priced < 0.7 * without, (priced, without, harm)
+    assert not any("harm per send" in note for note in plain.notes)
+    [note] = [note for note in report.notes if "harm per send" in note]
+    assert f"sms {expected_sms:.4g}" in note
+    with Session(engine) as session:
+        contact = session.scalar(
+            select(Contact.external_id)
+            .join(Decision, Decision.contact_id == Contact.id)
+            .where(Decision.channel == "email")
+            .limit(1)
+        )
+    explanation = explain_decision(engine, contact=str(contact), campaign_key=REORDER)
+    assert explanation.harm["email"] == pytest.approx(harm.per_send(["email"])[0], rel=1e-4)
+    assert "unsubscribes and complaints showed on its channel" in explanation.summary

@@ -58,6 +58,7 @@ from tummler.evaluate import (
     evaluate_policy,
     fit_reward_model,
 )
+from tummler.learn.harm import ChannelHarm, clipped_harm
 from tummler.store.models import AuditEntry, PolicyVersion
 
 __all__ = [
@@ -910,11 +911,16 @@ class CampaignPolicy:
         The fitted :class:`~tummler.decide.ContextFeaturizer` of the plans it made.
     learned_from
         Metadata of the learning run that made it (empty for planning's fresh prior).
+    channel_harm
+        Per channel, the sends and the unsubscribe and complaint penalties that a logistic
+        policy's clipped rewards could not carry (:mod:`tummler.learn.harm`); planning adds the
+        harm per send to each channel's cost.
     """
 
     policy: Policy
     featurizer: ContextFeaturizer
     learned_from: Mapping[str, Any] = field(default_factory=dict)
+    channel_harm: ChannelHarm = field(default_factory=ChannelHarm)
 
     @property
     def kind(self) -> str:
@@ -931,6 +937,7 @@ class CampaignPolicy:
             "policy": self.policy.to_dict(),
             "featurizer": featurizer,
             "learned_from": dict(self.learned_from),
+            "channel_harm": self.channel_harm.to_dict(),
         }
 
 
@@ -977,7 +984,10 @@ def read_policy(data: Any, *, origin: str = "policy") -> LearnedPolicy | Campaig
         )
     learned_from = data.get("learned_from")
     return CampaignPolicy(
-        policy, context, dict(learned_from) if isinstance(learned_from, Mapping) else {}
+        policy,
+        context,
+        dict(learned_from) if isinstance(learned_from, Mapping) else {},
+        ChannelHarm.from_dict(data.get("channel_harm"), origin=origin),
     )
 
 
@@ -1221,7 +1231,9 @@ def learn_from_store(
     in planning's format so that ``tummler plan`` uses it once promoted.
 
     A logistic policy needs rewards in [0, 1]: penalties that take a reward below 0 are clipped
-    to 0 for it (an unsubscribe then counts as no success), and amounts above 1 to 1.
+    to 0 for it (an unsubscribe then counts as no success), and amounts above 1 to 1. What the
+    clipping took below 0 is added, per channel, to the parent's
+    :class:`~tummler.learn.harm.ChannelHarm`, which planning adds to each channel's cost per send.
 
     Parameters
     ----------
@@ -1274,6 +1286,7 @@ def learn_from_store(
             )
             continue
         policy, notes, used, total = current.policy, list(logged.skipped), 0, 0.0
+        harm = current.channel_harm
         for batch in logged.batches:
             fits = (
                 policy.n_channels == batch.actions.n_channels
@@ -1286,17 +1299,29 @@ def learn_from_store(
             reward = batch.reward
             if kind == "logistic_thompson":
                 reward = np.clip(reward, 0.0, 1.0)
+                # the penalties the clipped rewards cannot carry become a cost per send
+                channel = np.asarray(batch.actions.channel_names, object)
+                harm = harm.add(
+                    channel[batch.actions.channel[batch.action]], clipped_harm(batch.reward)
+                )
             policy.update(x, batch.actions, batch.action, reward, batch.propensity)
             used += batch.decision_id.size
             total += float(batch.reward.sum())
         if not used:
             rows.append(StoreLearnRow(name, 0, None, parent, None, tuple(notes)))
             continue
+        if harm:
+            names = sorted(harm.sends)
+            listing = ", ".join(
+                f"{c} {h:.4g}" for c, h in zip(names, harm.per_send(names), strict=True)
+            )
+            notes.append(f"harm per send from unsubscribes and complaints: {listing}")
         now = clock.now()
         learned = CampaignPolicy(
             policy,
             current.featurizer,
             {"parent": parent, "decisions": used, "at": ensure_utc(now).isoformat()},
+            harm,
         )
         with sessionmaker(engine, expire_on_commit=False).begin() as session:
             highest = session.scalar(
@@ -1336,8 +1361,8 @@ def evaluate_store(
     The logged decisions are lever 0 of the non-holdout decisions made by the objective's newest
     version that made any (*no send* included), with their propensities and attributed rewards;
     their contexts are rebuilt as the plans computed them. A stored candidate acts on the same
-    contacts with its own featurizer, the same eligibility, costs and relevance threshold, as a
-    single-lever decision. ``uniform`` picks uniformly among the eligible actions and *no send*;
+    contacts with its own featurizer and harm per send, the same eligibility, costs and relevance
+    threshold, as a single-lever decision. ``uniform`` picks uniformly among the eligible actions and *no send*;
     ``logged`` is the logging policy as far as the rows reveal it (the logged action with its
     propensity, the rest spread over the other eligible actions), so its IPS estimate is the
     observed mean reward.
@@ -1484,7 +1509,7 @@ def _store_dist(
                 x,
                 b.actions,
                 b.mask,
-                cost=b.cost,
+                cost=b.cost + candidate.channel_harm.per_send(b.actions.channel_names),
                 threshold=b.threshold,
                 draws=draws,
                 rng=rng,

@@ -88,7 +88,7 @@ from tummler.app.strategy import (
     store_campaign,
 )
 from tummler.core.clock import Clock, ensure_utc
-from tummler.core.errors import NotFoundError, PolicyError, StrategyError
+from tummler.core.errors import InputError, NotFoundError, PolicyError, StrategyError
 from tummler.core.randomness import make_rng
 from tummler.core.vocabulary import ConsentStatus, DeliveryStatus, Stage
 from tummler.decide import (
@@ -109,6 +109,7 @@ from tummler.decide import (
     policy_from_dict,
     reason_names,
 )
+from tummler.learn.harm import ChannelHarm
 from tummler.store import models
 from tummler.store.database import session_scope
 from tummler.store.types import sqlite_timestamp
@@ -322,10 +323,21 @@ class _Setup:
     holdout_share: float
     fatigue_window: timedelta | None
     frequency_windows: tuple[timedelta | None, ...]
+    # (n_ch,) the policy's harm per send, already in ``selection_rules.cost``; None: none learned
+    harm: npt.NDArray[np.float64] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.channels)
+
+    def with_harm(self, harm: ChannelHarm) -> _Setup:
+        """This set-up with the policy's harm per send added to each channel's cost."""
+        if not harm:
+            return self
+        per_send = harm.per_send(self.names)
+        rules = self.selection_rules
+        cost = rules.channel_cost(len(self.names)) + per_send
+        return replace(self, selection_rules=replace(rules, cost=cost), harm=per_send)
 
     def lookup(self) -> dict[str, int]:
         """Channel index by id and by kind (identities, consent and events may use either)."""
@@ -1111,6 +1123,7 @@ class _PolicyChoice:
     featurizer: ContextFeaturizer | None  # None: fit a fresh one on the first chunk
     row_id: int | None  # the stored version, when it exists already
     notes: tuple[str, ...] = ()
+    harm: ChannelHarm = field(default_factory=ChannelHarm)
 
 
 def _policy_parameters(
@@ -1150,7 +1163,11 @@ def _choose_policy(
             featurizer = (
                 _featurizer_from_dict(featurizer_data) if featurizer_data is not None else fresh
             )
-        except (PolicyError, KeyError, TypeError, ValueError) as exc:
+            harm = ChannelHarm.from_dict(
+                (row.parameters or {}).get("channel_harm"),
+                origin=f"policy version {row.name}@{row.version}",
+            )
+        except (PolicyError, InputError, KeyError, TypeError, ValueError) as exc:
             notes.append(f"policy version {row.name}@{row.version} cannot be loaded: {exc}")
             continue
         fits = (
@@ -1164,6 +1181,7 @@ def _choose_policy(
                 featurizer if featurizer_data is not None else None,
                 int(row.id),
                 tuple(notes),
+                harm,
             )
         notes.append(
             f"policy version {row.name}@{row.version} was made for other channels, variants or "
@@ -1609,6 +1627,7 @@ def plan_campaign(
                 )
             )
         choice = _choose_policy(connection, setup, fresh)
+        setup = setup.with_harm(choice.harm)
         caps = _spend_caps(connection, setup, campaign_id=campaign_id)
         featurizer = choice.featurizer
         total = (
@@ -1684,6 +1703,12 @@ def plan_campaign(
     )
     result = decided.result
     notes = list(choice.notes)
+    if setup.harm is not None:
+        listing = ", ".join(f"{n} {h:.4g}" for n, h in zip(setup.names, setup.harm, strict=True))
+        notes.append(
+            f"harm per send learned from unsubscribes and complaints, added to each channel's "
+            f"cost: {listing}"
+        )
     unknown = sorted(z for z, v in zones.items() if v is None)
     if unknown:
         notes.append(f"unknown time zones planned as UTC: {', '.join(unknown[:5])}")
@@ -1976,6 +2001,12 @@ def _decision_records(
         gaps = needs[i - start] if needs is not None else None
         if gaps:
             base["variants_unavailable"] = gaps
+        if setup.harm is not None:
+            # the harm of the channels the choice weighed: the levers' and the runner-up's
+            weighed = {
+                int(actions.channel[a]) for a in (*result.action[i], runner[i - start]) if a >= 0
+            }
+            base["harm"] = {names[c]: round(float(setup.harm[c]), 6) for c in sorted(weighed)}
         if i - start in special:
             for c in np.flatnonzero(blocked[i - start]).tolist():
                 removed[names[c]] = [*removed.get(names[c], []), "template_field"]
@@ -2123,6 +2154,7 @@ class DecisionExplanation:
     summary: str = field(default="")
     variants_unavailable: dict[str, str] = field(default_factory=dict)
     spend_cap: dict[str, float] = field(default_factory=dict)
+    harm: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -2226,6 +2258,7 @@ def explain_decision(engine: Engine, *, contact: str, campaign_key: str) -> Deci
             str(k): str(v) for k, v in dict(reasons.get("variants_unavailable", {})).items()
         },
         spend_cap={str(k): float(v) for k, v in dict(reasons.get("spend_cap", {})).items()},
+        harm={str(k): float(v) for k, v in dict(reasons.get("harm", {})).items()},
     )
     return DecisionExplanation(
         **{**asdict(explanation), "levers": levers, "summary": _sentence(explanation)}
@@ -2282,6 +2315,12 @@ def _sentence(e: DecisionExplanation) -> str:
         )
     for variant, needed in e.variants_unavailable.items():
         parts.append(f"variant {variant} needs {needed}, which this contact lacks")
+    if e.harm:
+        listing = ", ".join(f"{c} {h:.3g}" for c, h in e.harm.items())
+        parts.append(
+            f"each send's expected value counts the harm per send that unsubscribes and "
+            f"complaints showed on its channel: {listing}"
+        )
     for channel, rules in e.removed.items():
         words = ", ".join(_RULE_WORDS.get(r, r) for r in rules)
         if channel in e.unavailable:
