@@ -89,10 +89,8 @@ from tummler.simulate import (
 )
 from tummler.strategy import Finding, Severity
 
-__all__ = ["BASELINES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
+__all__ = ["BASELINE_NAMES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
 
-#: The baselines every round is measured against, in the order they are shown.
-BASELINES: tuple[str, ...] = BASELINE_NAMES
 #: The file that marks a directory as a demo workspace (a later run may then start it afresh).
 DEMO_MARKER = ".tummler-demo"
 #: Days of legacy history before the first round.

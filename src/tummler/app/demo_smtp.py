@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from tummler.core.errors import MissingDependencyError
+from tummler.store.throwaway import free_loopback_port
 
 __all__ = ["LoopbackSmtp", "ReceivedMail"]
 
@@ -53,12 +53,6 @@ class _Handler:
         return f"250 2.0.0 OK queued as demo{number}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LoopbackSmtp:
     """An SMTP server on ``127.0.0.1`` that accepts and keeps every message (use it as a context).
 
@@ -75,7 +69,7 @@ class LoopbackSmtp:
             raise MissingDependencyError("aiosmtpd", "email") from None
         self._inbox = _Inbox()
         self.host = "127.0.0.1"
-        self.port = _free_port()
+        self.port = free_loopback_port()
         self._controller = Controller(
             _Handler(self._inbox),
             hostname=self.host,

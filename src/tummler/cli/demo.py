@@ -82,9 +82,9 @@ def demo(
             progress.advance(task)
             share = done.tummler / done.baselines["oracle"] if done.baselines["oracle"] else 0.0
             after = (
-                f"promoted v{(done.learned or '').rsplit('@', 1)[-1]}"
+                f"promoted {_version(done.learned)}"
                 if done.promoted
-                else f"kept v{done.policy.rsplit('@', 1)[-1]}"
+                else f"kept {_version(done.policy)}"
             )
             progress.console.print(
                 f"  round {done.number:>2}: {done.sent:>5,} sent, {done.clicks:>4,} clicks, "
@@ -106,13 +106,18 @@ def demo(
     _show(report)
 
 
+def _version(spec: str | None) -> str:
+    """``v3`` for the stored version ``name@3``."""
+    return f"v{(spec or '').rsplit('@', 1)[-1]}"
+
+
 def _share(part: Sequence[float], whole: Sequence[float]) -> str:
     total = sum(whole)
     return f"{sum(part) / total:.0%}" if total > 0 else "–"
 
 
 def _show(report: DemoReport) -> None:
-    from tummler.app.demo import BASELINES
+    from tummler.app.demo import BASELINE_NAMES
 
     imports = Table(title="1. the brand, imported", title_justify="left")
     for column in ("kind", "rows"):
@@ -135,18 +140,18 @@ def _show(report: DemoReport) -> None:
         pad_edge=False,
     )
     headers = {"send to all": "send all", "best single action": "best single"}
-    for column in ("round", "policy", "sent", "clicks", "tummler", *BASELINES):
+    for column in ("round", "policy", "sent", "clicks", "tummler", *BASELINE_NAMES):
         table.add_column(headers.get(column, column), justify="right")
     table.add_column("then", justify="left")
     for r in report.rounds:
         table.add_row(
             str(r.number),
-            f"v{r.policy.rsplit('@', 1)[-1]}",
+            _version(r.policy),
             f"{r.sent:,}",
             f"{r.clicks:,}",
             f"[bold]{r.tummler:.1f}[/bold]",
-            *(f"{r.baselines[name]:.1f}" for name in BASELINES),
-            f"promoted v{(r.learned or '').rsplit('@', 1)[-1]}" if r.promoted else "kept",
+            *(f"{r.baselines[name]:.1f}" for name in BASELINE_NAMES),
+            f"promoted {_version(r.learned)}" if r.promoted else "kept",
         )
     ours = [r.tummler for r in report.rounds]
     oracle = [r.baselines["oracle"] for r in report.rounds]
@@ -156,7 +161,7 @@ def _show(report: DemoReport) -> None:
         f"{sum(r.sent for r in report.rounds):,}",
         f"{sum(r.clicks for r in report.rounds):,}",
         f"[bold]{sum(ours):.1f}[/bold]",
-        *(f"{sum(r.baselines[name] for r in report.rounds):.1f}" for name in BASELINES),
+        *(f"{sum(r.baselines[name] for r in report.rounds):.1f}" for name in BASELINE_NAMES),
         "",
     )
     console.print(table)

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from tummler.core.errors import ConfigError
 
-__all__ = ["ThrowawayPostgres", "find_postgres_bindir"]
+__all__ = ["ThrowawayPostgres", "find_postgres_bindir", "free_loopback_port"]
 
 _INSTALL_HINT = (
     "PostgreSQL server binaries not found; install them with `apt-get install postgresql` "
@@ -43,7 +43,8 @@ def find_postgres_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -64,7 +65,7 @@ class ThrowawayPostgres:
         self._as_root = os.geteuid() == 0
         self._root = Path(tempfile.mkdtemp(prefix="tummler-pg-"))
         self._data = self._root / "data"
-        self.port = _free_port()
+        self.port = free_loopback_port()
         self.user = "postgres" if self._as_root else (os.environ.get("USER") or "postgres")
 
     def _run(self, *args: str) -> None:
