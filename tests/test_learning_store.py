@@ -22,6 +22,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from seeding import add_reachable
 from tummler.app.contacts import set_stages
 from tummler.app.learning import (
     PROMOTE_ACTION,
@@ -40,8 +41,6 @@ from tummler.core.errors import InputError, PolicyError
 from tummler.store.database import connect, session_scope
 from tummler.store.models import (
     AuditEntry,
-    ChannelIdentity,
-    ConsentEvent,
     Contact,
     ContactChange,
     Decision,
@@ -68,41 +67,14 @@ def _seed(engine: Engine, n: int) -> None:
     audience is the recently engaged customers)."""
     with session_scope(engine) as session:
         for i in range(n):
-            row = Contact(
-                external_id=f"c{i}",
-                stage="customer",
-                time_zone=("Europe/Berlin", "UTC")[i % 2],
+            add_reachable(
+                session,
+                f"c{i}",
+                {"email": f"c{i}@example.org", "sms": f"+49151{i:07d}"},
+                now=NOW,
+                zone=("Europe/Berlin", "UTC")[i % 2],
                 attributes={"first_name": f"C{i}", "city": "Berlin", "lifetime_value": float(i)},
-                created_at=NOW - 200 * DAY,
-                updated_at=NOW - 200 * DAY,
-            )
-            session.add(row)
-            session.flush()
-            for channel, address in (("email", f"c{i}@example.org"), ("sms", f"+49151{i:07d}")):
-                session.add(
-                    ChannelIdentity(
-                        contact_id=row.id, channel=channel, address=address, created_at=NOW
-                    )
-                )
-                session.add(
-                    ConsentEvent(
-                        contact_id=row.id,
-                        channel=channel,
-                        status="granted",
-                        source="signup",
-                        at=NOW - 100 * DAY,
-                        recorded_at=NOW - 100 * DAY,
-                    )
-                )
-            session.add(
-                Event(
-                    contact_id=row.id,
-                    channel="email",
-                    type="clicked",
-                    at=NOW - (1 + i % 20) * DAY,
-                    source="test",
-                    provider_event_id=f"click-{i}",
-                )
+                clicked_ago=(1 + i % 20) * DAY,
             )
 
 

@@ -17,17 +17,15 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
+from seeding import add_reachable
 from tummler.app.planning import PlanReport, explain_decision, plan_campaign
 from tummler.app.workspace import init_workspace
 from tummler.core.clock import FrozenClock
 from tummler.store.database import session_scope
 from tummler.store.models import (
     Campaign,
-    ChannelIdentity,
-    ConsentEvent,
     Contact,
     Decision,
-    Event,
     PolicyVersion,
 )
 
@@ -52,44 +50,15 @@ def _seed(engine: Engine) -> dict[str, int]:
             (f"b{i}", ("sms", "email")) for i in range(BOTH)
         ]:
             number = int(key[1:])
-            contact = Contact(
-                external_id=key,
-                stage="customer",
-                time_zone="UTC",
+            phone = f"+4915{number:07d}{int(key[0] == 'b')}"
+            ids[key] = add_reachable(
+                session,
+                key,
+                {c: phone if c == "sms" else f"{key}@example.org" for c in channels},
+                now=NOW,
                 attributes={"first_name": key.upper(), "lifetime_value": float(number % 7)},
-                created_at=NOW - 300 * DAY,
-                updated_at=NOW - 300 * DAY,
-            )
-            session.add(contact)
-            session.flush()
-            ids[key] = contact.id
-            for channel in channels:
-                phone = f"+4915{number:07d}{int(key[0] == 'b')}"
-                address = phone if channel == "sms" else f"{key}@example.org"
-                session.add(
-                    ChannelIdentity(
-                        contact_id=contact.id, channel=channel, address=address, created_at=NOW
-                    )
-                )
-                session.add(
-                    ConsentEvent(
-                        contact_id=contact.id,
-                        channel=channel,
-                        status="granted",
-                        source="signup",
-                        at=NOW - 100 * DAY,
-                        recorded_at=NOW - 100 * DAY,
-                    )
-                )
-            session.add(
-                Event(
-                    contact_id=contact.id,
-                    channel="email",
-                    type="clicked",
-                    at=NOW - (1 + number % 30) * DAY,
-                    source="test",
-                    provider_event_id=f"click-{key}",
-                )
+                since=300 * DAY,
+                clicked_ago=(1 + number % 30) * DAY,
             )
     return ids
 

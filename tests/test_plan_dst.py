@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
+from seeding import add_reachable
 from tummler.app.planning import local_slots_to_utc, plan_campaign
 from tummler.app.workspace import init_workspace
 from tummler.core.clock import FrozenClock
 from tummler.store.database import connect, session_scope
-from tummler.store.models import Campaign, ChannelIdentity, ConsentEvent, Contact, Decision, Event
+from tummler.store.models import Campaign, Contact, Decision
 
 REORDER = "fresh-roast-reorder"
 #: Daylight-saving changes of 2026 (UTC instants), by zone.
@@ -131,40 +132,15 @@ def _seed(engine: Engine, zones: dict[str, str], now: datetime) -> None:
     """E-mail-only customers who clicked recently, in the given zones."""
     with session_scope(engine) as session:
         for key, zone in zones.items():
-            contact = Contact(
-                external_id=key,
-                stage="customer",
-                time_zone=zone,
-                attributes={"first_name": key},
-                created_at=now - timedelta(days=100),
-                updated_at=now - timedelta(days=100),
-            )
-            session.add(contact)
-            session.flush()
-            session.add(
-                ChannelIdentity(
-                    contact_id=contact.id, channel="email", address=f"{key}@x.org", created_at=now
-                )
-            )
-            session.add(
-                ConsentEvent(
-                    contact_id=contact.id,
-                    channel="email",
-                    status="granted",
-                    source="signup",
-                    at=now - timedelta(days=50),
-                    recorded_at=now - timedelta(days=50),
-                )
-            )
-            session.add(
-                Event(
-                    contact_id=contact.id,
-                    channel="email",
-                    type="clicked",
-                    at=now - timedelta(days=2),
-                    source="test",
-                    provider_event_id=f"click-{key}",
-                )
+            add_reachable(
+                session,
+                key,
+                {"email": f"{key}@x.org"},
+                now=now,
+                zone=zone,
+                since=timedelta(days=100),
+                consent_since=timedelta(days=50),
+                clicked_ago=timedelta(days=2),
             )
 
 

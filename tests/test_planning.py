@@ -19,6 +19,7 @@ import typer
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from seeding import add_reachable
 from tummler.app.consent import consent_names, latest_granted
 from tummler.app.planning import (
     explain_decision,
@@ -34,12 +35,10 @@ from tummler.core.errors import NotFoundError, StrategyError
 from tummler.store.database import connect, session_scope
 from tummler.store.models import (
     Campaign,
-    ChannelIdentity,
     ConsentEvent,
     Contact,
     Decision,
     Delivery,
-    Event,
     PolicyVersion,
     Variant,
 )
@@ -75,54 +74,36 @@ def _seed(engine: Engine, n: int = 120) -> dict[str, int]:
     ids: dict[str, int] = {}
     with session_scope(engine) as session:
 
-        def add(key: str, stage: str, zone: str, channels: dict[str, str]) -> int:
-            row = Contact(
-                external_id=key,
+        def add(
+            key: str,
+            stage: str,
+            zone: str,
+            channels: dict[str, str],
+            clicked_ago: timedelta | None = None,
+        ) -> int:
+            ids[key] = add_reachable(
+                session,
+                key,
+                channels,
+                now=NOW,
                 stage=stage,
-                time_zone=zone,
+                zone=zone,
                 attributes={"first_name": key.title(), "city": "Berlin", "lifetime_value": 10.0},
-                created_at=NOW - 200 * DAY,
-                updated_at=NOW - 200 * DAY,
+                without_consent=("mastodon",),
+                clicked_ago=clicked_ago,
             )
-            session.add(row)
-            session.flush()
-            ids[key] = row.id
-            for channel, address in channels.items():
-                session.add(
-                    ChannelIdentity(
-                        contact_id=row.id, channel=channel, address=address, created_at=NOW
-                    )
-                )
-                if channel != "mastodon":
-                    session.add(
-                        ConsentEvent(
-                            contact_id=row.id,
-                            channel=channel,
-                            status="granted",
-                            source="signup",
-                            at=NOW - 100 * DAY,
-                            recorded_at=NOW - 100 * DAY,
-                        )
-                    )
-            return row.id
+            return ids[key]
 
         for i in range(n):
             channels = {"email": f"c{i}@example.org"}
             if i % 2:
                 channels["sms"] = f"+49151{i:07d}"
-            contact_id = add(
-                f"c{i}", ("customer", "advocate")[i % 2 == 0 and i % 4 == 0], ZONES[i % 4], channels
-            )
-            session.add(
-                Event(
-                    contact_id=contact_id,
-                    channel="email",
-                    type="clicked",
-                    value=None,
-                    at=NOW - (1 + i % 20) * DAY,
-                    source="test",
-                    provider_event_id=f"click-{i}",
-                )
+            add(
+                f"c{i}",
+                ("customer", "advocate")[i % 2 == 0 and i % 4 == 0],
+                ZONES[i % 4],
+                channels,
+                clicked_ago=(1 + i % 20) * DAY,
             )
         for key, channel in (("c3", "sms"), ("c5", "email")):
             session.add(
