@@ -134,6 +134,22 @@ def _version(engine: Engine, version: int) -> PolicyVersion:
         return row
 
 
+def _add_child(engine: Engine, parent: PolicyVersion, parameters: dict[str, Any]) -> None:
+    """Store ``parameters`` as the next, unpromoted version after ``parent``."""
+    with session_scope(engine) as session:
+        session.add(
+            PolicyVersion(
+                name=parent.name,
+                version=parent.version + 1,
+                kind=parent.kind,
+                parameters=parameters,
+                parent_id=parent.id,
+                promoted=False,
+                created_at=LATER,
+            )
+        )
+
+
 @pytest.fixture
 def learned(engine: Engine, workspace: Path) -> Engine:
     """The store after one plan by the prior, the responses, and ``learn``."""
@@ -197,18 +213,7 @@ def test_promotion_refuses_a_worse_version_and_plan_uses_the_promoted_one(
     # a worse version: version 1's weights turned around prefer e-mail
     worse = json.loads(json.dumps(v1.parameters))
     worse["policy"]["state"]["m"] = [-m for m in worse["policy"]["state"]["m"]]
-    with session_scope(learned) as session:
-        session.add(
-            PolicyVersion(
-                name=OBJECTIVE,
-                version=2,
-                kind=v1.kind,
-                parameters=worse,
-                parent_id=v1.id,
-                promoted=False,
-                created_at=LATER,
-            )
-        )
+    _add_child(learned, v1, worse)
     clock = FrozenClock(LATER)
     options: dict[str, Any] = {"workspace": workspace, "clock": clock, "n_bootstrap": 100}
     report = promote(learned, f"{OBJECTIVE}@1", **options)
@@ -387,18 +392,7 @@ def test_a_channel_followed_by_unsubscribes_is_priced_and_sent_less(
     # the same posterior without the harm, as version 2; each plans the same contacts
     unpriced = json.loads(json.dumps(v1.parameters))
     del unpriced["channel_harm"]
-    with session_scope(engine) as session:
-        session.add(
-            PolicyVersion(
-                name=OBJECTIVE,
-                version=2,
-                kind=v1.kind,
-                parameters=unpriced,
-                parent_id=v1.id,
-                promoted=False,
-                created_at=LATER,
-            )
-        )
+    _add_child(engine, v1, unpriced)
 
     def sms_share(version: int) -> tuple[float, Any]:
         with session_scope(engine) as session:
