@@ -52,7 +52,6 @@ from tummler.app.demo_brand import (
     write_strategy,
 )
 from tummler.app.demo_round import (
-    chunks,
     deliver_round,
     move_stages,
     outcome_reports,
@@ -477,8 +476,8 @@ def _round(
         after, outcomes = respond(population, model, state, message, sent.sends(), at, response_rng)
         events = outcome_events(population, outcomes, response_rng)
         reports = outcome_reports(population, events, sent.message_ids(), campaign=key)
-        for part in chunks(reports, _EVENT_CHUNK):
-            record_events(engine, part)
+        for start in range(0, len(reports), _EVENT_CHUNK):  # one provider request each
+            record_events(engine, reports[start : start + _EVENT_CHUNK])
         moved_at = at + _ROUND_INTERVAL - timedelta(seconds=1)
         revoked = revoke_unsubscribed(engine, directory, population, events, key=key, clock=clock)
         moved = move_stages(engine, population, state, after, at=moved_at)

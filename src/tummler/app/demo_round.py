@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,12 +28,10 @@ from tummler.app.learning import promote
 from tummler.app.outbox import OutboxReport, SendRules, run_outbox
 from tummler.core.clock import Clock, FrozenClock, ensure_utc
 from tummler.core.errors import PolicyError
-from tummler.core.vocabulary import ChannelKind, ConsentStatus, DeliveryStatus, EventType
+from tummler.core.vocabulary import ChannelKind, DeliveryStatus
 from tummler.deliver import Connector
 from tummler.simulate import (
     CHANNELS,
-    CONTACT_REF,
-    EVENT_TYPES,
     STAGES,
     EventLog,
     Population,
@@ -46,7 +44,6 @@ __all__ = [
     "RESPONSE_SOURCE",
     "STAGE_SOURCE",
     "SentDeliveries",
-    "chunks",
     "deliver_round",
     "move_stages",
     "outcome_reports",
@@ -160,10 +157,10 @@ class SentDeliveries:
             contact=self.contact, channel=self.channel, hour=self.hour, variant=self.variant
         )
 
-    def message_ids(self) -> dict[tuple[int, int], str]:
-        """(contact, channel) → provider message id: one delivery per contact and channel."""
+    def message_ids(self) -> dict[tuple[int, str], str]:
+        """(contact, channel id) → provider message id: one delivery per contact and channel."""
         return {
-            (int(c), int(ch)): m
+            (int(c), CHANNELS[ch].value): m
             for c, ch, m in zip(
                 self.contact.tolist(), self.channel.tolist(), self.message_id, strict=True
             )
@@ -218,42 +215,29 @@ def sent_deliveries(
 def outcome_reports(
     population: Population,
     events: EventLog,
-    message_ids: Mapping[tuple[int, int], str],
+    message_ids: Mapping[tuple[int, str], str],
     *,
     campaign: str,
 ) -> list[IncomingEvent]:
     """The simulator's events as provider reports: each names its delivery by provider message id
     (and its contact by external id, should the id match nothing), with a stable event id."""
-    ids = events.provider_event_ids(prefix=f"demo-{campaign}")
-    reports = []
-    for i, (contact, kind, channel, at, value) in enumerate(
-        zip(
-            events.contact.tolist(),
-            events.type.tolist(),
-            events.channel.tolist(),
-            events.at.tolist(),
-            events.value.tolist(),
-            strict=True,
+    return [
+        IncomingEvent(
+            record.type,
+            record.at,
+            contact=str(population.external_id[record.contact]),
+            channel=None if record.channel is None else ChannelKind(record.channel),
+            value=record.value,
+            source=RESPONSE_SOURCE,
+            provider_event_id=record.provider_event_id,
+            provider_message_id=(
+                None
+                if record.channel is None
+                else message_ids.get((record.contact, record.channel))
+            ),
         )
-    ):
-        reports.append(
-            IncomingEvent(
-                EVENT_TYPES[kind],
-                datetime.fromtimestamp(at, UTC),
-                contact=str(population.external_id[contact]),
-                channel=ChannelKind(CHANNELS[channel].value),
-                value=None if np.isnan(value) else float(value),
-                source=RESPONSE_SOURCE,
-                provider_event_id=ids[i],
-                provider_message_id=message_ids.get((contact, channel)),
-            )
-        )
-    return reports
-
-
-def chunks(items: Sequence[IncomingEvent], size: int) -> list[Sequence[IncomingEvent]]:
-    """``items`` in runs of at most ``size`` (one request each)."""
-    return [items[i : i + size] for i in range(0, len(items), size)]
+        for record in events.records(prefix=f"demo-{campaign}")
+    ]
 
 
 def planned_audience(
@@ -306,23 +290,14 @@ def revoke_unsubscribed(
 ) -> int:
     """Unsubscribes revoke consent on their channel: a consent file, imported like any other.
     Returns the revocations imported."""
-    unsubscribed = np.flatnonzero(events.type == EVENT_TYPES.index(EventType.UNSUBSCRIBED))
-    if unsubscribed.size == 0:
+    rows = events.consent_rows(population, source=f"unsubscribe after {key}")
+    if not rows:
         return 0
     path = directory / "data" / f"{key}-unsubscribes.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow((CONTACT_REF, "channel", "status", "source", "at"))
-        for i in unsubscribed.tolist():
-            writer.writerow(
-                (
-                    str(population.external_id[events.contact[i]]),
-                    CHANNELS[int(events.channel[i])].value,
-                    ConsentStatus.REVOKED.value,
-                    f"unsubscribe after {key}",
-                    datetime.fromtimestamp(int(events.at[i]), UTC).isoformat(),
-                )
-            )
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "at": row["at"].isoformat()} for row in rows)
     return import_file(engine, "consent", path, clock=clock).inserted
 
 

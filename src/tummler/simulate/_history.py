@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tummler.core.errors import InputError
-from tummler.core.vocabulary import ChannelKind, ConsentStatus, EventType
+from tummler.core.vocabulary import ChannelKind
 from tummler.simulate._model import (
     Message,
     ResponseModel,
@@ -19,9 +19,8 @@ from tummler.simulate._model import (
     local_hours,
     respond,
 )
-from tummler.simulate._population import CHANNELS, CONTACT_REF, IntArray, Population
+from tummler.simulate._population import CHANNELS, IntArray, Population
 from tummler.simulate._records import (
-    EVENT_TYPES,
     MENTION_TOPICS,
     EventLog,
     MentionLog,
@@ -146,18 +145,7 @@ class History:
         self, population: Population, source: str = "unsubscribe link"
     ) -> list[dict[str, Any]]:
         """Rows for ``tummler import consent``: one revocation per unsubscribe event."""
-        events = self.events
-        index = np.flatnonzero(events.type == EVENT_TYPES.index(EventType.UNSUBSCRIBED))
-        return [
-            {
-                CONTACT_REF: str(population.external_id[events.contact[i]]),
-                "channel": CHANNELS[int(events.channel[i])].value,
-                "status": ConsentStatus.REVOKED.value,
-                "source": source,
-                "at": datetime.fromtimestamp(int(events.at[i]), UTC),
-            }
-            for i in index.tolist()
-        ]
+        return self.events.consent_rows(population, source)
 
 
 def history(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tummler.core.vocabulary import EventType
+from tummler.core.vocabulary import ConsentStatus, EventType
 from tummler.simulate._model import Outcomes
 from tummler.simulate._population import (
     CHANNELS,
@@ -109,9 +109,9 @@ class EventLog:
             )
         ]
 
-    def records(self) -> Iterator[EventRecord]:
-        """The events one by one."""
-        ids = self.provider_event_ids()
+    def records(self, prefix: str = "sim") -> Iterator[EventRecord]:
+        """The events one by one, their provider ids made with ``prefix``."""
+        ids = self.provider_event_ids(prefix)
         for i, (c, t, ch, at, value) in enumerate(
             zip(
                 self.contact.tolist(),
@@ -130,6 +130,22 @@ class EventLog:
                 value=None if np.isnan(value) else value,
                 provider_event_id=ids[i],
             )
+
+    def consent_rows(
+        self, population: Population, source: str = "unsubscribe link"
+    ) -> list[dict[str, Any]]:
+        """Rows for ``tummler import consent``: one revocation per unsubscribe event."""
+        index = np.flatnonzero(self.type == EVENT_TYPES.index(EventType.UNSUBSCRIBED))
+        return [
+            {
+                CONTACT_REF: str(population.external_id[self.contact[i]]),
+                "channel": CHANNELS[int(self.channel[i])].value,
+                "status": ConsentStatus.REVOKED.value,
+                "source": source,
+                "at": datetime.fromtimestamp(int(self.at[i]), UTC),
+            }
+            for i in index.tolist()
+        ]
 
     def columns(self, population: Population, source: str = "simulator") -> dict[str, Any]:
         """Columns for ``tummler import events`` (``IMPORT_COLUMNS["events"]``).
