@@ -1362,10 +1362,10 @@ def evaluate_store(
     version that made any (*no send* included), with their propensities and attributed rewards;
     their contexts are rebuilt as the plans computed them. A stored candidate acts on the same
     contacts with its own featurizer and harm per send, the same eligibility, costs and relevance
-    threshold, as a single-lever decision. ``uniform`` picks uniformly among the eligible actions and *no send*;
-    ``logged`` is the logging policy as far as the rows reveal it (the logged action with its
-    propensity, the rest spread over the other eligible actions), so its IPS estimate is the
-    observed mean reward.
+    threshold, as a single-lever decision. ``uniform`` picks uniformly among the eligible actions
+    and *no send*; ``logged`` is the logging policy as far as the rows reveal it (the logged
+    action with its propensity, the rest spread over the other eligible actions), so its IPS
+    estimate is the observed mean reward.
 
     Parameters
     ----------

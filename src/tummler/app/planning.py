@@ -52,7 +52,9 @@ after its objective whose dimensions fit the campaign's action set; its ``parame
 ``Policy.to_dict()`` is accepted too, the featurizer then being rebuilt from the strategy). Without
 one, a fresh logistic Thompson sampling prior decides, its featurizer fitted on the first chunk of
 the audience, and is stored as version 0 of the objective, promoted (it is the only policy there
-is), so that later plans — and ``learn`` — start from exactly the same features.
+is), so that later plans — and ``learn`` — start from exactly the same features. A learned
+version's ``channel_harm`` (:mod:`tummler.learn.harm`) is added to each channel's cost per send:
+the unsubscribes and complaints its rewards could not carry.
 
 **Fatigue.** A contact's sends are the decisions of *other* campaigns with a channel, not held out,
 whose ``send_at`` falls between the start of the window before now and the end of this plan's
