@@ -637,10 +637,10 @@ class BrandView:
     """
 
     def __init__(self, brand: SimulatedBrand) -> None:
-        population = brand.population
-        n, c = population.n, len(brand.space.channels)
         from tummler.simulate import CHANNELS
 
+        population = brand.population
+        n, c = population.n, len(brand.space.channels)
         self.brand = brand
         self.channel_names = [CHANNELS[i].value for i in brand.space.channels]
         self.codes = population.attribute_codes()
