@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, event, select, text
 
-from tummler.app.examples import write_example_data
+from example_files import write_example_data
 from tummler.app.ingest import ImportReport, import_file
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, StoreError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tummler.app.examples import write_example_data
+from example_files import write_example_data
 from tummler.app.workspace import init_workspace, open_store, store_status
 from tummler.cli.main import app
 

@@ -1,4 +1,5 @@
-"""A small, seeded example brand: contacts, identities, consent, events, edges and mentions files.
+"""A small, seeded example brand for the import tests: contacts, identities, consent, events, edges
+and mentions files.
 
 The files use every import format (CSV, JSON Lines, Parquet) and the column names ``tummler import``
 expects, so that ``tummler import <kind> <file>`` loads each one as it is. The same seed and start time
