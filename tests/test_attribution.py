@@ -17,7 +17,7 @@ from tummler.app.attribution import (
 from tummler.core.errors import ConfigError
 from tummler.core.randomness import make_rng
 from tummler.core.vocabulary import EventType
-from tummler.learn.rewards import RewardSpec
+from tummler.learn.rewards import RewardSpec, decision_rewards
 from tummler.store.database import session_scope
 from tummler.store.models import Campaign, Contact, Decision, Event
 from tummler.strategy import EXAMPLES_DIR, read_strategy
@@ -320,3 +320,30 @@ def test_windows_and_reward_specs_come_from_the_example_strategy() -> None:
     assert specs["first-order"] == RewardSpec(
         EventType.CONVERTED, "rate", unsubscribe_penalty=4.0, complaint_penalty=2.0
     )
+
+
+def test_each_objective_s_penalties_come_from_the_strategy() -> None:
+    text = (EXAMPLES_DIR / "strategy.yaml").read_text()
+    stated = text.replace("unsubscribed: 1  ", "unsubscribed: 3  ").replace(
+        "complained: 2  ", "complained: 10 "
+    )
+    assert stated != text
+    document, findings = read_strategy(stated, "example")
+    assert document is not None, findings
+    specs = reward_specs(document.strategy)
+    # repeat-purchase states its penalties; first-order states none and gets the defaults
+    assert (
+        specs["repeat-purchase"].unsubscribe_penalty,
+        specs["repeat-purchase"].complaint_penalty,
+    ) == (3.0, 10.0)
+    assert (specs["first-order"].unsubscribe_penalty, specs["first-order"].complaint_penalty) == (
+        1.0,
+        2.0,
+    )
+    # an unsubscribe after an unconverted send costs what the strategy says
+    reward = decision_rewards(
+        2, [0, 1], ["unsubscribed", "complained"], None, specs["repeat-purchase"]
+    )
+    assert reward.tolist() == [-3.0, -10.0]
+    overridden = reward_specs(document.strategy, complaint_penalty=0.5)["repeat-purchase"]
+    assert (overridden.unsubscribe_penalty, overridden.complaint_penalty) == (3.0, 0.5)

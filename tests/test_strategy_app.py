@@ -339,9 +339,11 @@ def test_show_prints_the_map_as_a_tree_and_as_json(workspace: Path) -> None:
     said = _said(result)
     for part in ("repeat-purchase", "fresh-roast-reorder", "email", "sms", "mastodon"):
         assert part in said
+    assert "an unsubscribe costs 1, a complaint 2" in " ".join(said.split())
     result = _run("--workspace", str(workspace), "strategy", "show", "--json")
     mapping = json.loads(result.stdout)
     assert [o["id"] for o in mapping["objectives"]] == ["repeat-purchase", "first-order"]
+    assert mapping["objectives"][0]["penalties"] == {"unsubscribed": 1.0, "complained": 2.0}
     assert mapping["objectives"][0]["campaigns"][0]["id"] == "fresh-roast-reorder"
 
 

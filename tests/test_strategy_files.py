@@ -142,6 +142,27 @@ def test_the_base_files_pass() -> None:
             5,
             "horizon is shorter than the attribution window",
         ),
+        (
+            {14: "    attribution_window: 14d\n    penalties: {unsubscribed: -1}"},
+            "schema",
+            15,
+            31,
+            "penalties.unsubscribed: Input should be greater than or equal to 0",
+        ),
+        (
+            {14: "    attribution_window: 14d\n    penalties: {complained: .inf}"},
+            "schema",
+            15,
+            29,
+            "penalties.complained: Input should be a finite number",
+        ),
+        (
+            {14: "    attribution_window: 14d\n    penalties: {unsubscribe: 2}"},
+            "schema",
+            15,
+            17,
+            "unknown field 'objectives[0].penalties.unsubscribe'",
+        ),
         ({19: '    filter: stage = "customer"'}, "expression", 19, 19, "unexpected character '='"),
         (
             {19: "    filter: \"stage in ['customer'\""},

@@ -83,17 +83,24 @@ def objective_windows(strategy: Strategy) -> dict[str, timedelta]:
 def reward_specs(
     strategy: Strategy,
     *,
-    unsubscribe_penalty: float = 1.0,
-    complaint_penalty: float = 2.0,
+    unsubscribe_penalty: float | None = None,
+    complaint_penalty: float | None = None,
     open_weight: float = 0.0,
 ) -> dict[str, RewardSpec]:
-    """Each objective's reward: its KPI (``rate`` or ``value``) with the given penalties."""
+    """Each objective's reward: its KPI (``rate`` or ``value``) less the penalties the strategy
+    states for it (``penalties``), unless given here."""
     return {
         objective.id: RewardSpec.for_kpi(
             objective.kpi.event,
             objective.kpi.measure,
-            unsubscribe_penalty=unsubscribe_penalty,
-            complaint_penalty=complaint_penalty,
+            unsubscribe_penalty=(
+                objective.penalties.unsubscribed
+                if unsubscribe_penalty is None
+                else unsubscribe_penalty
+            ),
+            complaint_penalty=(
+                objective.penalties.complained if complaint_penalty is None else complaint_penalty
+            ),
             open_weight=open_weight,
         )
         for objective in strategy.objectives

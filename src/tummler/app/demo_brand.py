@@ -88,6 +88,9 @@ class DemoBrand:
     costs
         Cost of one send per channel kind, in reward units (the strategy's ``cost_per_send`` and
         the simulator's channel cost).
+    unsubscribe_penalty, complaint_penalty
+        What an unsubscribe and a complaint cost, in clicks (the objective's ``penalties`` and the
+        simulator's reward weights).
     """
 
     name: str = "Northwind Outfitters"
@@ -118,6 +121,8 @@ class DemoBrand:
         ),
     )
     costs: tuple[tuple[ChannelKind, float], ...] = ((ChannelKind.SMS, 0.01),)
+    unsubscribe_penalty: float = 1.0
+    complaint_penalty: float = 2.0
     #: Contact attributes the strategy declares (the policy's features): those that say most
     #: about who prefers which channel.
     attributes: tuple[str, ...] = ("age_band", "interest", "signup_channel")
@@ -176,9 +181,8 @@ class DemoBrand:
 
     def model(self) -> ResponseModel:
         """The response model whose reward is the objective's: a click is worth 1, an unsubscribe
-        costs 1 and a complaint 2 (the defaults of :func:`tummler.app.attribution.reward_specs`),
-        each send its channel's cost. The truth the curve is measured on is then exactly what
-        tummler is told to maximize."""
+        and a complaint cost the strategy's penalties, each send its channel's cost. The truth the
+        curve is measured on is then exactly what tummler is told to maximize."""
         costs = tuple(self.cost(kind) for kind in CHANNELS)
         return ResponseModel(
             reward=RewardWeights(
@@ -186,8 +190,8 @@ class DemoBrand:
                 replied=0.0,
                 converted=0.0,
                 value=0.0,
-                unsubscribed=-1.0,
-                complained=-2.0,
+                unsubscribed=-self.unsubscribe_penalty,
+                complained=-self.complaint_penalty,
                 channel_cost=costs,
             )
         )
@@ -242,6 +246,8 @@ def write_strategy(
         "    description: People click through to the new gear (a rate, as the holdout never clicks).",
         "    kpi: {event: clicked, measure: rate}",
         "    attribution_window: 3d",
+        f"    penalties: {{unsubscribed: {brand.unsubscribe_penalty:g}, "
+        f"complained: {brand.complaint_penalty:g}}}",
         "    target: {absolute_rate: 0.12}",
         "    horizon: 90d",
         "audiences:",

@@ -131,7 +131,9 @@ def _tree(mapping: dict[str, Any]) -> Tree:
         kpi = objective["kpi"]
         branch = tree.add(
             f"[bold cyan]{escape(objective['id'])}[/bold cyan] — {kpi['event']} ({kpi['measure']}), "
-            f"target {escape(objective['target_text'])} within {objective['horizon']}"
+            f"target {escape(objective['target_text'])} within {objective['horizon']}; an "
+            f"unsubscribe costs {objective['penalties']['unsubscribed']:g}, a complaint "
+            f"{objective['penalties']['complained']:g}"
         )
         if not objective["campaigns"]:
             branch.add("[dim]no campaign yet[/dim]")

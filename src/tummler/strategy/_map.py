@@ -65,6 +65,7 @@ def strategy_map(strategy: Strategy, campaigns: Sequence[Campaign]) -> dict[str,
                 "target_text": _target_text(objective),
                 "attribution_window": objective.model_dump(mode="json")["attribution_window"],
                 "horizon": objective.model_dump(mode="json")["horizon"],
+                "penalties": objective.penalties.model_dump(),
                 "campaigns": [
                     _campaign_entry(c, strategy) for c in campaigns if c.objective == objective.id
                 ],

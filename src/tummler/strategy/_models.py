@@ -202,12 +202,25 @@ class Target(_Model):
         return self
 
 
+class Penalties(_Model):
+    """What an unsubscribe and a complaint after a send cost, in the KPI's units: each is
+    subtracted once from the reward of the decision it follows. A complaint (a spam report) hurts
+    deliverability for everyone, so it usually costs more."""
+
+    unsubscribed: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    complained: float = Field(default=2.0, ge=0, allow_inf_nan=False)
+
+
 class Objective(_Model):
     id: Identifier
     description: str | None = None
     kpi: KPI
     attribution_window: Duration = Field(
         description="How long after a send an event still counts for the campaign."
+    )
+    penalties: Penalties = Field(
+        default_factory=Penalties,
+        description="Subtracted from a decision's reward when an unsubscribe or complaint follows.",
     )
     target: Target
     horizon: Duration = Field(
