@@ -81,7 +81,12 @@ def _quadrature(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
         np.linspace(float(ends[0, i]), float(ends[1, i]), POINTS_PER_VARIANT)
         for i in range(a.shape[0])
     ]
-    x = np.unique(np.concatenate([*grids, [0.0, 1.0]]))
+    # and at each posterior's quantiles, so that no step of any CDF is large: a U-shaped
+    # posterior (both parameters below 1) puts most of its mass in the first and last steps of
+    # an even grid, where the trapezoid's error does not cancel
+    levels = np.linspace(TAIL, 1.0 - TAIL, POINTS_PER_VARIANT)[:, None]
+    quantiles = stats.beta.ppf(levels, a[None, :], b[None, :]).T.ravel()
+    x = np.unique(np.concatenate([*grids, quantiles, [0.0, 1.0]]))
     cdf = stats.beta.cdf(x[None, :], a[:, None], b[:, None])  # (k, m)
     k = a.shape[0]
     best = np.empty(k)
