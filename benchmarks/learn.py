@@ -848,7 +848,7 @@ class ThompsonLearner:
         from tummler.decide import LinearThompson, LogisticThompson, build_action_set
 
         self.brand, self.rng, self.learner = brand, rng, learner
-        self.channel_harm = channel_harm and learner == "logistic"
+        self.price_harm = channel_harm and learner == "logistic"
         self.view = BrandView(brand)
         actions, space = brand.actions, brand.space
         # The same action features with a slot for every local hour: the legacy blasts went out
@@ -940,7 +940,7 @@ class ThompsonLearner:
         weights = brand.model.reward
         if self.learner == "logistic":
             cost = np.asarray(weights.channel_cost)[np.asarray(brand.space.channels)]
-            if self.channel_harm:
+            if self.price_harm:
                 cost = cost + view.channel_harm.per_send(view.channel_names)
             values = values - cost[actions.channel]
         values = np.where(round_.eligible[:, :k], values, -np.inf)

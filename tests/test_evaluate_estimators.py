@@ -130,16 +130,21 @@ def test_on_policy_ips_and_snips_are_the_sample_mean(
     )
 
 
+def _other_policy_and_model(action: np.ndarray, random: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A random evaluation policy over the logged actions and a random reward model for it."""
+    n, k = len(action), int(action.max()) + 1
+    generator = np.random.default_rng(random.randint(0, 2**32))
+    return generator.dirichlet(np.ones(k), size=n), generator.uniform(-1, 1, size=(n, k))
+
+
 @settings(max_examples=60, deadline=None)
 @given(on_policy_logs(), st.randoms(use_true_random=False))
 def test_switch_dr_spans_dm_to_dr(
     logs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], random: Any
 ) -> None:
     reward, action, propensity, _ = logs
-    n, k = len(reward), int(action.max()) + 1
-    generator = np.random.default_rng(random.randint(0, 2**32))
-    dist = generator.dirichlet(np.ones(k), size=n)
-    model = generator.uniform(-1, 1, size=(n, k))
+    n = len(reward)
+    dist, model = _other_policy_and_model(action, random)
     args = (reward, action, propensity, dist, model)
     as_dr = switch_dr(*args, tau=math.inf, n_bootstrap=0)
     as_dm = switch_dr(*args, tau=0.0, n_bootstrap=0)
@@ -419,10 +424,8 @@ def test_checked_once_path_gives_the_array_path_answers(
     logs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], random: Any
 ) -> None:
     reward, action, propensity, _ = logs
-    n, k = len(reward), int(action.max()) + 1
-    generator = np.random.default_rng(random.randint(0, 2**32))
-    dist = generator.dirichlet(np.ones(k), size=n)
-    model = generator.uniform(-1, 1, size=(n, k))
+    n = len(reward)
+    dist, model = _other_policy_and_model(action, random)
     rounds = LoggedData(reward, action, propensity).rounds(dist, estimated_rewards=model)
     by_arrays = {
         "ips": ips(reward, action, propensity, dist, n_bootstrap=0),

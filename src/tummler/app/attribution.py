@@ -163,11 +163,9 @@ def attribute_events(
                 select(func.min(Decision.decided_at), func.min(Decision.send_at))
             ).one()
             starts = [ensure_utc(t) for t in first if t is not None]
-            if since is not None:
-                starts = [max(ensure_utc(since), min(starts))] if starts else []
             if not starts:
                 return AttributionReport(considered=0, attributed=0, changed=0, unattributed=0)
-            since = min(starts)
+            since = min(starts) if since is None else max(min(starts), ensure_utc(since))
         if since is not None:
             query = query.where(Event.at >= ensure_utc(since))
         events = session.execute(query.order_by(Event.id)).all()

@@ -1311,11 +1311,10 @@ def learn_from_store(
             rows.append(StoreLearnRow(name, 0, None, parent, None, tuple(notes)))
             continue
         if harm:
-            names = sorted(harm.sends)
-            listing = ", ".join(
-                f"{c} {h:.4g}" for c, h in zip(names, harm.per_send(names), strict=True)
+            notes.append(
+                "harm per send from unsubscribes and complaints: "
+                + harm.listing(sorted(harm.sends))
             )
-            notes.append(f"harm per send from unsubscribes and complaints: {listing}")
         now = clock.now()
         learned = CampaignPolicy(
             policy,

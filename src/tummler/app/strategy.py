@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -200,7 +201,11 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
         ids = np.array([r.id for r in rows], dtype=np.int64)
         position = {int(contact_id): i for i, contact_id in enumerate(ids)}
         size = len(rows)
-        consents: dict[str, NDArray[np.bool_]] = {}
+
+        def empty() -> NDArray[np.bool_]:
+            return np.zeros(size, dtype=bool)
+
+        consents: defaultdict[str, NDArray[np.bool_]] = defaultdict(empty)
         latest: dict[tuple[int, str], str] = {}
         for contact_id, channel, status in connection.execute(
             select(
@@ -214,19 +219,13 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
             latest[(contact_id, channel)] = status
         for (contact_id, channel), status in latest.items():
             if contact_id in position:
-                column = consents.get(channel)
-                if column is None:  # not setdefault: it would allocate on every row
-                    column = consents[channel] = np.zeros(size, dtype=bool)
-                column[position[contact_id]] = status == ConsentStatus.GRANTED.value
-        identities: dict[str, NDArray[np.bool_]] = {}
+                consents[channel][position[contact_id]] = status == ConsentStatus.GRANTED.value
+        identities: defaultdict[str, NDArray[np.bool_]] = defaultdict(empty)
         for contact_id, channel in connection.execute(
             select(models.ChannelIdentity.contact_id, models.ChannelIdentity.channel).distinct()
         ):
             if contact_id in position:
-                column = identities.get(channel)
-                if column is None:  # not setdefault: it would allocate on every row
-                    column = identities[channel] = np.zeros(size, dtype=bool)
-                column[position[contact_id]] = True
+                identities[channel][position[contact_id]] = True
         engaged = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
         for contact_id, at in connection.execute(
             select(models.Event.contact_id, func.max(models.Event.at))
@@ -239,7 +238,7 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
             if contact_id in position and at is not None:
                 engaged[position[contact_id]] = _datetime64(_as_utc(at))
     view = contact_view(
-        rows, now=now, consents=consents, identities=identities, last_engaged=engaged
+        rows, now=now, consents=dict(consents), identities=dict(identities), last_engaged=engaged
     )
     return StoreContacts(ids=ids, view=view)
 
@@ -256,13 +255,10 @@ def contact_view(
     ``time_zone``, ``stage`` and ``attributes``), with consent, identities and last engagement
     already gathered per channel name; shared by the realism check and planning."""
     size = len(rows)
-    attributes: dict[str, list[Any]] = {}
+    attributes: defaultdict[str, list[Any]] = defaultdict(lambda: [None] * size)
     for i, row in enumerate(rows):
         for name, value in (row.attributes or {}).items():
-            column = attributes.get(name)
-            if column is None:  # not setdefault: it would allocate on every row
-                column = attributes[name] = [None] * size
-            column[i] = value
+            attributes[name][i] = value
     return ContactColumns(
         size=size,
         now=now,
@@ -272,7 +268,7 @@ def contact_view(
             "time_zone": [r.time_zone for r in rows],
             "stage": [r.stage for r in rows],
         },
-        attributes=attributes,
+        attributes=dict(attributes),
         consents=consents,
         identities=identities,
         last_engaged=last_engaged,

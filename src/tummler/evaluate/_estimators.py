@@ -88,7 +88,7 @@ def effective_sample_size(weight: npt.ArrayLike) -> float:
     1.0
     """
     w = np.asarray(weight, dtype=np.float64).reshape(-1)
-    squares = float(np.einsum("i,i->", w, w))  # einsum, not BLAS: see _dot
+    squares = _dot(w, w)
     if squares == 0.0:
         return 0.0
     return float(w.sum()) ** 2 / squares

@@ -118,6 +118,12 @@ class ChannelHarm:
             np.float64,
         )
 
+    def listing(self, channels: Sequence[str]) -> str:
+        """``"email 0.004, sms 0.02"``: each channel's harm per send, for notes."""
+        return ", ".join(
+            f"{c} {h:.4g}" for c, h in zip(channels, self.per_send(channels), strict=True)
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """``{"prior_sends", "channels": {id: {"sends", "lost"}}}``, JSON-ready."""
         return {
