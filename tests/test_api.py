@@ -95,7 +95,13 @@ def test_the_openapi_schema_lists_every_route_and_the_event_schema(client: TestC
 def test_one_event_by_external_id_is_stored_as_sent(client: TestClient, engine: Engine) -> None:
     response = post(client, {**CLICK, "value": 2.5, "provider_event_id": "shop-1"})
     assert response.status_code == 200
-    assert response.json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    assert response.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "ignored": 0,
+        "suppressed": 0,
+        "revoked": 0,
+    }
     [event] = stored_events(engine)
     assert (event.type, event.channel, event.value, event.source, event.provider_event_id) == (
         "clicked",
@@ -115,7 +121,13 @@ def test_a_list_resolves_people_by_email_and_phone(client: TestClient, engine: E
         {"contact": "c2", "type": "visited", "at": "2026-03-01T09:00:00+01:00"},
     ]
     response = post(client, body)
-    assert response.json() == {"accepted": 3, "duplicates": 0, "ignored": 0}
+    assert response.json() == {
+        "accepted": 3,
+        "duplicates": 0,
+        "ignored": 0,
+        "suppressed": 0,
+        "revoked": 0,
+    }
     events = stored_events(engine)
     ids = _contact_ids(engine)
     assert [e.contact_id for e in events] == [ids["c1"], ids["c1"], ids["c2"]]
@@ -130,14 +142,32 @@ def _contact_ids(engine: Engine) -> dict[str, int]:
 
 def test_a_retried_request_stores_nothing_twice(client: TestClient, engine: Engine) -> None:
     body = [CLICK, {**CLICK, "type": "converted", "value": 10.0}]
-    assert post(client, body).json() == {"accepted": 2, "duplicates": 0, "ignored": 0}
-    assert post(client, body).json() == {"accepted": 0, "duplicates": 2, "ignored": 0}
+    assert post(client, body).json() == {
+        "accepted": 2,
+        "duplicates": 0,
+        "ignored": 0,
+        "suppressed": 0,
+        "revoked": 0,
+    }
+    assert post(client, body).json() == {
+        "accepted": 0,
+        "duplicates": 2,
+        "ignored": 0,
+        "suppressed": 0,
+        "revoked": 0,
+    }
     assert event_count(engine) == 2
 
 
 def test_a_repeat_within_one_request_is_a_duplicate(client: TestClient, engine: Engine) -> None:
     body = [{**CLICK, "provider_event_id": "x"}, {**CLICK, "provider_event_id": "x"}]
-    assert post(client, body).json() == {"accepted": 1, "duplicates": 1, "ignored": 0}
+    assert post(client, body).json() == {
+        "accepted": 1,
+        "duplicates": 1,
+        "ignored": 0,
+        "suppressed": 0,
+        "revoked": 0,
+    }
     assert event_count(engine) == 1
 
 

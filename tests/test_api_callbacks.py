@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,13 +10,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from provider_signing import (
+    STAMP,
+    mailgun_body,
+    provider_settings,
+    sendgrid_headers,
+    signed_then_redated,
+    twilio_post,
+)
 from tummler.api import ApiSettings, create_app
-from tummler.api.signatures import twilio_signature
 from tummler.app.callbacks import MAILGUN_EVENTS, SENDGRID_EVENTS, TWILIO_STATUSES
 from tummler.core.clock import FrozenClock
 from tummler.core.settings import Settings
@@ -31,54 +33,6 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 #: Checks made before the store is touched (authentication, validation) run on SQLite only.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-STAMP = str(int(NOW.timestamp()))
-MAILGUN_KEY = "mailgun-signing-key"
-TWILIO_TOKEN = "twilio-auth-token"
-PUBLIC_URL = "https://tummler.example.org"
-
-_PRIVATE = ec.generate_private_key(ec.SECP256R1())
-SENDGRID_PUBLIC = base64.b64encode(
-    _PRIVATE.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-).decode()
-
-
-def sendgrid_headers(body: bytes, timestamp: str = STAMP) -> dict[str, str]:
-    signature = _PRIVATE.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {
-        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-        "Content-Type": "application/json",
-    }
-
-
-def mailgun_body(event: dict[str, Any], *, key: str = MAILGUN_KEY, timestamp: str = STAMP) -> Any:
-    token = "a" * 50
-    digest = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    return {
-        "signature": {"timestamp": timestamp, "token": token, "signature": digest},
-        "event-data": event,
-    }
-
-
-def signed_then_redated(event: dict[str, Any]) -> Any:
-    """A body signed for an old timestamp whose timestamp was then changed to now."""
-    body = mailgun_body(event, timestamp="1000")
-    body["signature"]["timestamp"] = STAMP
-    return body
-
-
-def twilio_post(client: TestClient, params: dict[str, str], *, token: str = TWILIO_TOKEN) -> Any:
-    signature = twilio_signature(token, f"{PUBLIC_URL}/v1/callbacks/twilio", list(params.items()))
-    return client.post(
-        "/v1/callbacks/twilio",
-        content=urlencode(params).encode(),
-        headers={
-            "X-Twilio-Signature": signature,
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-    )
 
 
 def stored(engine: Engine) -> list[tuple[str, str | None, str, str, datetime]]:
@@ -115,13 +69,7 @@ def client(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
                 ),
             ]
         )
-    settings = ApiSettings(
-        sendgrid_verification_key=SENDGRID_PUBLIC,
-        mailgun_signing_key=MAILGUN_KEY,
-        twilio_auth_token=TWILIO_TOKEN,
-        public_url=PUBLIC_URL + "/",
-    )
-    with _app(engine, tmp_path, settings) as test_client:
+    with _app(engine, tmp_path, provider_settings()) as test_client:
         yield test_client
 
 
@@ -143,7 +91,15 @@ def test_sendgrid_events_are_mapped_and_stored_once(client: TestClient, engine: 
     body = json.dumps([sg(name, i) for i, name in enumerate(names)]).encode()
     response = client.post("/v1/callbacks/sendgrid", content=body, headers=sendgrid_headers(body))
     assert response.status_code == 200
-    assert response.json() == {"accepted": 6, "duplicates": 0, "ignored": 1}
+    # the unsubscribe revokes e-mail; this workspace has no strategy, so the spam complaint takes
+    # the strictest rule and revokes every channel kind (6)
+    assert response.json() == {
+        "accepted": 6,
+        "duplicates": 0,
+        "ignored": 1,
+        "suppressed": 0,
+        "revoked": 7,
+    }
     rows = stored(engine)
     assert [row[0] for row in rows] == [
         "sent",
@@ -156,7 +112,13 @@ def test_sendgrid_events_are_mapped_and_stored_once(client: TestClient, engine: 
     assert {row[1:3] for row in rows} == {("email", "sendgrid")}
     assert rows[0][3:] == ("sg-0", datetime.fromtimestamp(1772445600, UTC))
     again = client.post("/v1/callbacks/sendgrid", content=body, headers=sendgrid_headers(body))
-    assert again.json() == {"accepted": 0, "duplicates": 6, "ignored": 1}
+    assert again.json() == {
+        "accepted": 0,
+        "duplicates": 6,
+        "ignored": 1,
+        "suppressed": 0,
+        "revoked": 0,
+    }
     assert len(stored(engine)) == 6
 
 
@@ -268,6 +230,8 @@ def test_mailgun_events_are_verified_mapped_and_deduplicated(
         "accepted": 1,
         "duplicates": 0,
         "ignored": 0,
+        "suppressed": 0,
+        "revoked": 0,
     }
     failed = mg("failed", "e2", severity="permanent")
     assert client.post("/v1/callbacks/mailgun", json=mailgun_body(failed)).json()["accepted"] == 1
@@ -276,6 +240,8 @@ def test_mailgun_events_are_verified_mapped_and_deduplicated(
         "accepted": 0,
         "duplicates": 0,
         "ignored": 1,
+        "suppressed": 0,
+        "revoked": 0,
     }
     again = client.post("/v1/callbacks/mailgun", json=mailgun_body(mg("clicked", "e1")))
     assert again.json()["duplicates"] == 1

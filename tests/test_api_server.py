@@ -78,7 +78,10 @@ def test_a_real_http_post_is_stored_through_uvicorn(engine: Engine, tmp_path: Pa
         event = {"contact": "c1", "type": "converted", "value": 12.5, "at": "2026-03-01T10:00:00Z"}
         assert _post(f"{base}/v1/events", event, key=None)[0] == 401
         status, body = _post(f"{base}/v1/events", event, key="k")
-        assert (status, body) == (200, {"accepted": 1, "duplicates": 0, "ignored": 0})
+        assert (status, body) == (
+            200,
+            {"accepted": 1, "duplicates": 0, "ignored": 0, "suppressed": 0, "revoked": 0},
+        )
         with urllib.request.urlopen(f"{base}/v1/health", timeout=10) as response:
             assert json.loads(response.read())["status"] == "ok"
     finally:

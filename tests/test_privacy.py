@@ -536,7 +536,12 @@ def test_forget_is_audited_without_naming_the_person(engine: Engine) -> None:
         "contact_changes": 2,
         "attributes": 2,
     }
-    assert entry.details["kept"] == {"events": 4, "decisions": 1, "deliveries": 1}
+    assert entry.details["kept"] == {
+        "events": 4,
+        "decisions": 1,
+        "deliveries": 1,
+        "suppressed_identifiers": 4,  # the external id and three identities
+    }
     # The earlier entry about her now names her by internal id only.
     assert merged.subject == contact_subject(people.ana)
     assert merged.details == {"email": REDACTED, "file": "crm.csv"}

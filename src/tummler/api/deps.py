@@ -1,4 +1,4 @@
-"""Typed dependencies: the store, the settings, the clock and the caller's role.
+"""Typed dependencies: the store, the settings, the clock, the consent rules and the caller's role.
 
 Routes declare what they need as annotated parameters (``engine: EngineDep``); tests build the app with
 their own engine and clock through :func:`tummler.api.create_app` instead of overriding dependencies.
@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tummler.api.config import ApiSettings, Role, hash_api_key
+from tummler.app.strategy import ConsentRules, consent_rules
 from tummler.core.clock import Clock
 from tummler.core.settings import Settings
 from tummler.store.database import session_scope
@@ -24,6 +25,7 @@ from tummler.store.database import session_scope
 __all__ = [
     "ApiSettingsDep",
     "ClockDep",
+    "ConsentRulesDep",
     "EngineDep",
     "Principal",
     "SessionDep",
@@ -52,10 +54,16 @@ def _clock(request: Request) -> Clock:
     return clock
 
 
+def _consent_rules(request: Request) -> ConsentRules:
+    # read at each request: the strategy file may change while the server runs (parsing is cached)
+    return consent_rules(_settings(request).workspace)
+
+
 EngineDep = Annotated[Engine, Depends(_engine)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
+ConsentRulesDep = Annotated[ConsentRules, Depends(_consent_rules)]
 
 
 def _session(engine: EngineDep) -> Iterator[Session]:

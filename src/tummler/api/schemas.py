@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from tummler.app.callbacks import IncomingEvent
+from tummler.app.callbacks import IncomingEvent, RecordReport
 from tummler.app.ingest.schemas import normalize_email, normalize_phone, parse_timestamp
 from tummler.core.vocabulary import ChannelKind, EventType
 
@@ -124,6 +124,23 @@ class EventsAccepted(BaseModel):
     ignored: int = Field(
         default=0, description="Provider reports that carry nothing to learn from (not stored)."
     )
+    suppressed: int = Field(
+        default=0,
+        description="Events about people who were forgotten: refused, not stored, not an error.",
+    )
+    revoked: int = Field(
+        default=0, description="Consent revocations written for unsubscribes and complaints."
+    )
+
+    @classmethod
+    def of(cls, report: RecordReport) -> EventsAccepted:
+        return cls(
+            accepted=report.accepted,
+            duplicates=report.duplicates,
+            ignored=report.ignored,
+            suppressed=report.suppressed,
+            revoked=report.revoked,
+        )
 
 
 class HealthPublic(BaseModel):

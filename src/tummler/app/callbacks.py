@@ -12,7 +12,12 @@ into an ``events`` row:
   webhook must change nothing. An event without a provider id gets the same derived id the file import
   gives it (:func:`tummler.app.ingest.schemas.derived_event_id`), so the API and the import agree;
 * **a known person**: an event names its contact by external id, e-mail address or phone number; one
-  that matches nobody (or a forgotten person) is refused, naming the item and the value.
+  that matches nobody is refused, naming the item and the value. One that names a forgotten person
+  (:mod:`tummler.app.suppression`) is counted as *suppressed* and not stored: not an error, the
+  store keeping its promise;
+* **consent follows**: an ``unsubscribed`` or ``complained`` event appends the consent revocation it
+  implies (:func:`tummler.app.consent.revocations`) in the same transaction, so the next plan and the
+  outbox's check at send time already see it.
 
 Provider event names map onto :class:`~tummler.core.vocabulary.EventType` through the tables below
 (``None``: a report worth nothing to learning, counted as *ignored* and not stored).
@@ -46,6 +51,14 @@ Twilio (``MessageStatus`` of a status callback): ``sent`` → sent, ``delivered`
 statuses, so its event id is ``<MessageSid>/<MessageStatus>``; the callback carries no time, so the
 event's time is when it arrived.
 
+Twilio incoming messages (the number's "a message comes in" webhook, :func:`twilio_reply`): every
+reply is a ``replied`` event from the sender (``From``); a reply that is one of the carriers'
+opt-out keywords (:data:`SMS_STOP_WORDS`: ``STOP``, ``STOPALL``, ``UNSUBSCRIBE``, ``CANCEL``,
+``END``, ``QUIT``, alone in the message, in any case — the single-word rule Twilio applies), or that
+Twilio's Advanced Opt-Out marks ``OptOutType=STOP``, is also an ``unsubscribed`` event on ``sms``,
+which revokes SMS consent at once. An opt-in keyword (``START``) does not grant consent: a grant
+needs the brand's own record of it.
+
 Deliveries. A report that carries the provider's message id (SendGrid ``sg_message_id`` without the
 ``.filter…`` suffix SendGrid appends, Mailgun ``message.headers.message-id``, Twilio ``MessageSid``, the
 generic ``provider_message_id``) is matched to the outbox row whose ``provider_message_id`` holds it —
@@ -70,6 +83,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tummler.app.consent import revocations, write_revocations
 from tummler.app.ingest.schemas import (
     FieldError,
     derived_event_id,
@@ -77,15 +91,18 @@ from tummler.app.ingest.schemas import (
     normalize_phone,
     parse_timestamp,
 )
-from tummler.core.clock import ensure_utc
+from tummler.app.suppression import Suppressions, external_id_key, identity_key
+from tummler.core.clock import Clock, SystemClock, ensure_utc
 from tummler.core.errors import InputError
 from tummler.core.vocabulary import ChannelKind, DeliveryStatus, EventType
 from tummler.store.database import session_scope
 from tummler.store.models import ChannelIdentity, Contact, Decision, Delivery, Event
+from tummler.strategy import ComplaintScope
 
 __all__ = [
     "MAILGUN_EVENTS",
     "SENDGRID_EVENTS",
+    "SMS_STOP_WORDS",
     "TWILIO_STATUSES",
     "EventProblem",
     "IncomingEvent",
@@ -96,6 +113,7 @@ __all__ = [
     "record_events",
     "sendgrid_events",
     "twilio_event",
+    "twilio_reply",
 ]
 
 SENDGRID_EVENTS: Mapping[str, EventType | None] = {
@@ -139,6 +157,9 @@ TWILIO_STATUSES: Mapping[str, EventType | None] = {
     "received": None,
 }
 
+#: Replies that opt out of SMS (the US carriers' standard keywords, as Twilio honours them).
+SMS_STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+
 _EVENTS: Table = Event.__table__  # type: ignore[assignment]
 
 
@@ -175,6 +196,17 @@ class IncomingEvent:
         if self.value is not None and not math.isfinite(self.value):
             raise InputError("must be a finite number", field="value")
         object.__setattr__(self, "at", ensure_utc(self.at))
+
+    @property
+    def suppression_key(self) -> str | None:
+        """The key the suppression list knows the named person by (``None``: none is named)."""
+        if self.contact is not None:
+            return external_id_key(self.contact)
+        if self.email is not None:
+            return identity_key(ChannelKind.EMAIL.value, self.email)
+        if self.phone is not None:
+            return identity_key(ChannelKind.SMS.value, self.phone)
+        return None
 
     @property
     def identity(self) -> tuple[str, str | None]:
@@ -222,11 +254,14 @@ class RejectedEventsError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class RecordReport:
-    """What one request did: events written, duplicates skipped, provider reports ignored."""
+    """What one request did: events written, duplicates skipped, provider reports ignored, events
+    about forgotten people not stored, consent revocations written."""
 
     accepted: int
     duplicates: int
     ignored: int = 0
+    suppressed: int = 0
+    revoked: int = 0
 
 
 # --- provider shapes -----------------------------------------------------------------------------
@@ -458,10 +493,54 @@ def twilio_event(params: Mapping[str, str], *, now: datetime) -> IncomingEvent |
     )
 
 
+def twilio_reply(params: Mapping[str, str], *, now: datetime) -> list[IncomingEvent]:
+    """The events of one incoming SMS (Twilio's message webhook): a reply, and an opt-out if it is one.
+
+    ``now`` is the events' time: the webhook carries none.
+
+    Raises
+    ------
+    RejectedEventsError
+        When ``MessageSid`` or ``From`` is missing or unusable.
+    """
+    problems: list[EventProblem] = []
+    sid = _provider_id(_field(params, "MessageSid", 0, problems), 0, "MessageSid", problems)
+    phone = _checked(normalize_phone, _field(params, "From", 0, problems), 0, "From", problems)
+    if problems:
+        raise RejectedEventsError([EventProblem(None, p.field, p.reason) for p in problems])
+    assert phone is not None
+    reply = IncomingEvent(
+        EventType.REPLIED,
+        now,
+        phone=phone,
+        channel=ChannelKind.SMS,
+        source="twilio",
+        provider_event_id=f"{sid}/reply",
+    )
+    word = (params.get("Body") or "").strip().strip(".!").upper()
+    if word not in SMS_STOP_WORDS and (params.get("OptOutType") or "").upper() != "STOP":
+        return [reply]
+    stop = IncomingEvent(
+        EventType.UNSUBSCRIBED,
+        now,
+        phone=phone,
+        channel=ChannelKind.SMS,
+        source="twilio",
+        provider_event_id=f"{sid}/stop",
+    )
+    return [reply, stop]
+
+
 # --- storing -------------------------------------------------------------------------------------
 
 
-def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> RecordReport:
+def record_events(
+    engine: Engine,
+    events: Sequence[IncomingEvent | None],
+    *,
+    on_complaint: ComplaintScope = ComplaintScope.CHANNEL,
+    clock: Clock | None = None,
+) -> RecordReport:
     """Store ``events`` in one transaction, each at most once; ``None`` items count as ignored.
 
     Parameters
@@ -470,11 +549,17 @@ def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> Rec
         The store.
     events
         The request's items in order (their positions are the indices named in problems).
+    on_complaint
+        The strategy's ``consent.on_complaint``: what a complaint revokes.
+    clock
+        When the revocations are recorded (default: the wall clock).
 
     Returns
     -------
     RecordReport
-        ``accepted`` events written, ``duplicates`` already stored or repeated within the request.
+        ``accepted`` events written, ``duplicates`` already stored or repeated within the request,
+        ``suppressed`` events about forgotten people (not stored), ``revoked`` consent events
+        written for unsubscribes and complaints.
 
     Raises
     ------
@@ -485,7 +570,14 @@ def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> Rec
     present = [(index, event) for index, event in enumerate(events) if event is not None]
     if not present:
         return RecordReport(accepted=0, duplicates=0, ignored=ignored)
+    now = (clock or SystemClock()).now()
     with session_scope(engine) as session:
+        connection = session.connection()
+        forgotten = Suppressions.load(connection).suppressed(
+            connection, {k for _, e in present if (k := e.suppression_key) is not None}
+        )
+        suppressed = sum(1 for _, e in present if e.suppression_key in forgotten)
+        present = [(i, e) for i, e in present if e.suppression_key not in forgotten]
         by_external = _ids(
             session,
             select(Contact.external_id, Contact.id, Contact.external_id),
@@ -576,6 +668,10 @@ def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> Rec
             }
         if problems:
             raise RejectedEventsError(problems)
+        if not rows:
+            return RecordReport(
+                accepted=0, duplicates=repeated, ignored=ignored, suppressed=suppressed
+            )
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         statement = (
@@ -589,8 +685,30 @@ def record_events(engine: Engine, events: Sequence[IncomingEvent | None]) -> Rec
             move = moves.get((str(source), str(event_id)))
             if move is not None:
                 _follow(session, *move)
+        # Every stored revoking event, new or already there: a revocation is written once anyway,
+        # and an event stored before consent followed events gets its revocation now.
+        revoked = write_revocations(
+            connection,
+            [
+                revocation
+                for row in rows.values()
+                for revocation in revocations(
+                    row["contact_id"],
+                    row["type"],
+                    row["channel"],
+                    source=row["source"],
+                    at=row["at"],
+                    on_complaint=on_complaint,
+                )
+            ],
+            now=now,
+        )
     return RecordReport(
-        accepted=written, duplicates=repeated + len(rows) - written, ignored=ignored
+        accepted=written,
+        duplicates=repeated + len(rows) - written,
+        ignored=ignored,
+        suppressed=suppressed,
+        revoked=revoked,
     )
 
 

@@ -6,24 +6,53 @@ one contact and one channel, the event that decides is the **latest** (by ``at``
 among the events recorded under either name, up to "now". A grant under the kind followed by a
 revocation under the id is a revocation; no event at all is no consent.
 
-The planner (:mod:`tummler.app.planning`, many contacts at once, :func:`latest_granted`) and the
-outbox (one delivery at a time, :func:`latest_consent_statement`) use this module, so that a
-contact is never planned for a channel and then skipped at send time for consent.
+The planner (:mod:`tummler.app.planning`, many contacts at once, :func:`latest_granted`), the
+outbox (one delivery at a time) and ``tummler person show`` (both through :func:`current_consent`)
+use this module, so that a contact is never planned for a channel and then skipped at send time for
+consent, and what a person is shown is what the engine acts on. A property test holds the bulk and
+the one-contact rule equal.
+
+Revocations from what people do. An ``unsubscribed`` or ``complained`` event, whichever way it
+arrives (``POST /v1/events``, a provider callback, an SMS ``STOP``, an imported events file), appends
+a ``revoked`` consent event in the same transaction that stores it (:func:`revocations`,
+:func:`write_revocations`): for the channel the event names, for every channel when it names none,
+and for a complaint, for every channel when the strategy says ``consent: {on_complaint: all}``. The
+revocation is dated at the event's time and its source says which event made it
+(``unsubscribed:sendgrid``), so that storing the same event again (a retried webhook, a re-imported
+file) writes nothing new.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Connection, Select, bindparam, select
 
-from tummler.core.vocabulary import ConsentStatus
+from tummler.core.vocabulary import ChannelKind, ConsentStatus, EventType
 from tummler.store import models
+from tummler.strategy import ComplaintScope
 
-__all__ = ["consent_names", "latest_consent_statement", "latest_granted"]
+__all__ = [
+    "REVOKING_EVENTS",
+    "ConsentState",
+    "Revocation",
+    "consent_names",
+    "current_consent",
+    "latest_consent_statement",
+    "latest_granted",
+    "revocations",
+    "write_revocations",
+]
+
+#: The events that withdraw consent on their own.
+REVOKING_EVENTS = frozenset({EventType.UNSUBSCRIBED, EventType.COMPLAINED})
+#: Every channel kind: a revocation recorded under all of them stops every channel, whatever its id.
+_EVERY_KIND = tuple(kind.value for kind in ChannelKind)
 
 
 def consent_names(channel_id: str, kind: str) -> tuple[str, ...]:
@@ -44,7 +73,12 @@ def latest_consent_statement() -> Select[Any]:
     was ever recorded. Ties on ``at`` go to the later row, as in :func:`latest_granted`.
     """
     return (
-        select(models.ConsentEvent.status, models.ConsentEvent.source)
+        select(
+            models.ConsentEvent.status,
+            models.ConsentEvent.source,
+            models.ConsentEvent.at,
+            models.ConsentEvent.channel,
+        )
         .where(
             models.ConsentEvent.contact_id == bindparam("contact_id"),
             models.ConsentEvent.channel.in_(bindparam("names", expanding=True)),
@@ -53,6 +87,39 @@ def latest_consent_statement() -> Select[Any]:
         .order_by(models.ConsentEvent.at.desc(), models.ConsentEvent.id.desc())
         .limit(1)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """One contact's consent for one channel as planning and the outbox see it now.
+
+    ``status`` is ``None`` when no consent was ever recorded (which is no consent); ``name`` is the
+    channel name the deciding event was recorded under (the channel's id or its kind).
+    """
+
+    status: str | None
+    at: datetime | None = None
+    source: str | None = None
+    name: str | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.status == ConsentStatus.GRANTED.value
+
+
+def current_consent(
+    connection: Connection, *, contact_id: int, names: Sequence[str], now: datetime
+) -> ConsentState:
+    """The consent state of one contact for the channel whose names are ``names``, at ``now``.
+
+    The single-contact form of the rule; :func:`latest_granted` is the bulk form planning uses.
+    """
+    row = connection.execute(
+        _LATEST, {"contact_id": contact_id, "names": list(names), "now": now}
+    ).first()
+    if row is None:
+        return ConsentState(None)
+    return ConsentState(row.status, row.at, row.source, row.channel)
 
 
 def latest_granted(
@@ -99,3 +166,79 @@ def latest_granted(
             continue
         granted[p, columns] = status == yes
     return granted
+
+
+_LATEST = latest_consent_statement()
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A ``revoked`` consent event to append: for whom, under which channel name, why, since when."""
+
+    contact_id: int
+    channel: str
+    source: str
+    at: datetime
+
+
+def revocations(
+    contact_id: int,
+    event_type: str,
+    channel: str | None,
+    *,
+    source: str,
+    at: datetime,
+    on_complaint: ComplaintScope = ComplaintScope.CHANNEL,
+) -> list[Revocation]:
+    """The revocations one stored event implies (none for an event that is not a revocation).
+
+    Parameters
+    ----------
+    contact_id
+        Whose event it is.
+    event_type
+        The event's type; only ``unsubscribed`` and ``complained`` revoke.
+    channel
+        The channel name the event names (a kind such as ``email`` stops every channel of that
+        kind); ``None``: the person withdrew from everything, so every channel is revoked.
+    source
+        Where the event came from (``sendgrid``, ``api``, ``import``...).
+    at
+        The event's time: the revocation holds from then on.
+    on_complaint
+        The strategy's ``consent.on_complaint``: ``channel`` or ``all``.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> at = datetime(2026, 3, 1, tzinfo=UTC)
+    >>> [r.channel for r in revocations(7, "unsubscribed", "email", source="mailgun", at=at)]
+    ['email']
+    >>> revocations(7, "complained", "email", source="api", at=at, on_complaint="all")[-1].source
+    'complained:api'
+    >>> revocations(7, "clicked", "email", source="api", at=at)
+    []
+    """
+    if event_type not in REVOKING_EVENTS:
+        return []
+    everywhere = channel is None or (
+        event_type == EventType.COMPLAINED and ComplaintScope(on_complaint) is ComplaintScope.ALL
+    )
+    names = _EVERY_KIND if everywhere else (str(channel),)
+    why = f"{event_type}:{source}"[:255]
+    return [Revocation(contact_id, name, why, at) for name in names]
+
+
+def write_revocations(
+    connection: Connection, revoked: Iterable[Revocation], *, now: datetime
+) -> int:
+    """Append ``revoked`` on ``connection`` (inside the caller's transaction); returns how many
+    were new. The same revocation twice (contact, channel, source and time) is written once."""
+    # here, not at the top: the import service, which tummler.app.ingest loads, imports this module
+    from tummler.app.ingest.loader import write_consent
+
+    return write_consent(
+        connection,
+        [(r.contact_id, r.channel, ConsentStatus.REVOKED.value, r.source, r.at) for r in revoked],
+        now=now,
+    )

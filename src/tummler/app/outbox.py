@@ -77,12 +77,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tummler.app.consent import consent_names, latest_consent_statement
+from tummler.app.consent import ConsentState, consent_names, current_consent
 from tummler.app.rendering import contact_fields, render_variant
 from tummler.app.unsubscribe import make_unsubscribe_token, unsubscribe_url
 from tummler.core.clock import Clock, ensure_utc
 from tummler.core.errors import ConfigError, InputError, NotFoundError
-from tummler.core.vocabulary import ChannelKind, ConsentStatus, DeliveryStatus
+from tummler.core.vocabulary import ChannelKind, DeliveryStatus
 from tummler.deliver import (
     Connector,
     OutboundMessage,
@@ -399,7 +399,7 @@ class _Context:
     critical: bool
     variant: _Template | None
     address: str | None
-    consent: tuple[str, str] | None
+    consent: ConsentState
     sent_in_window: int
     sent_on_channel: int
 
@@ -411,8 +411,9 @@ class _Verdict:
     scheduled_at: datetime | None = None
 
 
-def _load_statements() -> tuple[Any, Any, Any]:
-    """The three reads of every delivery, built once (bound by name at each execution)."""
+def _load_statements() -> tuple[Any, Any]:
+    """The two reads of every delivery besides consent, built once (bound by name at each
+    execution)."""
     d, dec, c, camp, v = (
         models.Delivery,
         models.Decision,
@@ -457,10 +458,10 @@ def _load_statements() -> tuple[Any, Any, Any]:
         )
         .order_by(models.ChannelIdentity.id)
     )
-    return row, identities, latest_consent_statement()
+    return row, identities
 
 
-_LOAD_ROW, _LOAD_IDENTITIES, _LOAD_CONSENT = _load_statements()
+_LOAD_ROW, _LOAD_IDENTITIES = _load_statements()
 
 
 @functools.cache
@@ -653,9 +654,7 @@ class _Worker:
             ).all()
             by_name = {i.channel: i.address for i in reversed(identities)}
             address = next((by_name[n] for n in names if n in by_name), None)
-            consent_row = connection.execute(
-                _LOAD_CONSENT, {"contact_id": row.contact_id, "names": names, "now": now}
-            ).first()
+            consent = current_consent(connection, contact_id=row.contact_id, names=names, now=now)
             sent_in_window = 0
             if self.rules.fatigue_window is not None:
                 sent_in_window = self._sent_since(
@@ -691,7 +690,7 @@ class _Worker:
             critical=message.get("urgency") == "critical",
             variant=template,
             address=address,
-            consent=None if consent_row is None else (consent_row.status, consent_row.source),
+            consent=consent,
             sent_in_window=sent_in_window,
             sent_on_channel=sent_on_channel,
         )
@@ -720,11 +719,12 @@ class _Worker:
         if ctx.forgotten:
             return _Verdict(skipped, "the contact was forgotten (erased) after planning")
         if rule.consent_required:
-            if ctx.consent is None:
+            if ctx.consent.status is None:
                 return _Verdict(skipped, f"no consent recorded for {ctx.channel} at send time")
-            status, source = ctx.consent
-            if status != ConsentStatus.GRANTED.value:
-                return _Verdict(skipped, f"consent revoked before the send (source: {source})")
+            if not ctx.consent.granted:
+                return _Verdict(
+                    skipped, f"consent revoked before the send (source: {ctx.consent.source})"
+                )
         if not rule.public and not ctx.address:
             return _Verdict(skipped, f"the contact has no address on {ctx.channel} any more")
         overrides = self.rules.critical_overrides if ctx.critical else frozenset()

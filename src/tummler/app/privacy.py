@@ -7,7 +7,9 @@ Finding a person
 
 Seeing (:func:`person_record`)
     One JSON-ready document: profile, the history of its stage and attributes, identities, consent log
-    and current state per channel, events, decisions with their reasons, deliveries, mentions, social
+    and current state per channel (through :func:`tummler.app.consent.current_consent`, the rule the
+    outbox checks at send time and planning applies in bulk: what the person is shown is what the
+    engine acts on), events, decisions with their reasons, deliveries, mentions, social
     edges in and out, and the audit entries about them. The other end of a social edge is given by internal id only: the other person's
     external id is *their* personal data.
 
@@ -32,8 +34,14 @@ Forgetting (:func:`forget_person`)
     * an audit entry ``person.forget`` records the internal contact id, the counts of what was erased
       and kept, the actor and the time — and none of the person's identifiers.
 
+    * their identifiers (external id, every identity, every handle they posted under) go to the
+      suppression list as keyed one-way digests (:mod:`tummler.app.suppression`), so that no import,
+      API call or provider callback brings them back; the list cannot be read back into identifiers
+      and nothing links it to the anonymous contact row.
+
     Forgetting someone already forgotten (found by their token) changes nothing. Their old identifiers
-    find nobody afterwards: remembering them, even hashed, would defeat the purpose.
+    find nobody afterwards; looking them up says that they belong to a forgotten person, and nothing
+    more.
 
 Identifiers are matched case-insensitively: exactly (a JSON string equal to one) and, for those of at
 least :data:`MIN_SUBSTRING_LENGTH` characters, inside longer text too. A distinctive attribute value is
@@ -53,6 +61,8 @@ import phonenumbers
 from sqlalchemy import Engine, String, cast, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tummler.app.consent import ConsentState, consent_names, current_consent
+from tummler.app.suppression import Suppressions, external_id_key, identity_key, suppress
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import NotFoundError
 from tummler.core.randomness import make_rng
@@ -129,6 +139,18 @@ def find_contact(session: Session, *, person: str, for_update: bool = False) -> 
             return found
     contact = session.scalars(query.where(Contact.external_id == person)).one_or_none()
     if contact is None:
+        keys = [external_id_key(person)]
+        if address and channel.lower() in {kind.value for kind in ChannelKind}:
+            keys += [
+                identity_key(channel, form) for form in _address_forms(channel.lower(), address)
+            ]
+        connection = session.connection()
+        if Suppressions.load(connection).suppressed(connection, keys):
+            raise NotFoundError(
+                f"{person!r} belongs to a person who was forgotten: it is on the suppression "
+                "list, so imports, the API and provider callbacks refuse it, and nothing else is "
+                "held about it"
+            )
         raise NotFoundError(
             f"no contact with external id or identity {person!r}: give an external id, or "
             "CHANNEL:ADDRESS such as email:ana@example.org or sms:+33612345678 "
@@ -157,7 +179,13 @@ def _address_forms(channel: str, address: str) -> list[str]:
 # --- seeing everything about a person --------------------------------------------------------
 
 
-def person_record(engine: Engine, *, person: str) -> dict[str, Any]:
+def person_record(
+    engine: Engine,
+    *,
+    person: str,
+    channels: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
     """Everything the store holds about one person, as one JSON-ready document.
 
     What a data-subject access request returns. Times are ISO 8601 UTC strings.
@@ -168,6 +196,12 @@ def person_record(engine: Engine, *, person: str) -> dict[str, Any]:
         The store.
     person
         An external id or ``channel:address`` (see :func:`find_contact`).
+    channels
+        The strategy's channels (id → kind): consent ``current`` is stated per channel, exactly as
+        planning and the outbox decide it. Default: one entry per name found in the consent log.
+    clock
+        "Now" for the current consent state (default: the wall clock); a grant dated later does
+        not count yet.
 
     Returns
     -------
@@ -200,13 +234,19 @@ def person_record(engine: Engine, *, person: str) -> dict[str, Any]:
             .where(ContactChange.contact_id == cid)
             .order_by(ContactChange.changed_at, ContactChange.id)
         ).all()
-        current: dict[str, dict[str, Any]] = {}
-        for consent in consent_log:  # in order: the last one per channel is the state
-            current[consent.channel] = {
-                "status": consent.status,
-                "at": _iso(consent.at),
-                "source": consent.source,
-            }
+        now = (clock or SystemClock()).now()
+        known = channels if channels is not None else {c.channel: c.channel for c in consent_log}
+        current = {
+            channel: _consent(
+                current_consent(
+                    session.connection(),
+                    contact_id=cid,
+                    names=consent_names(channel, kind),
+                    now=now,
+                )
+            )
+            for channel, kind in sorted(known.items())
+        }
         events = session.scalars(
             select(Event).where(Event.contact_id == cid).order_by(Event.at, Event.id)
         ).all()
@@ -366,6 +406,16 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def _consent(state: ConsentState) -> dict[str, Any]:
+    return {
+        "status": state.status or "none",
+        "granted": state.granted,
+        "at": _iso(state.at),
+        "source": state.source,
+        "recorded_under": state.name,
+    }
+
+
 def _edge(edge: SocialEdge, *, other: int) -> dict[str, Any]:
     return {
         "contact_id": other,
@@ -518,6 +568,12 @@ def _forget(
 
     # Their mentions first: finding them needs the handles, which live on rows deleted below.
     mentions = session.scalars(_mentions_of(cid, handles)).all()
+    keys = {external_id_key(contact.external_id): "external_id"}
+    keys |= {identity_key(i.channel, i.address): "identity" for i in identities}
+    keys |= {
+        identity_key(m.channel, m.author_handle): "identity" for m in mentions if m.author_handle
+    }
+    kept["suppressed_identifiers"] = suppress(session.connection(), keys, now=now)
     for mention in mentions:
         mention.text = None
         mention.author_handle = None

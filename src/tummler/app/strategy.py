@@ -32,6 +32,8 @@ from tummler.strategy import (
     AudienceBaseline,
     Campaign,
     CampaignDocument,
+    ComplaintScope,
+    ConsentRules,
     ContactColumns,
     Finding,
     Severity,
@@ -50,6 +52,7 @@ from tummler.strategy import (
 
 __all__ = [
     "ENGAGEMENT_EVENTS",
+    "ConsentRules",
     "Finding",
     "Severity",
     "StoreContacts",
@@ -58,9 +61,11 @@ __all__ = [
     "audience_baselines",
     "campaign_json_schema",
     "check_workspace_strategy",
+    "consent_rules",
     "has_errors",
     "load_contacts",
     "read_workspace_strategy",
+    "strategy_channels",
     "strategy_json_schema",
     "strategy_map",
     "sync_campaigns",
@@ -117,6 +122,34 @@ def read_workspace_strategy(workspace: Path) -> WorkspaceStrategy:
         if document is not None:
             campaigns.append(document)
     return WorkspaceStrategy(strategy, tuple(campaigns), tuple(findings))
+
+
+def consent_rules(workspace: Path) -> ConsentRules:
+    """The strategy's ``consent`` rules, for the paths that take in unsubscribes and complaints.
+
+    A workspace whose strategy cannot be read (missing, or with errors) gets the strictest rules
+    (a complaint revokes every channel): a webhook must not fail for a strategy being edited, and
+    a doubt about what a complaint withdraws is settled in the person's favour.
+    """
+    document = _readable_strategy(workspace)
+    if document is None:
+        return ConsentRules(on_complaint=ComplaintScope.ALL)
+    return document.strategy.consent
+
+
+def strategy_channels(workspace: Path) -> dict[str, str] | None:
+    """The strategy's channels, id → kind (``None`` when the strategy cannot be read)."""
+    document = _readable_strategy(workspace)
+    if document is None:
+        return None
+    return {channel.id: channel.kind.value for channel in document.strategy.channels}
+
+
+def _readable_strategy(workspace: Path) -> StrategyDocument | None:
+    try:
+        return read_workspace_strategy(workspace).strategy
+    except StrategyError:
+        return None
 
 
 #: Parsed files by (path, text): every service reads the strategy, and a loop that plans, learns and

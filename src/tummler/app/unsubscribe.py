@@ -180,6 +180,8 @@ def honour_unsubscribe(
                 "the person this unsubscribe link was for is no longer in the store; "
                 "nothing to unsubscribe"
             )
+        if contact.forgotten_at is not None:  # erased: nothing is sent to them, nothing to write
+            return UnsubscribeResult(contact_id, channel, recorded=False)
         latest = session.scalar(
             select(models.ConsentEvent.status)
             .where(

@@ -85,6 +85,10 @@ def _render(report: ImportReport) -> None:
         table.add_row(label, f"{value:,}")
     if report.identities_added:
         table.add_row("identities added", f"{report.identities_added:,}")
+    if report.suppressed:
+        table.add_row("suppressed (forgotten people)", f"{report.suppressed:,}")
+    if report.revoked:
+        table.add_row("consent revoked (unsubscribes, complaints)", f"{report.revoked:,}")
     console.print(table)
     if report.top_reasons:
         reasons = Table(title="top rejection reasons", show_header=True)
@@ -109,6 +113,7 @@ def _run(
     as_json: bool,
 ) -> None:
     from tummler.app.ingest import ImportKind, import_file
+    from tummler.app.strategy import consent_rules
 
     kind = ImportKind(kind_name)
     cli = state(ctx)
@@ -116,6 +121,7 @@ def _run(
         mapping = _mapping(pairs, mapping_file)
         engine = cli.engine
         batch_size = cli.settings.import_batch_size
+        on_complaint = consent_rules(cli.settings.workspace).on_complaint
         if as_json or not console.is_terminal:
             report = import_file(
                 engine,
@@ -126,6 +132,7 @@ def _run(
                 rejects_path=rejects,
                 batch_size=batch_size,
                 default_region=default_region,
+                on_complaint=on_complaint,
             )
         else:
             with Progress(
@@ -151,6 +158,7 @@ def _run(
                     batch_size=batch_size,
                     default_region=default_region,
                     progress=advance,
+                    on_complaint=on_complaint,
                 )
     except TummlerError as exc:
         error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)

@@ -57,8 +57,11 @@ def show(
 ) -> None:
     """Everything held about one person, as one JSON document (a data access request)."""
     from tummler.app.privacy import person_record
+    from tummler.app.strategy import strategy_channels
 
-    record = person_record(state(ctx).engine, person=person)
+    cli = state(ctx)
+    channels = strategy_channels(cli.settings.workspace)
+    record = person_record(cli.engine, person=person, channels=channels)
     text = json.dumps(record, indent=2, ensure_ascii=False)
     if out is None:
         typer.echo(text)

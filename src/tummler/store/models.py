@@ -3,7 +3,9 @@
 Times are timezone-aware UTC. Personal data lives in ``contacts``, ``contact_changes`` (attributes,
 source), ``channel_identities``, ``consent_events``, ``mentions`` (text, handle) and ``audit_log``
 details only; everything else refers to a contact by its integer id, so that forgetting a person
-(``app.privacy``) can erase them and keep the anonymous aggregates.
+(``app.privacy``) can erase them and keep the anonymous aggregates. ``suppressions`` holds keyed
+one-way digests of a forgotten person's identifiers, never the identifiers; ``personal_files`` lists
+the files tummler wrote that may hold personal data, so that forgetting reaches them too.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ __all__ = [
     "Event",
     "Mention",
     "Message",
+    "PersonalFile",
     "PolicyVersion",
     "SocialEdge",
+    "StoreSecret",
+    "Suppression",
     "Variant",
 ]
 
@@ -364,3 +369,47 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class StoreSecret(Base):
+    """A random value the store keeps for itself, made once (the suppression list's HMAC key).
+
+    Kept in the store rather than in the settings: the suppression list must keep working when the
+    settings' ``secret_key`` is rotated, and it must not match the digests of any other data set.
+    """
+
+    __tablename__ = "store_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class Suppression(Base):
+    """One identifier of a forgotten person, as a keyed one-way digest: refused on every way in.
+
+    ``digest`` is HMAC-SHA256 under the store's ``suppression`` secret of ``"<kind>:<identifier>"``
+    (``external_id:c-42``, ``identity:email:ana@example.org``); nothing links it to the anonymous
+    contact row the person left behind.
+    """
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: ``external_id`` or ``identity``: what kind of identifier it was, for counts only.
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class PersonalFile(Base):
+    """A file tummler wrote that may hold personal data: a rejects file, an export, a dry run."""
+
+    __tablename__ = "personal_files"
+
+    id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    #: Absolute path on the machine that wrote it.
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    #: ``rejects``, ``export``, ``dry_run`` or ``person_record``.
+    kind: Mapped[str] = mapped_column(String(32))
+    written_at: Mapped[datetime]

@@ -49,6 +49,8 @@ __all__ = [
     "Channel",
     "ChannelLimits",
     "ChecksConfig",
+    "ComplaintScope",
+    "ConsentRules",
     "Duration",
     "Fatigue",
     "FrequencyCap",
@@ -358,6 +360,23 @@ class LeverPolicy(_Model):
     holdout_share: float = Field(default=0.1, gt=0, lt=1)
 
 
+class ComplaintScope(StrEnum):
+    """What a spam complaint revokes: consent for its channel, or for every channel."""
+
+    CHANNEL = "channel"
+    ALL = "all"
+
+
+class ConsentRules(_Model):
+    """How what people do changes their consent (an unsubscribe always revokes its channel)."""
+
+    on_complaint: ComplaintScope = Field(
+        default=ComplaintScope.CHANNEL,
+        description="A spam complaint revokes consent for the channel it came through (channel) "
+        "or for every channel (all).",
+    )
+
+
 class ChecksConfig(_Model):
     """Tuning of ``tummler strategy check``."""
 
@@ -382,6 +401,7 @@ class Strategy(_Model):
     audiences: list[Audience] = Field(default_factory=list)
     channels: list[Channel] = Field(min_length=1)
     lever_policy: LeverPolicy = Field(default_factory=LeverPolicy)
+    consent: ConsentRules = Field(default_factory=ConsentRules)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
 
     def objective(self, key: str) -> Objective | None:

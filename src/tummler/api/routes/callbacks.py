@@ -1,32 +1,38 @@
-"""``POST /v1/callbacks/{sendgrid,mailgun,twilio}``: provider webhooks, authenticated by signature.
+"""``POST /v1/callbacks/{sendgrid,mailgun,twilio,twilio/messages}``: provider webhooks, signed.
 
 Each route reads the raw body (signatures cover the bytes as sent), checks the provider's signature,
 maps the provider's event names onto tummler's (tables in :mod:`tummler.app.callbacks`) and stores the
-events in one transaction. A provider whose secret is not configured gets 503, so it retries later rather
+events in one transaction, with the consent revocations that unsubscribes and complaints imply. A provider whose secret is not configured gets 503, so it retries later rather
 than losing events, and nothing unauthenticated is ever stored.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from tummler.api.deps import ApiSettingsDep, ClockDep, EngineDep
+from tummler.api.config import ApiSettings
+from tummler.api.deps import ApiSettingsDep, ClockDep, ConsentRulesDep, EngineDep
 from tummler.api.schemas import EventsAccepted
 from tummler.api.signatures import mailgun_problem, sendgrid_problem, twilio_problem
 from tummler.app.callbacks import (
     EventProblem,
-    RecordReport,
+    IncomingEvent,
     RejectedEventsError,
     mailgun_event,
     record_events,
     sendgrid_events,
     twilio_event,
+    twilio_reply,
 )
+from tummler.app.strategy import ConsentRules
+from tummler.core.clock import Clock
 
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 
@@ -61,15 +67,22 @@ def _json(body: bytes) -> Any:
         ) from None
 
 
-def _accepted(report: RecordReport) -> EventsAccepted:
-    return EventsAccepted(
-        accepted=report.accepted, duplicates=report.duplicates, ignored=report.ignored
+async def _record(
+    engine: Engine, events: Sequence[IncomingEvent | None], rules: ConsentRules, clock: Clock
+) -> EventsAccepted:
+    report = await run_in_threadpool(
+        record_events, engine, events, on_complaint=rules.on_complaint, clock=clock
     )
+    return EventsAccepted.of(report)
 
 
 @router.post("/sendgrid", response_model=EventsAccepted, responses=_RESPONSES)
 async def sendgrid(
-    request: Request, engine: EngineDep, api_settings: ApiSettingsDep, clock: ClockDep
+    request: Request,
+    engine: EngineDep,
+    api_settings: ApiSettingsDep,
+    clock: ClockDep,
+    rules: ConsentRulesDep,
 ) -> EventsAccepted:
     """SendGrid Event Webhook (signed): a JSON array of events."""
     key = _secret(
@@ -86,13 +99,16 @@ async def sendgrid(
             tolerance_s=api_settings.signature_tolerance_s,
         )
     )
-    events = sendgrid_events(_json(body))
-    return _accepted(await run_in_threadpool(record_events, engine, events))
+    return await _record(engine, sendgrid_events(_json(body)), rules, clock)
 
 
 @router.post("/mailgun", response_model=EventsAccepted, responses=_RESPONSES)
 async def mailgun(
-    request: Request, engine: EngineDep, api_settings: ApiSettingsDep, clock: ClockDep
+    request: Request,
+    engine: EngineDep,
+    api_settings: ApiSettingsDep,
+    clock: ClockDep,
+    rules: ConsentRulesDep,
 ) -> EventsAccepted:
     """Mailgun webhook: ``signature`` {timestamp, token, signature} and ``event-data``."""
     key = _secret(api_settings.mailgun_signing_key, "TUMMLER_MAILGUN_SIGNING_KEY", "Mailgun")
@@ -120,14 +136,49 @@ async def mailgun(
             tolerance_s=api_settings.signature_tolerance_s,
         )
     )
-    return _accepted(await run_in_threadpool(record_events, engine, [mailgun_event(payload)]))
+    return await _record(engine, [mailgun_event(payload)], rules, clock)
 
 
 @router.post("/twilio", response_model=EventsAccepted, responses=_RESPONSES)
 async def twilio(
-    request: Request, engine: EngineDep, api_settings: ApiSettingsDep, clock: ClockDep
+    request: Request,
+    engine: EngineDep,
+    api_settings: ApiSettingsDep,
+    clock: ClockDep,
+    rules: ConsentRulesDep,
 ) -> EventsAccepted:
     """Twilio SMS status callback (form-encoded), signed with ``X-Twilio-Signature``."""
+    params = await _twilio_params(request, api_settings)
+    return await _record(engine, [twilio_event(params, now=clock.now())], rules, clock)
+
+
+#: An empty TwiML answer: Twilio sends no reply of its own on tummler's behalf.
+_NO_REPLY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@router.post(
+    "/twilio/messages",
+    response_class=Response,
+    responses={**_RESPONSES, 200: {"content": {"text/xml": {}}}},
+)
+async def twilio_messages(
+    request: Request,
+    engine: EngineDep,
+    api_settings: ApiSettingsDep,
+    clock: ClockDep,
+    rules: ConsentRulesDep,
+) -> Response:
+    """Twilio incoming SMS (the number's message webhook), signed with ``X-Twilio-Signature``.
+
+    Stores the reply; a STOP (or another opt-out keyword) also revokes SMS consent at once.
+    """
+    params = await _twilio_params(request, api_settings)
+    await _record(engine, twilio_reply(params, now=clock.now()), rules, clock)
+    return Response(_NO_REPLY, media_type="text/xml")
+
+
+async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[str, str]:
+    """The form fields of a Twilio webhook, once its signature is checked."""
     token = _secret(api_settings.twilio_auth_token, "TUMMLER_TWILIO_AUTH_TOKEN", "Twilio")
     body = await request.body()
     try:
@@ -141,5 +192,4 @@ async def twilio(
         query = f"?{request.url.query}" if request.url.query else ""
         url = f"{api_settings.public_url}{request.url.path}{query}"
     _refuse(twilio_problem(token, url, params, request.headers.get("X-Twilio-Signature")))
-    event = twilio_event(dict(params), now=clock.now())
-    return _accepted(await run_in_threadpool(record_events, engine, [event]))
+    return dict(params)

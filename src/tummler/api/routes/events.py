@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 
 from tummler.api.config import Role
-from tummler.api.deps import EngineDep, Principal, require_role
+from tummler.api.deps import ClockDep, ConsentRulesDep, EngineDep, Principal, require_role
 from tummler.api.schemas import EventBatch, EventsAccepted
 from tummler.app.callbacks import record_events
 
@@ -27,10 +27,21 @@ _Writer = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.MARKETER, R
     },
 )
 def post_events(
-    batch: Annotated[EventBatch, Body()], engine: EngineDep, _caller: _Writer
+    batch: Annotated[EventBatch, Body()],
+    engine: EngineDep,
+    rules: ConsentRulesDep,
+    clock: ClockDep,
+    _caller: _Writer,
 ) -> EventsAccepted:
-    """Store one event or a list, all or nothing; events already stored count as duplicates."""
-    report = record_events(engine, [item.to_incoming() for item in batch.root])
-    return EventsAccepted(
-        accepted=report.accepted, duplicates=report.duplicates, ignored=report.ignored
+    """Store one event or a list, all or nothing; events already stored count as duplicates.
+
+    An ``unsubscribed`` or ``complained`` event revokes consent in the same transaction; an event
+    about a forgotten person is counted as suppressed and not stored.
+    """
+    report = record_events(
+        engine,
+        [item.to_incoming() for item in batch.root],
+        on_complaint=rules.on_complaint,
+        clock=clock,
     )
+    return EventsAccepted.of(report)

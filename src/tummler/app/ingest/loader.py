@@ -50,8 +50,10 @@ from tummler.store.models import Contact
 __all__ = [
     "SQLITE_IMPORT_CACHE_KIB",
     "WriteCounts",
+    "any_of",
     "prepare_connection",
     "resolve_contacts",
+    "write_consent",
     "write_rows",
 ]
 
@@ -129,7 +131,7 @@ _BINARY_TYPES = {
 _CONSENT_KEY = ("contact_id", "channel", "status", "source", "at")
 
 
-def _matching_ids(target: ColumnElement[str], ids: list[str], dialect: str) -> ColumnElement[bool]:
+def any_of(target: ColumnElement[str], ids: list[str], dialect: str) -> ColumnElement[bool]:
     """``target`` is one of ``ids``, with one bound parameter whatever the number of ids."""
     if dialect == "postgresql":
         return target == any_(literal(ids, ARRAY(String)))
@@ -147,7 +149,7 @@ def resolve_contacts(connection: Connection, external_ids: Iterable[str]) -> dic
         return {}
     table = _CONTACTS
     query = select(table.c.external_id, table.c.id).where(
-        _matching_ids(table.c.external_id, ids, connection.dialect.name)
+        any_of(table.c.external_id, ids, connection.dialect.name)
     )
     return {str(row[0]): int(row[1]) for row in connection.execute(query)}
 
@@ -185,6 +187,28 @@ def write_rows(
     stamp = _keep if connection.dialect.name == "postgresql" else _sqlite_text
     records = _records(kind, rows, contact_ids, stamp(now), stamp)
     return WriteCounts(inserted=_bulk_insert(connection, target, records))
+
+
+def write_consent(
+    connection: Connection,
+    records: Sequence[tuple[int, str, str, str, datetime]],
+    *,
+    now: datetime,
+) -> int:
+    """Append consent events ``(contact id, channel, status, source, at)`` recorded at ``now``.
+
+    The import's rule for the consent log: an event already in the log (same contact, channel,
+    status, source and time) is not written again. Returns how many were written.
+    """
+    if not records:
+        return 0
+    stamp = _keep if connection.dialect.name == "postgresql" else _sqlite_text
+    recorded = stamp(now)
+    rows = [
+        (c, channel, status, source, stamp(at), recorded)
+        for c, channel, status, source, at in records
+    ]
+    return _bulk_insert(connection, _TARGETS[ImportKind.CONSENT], rows)
 
 
 def _keep(value: Any) -> Any:
@@ -314,7 +338,7 @@ def _write_contacts(
         table.c.time_zone,
         table.c.locale,
         table.c.stage,
-    ).where(_matching_ids(table.c.external_id, ids, connection.dialect.name))
+    ).where(any_of(table.c.external_id, ids, connection.dialect.name))
     state: dict[str, dict[str, Any]] = {}
     original: dict[str, dict[str, Any]] = {}
     for contact_id, external_id, attributes, time_zone, locale, stage in connection.execute(query):

@@ -1,4 +1,10 @@
-"""``import_file``: read a file in chunks, validate each row, write accepted rows in atomic batches."""
+"""``import_file``: read a file in chunks, validate each row, write accepted rows in atomic batches.
+
+Two promises hold on this way in as on every other: a row about a forgotten person (its external id,
+address or handle is on the suppression list, :mod:`tummler.app.suppression`) is counted as
+*suppressed* and written nowhere, not even to the rejects file; and an imported ``unsubscribed`` or
+``complained`` event revokes consent in the batch that stores it (:mod:`tummler.app.consent`).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +18,17 @@ from pathlib import Path
 from typing import IO, Any
 
 import phonenumbers
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from tummler.app.consent import revocations, write_revocations
 from tummler.app.ingest.loader import prepare_connection, resolve_contacts, write_rows
 from tummler.app.ingest.readers import FileFormat, detect_format, open_reader
 from tummler.app.ingest.schemas import ImportKind, Reject, RowValidator, schema_for
+from tummler.app.suppression import Suppressions, external_id_key, identity_key
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, StoreError
+from tummler.strategy import ComplaintScope
 
 __all__ = ["ImportReport", "Progress", "default_rejects_path", "import_file"]
 
@@ -33,8 +42,10 @@ _UNKNOWN_CONTACT = "unknown contact: no contact has this external id (import con
 class ImportReport:
     """What an import did.
 
-    ``accepted == inserted + updated + unchanged`` and ``rows_read == accepted + rejected``.
-    ``identities_added`` counts channel identities made from a contacts file's ``email``/``phone``.
+    ``accepted == inserted + updated + unchanged`` and
+    ``rows_read == accepted + rejected + suppressed``. ``identities_added`` counts channel identities
+    made from a contacts file's ``email``/``phone``; ``suppressed`` the rows about forgotten people;
+    ``revoked`` the consent revocations written for imported unsubscribes and complaints.
     """
 
     kind: str
@@ -51,6 +62,8 @@ class ImportReport:
     top_reasons: tuple[tuple[str, int], ...]
     identities_added: int = 0
     seconds: float = 0.0
+    suppressed: int = 0
+    revoked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``top_reasons`` as a list of ``{"reason", "rows"}``)."""
@@ -154,6 +167,7 @@ def import_file(
     clock: Clock | None = None,
     default_region: str | None = None,
     progress: Progress | None = None,
+    on_complaint: ComplaintScope = ComplaintScope.CHANNEL,
 ) -> ImportReport:
     """Import a CSV, JSON Lines or Parquet file of ``kind`` into the store.
 
@@ -186,11 +200,13 @@ def import_file(
         ISO 3166 region (``DE``, ``US``...) for phone numbers written without ``+<country code>``.
     progress
         Called after each batch with (done, total) in bytes (text) or rows (Parquet).
+    on_complaint
+        The strategy's ``consent.on_complaint``: what an imported complaint revokes.
 
     Returns
     -------
     ImportReport
-        Counts of rows read, accepted, inserted, updated, unchanged and rejected.
+        Counts of rows read, accepted, inserted, updated, unchanged, rejected and suppressed.
 
     Raises
     ------
@@ -252,6 +268,7 @@ def import_file(
     collecting = gc.isenabled()
     gc.disable()
     read = accepted = rejected = inserted = updated = identities = batches = 0
+    suppressed = revoked = 0
     try:
         for chunk in reader.chunks(batch_size):
             columns = tuple(renames.get(name, name) for name in chunk.columns)
@@ -264,6 +281,9 @@ def import_file(
                 try:
                     with engine.begin() as connection:
                         prepare_connection(connection)
+                        before = len(good)
+                        good = _unsuppressed(connection, kind, good, positions)
+                        chunk_suppressed = before - len(good)
                         ids: dict[str, int] = {}
                         if references:
                             wanted = {row[p] for _, row in good for p in positions}
@@ -278,6 +298,11 @@ def import_file(
                             clock.now(),
                             source=f"import:{path.name}",
                         )
+                        chunk_revoked = (
+                            _revoke(connection, good, ids, on_complaint, clock)
+                            if kind is ImportKind.EVENTS
+                            else 0
+                        )
                 except errors as exc:
                     first, last = chunk.lines[0], chunk.lines[-1]
                     unit = "row" if fmt is FileFormat.PARQUET else "line"
@@ -289,6 +314,8 @@ def import_file(
                     ) from exc
                 inserted += counts.inserted
                 updated += counts.updated
+                suppressed += chunk_suppressed
+                revoked += chunk_revoked
                 identities += counts.identities
                 batches += 1
             rejects.write(bad)
@@ -317,6 +344,61 @@ def import_file(
         top_reasons=tuple(rejects.reasons.most_common(5)),
         identities_added=identities,
         seconds=(clock.now() - started).total_seconds(),
+        suppressed=suppressed,
+        revoked=revoked,
+    )
+
+
+def _suppression_keys(kind: ImportKind, row: Sequence[Any], refs: list[int]) -> list[str]:
+    """What the suppression list may know a row's people by: its contact references and, for
+    contacts, identities and mentions, the addresses and handles it carries."""
+    keys = [external_id_key(row[p]) for p in refs if row[p] is not None]
+    if kind is ImportKind.CONTACTS:  # external_id, time_zone, locale, stage, email, phone
+        keys.append(external_id_key(row[0]))
+        keys += [identity_key(ch, row[i]) for ch, i in (("email", 4), ("sms", 5)) if row[i]]
+    elif kind is ImportKind.IDENTITIES:  # contact, channel, address
+        keys.append(identity_key(row[1], row[2]))
+    elif kind is ImportKind.MENTIONS and row[3]:  # channel, external_id, at, author_handle
+        keys.append(identity_key(row[0], row[3]))
+    return keys
+
+
+def _unsuppressed(
+    connection: Connection,
+    kind: ImportKind,
+    good: list[tuple[int, Sequence[Any]]],
+    refs: list[int],
+) -> list[tuple[int, Sequence[Any]]]:
+    """``good`` without the rows about forgotten people (counted by the caller, written nowhere)."""
+    suppressions = Suppressions.load(connection)
+    if suppressions.empty:
+        return good
+    keys = [_suppression_keys(kind, row, refs) for _, row in good]
+    forgotten = suppressions.suppressed(connection, (key for row in keys for key in row))
+    if not forgotten:
+        return good
+    return [item for item, row in zip(good, keys, strict=True) if forgotten.isdisjoint(row)]
+
+
+def _revoke(
+    connection: Connection,
+    good: list[tuple[int, Sequence[Any]]],
+    ids: dict[str, int],
+    on_complaint: ComplaintScope,
+    clock: Clock,
+) -> int:
+    """Append the consent revocations of a batch's unsubscribes and complaints."""
+    # events: contact, type, at, channel, value, source, provider_event_id
+    return write_revocations(
+        connection,
+        [
+            revocation
+            for _, row in good
+            for revocation in revocations(
+                ids[row[0]], row[1], row[3], source=row[5], at=row[2], on_complaint=on_complaint
+            )
+        ],
+        now=clock.now(),
     )
 
 
