@@ -535,6 +535,7 @@ def test_forget_is_audited_without_naming_the_person(engine: Engine) -> None:
         "audit_entries_redacted": 3,
         "contact_changes": 2,
         "attributes": 2,
+        "file_records": 0,
     }
     assert entry.details["kept"] == {
         "events": 4,

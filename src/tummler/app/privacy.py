@@ -33,6 +33,11 @@ Forgetting (:func:`forget_person`)
       their identifiers are redacted from other people's mention texts and from the audit log;
     * an audit entry ``person.forget`` records the internal contact id, the counts of what was erased
       and kept, the actor and the time — and none of the person's identifiers.
+    * the files tummler wrote that may hold them (rejects files, exports, the dry run's outbox, access
+      documents: :mod:`tummler.app.personal_files`) lose their records; on SQLite, deleted content
+      is overwritten (``secure_delete``) and the write-ahead log is checkpointed and truncated after
+      the commit, so the old bytes leave the store's files too. ``docs/personal-data.md`` lists
+      every place personal data goes and what forgetting cannot reach.
 
     * their identifiers (external id, every identity, every handle they posted under) go to the
       suppression list as keyed one-way digests (:mod:`tummler.app.suppression`), so that no import,
@@ -52,7 +57,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +67,7 @@ from sqlalchemy import Engine, String, cast, delete, func, literal, or_, select,
 from sqlalchemy.orm import Session, sessionmaker
 
 from tummler.app.consent import ConsentState, consent_names, current_consent
+from tummler.app.personal_files import FileScrub, scrub_personal_files
 from tummler.app.suppression import Suppressions, external_id_key, identity_key, suppress
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import NotFoundError
@@ -466,6 +472,13 @@ class ForgetReport:
     erased: Mapping[str, int] = field(default_factory=dict)
     kept: Mapping[str, int] = field(default_factory=dict)
     audit_entry_id: int | None = None
+    #: What happened to each file tummler wrote that may hold personal data.
+    files: tuple[FileScrub, ...] = ()
+    #: Channels the person was sent messages on: the providers behind them hold copies that
+    #: tummler cannot erase (ask them).
+    sent_on: tuple[str, ...] = ()
+    #: What the store's own files still hold, in words (``None``: nothing known).
+    store_note: str | None = None
 
 
 def forget_person(
@@ -532,11 +545,31 @@ def forget_person(
             raise
         if dry_run:
             transaction.rollback()
-        else:
-            transaction.commit()
-        return report
+            return report
+        transaction.commit()
     finally:
         session.close()
+    return replace(report, store_note=_flush_old_bytes(engine))
+
+
+def _flush_old_bytes(engine: Engine) -> str | None:
+    """Push the erased rows' old bytes out of the store's files, where the database allows it."""
+    if engine.dialect.name != "sqlite":
+        return (
+            "PostgreSQL keeps the old row versions until VACUUM reuses their space, and its "
+            "write-ahead log, archives and backups keep them until they expire: run VACUUM on "
+            "the store and let backups rotate"
+        )
+    # secure_delete (set on every connection) zeroed the freed content; the WAL still holds
+    # page images from before the forget until a checkpoint copies it back and truncates it.
+    with engine.connect() as connection:
+        busy, frames, done = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    if busy or (frames > 0 and done < frames):
+        return (
+            "another process is reading the store, so its write-ahead log could not be emptied: "
+            "run `tummler person forget` again (it changes nothing) when no other tummler runs"
+        )
+    return None
 
 
 def _fresh_token(session: Session, rng: np.random.Generator) -> str:
@@ -637,6 +670,7 @@ def _forget(
             personal = True
         cleared += personal
     kept["deliveries"] = len(deliveries)
+    sent_on = tuple(sorted({d.channel for d in deliveries if d.sent_at is not None}))
     erased["deliveries_cleared"] = cleared
 
     erased["audit_entries_redacted"] = _redact_audit(session, matcher, cid)
@@ -665,6 +699,11 @@ def _forget(
     contact.forgotten_at = now
     contact.updated_at = now
 
+    files = tuple(
+        scrub_personal_files(session.connection(), matcher.redact, whole=REDACTED, dry_run=dry_run)
+    )
+    erased["file_records"] = sum(f.removed + f.redacted for f in files)
+
     entry = AuditEntry(
         at=now,
         actor=actor,
@@ -683,6 +722,8 @@ def _forget(
         erased=dict(erased),
         kept=dict(kept),
         audit_entry_id=None if dry_run else entry.id,
+        files=files,
+        sent_on=sent_on,
     )
 
 

@@ -43,6 +43,7 @@ _LABELS = {
     "deliveries_cleared": "deliveries cleared of provider data",
     "audit_entries_redacted": "audit entries redacted",
     "contact_changes": "history rows cleared of attributes",
+    "file_records": "records removed or redacted in tummler's files",
 }
 
 
@@ -101,17 +102,41 @@ def forget(
         console.print(
             _table(plan, title=f"forgetting contact #{plan.contact_id} will erase", identities=True)
         )
+        _files(plan)
         typer.confirm("Forget this person? This cannot be undone.", abort=True)
     report = forget_person(engine, person=person, actor=who)
     if report.already_forgotten:
         _already(report)
         return
     console.print(_table(report, title=f"forgot contact #{report.contact_id}", identities=False))
+    _files(report)
     console.print(
         f"contact #{report.contact_id} is now {report.token}; "
-        f"audit entry #{report.audit_entry_id} records it.",
+        f"audit entry #{report.audit_entry_id} records it; their identifiers are suppressed, "
+        "so no import, API call or callback brings them back.",
         highlight=False,
     )
+    if report.sent_on:
+        console.print(
+            f"they were sent messages on {', '.join(report.sent_on)}: the providers behind those "
+            "channels keep their own copies; ask them to erase the address too.",
+            highlight=False,
+        )
+    if report.store_note:
+        console.print(f"note: {report.store_note}", highlight=False)
+
+
+def _files(report: ForgetReport) -> None:
+    """The files tummler wrote that may have held the person, and what became of each."""
+    if not report.files:
+        return
+    table = Table(title="tummler's files")
+    for column in ("file", "status", "records removed", "redacted"):
+        table.add_column(column, justify="right" if column != "file" else "left")
+    for scrub in report.files:
+        status = scrub.status if scrub.detail is None else f"{scrub.status}: {scrub.detail}"
+        table.add_row(Text(scrub.path), status, f"{scrub.removed:,}", f"{scrub.redacted:,}")
+    console.print(table)
 
 
 def _already(report: ForgetReport) -> None:

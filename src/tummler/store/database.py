@@ -59,6 +59,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Deleted and overwritten content is zeroed, not left in free pages (builds differ in their
+    # default): forgetting a person must take their bytes out of the file, and app.privacy then
+    # checkpoints the write-ahead log.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
