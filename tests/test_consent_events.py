@@ -11,191 +11,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from provider_signing import (
-    mailgun_body,
-    provider_settings,
-    sendgrid_headers,
-    twilio_post,
-)
-from seeding import add_reachable
-from tummler.api import Role, create_app, hash_api_key
-from tummler.app.consent import ConsentState, consent_names, current_consent
-from tummler.app.ingest import import_file
+from provider_signing import twilio_post
 from tummler.app.outbox import Unsubscribe, enqueue, run_outbox
 from tummler.app.planning import plan_campaign
-from tummler.app.strategy import consent_rules
-from tummler.app.unsubscribe import make_unsubscribe_token, unsubscribe_key
-from tummler.app.workspace import init_workspace
+from tummler.app.unsubscribe import unsubscribe_key
 from tummler.core.clock import FrozenClock
 from tummler.core.randomness import make_rng
 from tummler.core.settings import Settings
 from tummler.deliver import FileSinkConnector
 from tummler.store.database import session_scope
 from tummler.store.models import ConsentEvent, Decision, Delivery, Event
+from ways_in import (
+    WAYS,
+    Brand,
+    Person,
+    consent_of,
+    open_brand,
+    via_api,
+    via_import,
+    via_sendgrid,
+)
 
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # the signing time of provider_signing
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-KEY = "marketer-key"
-PEOPLE = 24
-
-
-@dataclass(frozen=True)
-class Person:
-    external_id: str
-    id: int
-    email: str
-    phone: str
-
-
-@dataclass
-class Brand:
-    engine: Engine
-    workspace: Path
-    client: TestClient
-    people: list[Person]
-
-
-def _campaign(channel: str) -> str:
-    """A campaign of the example strategy on one channel, so each test knows the channel."""
-    body = (
-        '    - id: a\n      subject: "{{ first_name }}, fresh roast"\n      body: Fresh coffee.\n'
-        if channel == "email"
-        else '    - id: a\n      body: "{{ first_name }}, fresh coffee."\n'
-    )
-    return (
-        f"id: trust-{channel}\nobjective: repeat-purchase\npillar: freshness\n"
-        f"audience: active-customers\nchannels: [{channel}]\nvariants:\n  {channel}:\n{body}"
-        "holdout_share: 0.05\n"
-    )
 
 
 @pytest.fixture
 def brand(engine: Engine, tmp_path: Path) -> Iterator[Brand]:
-    workspace = tmp_path / "ws"
-    init_workspace(workspace)
-    for channel in ("email", "sms"):
-        (workspace / "campaigns" / f"trust-{channel}.yaml").write_text(_campaign(channel))
-    people = []
-    with session_scope(engine) as session:
-        for i in range(PEOPLE):
-            email, phone = f"p{i}@example.org", f"+4915100000{i:02d}"
-            contact_id = add_reachable(
-                session,
-                f"p{i}",
-                {"email": email, "sms": phone},
-                now=NOW,
-                clicked_ago=(1 + i % 5) * DAY,
-            )
-            people.append(Person(f"p{i}", contact_id, email, phone))
-    api_settings = provider_settings(api_keys={hash_api_key(KEY): Role.MARKETER})
-    app = create_app(
-        Settings(workspace=workspace), engine, api_settings=api_settings, clock=FrozenClock(NOW)
-    )
-    with TestClient(app) as client:
-        yield Brand(engine, workspace, client, people)
-
-
-# --- the ways in -----------------------------------------------------------------------------------
-
-
-def _ok(response: Any) -> None:
-    assert response.status_code == 200, response.text
-
-
-def via_api(brand: Brand, person: Person, channel: str, kind: str = "unsubscribed") -> None:
-    body = {"contact": person.external_id, "type": kind, "channel": channel, "at": _iso(NOW - HOUR)}
-    _ok(brand.client.post("/v1/events", json=body, headers={"Authorization": f"Bearer {KEY}"}))
-
-
-def via_sendgrid(brand: Brand, person: Person, channel: str, kind: str = "unsubscribe") -> None:
-    assert channel == "email"
-    item = {
-        "email": person.email,
-        "event": kind,
-        "timestamp": int((NOW - HOUR).timestamp()),
-        "sg_event_id": f"sg-{person.external_id}-{kind}",
-    }
-    body = json.dumps([item]).encode()
-    _ok(brand.client.post("/v1/callbacks/sendgrid", content=body, headers=sendgrid_headers(body)))
-
-
-def via_mailgun(brand: Brand, person: Person, channel: str) -> None:
-    assert channel == "email"
-    event = {
-        "event": "unsubscribed",
-        "recipient": person.email,
-        "timestamp": (NOW - HOUR).timestamp(),
-        "id": f"mg-{person.external_id}",
-    }
-    _ok(brand.client.post("/v1/callbacks/mailgun", json=mailgun_body(event)))
-
-
-def via_sms_stop(brand: Brand, person: Person, channel: str) -> None:
-    assert channel == "sms"
-    params = {
-        "MessageSid": f"SM{person.id}",
-        "From": person.phone,
-        "To": "+15550100",
-        "Body": "Stop",
-    }
-    response = twilio_post(brand.client, params, path="/v1/callbacks/twilio/messages")
-    _ok(response)
-    assert response.headers["content-type"].startswith("text/xml")
-
-
-def via_import(brand: Brand, person: Person, channel: str, kind: str = "unsubscribed") -> None:
-    path = brand.workspace / f"events-{person.external_id}.csv"
-    path.write_text(
-        f"contact_external_id,type,at,channel\n{person.external_id},{kind},"
-        f"{_iso(NOW - HOUR)},{channel}\n"
-    )
-    report = import_file(
-        brand.engine,
-        "events",
-        path,
-        clock=FrozenClock(NOW),
-        on_complaint=consent_rules(brand.workspace).on_complaint,
-    )
-    assert (report.accepted, report.rejected) == (1, 0)
-
-
-def via_link(brand: Brand, person: Person, channel: str) -> None:
-    key = unsubscribe_key(Settings(workspace=brand.workspace))
-    token = make_unsubscribe_token(person.id, channel, key=key)
-    _ok(brand.client.post(f"/unsubscribe/{token}"))
-
-
-WAYS: dict[str, tuple[Callable[[Brand, Person, str], None], str]] = {
-    "api": (via_api, "email"),
-    "api-sms": (via_api, "sms"),
-    "sendgrid": (via_sendgrid, "email"),
-    "mailgun": (via_mailgun, "email"),
-    "sms-stop": (via_sms_stop, "sms"),
-    "import": (via_import, "email"),
-    "link": (via_link, "email"),
-}
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
-def consent_of(brand: Brand, person: Person, channel: str, at: datetime = NOW) -> ConsentState:
-    with brand.engine.connect() as connection:
-        return current_consent(
-            connection, contact_id=person.id, names=consent_names(channel, channel), now=at
-        )
+    with open_brand(engine, tmp_path, FrozenClock(NOW)) as made:
+        yield made
 
 
 def plan(brand: Brand, campaign: str) -> None:
@@ -354,8 +206,8 @@ def test_a_grant_after_the_unsubscribe_wins_and_a_later_retry_does_not_undo_it(
                 channel="email",
                 status="granted",
                 source="signup form",
-                at=NOW - HOUR / 2,
-                recorded_at=NOW - HOUR / 2,
+                at=NOW - timedelta(minutes=1),
+                recorded_at=NOW - timedelta(minutes=1),
             )
         )
     via_api(brand, person, "email")  # the provider retries the old unsubscribe
@@ -366,7 +218,8 @@ def test_an_sms_reply_that_is_not_a_stop_word_is_a_reply_and_keeps_consent(brand
     person = brand.people[6]
     for n, body in enumerate(["Stop by the shop tomorrow?", "thanks!", "START"]):
         params = {"MessageSid": f"SMx{n}", "From": person.phone, "To": "+15550100", "Body": body}
-        _ok(twilio_post(brand.client, params, path="/v1/callbacks/twilio/messages"))
+        response = twilio_post(brand.client, params, path="/v1/callbacks/twilio/messages")
+        assert response.status_code == 200, response.text
     assert consent_of(brand, person, "sms").granted
     with session_scope(brand.engine) as session:
         kinds = list(session.scalars(select(Event.type).where(Event.contact_id == person.id)))
