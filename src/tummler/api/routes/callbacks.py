@@ -8,7 +8,6 @@ than losing events, and nothing unauthenticated is ever stored.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from tummler.api.deps import ApiSettingsDep, ClockDep, EngineDep
+from tummler.api.json_body import parse_json
 from tummler.api.schemas import EventsAccepted
 from tummler.api.signatures import mailgun_problem, sendgrid_problem, twilio_problem
 from tummler.app.callbacks import (
@@ -52,15 +52,6 @@ def _refuse(problem: str | None) -> None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, problem)
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RejectedEventsError(
-            [EventProblem(None, "body", f"not JSON ({exc}); send Content-Type application/json")]
-        ) from None
-
-
 def _accepted(report: RecordReport) -> EventsAccepted:
     return EventsAccepted(
         accepted=report.accepted, duplicates=report.duplicates, ignored=report.ignored
@@ -86,7 +77,7 @@ async def sendgrid(
             tolerance_s=api_settings.signature_tolerance_s,
         )
     )
-    events = sendgrid_events(_json(body))
+    events = sendgrid_events(parse_json(body))
     return _accepted(await run_in_threadpool(record_events, engine, events))
 
 
@@ -96,7 +87,7 @@ async def mailgun(
 ) -> EventsAccepted:
     """Mailgun webhook: ``signature`` {timestamp, token, signature} and ``event-data``."""
     key = _secret(api_settings.mailgun_signing_key, "TUMMLER_MAILGUN_SIGNING_KEY", "Mailgun")
-    payload = _json(await request.body())
+    payload = parse_json(await request.body())
     signature = payload.get("signature") if isinstance(payload, dict) else None
     parts = (
         [signature.get(name) for name in ("timestamp", "token", "signature")]
