@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 import tummler
 from tummler.api.config import ApiSettings, load_api_settings
+from tummler.api.docs import add_docs
 from tummler.api.errors import add_error_handlers
 from tummler.api.limits import BodySizeLimit
 from tummler.api.routes import callbacks, events, health, unsubscribe
@@ -68,6 +69,8 @@ def create_app(
         version=tummler.__version__,
         description="tummler's HTTP API: events in (generic JSON and provider webhooks), health.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs from the installed package, not from a CDN
+        redoc_url=None,  # ReDoc has no offline assets here: /docs is the documentation page
     )
     app.state.engine = store
     app.state.settings = settings
@@ -77,6 +80,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(callbacks.router)
     app.include_router(unsubscribe.router)
+    add_docs(app)
     add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
     return app
