@@ -128,6 +128,32 @@ def test_tummler_serve_refuses_a_folder_without_a_store_before_listening(tmp_pat
     assert "no tummler workspace" in str(result.exception)
 
 
+def test_tummler_serve_names_a_busy_port_before_printing_its_banner(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "tummler.db")
+    monkeypatch.setenv("TUMMLER_WORKSPACE", str(tmp_path))  # restored after the test
+    cli = typer.Typer()
+
+    @cli.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = CLIState(workspace=tmp_path)
+
+    cli.command()(serve)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--port", str(port)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    message = str(result.exception)
+    assert f"127.0.0.1:{port}" in message
+    assert f"port {port} is in use" in message
+    assert "--port" in message
+    assert "tummler API on" not in result.output
+
+
 BODY_BYTES = 100 * 1024 * 1024
 RSS_GROWTH_LIMIT_KIB = 200 * 1024
 #: About 64 KiB of a JSON array of events: what a hostile client repeats.
