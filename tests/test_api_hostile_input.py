@@ -346,3 +346,46 @@ def test_a_provider_body_with_a_non_finite_number_is_a_422_naming_the_field(
     [problem] = response.json()["detail"]
     assert problem["loc"] == loc
     assert re.search("not a finite number|too many digits", problem["msg"])
+
+
+# --- text that no store can hold -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc", "fragment"),
+    [
+        ('{"contact": "c\\u0000", "type": "clicked", "at": 0}', ["body", 0, "contact"], "NUL"),
+        ('{"contact": "\\ud800", "type": "clicked", "at": 0}', ["body", 0, "contact"], "surrogate"),
+        (f'{{{BASE}, "source": "a\\udfffb"}}', ["body", 0, "source"], "surrogate"),
+        (f'{{{BASE}, "\\ud800": 1}}', ["body", 0], "unicode string"),
+        (f'{{{BASE}, "type": "\\ud800"}}', ["body", 0, "type"], "surrogate"),
+    ],
+    ids=["NUL", "surrogate", "surrogate inside", "surrogate key", "surrogate enum"],
+)
+def test_text_with_a_nul_or_an_unpaired_surrogate_is_a_422_naming_the_field(
+    client: TestClient, raw: str, loc: list[Any], fragment: str
+) -> None:
+    response = client.post("/v1/events", content=raw, headers=JSON | KEY)
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == loc
+    assert fragment in problem["msg"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc"),
+    [
+        ('{"event-data": {"recipient": "a\\u0000@example.org"}}', ["body", "event-data.recipient"]),
+        ('[{"email": "\\udc80@example.org"}]', ["body", 0, "email"]),
+        ('{"signature": {"\\ud800": 1}}', ["body", "signature.\\ud800"]),
+    ],
+    ids=["NUL", "surrogate", "surrogate key"],
+)
+def test_a_provider_body_with_unstorable_text_is_a_422_naming_the_field(
+    roomy: TestClient, raw: str, loc: list[Any]
+) -> None:
+    response = roomy.post("/v1/callbacks/mailgun", content=raw, headers=JSON)
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == loc
+    assert "cannot be stored" in problem["msg"]

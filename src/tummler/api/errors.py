@@ -38,12 +38,16 @@ def add_error_handlers(app: FastAPI) -> None:
 def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> Any:
     """``value`` as an answer quotes it: itself when short, else its first characters and its size.
 
+    Text that UTF-8 cannot carry (an unpaired surrogate) is quoted with backslash escapes.
+
     >>> excerpt("liked")
     'liked'
-    >>> excerpt("x" * 1000)
-    'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (1000 characters)'
+    >>> excerpt("x" * 1000, limit=10)
+    'xxxxxxxxxx… (1000 characters)'
     >>> excerpt({"value": float("nan")})
     '{"value": NaN}'
+    >>> excerpt("\\ud800")
+    '\\\\ud800'
     """
     if value is None or isinstance(value, bool):
         return value
@@ -51,12 +55,22 @@ def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> Any:
         text = value
     else:
         try:
-            text = json.dumps(value, allow_nan=False, default=str)
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
         except ValueError:  # NaN or Infinity: quoted as the text JSON would have needed
-            return excerpt(json.dumps(value, default=str), limit)
-        if len(text) <= limit:
-            return json.loads(text)
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        else:
+            if len(text) <= limit and _utf8(text):
+                return json.loads(text)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _problem(kind: str, loc: Sequence[Any], message: str, **more: Any) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""JSON bodies that the API parses itself (provider callbacks): strict numbers, problems by field.
+"""JSON bodies that the API parses itself (provider callbacks): strict values, problems by field.
 
 Python's ``json`` reads ``NaN``, ``Infinity`` and ``1e999`` (as infinity), which JSON does not allow and
 nothing downstream can use, and fails on an integer of more than 4300 digits or on very deep nesting
-with errors that are not ``JSONDecodeError``. Here each is a :class:`RejectedEventsError` (a 422) that
-names the field, like any other bad value.
+with errors that are not ``JSONDecodeError``; text may hold a NUL or an unpaired surrogate, which no
+store can hold. Here each is a :class:`RejectedEventsError` (a 422) that names the field, like any other
+bad value.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tummler.api.errors import excerpt
+from tummler.api.schemas import unstorable
 from tummler.app.callbacks import EventProblem, RejectedEventsError
 
 __all__ = ["parse_json"]
@@ -21,7 +23,7 @@ __all__ = ["parse_json"]
 
 @dataclass(frozen=True, slots=True)
 class _Unusable:
-    """A number met while parsing that cannot be used, kept to say where it was."""
+    """A value met while parsing that cannot be used, kept to say where it was."""
 
     text: str
     reason: str
@@ -54,9 +56,9 @@ def parse_json(body: bytes) -> Any:
     Raises
     ------
     RejectedEventsError
-        When ``body`` is not JSON, nests too deeply, or holds a number that is not finite (``NaN``,
-        ``Infinity``, ``1e999``) or has too many digits; the problem names the field, e.g.
-        ``event-data.timestamp`` or item 3's ``timestamp``.
+        When ``body`` is not JSON, nests too deeply, holds a number that is not finite (``NaN``,
+        ``Infinity``, ``1e999``) or has too many digits, or text that cannot be stored; the problem
+        names the field, e.g. ``event-data.timestamp`` or item 3's ``timestamp``.
     """
     try:
         value = json.loads(body, parse_constant=_constant, parse_float=_float, parse_int=_int)
@@ -73,12 +75,18 @@ def parse_json(body: bytes) -> Any:
 
 
 def _first_unusable(value: Any) -> tuple[tuple[str | int, ...], _Unusable] | None:
-    """The first unusable number in ``value`` and its path, depth first (without recursion)."""
+    """The first unusable value (or key) in ``value`` and its path, depth first, without recursion."""
     pending: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
     while pending:
         path, item = pending.pop()
         if isinstance(item, _Unusable):
             return path, item
+        if isinstance(item, str) and (why := unstorable(item)) is not None:
+            return path, _Unusable(item, f"text with {why}: it cannot be stored")
+        if isinstance(item, dict):
+            for key in item:
+                if (why := unstorable(key)) is not None:
+                    return (*path, key), _Unusable(key, f"a name with {why}: it cannot be stored")
         children = (
             item.items()
             if isinstance(item, dict)
