@@ -26,11 +26,13 @@ class BodyTooLargeError(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(
-            status.HTTP_413_CONTENT_TOO_LARGE, too_large(max_bytes), headers={"Connection": "close"}
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            _too_large(max_bytes),
+            headers={"Connection": "close"},
         )
 
 
-def too_large(max_bytes: int) -> str:
+def _too_large(max_bytes: int) -> str:
     """What a refused caller is told: the limit, and what to do."""
     return (
         f"request body larger than {max_bytes} bytes: send less per request (split a batch of "
@@ -69,7 +71,7 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Closing the connection is what stops the client: the unread body can't be skipped.
         answer = JSONResponse(
-            {"detail": too_large(self.max_bytes)},
+            {"detail": _too_large(self.max_bytes)},
             status_code=status.HTTP_413_CONTENT_TOO_LARGE,
             headers={"Connection": "close"},
         )
