@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,21 @@ def test_the_openapi_schema_lists_every_route_and_the_event_schema(client: TestC
     fields = schema["components"]["schemas"]["EventCreate"]["properties"]
     assert {"contact", "email", "phone", "type", "channel", "value", "at", "source"} <= set(fields)
     assert {"HTTPBearer", "APIKeyHeader"} <= set(schema["components"]["securitySchemes"])
+
+
+@SQLITE_ONLY
+def test_the_docs_page_loads_everything_from_the_app_itself(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "://" not in page.text, "the page must work offline: no URL to another host"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(assets) == 3  # script, style sheet, icon
+    for url in assets:
+        asset = client.get(url)
+        assert (url, asset.status_code) == (url, 200)
+        assert len(asset.content) > 100
+    assert "url: '/openapi.json'" in page.text
+    assert client.get("/docs/assets/index.html").status_code == 404
 
 
 def test_one_event_by_external_id_is_stored_as_sent(client: TestClient, engine: Engine) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from select import select as ready
 
 import pytest
 import typer
@@ -125,3 +129,141 @@ def test_tummler_serve_refuses_a_folder_without_a_store_before_listening(tmp_pat
     result = CliRunner().invoke(cli, ["serve", "--port", str(_free_port())])
     assert isinstance(result.exception, ConfigError)
     assert "no tummler workspace" in str(result.exception)
+
+
+def test_tummler_serve_names_a_busy_port_before_printing_its_banner(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "tummler.db")
+    monkeypatch.setenv("TUMMLER_WORKSPACE", str(tmp_path))  # restored after the test
+    cli = typer.Typer()
+
+    @cli.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = CLIState(workspace=tmp_path)
+
+    cli.command()(serve)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--port", str(port)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    message = str(result.exception)
+    assert f"127.0.0.1:{port}" in message
+    assert f"port {port} is in use" in message
+    assert "--port" in message
+    assert "tummler API on" not in result.output
+
+
+BODY_BYTES = 100 * 1024 * 1024
+RSS_GROWTH_LIMIT_KIB = 200 * 1024
+#: About 64 KiB of a JSON array of events: what a hostile client repeats.
+PIECE = b'{"contact": "c1", "type": "clicked", "at": 0},' * 1400
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    """``VmRSS`` (resident now) or ``VmHWM`` (resident at its peak) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def _status(conn: socket.socket) -> int | None:
+    """The status of the answer waiting on ``conn``; ``None`` when it was closed without one."""
+    conn.setblocking(True)
+    conn.settimeout(10)
+    head = b""
+    try:
+        while b"\r\n" not in head:
+            data = conn.recv(4096)
+            if not data:
+                return None
+            head += data
+    except ConnectionResetError:
+        return None
+    return int(head.split(b" ", 2)[1])
+
+
+def _stream_post(port: int, headers: dict[str, str], *, chunked: bool) -> tuple[int | None, int]:
+    """POST ``BODY_BYTES`` to /v1/events as fast as the server takes them, watching for an answer.
+
+    Returns the answer's status (``None``: the connection closed without one) and how many bytes of
+    the body had been sent when the answer came (or the connection closed).
+    """
+    frame = b"%x\r\n%s\r\n" % (len(PIECE), PIECE) if chunked else PIECE
+    body_bytes = BODY_BYTES // len(PIECE) * len(frame)
+    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(body_bytes)}
+    head = "".join(
+        f"{name}: {value}\r\n"
+        for name, value in (
+            {"Host": "127.0.0.1", "Content-Type": "application/json"} | framing | headers
+        ).items()
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"POST /v1/events HTTP/1.1\r\n{head}\r\n".encode())
+        conn.setblocking(False)
+        sent, pending = 0, memoryview(b"")
+        while sent < body_bytes:
+            readable, writable, _ = ready([conn], [conn], [], 30)
+            assert readable or writable, "the server neither read the body nor answered in 30 s"
+            if readable:
+                break
+            pending = pending or memoryview(frame)
+            try:
+                written = conn.send(pending)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            pending, sent = pending[written:], sent + written
+        return _status(conn), sent
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory from /proc")
+def test_a_100_mb_body_is_refused_before_it_is_read_and_memory_stays_flat(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "tummler.db")
+    port = _free_port()
+    env = os.environ | {
+        "TUMMLER_WORKSPACE": str(tmp_path),
+        "TUMMLER_API_KEYS": json.dumps({hash_api_key("k"): "partner"}),
+    }
+    env.pop("TUMMLER_DATABASE_URL", None)
+    command = "from tummler.cli.main import main; main()"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-c", command, "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "tummler serve did not start"
+                time.sleep(0.05)
+        idle = _memory_kib(server.pid, "VmRSS")
+        for headers, chunked, statuses in [
+            ({}, False, {413}),
+            ({}, True, {401}),
+            ({"X-API-Key": "unknown"}, True, {401}),
+            ({"X-API-Key": "k"}, True, {413}),
+        ]:
+            status, sent = _stream_post(port, headers, chunked=chunked)
+            case = (headers, chunked, status)
+            assert status in statuses, case
+            assert sent < BODY_BYTES // 4, (case, sent)  # what socket buffers hold, no more
+        peak = _memory_kib(server.pid, "VmHWM")
+        assert peak - idle < RSS_GROWTH_LIMIT_KIB, f"idle {idle} KiB, peak {peak} KiB"
+    finally:
+        server.terminate()
+        server.wait(timeout=STARTUP_TIMEOUT_S)

@@ -13,6 +13,10 @@ from tummler.core.errors import MissingDependencyError
 
 if importlib.util.find_spec("fastapi") is None:  # pragma: no cover - depends on the install
     raise MissingDependencyError("fastapi", "api")
+if (
+    importlib.util.find_spec("swagger_ui_bundle") is None
+):  # pragma: no cover - the /docs page's files
+    raise MissingDependencyError("swagger-ui-bundle-v2", "api")
 
 from tummler.api.app import app_from_environment, create_app
 from tummler.api.config import ApiSettings, Role, hash_api_key, load_api_settings

@@ -1,28 +1,22 @@
-"""The FastAPI application: one factory, routers per resource, tummler's errors as HTTP answers."""
+"""The FastAPI application: one factory, routers per resource, a cap on bodies, errors as answers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import tummler
 from tummler.api.config import ApiSettings, load_api_settings
+from tummler.api.docs import add_docs
+from tummler.api.errors import add_error_handlers
+from tummler.api.limits import BodySizeLimit
 from tummler.api.routes import callbacks, events, health, unsubscribe
-from tummler.app.callbacks import RejectedEventsError
 from tummler.app.workspace import open_store
 from tummler.core.clock import Clock, SystemClock
-from tummler.core.errors import (
-    ConfigError,
-    InputError,
-    NotFoundError,
-    StoreError,
-    TummlerError,
-)
+from tummler.core.errors import ConfigError
 from tummler.core.settings import Environment, Settings, load_settings
 
 __all__ = ["app_from_environment", "create_app"]
@@ -75,6 +69,8 @@ def create_app(
         version=tummler.__version__,
         description="tummler's HTTP API: events in (generic JSON and provider webhooks), health.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs from the installed package, not from a CDN
+        redoc_url=None,  # ReDoc has no offline assets here: /docs is the documentation page
     )
     app.state.engine = store
     app.state.settings = settings
@@ -84,41 +80,12 @@ def create_app(
     app.include_router(events.router)
     app.include_router(callbacks.router)
     app.include_router(unsubscribe.router)
-    app.add_exception_handler(TummlerError, _tummler_error)
+    add_docs(app)
+    add_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=api_settings.max_body_bytes)
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app for the workspace in ``TUMMLER_WORKSPACE``: uvicorn's factory for ``tummler serve``."""
     return create_app(load_settings())
-
-
-def _detail(loc: list[Any], message: str, kind: str) -> dict[str, Any]:
-    return {"type": kind, "loc": loc, "msg": message}
-
-
-async def _tummler_error(_request: Request, exc: Exception) -> JSONResponse:
-    """tummler's errors in FastAPI's shape: ``{"detail": [{"loc", "msg", "type"}]}`` for input."""
-    if isinstance(exc, RejectedEventsError):
-        details = [
-            _detail(
-                ["body", p.field] if p.index is None else ["body", p.index, p.field],
-                p.reason,
-                p.code,
-            )
-            for p in exc.problems
-        ]
-        return JSONResponse({"detail": details}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-    if isinstance(exc, InputError):
-        loc = ["body"] if exc.field is None else ["body", exc.field]
-        return JSONResponse(
-            {"detail": [_detail(loc, exc.reason, "invalid")]},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-    if isinstance(exc, NotFoundError):
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, StoreError):
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-    if isinstance(exc, ConfigError):
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
-    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)

@@ -11,6 +11,9 @@ new key with :func:`hash_api_key` (``python -c "from tummler.api import hash_api
 Provider secrets come from ``TUMMLER_SENDGRID_VERIFICATION_KEY`` (the Signed Event Webhook's public key,
 base64), ``TUMMLER_MAILGUN_SIGNING_KEY`` and ``TUMMLER_TWILIO_AUTH_TOKEN``; a provider without its secret
 is refused (503) rather than trusted.
+
+``TUMMLER_API_MAX_BODY_BYTES`` caps the size of any request body (2 MiB by default: a full batch of
+10,000 typical events is about 1.4 MB); a larger one is refused with 413 before it is read.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from tummler.core.errors import ConfigError
 __all__ = ["ApiSettings", "Role", "hash_api_key", "load_api_settings"]
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+#: Room for a full batch of 10,000 typical events (about 1.4 MB), not much more: every byte of a
+#: body is held in memory, and provider callbacks are read before their signature can be checked.
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 class Role(StrEnum):
@@ -50,7 +57,7 @@ def hash_api_key(key: str) -> str:
 class ApiSettings(BaseSettings):
     """Settings of the HTTP API, read from ``TUMMLER_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="TUMMLER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TUMMLER_", extra="ignore", populate_by_name=True)
 
     api_keys: dict[str, Role] = Field(
         default_factory=dict,
@@ -77,6 +84,13 @@ class ApiSettings(BaseSettings):
         le=86_400,
         description="How old (in seconds) a signed callback's timestamp may be; older ones are "
         "refused as replays.",
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1,
+        validation_alias="TUMMLER_API_MAX_BODY_BYTES",
+        description="The largest request body, in bytes (TUMMLER_API_MAX_BODY_BYTES); a larger one "
+        "is refused with 413 before it is read.",
     )
 
     @field_validator("api_keys")

@@ -2,16 +2,19 @@
 
 Routes declare what they need as annotated parameters (``engine: EngineDep``); tests build the app with
 their own engine and clock through :func:`tummler.api.create_app` instead of overriding dependencies.
+A route that needs an API key is also a :class:`KeyFirstRoute`, so that the key is checked before the
+body is read.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -27,6 +30,7 @@ __all__ = [
     "ClockDep",
     "ConsentRulesDep",
     "EngineDep",
+    "KeyFirstRoute",
     "Principal",
     "SessionDep",
     "SettingsDep",
@@ -106,6 +110,31 @@ def _principal(
         "unknown API key: check it, or ask an admin to add its hash to TUMMLER_API_KEYS",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+async def _authenticate(request: Request) -> Principal:
+    """The caller, from the request's headers alone (the same checks as the dependency)."""
+    return _principal(
+        _api_settings(request), await _bearer(request), await _api_key_header(request)
+    )
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that refuses a caller without a known API key before reading a byte of the body.
+
+    FastAPI reads and parses a route's body before it runs the route's dependencies, so the key check of
+    :func:`require_role` alone would come after an unknown caller's body had been read and parsed. The
+    role is still checked by the dependency, once the body is read.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        read_body_and_run = super().get_route_handler()
+
+        async def key_first(request: Request) -> Response:
+            await _authenticate(request)
+            return await read_body_and_run(request)
+
+        return key_first
 
 
 def require_role(*roles: Role) -> Callable[..., Principal]:

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -20,7 +21,27 @@ from tummler.app.callbacks import IncomingEvent, RecordReport
 from tummler.app.ingest.schemas import normalize_email, normalize_phone, parse_timestamp
 from tummler.core.vocabulary import ChannelKind, EventType
 
-__all__ = ["EventBatch", "EventCreate", "EventsAccepted", "HealthPublic"]
+__all__ = ["EventBatch", "EventCreate", "EventsAccepted", "HealthPublic", "unstorable"]
+
+
+def unstorable(text: str) -> str | None:
+    """Why no store can hold ``text`` (a NUL character, an unpaired surrogate), or ``None``.
+
+    JSON can carry both (``"\\u0000"``, ``"\\ud800"``); PostgreSQL refuses the first and UTF-8 the
+    second, so they are refused at the door, with the field, instead of failing in the store.
+
+    >>> unstorable("ana") is None
+    True
+    >>> unstorable("a\\x00b")
+    'a NUL character (\\\\u0000)'
+    """
+    if "\x00" in text:
+        return "a NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "an unpaired surrogate (\\ud800 to \\udfff, not UTF-8)"
+    return None
 
 
 def _email(raw: str | None) -> str | None:
@@ -77,6 +98,15 @@ class EventCreate(BaseModel):
         description="The provider's message id (or the SMTP Message-ID tummler set): ties the event "
         "to its delivery and decision; the person may then go unnamed.",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        if isinstance(value, str) and (why := unstorable(value)) is not None:
+            raise PydanticCustomError(
+                "unstorable_text", "text with {why} cannot be stored", {"why": why}
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_person(self) -> EventCreate:

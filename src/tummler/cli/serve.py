@@ -2,19 +2,22 @@
 
 The app is handed to uvicorn as an import string (``tummler.api:app_from_environment``) with the
 workspace in ``TUMMLER_WORKSPACE``, so that several worker processes can each build their own app and
-store connections — and so that the CLI does not import the API layer.
+store connections — and so that the CLI does not import the API layer. The port is tried before the
+banner is printed, so that a busy one is an error naming it rather than a banner and then a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
+import socket
 from typing import Annotated
 
 import typer
 
 from tummler.cli.context import console, state
-from tummler.core.errors import MissingDependencyError
+from tummler.core.errors import ConfigError, MissingDependencyError
 
 __all__ = ["serve"]
 
@@ -45,6 +48,7 @@ def serve(
     cli = state(ctx)
     settings = cli.settings
     cli.engine  # noqa: B018 - opening the store here refuses a missing or outdated one before serving
+    _refuse_a_port_in_use(host, port)
     os.environ["TUMMLER_WORKSPACE"] = str(settings.workspace.resolve())
     console.print(f"tummler API on http://{host}:{port} (docs at /docs)", highlight=False)
     uvicorn.run(
@@ -55,3 +59,28 @@ def serve(
         workers=workers,
         log_level=settings.log_level.lower(),
     )
+
+
+def _refuse_a_port_in_use(host: str, port: int) -> None:
+    """Bind ``host:port`` as uvicorn will, and let go: a port that cannot be had is named now.
+
+    Raises
+    ------
+    ConfigError
+        When the address cannot be bound (in use, not this machine's, or a privileged port).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            hint = (
+                f"port {port} is in use (another tummler serve?)"
+                if exc.errno == errno.EADDRINUSE
+                else f"{exc.strerror or exc}"
+            )
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {hint}; choose another port with --port "
+                "(or another address with --host)"
+            ) from None

@@ -8,7 +8,6 @@ than losing events, and nothing unauthenticated is ever stored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tummler.api.config import ApiSettings
 from tummler.api.deps import ApiSettingsDep, ClockDep, ConsentRulesDep, EngineDep
+from tummler.api.json_body import parse_json
 from tummler.api.schemas import EventsAccepted
 from tummler.api.signatures import mailgun_problem, sendgrid_problem, twilio_problem
 from tummler.app.callbacks import (
@@ -58,15 +58,6 @@ def _refuse(problem: str | None) -> None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, problem)
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RejectedEventsError(
-            [EventProblem(None, "body", f"not JSON ({exc}); send Content-Type application/json")]
-        ) from None
-
-
 async def _record(
     engine: Engine, events: Sequence[IncomingEvent | None], rules: ConsentRules, clock: Clock
 ) -> EventsAccepted:
@@ -99,7 +90,7 @@ async def sendgrid(
             tolerance_s=api_settings.signature_tolerance_s,
         )
     )
-    return await _record(engine, sendgrid_events(_json(body)), rules, clock)
+    return await _record(engine, sendgrid_events(parse_json(body)), rules, clock)
 
 
 @router.post("/mailgun", response_model=EventsAccepted, responses=_RESPONSES)
@@ -112,7 +103,7 @@ async def mailgun(
 ) -> EventsAccepted:
     """Mailgun webhook: ``signature`` {timestamp, token, signature} and ``event-data``."""
     key = _secret(api_settings.mailgun_signing_key, "TUMMLER_MAILGUN_SIGNING_KEY", "Mailgun")
-    payload = _json(await request.body())
+    payload = parse_json(await request.body())
     signature = payload.get("signature") if isinstance(payload, dict) else None
     parts = (
         [signature.get(name) for name in ("timestamp", "token", "signature")]

@@ -7,11 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 
 from tummler.api.config import Role
-from tummler.api.deps import ClockDep, ConsentRulesDep, EngineDep, Principal, require_role
+from tummler.api.deps import (
+    ClockDep,
+    ConsentRulesDep,
+    EngineDep,
+    KeyFirstRoute,
+    Principal,
+    require_role,
+)
 from tummler.api.schemas import EventBatch, EventsAccepted
 from tummler.app.callbacks import record_events
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=KeyFirstRoute)
 
 #: Who may report events: everyone but analysts, who read.
 _Writer = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.MARKETER, Role.PARTNER))]
