@@ -383,3 +383,77 @@ def test_rejects_never_overwrite_the_input(store: Engine, tmp_path: Path) -> Non
     with pytest.raises(InputError, match="would overwrite the input"):
         import_file(store, "events", path, rejects_path=path)
     assert path.read_text(encoding="utf-8").startswith("contact_external_id")
+
+
+# --- issue 12: inputs that used to mislead ----------------------------------------------------------
+
+
+# (file body after the header "external_id,city,stage", rows accepted, rejects as (line, reason fragment))
+UNCLOSED = [
+    (
+        'q1,"Berlin,customer\nq2,Rome,lapsed\nq3,Oslo,customer\n',
+        0,
+        [("2", "unclosed quote starting on line 2"), ("3", "unclosed quote starting on line 2"), ("4", "unclosed quote starting on line 2")],
+    ),
+    (
+        'q0,Paris,customer\nq1,"Berlin,customer\nq2,Rome,lapsed\nq3,"Oslo",customer\nq4,Rome,lapsed\n',
+        2,
+        [("3", "unclosed quote starting on line 3"), ("4", "unclosed quote starting on line 3"), ("5", "unclosed quote starting on line 3")],
+    ),
+    (
+        'q0,Paris,customer\nq1,Berlin,"customer\n\nq2,Rome,lapsed',
+        1,
+        [("3", "unclosed quote starting on line 3"), ("5", "unclosed quote starting on line 3")],
+    ),
+    ('q1,"Berlin\nMitte",customer\nq2,Rome,lapsed\n', 2, []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "accepted", "expected"), UNCLOSED)
+def test_an_unclosed_quote_is_named_and_the_rows_it_swallowed_are_listed(
+    store: Engine, tmp_path: Path, body: str, accepted: int, expected: list[tuple[str, str]]
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text("external_id,city,stage\n" + body, encoding="utf-8")
+    report = import_file(store, "contacts", path)
+    assert (report.accepted, report.rejected) == (accepted, len(expected))
+    assert report.rows_read == accepted + len(expected)
+    rejects = read_rejects(tmp_path / "contacts.rejects.csv") if expected else []
+    assert [r["line"] for r in rejects] == [line for line, _ in expected]
+    for reject, (_, reason) in zip(rejects, expected, strict=True):
+        assert reason in reject["reason"], reject
+
+
+def test_a_runaway_quote_past_the_field_limit_names_the_quote(
+    store: Engine, tmp_path: Path
+) -> None:
+    rows = "".join(f"r{i},{'x' * 60},customer\n" for i in range(3000))  # ~200 KB after the quote
+    path = tmp_path / "contacts.csv"
+    path.write_text('external_id,city,stage\nq1,"Berlin,customer\n' + rows, encoding="utf-8")
+    report = import_file(store, "contacts", path)
+    rejects = read_rejects(tmp_path / "contacts.rejects.csv")
+    assert rejects[0]["line"] == "2"
+    assert "unclosed quote starting on line 2" in rejects[0]["reason"]
+    assert report.rows_read == 3001
+    assert report.accepted + report.rejected == 3001
+    assert all("unclosed quote starting on line 2" in r["reason"] for r in rejects)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00>\x00\x01\x00" * 20, "not a text file"),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + bytes(range(256)), "not a text file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(200), "not a text file"),
+        ("external_id,city\nk1,Berlin\n".encode("utf-16-le"), "looks like UTF-16"),
+        ("external_id,city\nk1,Berlin\n".encode("utf-16-be"), "looks like UTF-16"),
+        ("external_id,city\nk1,Berlin\n".encode("utf-16"), "looks like UTF-16"),
+    ],
+)  # fmt: skip
+def test_binary_files_are_not_called_utf16(
+    store: Engine, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        import_file(store, "contacts", path)
