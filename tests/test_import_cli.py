@@ -91,3 +91,40 @@ def test_example_data_is_reproducible(tmp_path: Path) -> None:
         assert a.read_bytes() == b.read_bytes(), kind
         if kind in ("contacts", "events"):
             assert a.read_bytes() != c.read_bytes(), kind
+
+
+def test_declared_attributes_and_warnings_reach_the_summary(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    init_workspace(
+        workspace
+    )  # its example strategy declares lifetime_value a number, vip a boolean
+    crm = tmp_path / "crm.csv"
+    crm.write_text(
+        "external_id,timezone,lifetime_value,vip\n"
+        "k1,Europe/Berlin,120.5,true\n"
+        "k2,Europe/Paris,abc,false\n"
+        "k3,Europe/Rome,3,maybe\n"
+        "k1,Europe/Berlin,130,true\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["-w", str(workspace), "import", "contacts", str(crm), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["accepted"], summary["rejected"]) == (2, 2)
+    reasons = {r["reason"] for r in summary["top_reasons"]}
+    assert any(r.startswith("lifetime_value: declared a number in strategy.yaml") for r in reasons)
+    assert any(r.startswith("vip: declared a boolean in strategy.yaml") for r in reasons)
+    warnings = {w["warning"]: (w["rows"], w["lines"]) for w in summary["warnings"]}
+    assert any("--map time_zone=timezone" in w for w in warnings)
+    [repeated] = [v for w, v in warnings.items() if w.startswith("external_id repeated")]
+    assert repeated == (1, [5])
+
+    table = runner.invoke(app, ["-w", str(workspace), "import", "contacts", str(crm)])
+    assert table.exit_code == 0, table.output
+    shown = " ".join(table.stdout.split())
+    assert "warning: column 'timezone' looks like the field time_zone" in shown
+    assert "--map time_zone=timezone" in shown
+    assert (
+        "warning: external_id repeated within the file: the later row wins (1 row: line 5)" in shown
+    )
+    assert "rejects and warnings:" in table.stdout

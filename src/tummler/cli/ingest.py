@@ -3,6 +3,8 @@
 Exit codes: 0 when the import ran — even when some rows were rejected (they are in the rejects file);
 1 when nothing could be read (missing, empty or unreadable file, missing required columns, a bad option)
 or the database refused a batch.
+
+Attributes the workspace's ``strategy.yaml`` declares are checked against their declared type.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -20,6 +23,7 @@ from tummler.core.errors import InputError, TummlerError
 
 if TYPE_CHECKING:
     from tummler.app.ingest import ImportReport
+    from tummler.cli.context import CLIState
 
 import_app = typer.Typer(
     help="Import contacts, identities, consent, events, edges and mentions from CSV, JSONL or Parquet.",
@@ -93,8 +97,40 @@ def _render(report: ImportReport) -> None:
         for reason, count in report.top_reasons:
             reasons.add_row(reason, f"{count:,}")
         console.print(reasons)
+    for warning in report.warnings:
+        where = ""
+        if warning.rows:
+            plural = "s" if warning.rows > 1 else ""
+            unit = "row" if report.file_format == "parquet" else "line"
+            lines = ", ".join(map(str, warning.lines))
+            more = warning.rows - len(warning.lines)
+            rest = f", … {more:,} more" if more > 0 else ""
+            where = f" ({warning.rows:,} row{plural}: {unit}{plural} {lines}{rest})"
+        console.print(
+            f"[bold yellow]warning:[/bold yellow] {escape(warning.message)}{where}", highlight=False
+        )
     if report.rejects_path:
-        console.print(f"rejected rows: [bold]{report.rejects_path}[/bold]", highlight=False)
+        what = "rejects and warnings" if any(w.rows for w in report.warnings) else "rejected rows"
+        console.print(f"{what}: [bold]{report.rejects_path}[/bold]", highlight=False)
+
+
+def _attribute_types(cli: CLIState) -> dict[str, str] | None:
+    """The attribute types ``strategy.yaml`` declares; ``None`` (and a note) when it cannot be read."""
+    from tummler.app.strategy import read_workspace_strategy
+
+    workspace = cli.settings.workspace
+    if not (workspace / "strategy.yaml").is_file():
+        return None
+    loaded = read_workspace_strategy(workspace)
+    if loaded.strategy is None:
+        error_console.print(
+            "note: strategy.yaml could not be read (see `tummler strategy check`): attribute "
+            "types are not checked",
+            highlight=False,
+        )
+        return None
+    attributes = loaded.strategy.strategy.attributes
+    return {name: spec.type for name, spec in attributes.items()}
 
 
 def _run(
@@ -116,6 +152,7 @@ def _run(
         mapping = _mapping(pairs, mapping_file)
         engine = cli.engine
         batch_size = cli.settings.import_batch_size
+        attribute_types = _attribute_types(cli) if kind is ImportKind.CONTACTS else None
         if as_json or not console.is_terminal:
             report = import_file(
                 engine,
@@ -126,6 +163,7 @@ def _run(
                 rejects_path=rejects,
                 batch_size=batch_size,
                 default_region=default_region,
+                attribute_types=attribute_types,
             )
         else:
             with Progress(
@@ -151,6 +189,7 @@ def _run(
                     batch_size=batch_size,
                     default_region=default_region,
                     progress=advance,
+                    attribute_types=attribute_types,
                 )
     except TummlerError as exc:
         error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)

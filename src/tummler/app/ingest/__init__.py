@@ -10,12 +10,19 @@ stored in lower case, phone numbers in E.164.
 
 from tummler.app.ingest.readers import FileFormat
 from tummler.app.ingest.schemas import ImportKind
-from tummler.app.ingest.service import ImportReport, Progress, default_rejects_path, import_file
+from tummler.app.ingest.service import (
+    ImportReport,
+    ImportWarning,
+    Progress,
+    default_rejects_path,
+    import_file,
+)
 
 __all__ = [
     "FileFormat",
     "ImportKind",
     "ImportReport",
+    "ImportWarning",
     "Progress",
     "default_rejects_path",
     "import_file",
