@@ -2,7 +2,8 @@
 
 Exit codes: 0 when the import ran — even when some rows were rejected (they are in the rejects file);
 1 when nothing could be read (missing, empty or unreadable file, missing required columns, a bad option)
-or the database refused a batch.
+or the database refused a batch; 130 when interrupted (Ctrl-C): the batches committed before stay, and
+running the same command again resumes.
 
 Attributes the workspace's ``strategy.yaml`` declares are checked against their declared type.
 """
@@ -114,6 +115,19 @@ def _render(report: ImportReport) -> None:
         console.print(f"{what}: [bold]{report.rejects_path}[/bold]", highlight=False)
 
 
+def _interrupted(report: ImportReport, as_json: bool) -> None:
+    """Say what an interrupted import committed, and that running it again resumes."""
+    if as_json:
+        console.print_json(json.dumps({**report.to_dict(), "interrupted": True}))
+    rows = report.accepted
+    error_console.print(
+        f"interrupted: {report.batches:,} {'batch' if report.batches == 1 else 'batches'} "
+        f"committed ({rows:,} rows); the batch in progress was rolled back. Run the same command "
+        "again to resume: rows already imported are left as they are.",
+        highlight=False,
+    )
+
+
 def _attribute_types(cli: CLIState) -> dict[str, str] | None:
     """The attribute types ``strategy.yaml`` declares; ``None`` (and a note) when it cannot be read."""
     from tummler.app.strategy import read_workspace_strategy
@@ -144,7 +158,7 @@ def _run(
     default_region: str | None,
     as_json: bool,
 ) -> None:
-    from tummler.app.ingest import ImportKind, import_file
+    from tummler.app.ingest import ImportInterrupted, ImportKind, import_file
 
     kind = ImportKind(kind_name)
     cli = state(ctx)
@@ -191,6 +205,9 @@ def _run(
                     progress=advance,
                     attribute_types=attribute_types,
                 )
+    except ImportInterrupted as interrupted:
+        _interrupted(interrupted.report, as_json)
+        raise typer.Exit(130) from None
     except TummlerError as exc:
         error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -239,7 +256,8 @@ def _command(kind: str) -> Any:
     command.__doc__ = (
         f"Import {kind} from FILE. Columns: {_FIELDS_HELP[kind]}. Times without a zone "
         "are UTC; plain numbers are unix seconds. Exit code 0 when the import ran (even with "
-        "rejected rows), 1 when nothing could be read."
+        "rejected rows), 1 when nothing could be read, 130 when interrupted (run it again to "
+        "resume)."
     )
     return command
 

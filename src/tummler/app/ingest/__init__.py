@@ -11,6 +11,7 @@ stored in lower case, phone numbers in E.164.
 from tummler.app.ingest.readers import FileFormat
 from tummler.app.ingest.schemas import ImportKind
 from tummler.app.ingest.service import (
+    ImportInterrupted,
     ImportReport,
     ImportWarning,
     Progress,
@@ -20,6 +21,7 @@ from tummler.app.ingest.service import (
 
 __all__ = [
     "FileFormat",
+    "ImportInterrupted",
     "ImportKind",
     "ImportReport",
     "ImportWarning",

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import csv
 import gc
+import signal
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +46,7 @@ from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, StoreError
 
 __all__ = [
+    "ImportInterrupted",
     "ImportReport",
     "ImportWarning",
     "Progress",
@@ -105,6 +109,18 @@ class ImportReport:
             {"warning": w.message, "rows": w.rows, "lines": list(w.lines)} for w in self.warnings
         ]
         return data
+
+
+class ImportInterrupted(KeyboardInterrupt):
+    """The import was interrupted (Ctrl-C): the batches before are committed, the current one is not.
+
+    ``report`` counts what was committed. Importing the same file again resumes: rows already
+    imported are left as they are.
+    """
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(f"import interrupted after {report.batches} committed batch(es)")
+        self.report = report
 
 
 def default_rejects_path(path: Path) -> Path:
@@ -275,6 +291,8 @@ def import_file(
     StoreError
         When the database refuses a batch; the batches before it stay committed, that batch leaves
         nothing, and importing the file again resumes safely (it is idempotent).
+    ImportInterrupted
+        On Ctrl-C (it is a ``KeyboardInterrupt``): the same, with the report of what was committed.
     """
     clock = clock or SystemClock()
     try:
@@ -376,7 +394,8 @@ def import_file(
                 warned += _repeated_ids(good, first_lines)
             if good:
                 try:
-                    with engine.begin() as connection:
+                    with engine.connect() as connection:
+                        transaction = connection.begin()
                         prepare_connection(connection)
                         ids: dict[str, int] = {}
                         if references:
@@ -393,6 +412,13 @@ def import_file(
                             source=f"import:{path.name}",
                         )
                         good = _held_elsewhere(connection, kind, good, counts, bad, warned)
+                        with _interrupts_held():  # a committed batch is always counted
+                            transaction.commit()
+                            inserted += counts.inserted
+                            updated += counts.updated
+                            identities += counts.identities
+                            batches += 1
+                            accepted += len(good)
                 except errors as exc:
                     first, last = chunk.lines[0], chunk.lines[-1]
                     unit = "row" if fmt is FileFormat.PARQUET else "line"
@@ -402,16 +428,13 @@ def import_file(
                         "are committed. Fix the cause and import the file again: rows already "
                         "imported are left as they are."
                     ) from exc
-                inserted += counts.inserted
-                updated += counts.updated
-                identities += counts.identities
-                batches += 1
-                accepted += len(good)
             rejects.write(bad, warned)
             read += len(chunk.rows) + len({p.line for p in chunk.problems})
             rejected += len({reject.line for reject in bad})
             if progress is not None:
                 progress(chunk.done, reader.total)
+    except KeyboardInterrupt:
+        raise ImportInterrupted(report()) from None
     finally:
         rejects.close()
         if collecting:
@@ -441,6 +464,29 @@ def _keep_known(
         if not unknown:
             kept.append((line, row))
     return kept
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends: then a batch's commit and its count go together.
+
+    Ctrl-C raises ``KeyboardInterrupt`` only in the main thread under Python's own handler; there,
+    the handler is swapped for one that notes the signal, and the interrupt is raised afterwards.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _repeated_ids(
