@@ -298,3 +298,50 @@ def test_example_data_imports_cleanly(engine: Engine, tmp_path: Path) -> None:
         report = import_file(engine, kind, path, clock=FrozenClock(T0))
         assert report.rejected == 0, (kind, report.top_reasons)
         assert report.inserted == report.rows_read > 0, kind
+
+
+def read_rejects(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_an_address_held_by_another_contact_is_reported_not_dropped(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = write_table(
+        tmp_path / "contacts.csv",
+        ["external_id", "email", "phone"],
+        [
+            ["k1", "Same@Example.org", "+49 30 1234567"],
+            ["k2", "same@example.org", "+49301234567"],
+            ["k3", "other@example.org", ""],
+        ],
+    )
+    report = import_file(engine, "contacts", path, clock=FrozenClock(T0))
+    assert (report.accepted, report.rejected, report.identities_added) == (3, 0, 3)
+    [warning] = report.warnings
+    assert (warning.rows, warning.lines) == (1, (3,))
+    assert "already belongs to another contact" in warning.message
+    rows = read_rejects(tmp_path / "contacts.rejects.csv")
+    assert [(r["line"], r["field"], r["value"], r["outcome"]) for r in rows] == [
+        ("3", "email", "same@example.org", "imported"),
+        ("3", "phone", "+49301234567", "imported"),
+    ]
+    assert all("already belongs to contact k1" in r["reason"] for r in rows)
+    before = dump(engine, "channel_identities")
+    again = import_file(engine, "contacts", path, clock=FrozenClock(T0 + timedelta(days=1)))
+    assert (again.inserted, again.updated, again.identities_added) == (0, 0, 0)
+    assert [(w.rows, w.lines) for w in again.warnings] == [(1, (3,))]
+    assert dump(engine, "channel_identities") == before
+
+    identities = write_table(
+        tmp_path / "identities.csv",
+        ["contact_external_id", "channel", "address"],
+        [["k3", "email", "same@example.org"], ["k1", "email", "SAME@example.org"]],
+    )
+    report = import_file(engine, "identities", identities, clock=FrozenClock(T0))
+    assert (report.accepted, report.unchanged, report.rejected) == (1, 1, 1)
+    [reject] = read_rejects(tmp_path / "identities.rejects.csv")
+    assert (reject["line"], reject["field"], reject["outcome"]) == ("2", "address", "rejected")
+    assert "already belongs to contact k1: an address belongs to one person" in reject["reason"]
+    assert dump(engine, "channel_identities") == before

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from example_files import write_example_data
 from tummler.app.workspace import init_workspace, open_store, store_status
 from tummler.cli.main import app
+from tummler.core.settings import Settings
 
 runner = CliRunner()
 
@@ -91,3 +99,104 @@ def test_example_data_is_reproducible(tmp_path: Path) -> None:
         assert a.read_bytes() == b.read_bytes(), kind
         if kind in ("contacts", "events"):
             assert a.read_bytes() != c.read_bytes(), kind
+
+
+def test_declared_attributes_and_warnings_reach_the_summary(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    init_workspace(
+        workspace
+    )  # its example strategy declares lifetime_value a number, vip a boolean
+    crm = tmp_path / "crm.csv"
+    crm.write_text(
+        "external_id,timezone,lifetime_value,vip\n"
+        "k1,Europe/Berlin,120.5,true\n"
+        "k2,Europe/Paris,abc,false\n"
+        "k3,Europe/Rome,3,maybe\n"
+        "k1,Europe/Berlin,130,true\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["-w", str(workspace), "import", "contacts", str(crm), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["accepted"], summary["rejected"]) == (2, 2)
+    reasons = {r["reason"] for r in summary["top_reasons"]}
+    assert any(r.startswith("lifetime_value: declared a number in strategy.yaml") for r in reasons)
+    assert any(r.startswith("vip: declared a boolean in strategy.yaml") for r in reasons)
+    warnings = {w["warning"]: (w["rows"], w["lines"]) for w in summary["warnings"]}
+    assert any("--map time_zone=timezone" in w for w in warnings)
+    [repeated] = [v for w, v in warnings.items() if w.startswith("external_id repeated")]
+    assert repeated == (1, [5])
+
+    table = runner.invoke(app, ["-w", str(workspace), "import", "contacts", str(crm)])
+    assert table.exit_code == 0, table.output
+    shown = " ".join(table.stdout.split())
+    assert "warning: column 'timezone' looks like the field time_zone" in shown
+    assert "--map time_zone=timezone" in shown
+    assert (
+        "warning: external_id repeated within the file: the later row wins (1 row: line 5)" in shown
+    )
+    assert "rejects and warnings:" in table.stdout
+
+
+def _slow_import(workspace: Path, path: Path) -> subprocess.Popen[str]:
+    environment = {**os.environ, "TUMMLER_IMPORT_BATCH_SIZE": "200"}
+    cli = "from tummler.cli.main import main; main()"
+    command = [sys.executable, "-c", cli, "-w", str(workspace), "import"]
+    return subprocess.Popen(
+        [*command, "events", str(path)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stored_events(settings: Settings) -> int:
+    engine = open_store(settings)
+    try:
+        return int(store_status(engine).counts["events"])
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_was_committed_and_that_a_rerun_resumes(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    settings = init_workspace(workspace)
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("external_id\nc1\nc2\n", encoding="utf-8")
+    assert (
+        runner.invoke(app, ["-w", str(workspace), "import", "contacts", str(contacts)]).exit_code
+        == 0
+    )
+    events = tmp_path / "events.csv"
+    with events.open("w", encoding="utf-8") as handle:
+        handle.write("contact_external_id,type,at,provider_event_id\n")
+        for i in range(200_000):
+            handle.write(f"c{1 + i % 2},clicked,2026-01-01T00:00:00Z,e{i}\n")
+    process = _slow_import(workspace, events)
+    deadline = time.monotonic() + 120
+    while _stored_events(settings) == 0:  # wait for the first committed batch
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no batch was committed in two minutes"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, (out, err)
+    match = re.search(r"interrupted: ([\d,]+) batch(?:es)? committed \(([\d,]+) rows\)", err)
+    assert match is not None, err
+    batches, rows = (int(group.replace(",", "")) for group in match.groups())
+    assert batches >= 1
+    assert rows == 200 * batches
+    assert "Run the same command again to resume" in err
+    assert _stored_events(settings) == rows  # exactly the committed batches, no half batch
+
+    again = runner.invoke(
+        app,
+        ["-w", str(workspace), "import", "events", str(events), "--json"],
+        catch_exceptions=False,
+    )
+    assert again.exit_code == 0
+    summary = json.loads(again.stdout)
+    assert (summary["inserted"], summary["unchanged"]) == (200_000 - rows, rows)
+    assert _stored_events(settings) == 200_000

@@ -383,3 +383,256 @@ def test_rejects_never_overwrite_the_input(store: Engine, tmp_path: Path) -> Non
     with pytest.raises(InputError, match="would overwrite the input"):
         import_file(store, "events", path, rejects_path=path)
     assert path.read_text(encoding="utf-8").startswith("contact_external_id")
+
+
+# --- issue 12: inputs that used to crash, pass silently or mislead -----------------------------------
+
+
+# (kind, Parquet columns, field, reason fragment): a list or a struct where one value belongs
+LIST_VALUES = [
+    ("contacts", {"external_id": [["a"], ["b"]]}, "external_id", "expected one value, got a list"),
+    ("contacts", {"external_id": ["a", "b"], "stage": [["customer"], ["lapsed"]]}, "stage", "expected one value, got a list"),
+    ("contacts", {"external_id": ["a", "b"], "time_zone": [["UTC"], ["UTC"]]}, "time_zone", "expected one value, got a list"),
+    ("consent", {"contact_external_id": ["c1", "c2"], "channel": [["email"], ["sms"]], "status": ["granted"] * 2, "at": ["2026-01-01"] * 2}, "channel", "expected one value, got a list"),
+    ("events", {"contact_external_id": ["c1", "c2"], "type": [["clicked"], ["opened"]], "at": ["2026-01-01"] * 2}, "type", "expected one value, got a list"),
+    ("events", {"contact_external_id": ["c1", "c2"], "type": ["clicked"] * 2, "at": ["2026-01-01"] * 2, "channel": [{"k": "email"}, {"k": "sms"}]}, "channel", "expected one value, got a struct"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "columns", "field", "reason"), LIST_VALUES)
+def test_parquet_lists_and_structs_in_fields_are_rejected_not_a_traceback(
+    store: Engine,
+    tmp_path: Path,
+    kind: str,
+    columns: dict[str, list[object]],
+    field: str,
+    reason: str,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "input.parquet"
+    pq.write_table(pa.table(columns), path)
+    report = import_file(store, kind, path, clock=FrozenClock(T0))
+    assert (report.rows_read, report.accepted, report.rejected) == (2, 0, 2)
+    rejects = read_rejects(tmp_path / "input.rejects.csv")
+    assert [(r["line"], r["field"]) for r in rejects] == [("1", field), ("2", field)]
+    assert all(reason in r["reason"] for r in rejects)
+
+
+# (declared type, raw cell, stored value or None when rejected, reason fragment)
+DECLARED = [
+    ("number", "abc", None, "declared a number in strategy.yaml: not a number"),
+    ("number", "12.5", 12.5, ""),
+    ("number", "42", 42, ""),
+    ("number", "007", 7, ""),
+    ("number", "true", None, "declared a number in strategy.yaml"),
+    ("number", "inf", None, "declared a number in strategy.yaml: not a finite number"),
+    ("boolean", "abc", None, "declared a boolean in strategy.yaml: expected true or false"),
+    ("boolean", "2", None, "declared a boolean in strategy.yaml: expected true or false"),
+    ("boolean", "TRUE", True, ""),
+    ("boolean", "no", False, ""),
+    ("boolean", "1", True, ""),
+    ("string", "10115", "10115", ""),
+    ("string", "Berlin", "Berlin", ""),
+]
+
+
+@pytest.mark.parametrize(("declared", "raw", "stored", "reason"), DECLARED)
+def test_declared_attribute_types_are_checked(
+    store: Engine, tmp_path: Path, declared: str, raw: str, stored: object, reason: str
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text(f"external_id,attributes.trait,other\nk1,{raw},42\n", encoding="utf-8")
+    report = import_file(store, "contacts", path, attribute_types={"trait": declared})
+    with store.connect() as connection:
+        found = connection.scalar(text("SELECT attributes FROM contacts WHERE external_id = 'k1'"))
+    if stored is None:
+        assert (report.accepted, report.rejected) == (0, 1)
+        [reject] = read_rejects(tmp_path / "contacts.rejects.csv")
+        assert (reject["line"], reject["field"], reject["value"]) == ("2", "attributes.trait", raw)
+        assert reason in reject["reason"]
+        assert found is None
+    else:
+        assert (report.accepted, report.rejected) == (1, 0)
+        attributes = json.loads(found)
+        assert attributes == {"trait": stored, "other": 42}  # undeclared: typed as before
+        assert type(attributes["trait"]) is type(stored)
+
+
+def test_undeclared_attributes_keep_their_inferred_types(store: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text("external_id,score,vip\nk1,abc,maybe\n", encoding="utf-8")
+    report = import_file(store, "contacts", path, attribute_types={"other": "number"})
+    assert (report.accepted, report.rejected) == (1, 0)
+
+
+def test_a_repeated_external_id_is_reported_and_the_later_row_wins(
+    store: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text(
+        "external_id,stage\nd1,prospect\nd2,prospect\nd3,lapsed\nd1,customer\nd2,customer\n",
+        encoding="utf-8",
+    )
+    report = import_file(store, "contacts", path, batch_size=2)  # the repeats span batches
+    assert (report.accepted, report.rejected) == (5, 0)
+    [warning] = report.warnings
+    assert warning.rows == 2
+    assert warning.lines == (5, 6)
+    assert warning.message.startswith("external_id repeated within the file")
+    assert "later row wins" in warning.message
+    rows = read_rejects(tmp_path / "contacts.rejects.csv")
+    assert [(r["line"], r["field"], r["value"], r["outcome"]) for r in rows] == [
+        ("5", "external_id", "d1", "imported"),
+        ("6", "external_id", "d2", "imported"),
+    ]
+    assert "also on line 2" in rows[0]["reason"]
+    with store.connect() as connection:
+        stages = dict(connection.execute(text("SELECT external_id, stage FROM contacts")).all())
+    assert (stages["d1"], stages["d2"]) == ("customer", "customer")
+
+
+# (file body after the header "external_id,city,stage", rows accepted, rejects as (line, reason fragment))
+UNCLOSED = [
+    (
+        'q1,"Berlin,customer\nq2,Rome,lapsed\nq3,Oslo,customer\n',
+        0,
+        [("2", "unclosed quote starting on line 2"), ("3", "unclosed quote starting on line 2"), ("4", "unclosed quote starting on line 2")],
+    ),
+    (
+        'q0,Paris,customer\nq1,"Berlin,customer\nq2,Rome,lapsed\nq3,"Oslo",customer\nq4,Rome,lapsed\n',
+        2,
+        [("3", "unclosed quote starting on line 3"), ("4", "unclosed quote starting on line 3"), ("5", "unclosed quote starting on line 3")],
+    ),
+    (
+        'q0,Paris,customer\nq1,Berlin,"customer\n\nq2,Rome,lapsed',
+        1,
+        [("3", "unclosed quote starting on line 3"), ("5", "unclosed quote starting on line 3")],
+    ),
+    ('q1,"Berlin\nMitte",customer\nq2,Rome,lapsed\n', 2, []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "accepted", "expected"), UNCLOSED)
+def test_an_unclosed_quote_is_named_and_the_rows_it_swallowed_are_listed(
+    store: Engine, tmp_path: Path, body: str, accepted: int, expected: list[tuple[str, str]]
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text("external_id,city,stage\n" + body, encoding="utf-8")
+    report = import_file(store, "contacts", path)
+    assert (report.accepted, report.rejected) == (accepted, len(expected))
+    assert report.rows_read == accepted + len(expected)
+    rejects = read_rejects(tmp_path / "contacts.rejects.csv") if expected else []
+    assert [r["line"] for r in rejects] == [line for line, _ in expected]
+    for reject, (_, reason) in zip(rejects, expected, strict=True):
+        assert reason in reject["reason"], reject
+
+
+def test_a_runaway_quote_past_the_field_limit_names_the_quote(
+    store: Engine, tmp_path: Path
+) -> None:
+    rows = "".join(f"r{i},{'x' * 60},customer\n" for i in range(3000))  # ~200 KB after the quote
+    path = tmp_path / "contacts.csv"
+    path.write_text('external_id,city,stage\nq1,"Berlin,customer\n' + rows, encoding="utf-8")
+    report = import_file(store, "contacts", path)
+    rejects = read_rejects(tmp_path / "contacts.rejects.csv")
+    assert rejects[0]["line"] == "2"
+    assert "unclosed quote starting on line 2" in rejects[0]["reason"]
+    assert report.rows_read == 3001
+    assert report.accepted + report.rejected == 3001
+    assert all("unclosed quote starting on line 2" in r["reason"] for r in rejects)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00>\x00\x01\x00" * 20, "not a text file"),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + bytes(range(256)), "not a text file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(200), "not a text file"),
+        ("external_id,city\nk1,Berlin\n".encode("utf-16-le"), "looks like UTF-16"),
+        ("external_id,city\nk1,Berlin\n".encode("utf-16-be"), "looks like UTF-16"),
+        ("external_id,city\nk1,Berlin\n".encode("utf-16"), "looks like UTF-16"),
+    ],
+)  # fmt: skip
+def test_binary_files_are_not_called_utf16(
+    store: Engine, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        import_file(store, "contacts", path)
+
+
+# (kind, header, look-alike column, the field it looks like)
+LOOKALIKES = [
+    ("contacts", "external_id,timezone", "timezone", "time_zone"),
+    ("contacts", "external_id,tz", "tz", "time_zone"),
+    ("contacts", "external_id,TimeZone", "TimeZone", "time_zone"),
+    ("contacts", "external_id,phone_number", "phone_number", "phone"),
+    ("contacts", "external_id,mobile", "mobile", "phone"),
+    ("contacts", "external_id,e-mail", "e-mail", "email"),
+    ("contacts", "external_id,Email", "Email", "email"),
+    ("contacts", "external_id,email_address", "email_address", "email"),
+    ("contacts", "external_id,language", "language", "locale"),
+    ("events", "contact_external_id,type,at,event_id", "event_id", "provider_event_id"),
+    ("events", "contact_external_id,type,at,amount", "amount", "value"),
+    ("consent", "contact_external_id,channel,status,at,Source", "Source", "source"),
+]
+
+
+@pytest.mark.parametrize(("kind", "header", "column", "field"), LOOKALIKES)
+def test_columns_that_look_like_a_field_are_warned_about(
+    store: Engine, tmp_path: Path, kind: str, header: str, column: str, field: str
+) -> None:
+    path = tmp_path / "input.csv"
+    path.write_text(header + "\n", encoding="utf-8")
+    report = import_file(store, kind, path)
+    [warning] = report.warnings
+    assert f"column {column!r} looks like the field {field}" in warning.message
+    assert f"--map {field}={column}" in warning.message
+
+
+def test_a_field_given_under_its_own_name_silences_the_look_alike(
+    store: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "input.csv"
+    path.write_text("external_id,time_zone,tz\nk1,Europe/Berlin,CET\n", encoding="utf-8")
+    assert import_file(store, "contacts", path).warnings == ()
+    path.write_text("external_id,tz\nk1,Europe/Berlin\n", encoding="utf-8")
+    assert import_file(store, "contacts", path, mapping={"time_zone": "tz"}).warnings == ()
+    kept = import_file(store, "contacts", path, mapping={"attributes.tz": "tz"})
+    assert kept.warnings == ()
+    with store.connect() as connection:
+        found = connection.scalar(text("SELECT attributes FROM contacts WHERE external_id = 'k1'"))
+    assert json.loads(found) == {"tz": "Europe/Berlin"}
+
+
+@pytest.mark.parametrize(
+    ("at", "accepted"),
+    [
+        ("2026-03-01T00:04:59Z", True),  # inside the clock skew
+        ("2026-03-01T00:05:00Z", True),
+        ("2026-03-01T00:05:01Z", False),
+        ("2026-03-01T01:00:00+00:30", False),
+        ("2027-01-01", False),
+        ("1803859200", False),  # unix seconds in 2027
+    ],
+)
+def test_consent_dated_in_the_future_is_rejected(
+    store: Engine, tmp_path: Path, at: str, accepted: bool
+) -> None:
+    path = tmp_path / "consent.csv"
+    path.write_text(
+        "contact_external_id,channel,status,at\n"
+        "c1,email,granted,2026-02-01T00:00:00Z\n"
+        f"c2,email,granted,{at}\n",
+        encoding="utf-8",
+    )
+    report = import_file(store, "consent", path, clock=FrozenClock(T0))
+    assert (report.accepted, report.rejected) == ((2, 0) if accepted else (1, 1))
+    if not accepted:
+        [reject] = read_rejects(tmp_path / "consent.rejects.csv")
+        assert (reject["line"], reject["field"]) == ("3", "at")
+        assert "in the future" in reject["reason"]
+        assert "2026-03-01T00:05:00+00:00" in reject["reason"]

@@ -2,7 +2,10 @@
 
 Exit codes: 0 when the import ran — even when some rows were rejected (they are in the rejects file);
 1 when nothing could be read (missing, empty or unreadable file, missing required columns, a bad option)
-or the database refused a batch.
+or the database refused a batch; 130 when interrupted (Ctrl-C): the batches committed before stay, and
+running the same command again resumes.
+
+Attributes the workspace's ``strategy.yaml`` declares are checked against their declared type.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -20,6 +24,7 @@ from tummler.core.errors import InputError, TummlerError
 
 if TYPE_CHECKING:
     from tummler.app.ingest import ImportReport
+    from tummler.cli.context import CLIState
 
 import_app = typer.Typer(
     help="Import contacts, identities, consent, events, edges and mentions from CSV, JSONL or Parquet.",
@@ -97,8 +102,53 @@ def _render(report: ImportReport) -> None:
         for reason, count in report.top_reasons:
             reasons.add_row(reason, f"{count:,}")
         console.print(reasons)
+    for warning in report.warnings:
+        where = ""
+        if warning.rows:
+            plural = "s" if warning.rows > 1 else ""
+            unit = "row" if report.file_format == "parquet" else "line"
+            lines = ", ".join(map(str, warning.lines))
+            more = warning.rows - len(warning.lines)
+            rest = f", … {more:,} more" if more > 0 else ""
+            where = f" ({warning.rows:,} row{plural}: {unit}{plural} {lines}{rest})"
+        console.print(
+            f"[bold yellow]warning:[/bold yellow] {escape(warning.message)}{where}", highlight=False
+        )
     if report.rejects_path:
-        console.print(f"rejected rows: [bold]{report.rejects_path}[/bold]", highlight=False)
+        what = "rejects and warnings" if any(w.rows for w in report.warnings) else "rejected rows"
+        console.print(f"{what}: [bold]{report.rejects_path}[/bold]", highlight=False)
+
+
+def _interrupted(report: ImportReport, as_json: bool) -> None:
+    """Say what an interrupted import committed, and that running it again resumes."""
+    if as_json:
+        console.print_json(json.dumps({**report.to_dict(), "interrupted": True}))
+    rows = report.accepted
+    error_console.print(
+        f"interrupted: {report.batches:,} {'batch' if report.batches == 1 else 'batches'} "
+        f"committed ({rows:,} rows); the batch in progress was rolled back. Run the same command "
+        "again to resume: rows already imported are left as they are.",
+        highlight=False,
+    )
+
+
+def _attribute_types(cli: CLIState) -> dict[str, str] | None:
+    """The attribute types ``strategy.yaml`` declares; ``None`` (and a note) when it cannot be read."""
+    from tummler.app.strategy import read_workspace_strategy
+
+    workspace = cli.settings.workspace
+    if not (workspace / "strategy.yaml").is_file():
+        return None
+    loaded = read_workspace_strategy(workspace)
+    if loaded.strategy is None:
+        error_console.print(
+            "note: strategy.yaml could not be read (see `tummler strategy check`): attribute "
+            "types are not checked",
+            highlight=False,
+        )
+        return None
+    attributes = loaded.strategy.strategy.attributes
+    return {name: spec.type for name, spec in attributes.items()}
 
 
 def _run(
@@ -112,7 +162,7 @@ def _run(
     default_region: str | None,
     as_json: bool,
 ) -> None:
-    from tummler.app.ingest import ImportKind, import_file
+    from tummler.app.ingest import ImportInterrupted, ImportKind, import_file
     from tummler.app.strategy import consent_rules
 
     kind = ImportKind(kind_name)
@@ -122,6 +172,7 @@ def _run(
         engine = cli.engine
         batch_size = cli.settings.import_batch_size
         on_complaint = consent_rules(cli.settings.workspace).on_complaint
+        attribute_types = _attribute_types(cli) if kind is ImportKind.CONTACTS else None
         if as_json or not console.is_terminal:
             report = import_file(
                 engine,
@@ -133,6 +184,7 @@ def _run(
                 batch_size=batch_size,
                 default_region=default_region,
                 on_complaint=on_complaint,
+                attribute_types=attribute_types,
             )
         else:
             with Progress(
@@ -159,7 +211,11 @@ def _run(
                     default_region=default_region,
                     progress=advance,
                     on_complaint=on_complaint,
+                    attribute_types=attribute_types,
                 )
+    except ImportInterrupted as interrupted:
+        _interrupted(interrupted.report, as_json)
+        raise typer.Exit(130) from None
     except TummlerError as exc:
         error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -208,7 +264,8 @@ def _command(kind: str) -> Any:
     command.__doc__ = (
         f"Import {kind} from FILE. Columns: {_FIELDS_HELP[kind]}. Times without a zone "
         "are UTC; plain numbers are unix seconds. Exit code 0 when the import ran (even with "
-        "rejected rows), 1 when nothing could be read."
+        "rejected rows), 1 when nothing could be read, 130 when interrupted (run it again to "
+        "resume)."
     )
     return command
 

@@ -10,12 +10,21 @@ stored in lower case, phone numbers in E.164.
 
 from tummler.app.ingest.readers import FileFormat
 from tummler.app.ingest.schemas import ImportKind
-from tummler.app.ingest.service import ImportReport, Progress, default_rejects_path, import_file
+from tummler.app.ingest.service import (
+    ImportInterrupted,
+    ImportReport,
+    ImportWarning,
+    Progress,
+    default_rejects_path,
+    import_file,
+)
 
 __all__ = [
     "FileFormat",
+    "ImportInterrupted",
     "ImportKind",
     "ImportReport",
+    "ImportWarning",
     "Progress",
     "default_rejects_path",
     "import_file",

@@ -27,8 +27,10 @@ Duplicate keys inside one file follow the same rule, row after row: for contacts
 different batches is written twice, and a re-import then updates it again); for every other kind the
 first row wins and the later ones count as unchanged. Duplicates are not rejects.
 
-An identity whose ``(channel, address)`` already belongs to another contact is left with that contact
-(and counted as unchanged): moving an address between people is a merge, not an import.
+An identity whose ``(channel, address)`` already belongs to another contact is left with that contact:
+moving an address between people is a merge, not an import. The import reports it (a contact's
+``email``/``phone`` as a warning, an identities row as a reject), asking :func:`address_holders` who
+holds the addresses a batch could not add.
 """
 
 from __future__ import annotations
@@ -39,7 +41,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, any_, bindparam, func, insert, literal, select
+from sqlalchemy import (
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -50,6 +63,7 @@ from tummler.store.models import Contact
 __all__ = [
     "SQLITE_IMPORT_CACHE_KIB",
     "WriteCounts",
+    "address_holders",
     "any_of",
     "prepare_connection",
     "resolve_contacts",
@@ -152,6 +166,45 @@ def resolve_contacts(connection: Connection, external_ids: Iterable[str]) -> dic
         any_of(table.c.external_id, ids, connection.dialect.name)
     )
     return {str(row[0]): int(row[1]) for row in connection.execute(query)}
+
+
+def address_holders(
+    connection: Connection, claims: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str], str]:
+    """Addresses held by a contact other than the one claiming them, one query.
+
+    ``claims`` are ``(channel, address, external id)``; the result maps each ``(channel, address)``
+    that another contact holds to that contact's external id. The comparison runs in the database:
+    importing the same file again, every address is found, and none comes back.
+    """
+    if not claims:
+        return {}
+    channels, addresses, owners = (list(column) for column in zip(*claims, strict=True))
+    if connection.dialect.name == "postgresql":
+        source = (
+            "unnest(CAST(:channels AS text[]), CAST(:addresses AS text[]), "
+            "CAST(:owners AS text[])) AS claim(channel, address, owner)"
+        )
+        parameters: dict[str, Any] = {
+            "channels": channels,
+            "addresses": addresses,
+            "owners": owners,
+        }
+    else:
+        source = (
+            "(SELECT json_extract(value, '$[0]') AS channel, json_extract(value, '$[1]') AS "
+            "address, json_extract(value, '$[2]') AS owner FROM json_each(:claims)) AS claim"
+        )
+        parameters = {"claims": json.dumps([list(claim) for claim in claims])}
+    query = text(
+        f"SELECT claim.channel, claim.address, contacts.external_id FROM {source} "
+        "JOIN channel_identities AS held "
+        "ON held.channel = claim.channel AND held.address = claim.address "
+        "JOIN contacts ON contacts.id = held.contact_id "
+        "WHERE contacts.external_id <> claim.owner"
+    )
+    rows = connection.execute(query, parameters).tuples()
+    return {(channel, address): holder for channel, address, holder in rows}
 
 
 #: SQLite's page cache for an importing connection, in KiB. The default (2 MiB) is far smaller than

@@ -7,6 +7,12 @@ CSV field that spans lines is located at its first line) and **row numbers** (fr
 
 Text files are read in blocks of a few MiB and decoded a block at a time; only a block that is not valid
 UTF-8 is decoded line by line, so that the bad lines — and only those — are rejected.
+
+A CSV quote that is never closed makes the following lines one field. A row that spans several lines
+is therefore checked again with strict quoting rules (its lines are still in the block being read):
+when its quotes do not pair up — the file ends inside the quote, or a later quote "closes" it with
+text after it — the row is rejected as an unclosed quote starting on its first line, and every line
+it swallowed is rejected too, with that reason, so none is lost without a word.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ _BINARY = (
     "not a text file (it holds NUL bytes): export it as CSV, JSON Lines or Parquet, "
     "or pass --format parquet if it is Parquet"
 )
+_UTF16 = "the file looks like UTF-16 text: re-save it as UTF-8"
 
 
 class FileFormat(StrEnum):
@@ -133,13 +140,28 @@ def _first_block(path: Path) -> bytes:
     if not block.strip():
         raise InputError("empty file: expected a header line naming the columns", file=path)
     header = block.split(b"\n", 1)[0]
-    if header.startswith((b"\xff\xfe", b"\xfe\xff")) or (
-        b"\x00" in header and header.count(b"\x00") * 3 >= len(header)
-    ):
-        raise InputError("the file looks like UTF-16 text: re-save it as UTF-8", file=path, line=1)
+    if header.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(block):
+        raise InputError(_UTF16, file=path, line=1)
     if b"\x00" in header:
         raise InputError(_BINARY, file=path)
     return block
+
+
+def _utf16_without_bom(block: bytes) -> bool:
+    """Text in UTF-16 without a byte order mark: every other byte is NUL, the others are not.
+
+    A binary file (an executable, an image, an archive) holds NUL bytes too, but at odd and even
+    offsets alike; the header of a UTF-16 file written from plain names has them at one parity only.
+    """
+    sample = block[: 1 << 12]
+    sample = sample[: len(sample) - len(sample) % 2]
+    if len(sample) < 4 or b"\x00" not in sample:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    for zeros, text in ((even, odd), (odd, even)):
+        if zeros.count(0) >= 0.9 * len(zeros) and text.count(0) == 0:
+            return True
+    return False
 
 
 class _Lines:
@@ -149,6 +171,9 @@ class _Lines:
         self._handle = handle
         self.number = 0
         self.bad: set[int] = set()
+        #: The blocks handed out last, as [first line number, text, its lines once split]: a row
+        #: that spans several lines ends in the newest and starts in it or the one before.
+        self._recent: list[list[Any]] = []
 
     def __iter__(self) -> Iterator[str]:
         for body in self._bodies():
@@ -163,15 +188,37 @@ class _Lines:
         return itertools.chain.from_iterable(map(self._block_lines, self._bodies()))
 
     def _block_lines(self, body: bytes) -> Iterator[str]:
+        first = self.number + 1
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            return iter(list(self._decode(body)))
+            decoded = list(self._decode(body))
+            self._remember([first, None, decoded])
+            return iter(decoded)
+        self._remember([first, text, None])
         # Universal newlines, as io.StringIO(newline="") splits them: \n, \r and \r\n.
         self.number += text.count("\n") + text.count("\r") - text.count("\r\n")
         if text and text[-1] not in "\r\n":
             self.number += 1
         return io.StringIO(text, newline="")
+
+    def _remember(self, block: list[Any]) -> None:
+        self._recent = [*self._recent[-1:], block]
+
+    def raw(self, start: int, end: int) -> list[str] | None:
+        """Physical lines ``start`` to ``end`` as read (with their line breaks), while still held.
+
+        Only lines of the last two blocks are held; ``None`` for older ones.
+        """
+        if not self._recent or start < self._recent[0][0]:
+            return None
+        found: list[str] = []
+        for block in self._recent:
+            if block[2] is None:
+                block[2] = io.StringIO(block[1], newline="").readlines()
+            first, lines = block[0], block[2]
+            found += lines[max(start - first, 0) : max(end - first + 1, 0)]
+        return found if len(found) == end - start + 1 else None
 
     def _bodies(self) -> Iterator[bytes]:
         pending = b""
@@ -240,7 +287,10 @@ class _CSVReader(TableReader):
         width = len(self.header)
         with self.path.open("rb") as handle:
             lines = _Lines(handle)
-            reader = csv.reader(lines.chained(), delimiter=self._delimiter)
+            # One blank line past the end: a blank row normally, but a quote left open at the end
+            # of the file takes it in, and the row then ends after the file's last line.
+            text = itertools.chain(lines.chained(), ("\n",))
+            reader = csv.reader(text, delimiter=self._delimiter)
             next(reader)  # the header, read in open()
             chunk = RowChunk(self.header)
             previous_end = reader.line_num
@@ -252,22 +302,32 @@ class _CSVReader(TableReader):
                 except csv.Error as exc:
                     start = previous_end + 1
                     previous_end = reader.line_num
-                    chunk.problems.append(Reject(start, "", "", f"unreadable CSV: {exc}"))
+                    if previous_end > start:  # a quoted field ran on over many lines
+                        end = min(previous_end, lines.number)
+                        detail = f"it grew past the CSV field size limit ({exc})"
+                        chunk.problems += self._unclosed(lines, start, end, detail)
+                        lines.bad.difference_update(range(start, end + 1))
+                    else:
+                        chunk.problems.append(Reject(start, "", "", f"unreadable CSV: {exc}"))
                     continue
                 start = previous_end + 1
                 previous_end = reader.line_num
                 if not row:
                     continue  # a blank line
+                if previous_end > start:
+                    unpaired = self._quotes_unpaired(lines, start, previous_end)
+                    if unpaired is not None:
+                        end = min(previous_end, lines.number)
+                        chunk.problems += self._unclosed(lines, start, end, unpaired)
+                        lines.bad.difference_update(range(start, end + 1))
+                        continue
                 if lines.bad:
                     bad = [n for n in lines.bad if start <= n <= previous_end]
                     lines.bad.difference_update(n for n in list(lines.bad) if n <= previous_end)
                     if bad:
-                        value = shown(
-                            self._delimiter.join(row)
-                            .encode("utf-8", "surrogateescape")
-                            .decode("utf-8", "backslashreplace")
+                        chunk.problems.append(
+                            Reject(start, "", _raw_shown(self._delimiter.join(row)), _NOT_UTF8)
                         )
-                        chunk.problems.append(Reject(start, "", value, _NOT_UTF8))
                         continue
                 if len(row) != width:
                     what = "truncated row?" if len(row) < width else "unquoted delimiter?"
@@ -288,6 +348,52 @@ class _CSVReader(TableReader):
                     chunk = RowChunk(self.header)
             chunk.done = self.total
             yield chunk
+
+    def _quotes_unpaired(self, lines: _Lines, start: int, end: int) -> str | None:
+        """Why the row on lines ``start``–``end`` is an unclosed quote, or ``None`` if it is not.
+
+        The lenient reader took the lines as one row; read strictly, a quote that was never closed
+        ends the file inside the field, and one "closed" by the next quote in the file leaves text
+        after that quote. A field that really spans lines reads the same either way.
+        """
+        if end > lines.number:  # it took in the blank line past the end
+            return "the file ends inside it"
+        raw = lines.raw(start, end)
+        if raw is None:  # pragma: no cover - a field over more than a block (MiBs) of lines
+            return None
+        try:
+            for _ in csv.reader(raw, delimiter=self._delimiter, strict=True):
+                pass
+        except csv.Error:
+            return "a later quote closes it with text right after it"
+        return None
+
+    def _unclosed(self, lines: _Lines, start: int, end: int, detail: str) -> list[Reject]:
+        """Rejects for an unclosed quote on line ``start`` and for each line it swallowed."""
+        raw = lines.raw(start, end) or []
+        text = [line.rstrip("\r\n") for line in raw]
+        span = f"lines {start}–{end}" if end > start else f"line {start}"
+        reason = (
+            f"unclosed quote starting on line {start}: the quoted field runs over {span} "
+            f"and {detail}; close the quote (a quote inside a quoted field is written "
+            "twice) and import the file again"
+        )
+        problems = [Reject(start, "", _raw_shown(text[0]) if text else "", reason)]
+        swallowed = (
+            f"swallowed by the unclosed quote starting on line {start}: close that quote and "
+            "import the file again"
+        )
+        for line in range(start + 1, end + 1):
+            value = text[line - start] if line - start < len(text) else ""
+            if text and not value.strip():
+                continue  # a blank line is no row
+            problems.append(Reject(line, "", _raw_shown(value), swallowed))
+        return problems
+
+
+def _raw_shown(text: str) -> str:
+    """A line as the rejects file shows it: bytes that were not UTF-8 as ``\\xNN``."""
+    return shown(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 class _JSONLReader(TableReader):

@@ -13,7 +13,11 @@ Conventions users rely on (and the docs repeat):
 * phone numbers are stored in E.164; national numbers need ``default_region`` (``--default-region``);
 * a contact's columns that are not fields of a contact go into its ``attributes``, typed: integers and
   decimals become numbers (unless they have a leading zero, like a postcode), ``true``/``false`` become
-  booleans, empty cells are left out.
+  booleans, empty cells are left out; an attribute the strategy declares (``attributes:`` in
+  ``strategy.yaml``) must hold a value of its declared type, or the row is rejected;
+* a field holds one value: a list or a struct (from Parquet or JSON) is rejected, not taken apart;
+* consent cannot be dated in the future: a grant or revoke later than the import's "now" plus
+  :data:`CLOCK_SKEW` is rejected.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import hashlib
 import math
 import re
 import zoneinfo
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Final
@@ -35,13 +40,19 @@ from email_validator import EmailNotValidError, validate_email
 from tummler.core.vocabulary import ChannelKind, ConsentStatus, EdgeKind, EventType, Stage
 
 __all__ = [
+    "ATTRIBUTE_TYPES",
+    "CLOCK_SKEW",
     "MISSING",
     "FieldError",
     "FieldSpec",
     "ImportKind",
     "KindSchema",
     "RowValidator",
+    "RowWarning",
+    "declared_attribute",
     "derived_event_id",
+    "lookalike_columns",
+    "lookalike_warning",
     "normalize_email",
     "normalize_phone",
     "parse_timestamp",
@@ -215,6 +226,10 @@ def _bounded_number(low: float, high: float) -> Parser:
 #: Years outside this range are typos (or milliseconds given as seconds), not history.
 _YEARS = (1900, 2200)
 
+#: How far a consent's ``at`` may lie after the import's "now": the clocks of the system that
+#: recorded it and of this one may disagree a little, but a grant cannot be dated days ahead.
+CLOCK_SKEW: Final = timedelta(minutes=5)
+
 
 def parse_timestamp(raw: Any) -> datetime:
     """An aware UTC datetime from ISO 8601 text (naive = UTC), unix seconds, or a datetime.
@@ -256,6 +271,29 @@ def parse_timestamp(raw: Any) -> datetime:
     if not _YEARS[0] <= value.year <= _YEARS[1]:
         raise FieldError(f"year {value.year} is outside {_YEARS[0]}–{_YEARS[1]}")
     return value
+
+
+def _not_after(latest: datetime) -> tuple[Parser, FastParser]:
+    """A timestamp field that refuses times after ``latest`` (per value, and for a whole column)."""
+    reason = (
+        f"in the future (after {latest.isoformat()}, now plus {CLOCK_SKEW.seconds // 60} minutes "
+        "of clock skew): consent is recorded when it is given; check the time zone (a time "
+        "without one is UTC) or the clock of the system that exported it"
+    )
+
+    def parse(raw: Any) -> datetime:
+        value = parse_timestamp(raw)
+        if value > latest:
+            raise FieldError(reason)
+        return value
+
+    def fast(column: Sequence[str], required: bool, default: Any) -> list[Any]:
+        values = _fast_timestamp(column, required, default)
+        if any(value is not None and value > latest for value in values):
+            raise _UndecidedError
+        return values
+
+    return parse, fast
 
 
 def _from_unix(seconds: float) -> datetime:
@@ -465,6 +503,154 @@ def attribute_value(raw: Any) -> Any:
     return raw
 
 
+#: The types ``strategy.yaml`` may declare for an attribute.
+ATTRIBUTE_TYPES: Final = ("string", "number", "boolean")
+
+_DIGITS = re.compile(r"[+-]?\d+")
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _one_value(raw: Any) -> None:
+    """Refuse a list or a struct (a Parquet list, map or struct column; a JSON array or object)."""
+    if isinstance(raw, dict):
+        raise FieldError("expected one value, got a struct: give this column one value per row")
+    if isinstance(raw, list | tuple):
+        raise FieldError("expected one value, got a list: give this column one value per row")
+
+
+def declared_attribute(declared: str, raw: Any) -> Any:
+    """An attribute's value as the strategy declares it: a number, a boolean or text.
+
+    Undeclared attributes are typed by :func:`attribute_value`; a declared one must hold its type,
+    so that an audience filter such as ``attributes.lifetime_value >= 100`` compares numbers.
+
+    >>> [declared_attribute("number", v) for v in ["42", "007", "12.5", 3]]
+    [42, 7, 12.5, 3]
+    >>> [declared_attribute("boolean", v) for v in ["TRUE", "no", 1, False]]
+    [True, False, True, False]
+    >>> declared_attribute("string", "10115")
+    '10115'
+    """
+    try:
+        _one_value(raw)
+        if declared == "number":
+            return _declared_number(raw)
+        if declared == "boolean":
+            return _declared_boolean(raw)
+        return _declared_text(raw)
+    except FieldError as exc:
+        raise FieldError(
+            f"declared a {declared} in strategy.yaml: {exc}; fix the value, or the attribute's "
+            "type under `attributes:` in strategy.yaml"
+        ) from None
+
+
+def _declared_number(raw: Any) -> int | float:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and _DIGITS.fullmatch(raw.strip()):
+        return int(raw)  # leading zeros too: a declared number is a number
+    return parse_number(float(raw) if isinstance(raw, Decimal) else raw)
+
+
+def _declared_boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int | float) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[raw.strip().lower()]
+    raise FieldError("expected true or false (or yes/no, 1/0)")
+
+
+def _declared_text(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw.strip()
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    value = attribute_value(raw)  # dates as ISO text, bytes decoded
+    return value if isinstance(value, str) else str(raw)
+
+
+# --- columns that look like a field --------------------------------------------------------------
+
+#: Other names files use for a field, compared without case, spaces, dashes, dots or underscores
+#: (so ``e-mail``, ``E_Mail`` and ``email`` are one name).
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "external_id": ("id", "customerid", "contactid", "clientid", "userid"),
+    "time_zone": ("tz", "tzid", "zone", "timezonename", "ianatimezone", "olson"),
+    "locale": ("language", "lang", "languagecode", "languagetag"),
+    "stage": ("lifecyclestage", "lifecycle"),
+    "email": ("mail", "emailaddress", "mailaddress"),
+    "phone": (
+        "phonenumber",
+        "mobile",
+        "mobilephone",
+        "mobilenumber",
+        "cell",
+        "cellphone",
+        "telephone",
+        "tel",
+        "msisdn",
+    ),
+    "contact_external_id": ("contactid", "customerid", "externalid", "contact", "userid"),
+    "at": ("timestamp", "time", "datetime", "date", "occurredat", "createdat", "ts", "when"),
+    "type": ("eventtype", "event"),
+    "status": ("consent", "consentstatus"),
+    "value": ("amount", "revenue", "price"),
+    "provider_event_id": ("eventid", "messageid"),
+    "source_external_id": ("source", "from", "sourceid"),
+    "target_external_id": ("target", "to", "targetid"),
+    "author_handle": ("author", "handle"),
+    "text": ("body", "content", "message"),
+}
+#: What goes wrong when a look-alike column is not read as its field.
+_CONSEQUENCES = {
+    "time_zone": " (until then, new contacts are in UTC and quiet hours fall at the wrong time)",
+}
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def lookalike_columns(schema: KindSchema, columns: Sequence[str]) -> list[tuple[str, str]]:
+    """``(column, field)`` for each column that is not a field but looks like one that is absent.
+
+    ``timezone`` looks like ``time_zone``, ``e-mail`` like ``email``, ``phone_number`` like
+    ``phone``: a contact's such column would become an attribute, another kind's would be ignored.
+    Columns named ``attributes.NAME`` are attributes on purpose and never look like a field.
+
+    >>> lookalike_columns(schema_for(ImportKind.CONTACTS), ["external_id", "timezone", "city"])
+    [('timezone', 'time_zone')]
+    """
+    absent = [name for name in schema.names if name not in columns]
+    found: list[tuple[str, str]] = []
+    for column in columns:
+        if column in schema.names or column.startswith("attributes."):
+            continue
+        plain = _plain(column)
+        for name in absent:
+            if plain == _plain(name) or plain in _ALIASES.get(name, ()):
+                found.append((column, name))
+                break
+    return found
+
+
+def lookalike_warning(schema: KindSchema, column: str, field: str) -> str:
+    """What to tell the user about a ``column`` that looks like ``field``."""
+    fate = "imported as an attribute" if schema.extras_to_attributes else "ignored"
+    keep = (
+        f"; to keep it an attribute, --map attributes.{column}={column}"
+        if schema.extras_to_attributes
+        else ""
+    )
+    return (
+        f"column {column!r} looks like the field {field} but is {fate}: to read it as {field}, "
+        f"pass --map {field}={column}{_CONSEQUENCES.get(field, '')}{keep}"
+    )
+
+
 # --- the kinds -------------------------------------------------------------------------------------
 
 
@@ -479,8 +665,14 @@ def _channel(*, required: bool) -> FieldSpec:
     )
 
 
-def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSchema:
-    """The fields of ``kind``; ``default_region`` is used for national phone numbers."""
+def schema_for(
+    kind: ImportKind, *, default_region: str | None = None, now: datetime | None = None
+) -> KindSchema:
+    """The fields of ``kind``; ``default_region`` is used for national phone numbers.
+
+    ``now`` is the import's time: consent dated later than ``now + CLOCK_SKEW`` is rejected (without
+    ``now``, any time is accepted).
+    """
     if kind is ImportKind.CONTACTS:
         return KindSchema(
             kind,
@@ -513,6 +705,11 @@ def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSc
             finish=finish_identity,
         )
     if kind is ImportKind.CONSENT:
+        if now is None:
+            at = FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp)
+        else:
+            parse_at, fast_at = _not_after(now + CLOCK_SKEW)
+            at = FieldSpec("at", parse_at, required=True, fast=fast_at)
         return KindSchema(
             kind,
             (
@@ -524,7 +721,7 @@ def schema_for(kind: ImportKind, *, default_region: str | None = None) -> KindSc
                     required=True,
                     fast=_fast_choice(ConsentStatus),
                 ),
-                FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp),
+                at,
                 FieldSpec("source", _text(255), default="import", fast=_fast_text(255)),
             ),
         )
@@ -606,6 +803,21 @@ class Reject:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class RowWarning:
+    """Something to check about a row that was imported: where, which field, the value, why.
+
+    ``summary`` is the same for every row with this kind of warning: the import's summary counts
+    rows by it.
+    """
+
+    line: int
+    field: str
+    value: str
+    reason: str
+    summary: str
+
+
 def shown(raw: Any) -> str:
     """A raw value as the rejects file shows it (shortened)."""
     if raw is MISSING or raw is None:
@@ -632,14 +844,26 @@ class RowValidator:
     cannot vouch for every value is the column checked value by value, to find which rows fail and why.
     """
 
-    def __init__(self, schema: KindSchema, columns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        schema: KindSchema,
+        columns: Sequence[str],
+        attribute_types: Mapping[str, str] | None = None,
+    ) -> None:
         self.schema = schema
         position = {name: index for index, name in enumerate(columns)}
         self._plan = [(spec, position.get(spec.name)) for spec in schema.fields]
         known = set(schema.names)
+        declared = attribute_types or {}
+        #: (attribute, column index, column name, declared type or None)
         self._extras = (
             [
-                (name.removeprefix("attributes."), index)
+                (
+                    name.removeprefix("attributes."),
+                    index,
+                    name,
+                    declared.get(name.removeprefix("attributes.")),
+                )
                 for index, name in enumerate(columns)
                 if name not in known and not _EXPORT_ONLY.fullmatch(name)
             ]
@@ -694,7 +918,11 @@ class RowValidator:
                     rejects.append(Reject(line, exc.field, exc.value, str(exc)))
                     continue
             if self.schema.extras_to_attributes:
-                row.append(self._attributes(rows[where[line]]))
+                try:
+                    row.append(self._attributes(rows[where[line]]))
+                except FieldError as exc:
+                    rejects.append(Reject(line, exc.field, exc.value, str(exc)))
+                    continue
             accepted.append((line, row))
         return accepted, rejects
 
@@ -706,11 +934,13 @@ class RowValidator:
         rejects: list[Reject],
         bad: set[int],
     ) -> list[Any]:
-        if spec.fast is not None and set(map(type, column)) == {str}:
+        types = set(map(type, column))
+        if spec.fast is not None and types == {str}:
             try:
                 return spec.fast(column, spec.required, spec.default)
             except Exception:
                 pass
+        nested = not types.isdisjoint((list, tuple, dict))
         values: list[Any] = []
         parse, required, default, name = spec.parse, spec.required, spec.default, spec.name
         for number, raw in enumerate(column):
@@ -721,6 +951,8 @@ class RowValidator:
                 values.append(default)
                 continue
             try:
+                if nested:
+                    _one_value(raw)
                 values.append(parse(raw))
             except FieldError as exc:
                 rejects.append(Reject(lines[number], name, shown(raw), str(exc)))
@@ -730,11 +962,17 @@ class RowValidator:
 
     def _attributes(self, row: Sequence[Any]) -> dict[str, Any]:
         attributes: dict[str, Any] = {}
-        for name, index in self._extras:
+        for name, index, column, declared in self._extras:
             raw = row[index]
             if raw is None or raw == "" or raw is MISSING:
                 continue
-            value = attribute_value(raw)
+            if declared is None:
+                value = attribute_value(raw)
+            else:
+                try:
+                    value = declared_attribute(declared, raw)
+                except FieldError as exc:
+                    raise FieldError(str(exc), field=column, value=shown(raw)) from None
             if value is not None:
                 attributes[name] = value
         return attributes

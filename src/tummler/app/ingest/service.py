@@ -1,5 +1,10 @@
 """``import_file``: read a file in chunks, validate each row, write accepted rows in atomic batches.
 
+Besides rejects, an import reports warnings: rows it imported but that need a look (an external id
+given twice in the file, an address that already belongs to another contact) and columns that look
+like a field but are not read as one (``timezone`` for ``time_zone``). Both go to the summary; the
+rows also go to the rejects file, marked ``imported`` in its ``outcome`` column.
+
 Two promises hold on this way in as on every other: a row about a forgotten person (its external id,
 address or handle is on the suppression list, :mod:`tummler.app.suppression`) is counted as
 *suppressed* and written nowhere, not even to the rejects file; and an imported ``unsubscribed`` or
@@ -10,9 +15,12 @@ from __future__ import annotations
 
 import csv
 import gc
+import signal
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,20 +30,59 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tummler.app.consent import revocations, write_revocations
-from tummler.app.ingest.loader import prepare_connection, resolve_contacts, write_rows
+from tummler.app.ingest.loader import (
+    WriteCounts,
+    address_holders,
+    prepare_connection,
+    resolve_contacts,
+    write_rows,
+)
 from tummler.app.ingest.readers import FileFormat, detect_format, open_reader
-from tummler.app.ingest.schemas import ImportKind, Reject, RowValidator, schema_for
+from tummler.app.ingest.schemas import (
+    ATTRIBUTE_TYPES,
+    ImportKind,
+    Reject,
+    RowValidator,
+    RowWarning,
+    lookalike_columns,
+    lookalike_warning,
+    schema_for,
+)
 from tummler.app.suppression import Suppressions, external_id_key, identity_key
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, StoreError
 from tummler.strategy import ComplaintScope
 
-__all__ = ["ImportReport", "Progress", "default_rejects_path", "import_file"]
+__all__ = [
+    "ImportInterrupted",
+    "ImportReport",
+    "ImportWarning",
+    "Progress",
+    "default_rejects_path",
+    "import_file",
+]
 
 #: Called after each batch with (work done, total work): bytes for CSV and JSON Lines, rows for Parquet.
 Progress = Callable[[int, int], None]
 
 _UNKNOWN_CONTACT = "unknown contact: no contact has this external id (import contacts first)"
+_REPEATED_ID = "external_id repeated within the file: the later row wins"
+_HELD_ADDRESS = "an e-mail address or phone number already belongs to another contact: not stored"
+#: Lines listed per warning in the summary (the rejects file lists every one).
+_WARNING_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ImportWarning:
+    """Something the import did that may not be what was meant.
+
+    ``rows`` counts the rows it concerns and ``lines`` lists the first of them (line numbers, or row
+    numbers for Parquet); both are 0 and empty for a warning about the file's columns.
+    """
+
+    message: str
+    rows: int = 0
+    lines: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +109,7 @@ class ImportReport:
     top_reasons: tuple[tuple[str, int], ...]
     identities_added: int = 0
     seconds: float = 0.0
+    warnings: tuple[ImportWarning, ...] = ()
     suppressed: int = 0
     revoked: int = 0
 
@@ -69,7 +117,22 @@ class ImportReport:
         """A JSON-ready dict (``top_reasons`` as a list of ``{"reason", "rows"}``)."""
         data = asdict(self)
         data["top_reasons"] = [{"reason": r, "rows": n} for r, n in self.top_reasons]
+        data["warnings"] = [
+            {"warning": w.message, "rows": w.rows, "lines": list(w.lines)} for w in self.warnings
+        ]
         return data
+
+
+class ImportInterrupted(KeyboardInterrupt):
+    """The import was interrupted (Ctrl-C): the batches before are committed, the current one is not.
+
+    ``report`` counts what was committed. Importing the same file again resumes: rows already
+    imported are left as they are.
+    """
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(f"import interrupted after {report.batches} committed batch(es)")
+        self.report = report
 
 
 def default_rejects_path(path: Path) -> Path:
@@ -78,16 +141,22 @@ def default_rejects_path(path: Path) -> Path:
 
 
 class _RejectsFile:
-    """The rejects CSV (line, field, value, reason), opened on the first reject only."""
+    """The rejects CSV (line, field, value, reason, outcome), opened on the first entry only.
+
+    ``outcome`` is ``rejected`` for a row that was not imported and ``imported`` for one imported
+    with a warning.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: IO[str] | None = None
         self._writer: Any = None
         self.reasons: Counter[str] = Counter()
+        #: summary → [rows, their first lines, the last line counted]
+        self.warned: dict[str, list[Any]] = {}
 
-    def write(self, rejects: list[Reject]) -> None:
-        if not rejects:
+    def write(self, rejects: list[Reject], warnings: Sequence[RowWarning] = ()) -> None:
+        if not rejects and not warnings:
             return
         if self._writer is None:
             try:
@@ -97,11 +166,27 @@ class _RejectsFile:
             except OSError as exc:
                 raise InputError(f"cannot write the rejects file: {exc}", file=self.path) from None
             self._writer = csv.writer(self._handle)
-            self._writer.writerow(("line", "field", "value", "reason"))
-        rejects.sort(key=lambda reject: reject.line)
-        self._writer.writerows((r.line, r.field, r.value, r.reason) for r in rejects)
+            self._writer.writerow(("line", "field", "value", "reason", "outcome"))
+        entries = [(r.line, r.field, r.value, r.reason, "rejected") for r in rejects]
+        entries += [(w.line, w.field, w.value, w.reason, "imported") for w in warnings]
+        entries.sort(key=lambda entry: entry[0])
+        self._writer.writerows(entries)
         for reject in rejects:
             self.reasons[f"{reject.field}: {reject.reason}" if reject.field else reject.reason] += 1
+        for warning in sorted(warnings, key=lambda w: w.line):
+            tally = self.warned.setdefault(warning.summary, [0, [], 0])
+            if tally[2] != warning.line:  # one row may have several warnings of a kind
+                tally[0] += 1
+                tally[2] = warning.line
+                if len(tally[1]) < _WARNING_LINES:
+                    tally[1].append(warning.line)
+
+    def summary(self) -> list[ImportWarning]:
+        """The rows' warnings, one per kind, with how many rows and their first lines."""
+        return [
+            ImportWarning(message, rows, tuple(lines))
+            for message, (rows, lines, _) in self.warned.items()
+        ]
 
     @property
     def written(self) -> bool:
@@ -167,6 +252,7 @@ def import_file(
     clock: Clock | None = None,
     default_region: str | None = None,
     progress: Progress | None = None,
+    attribute_types: Mapping[str, str] | None = None,
     on_complaint: ComplaintScope = ComplaintScope.CHANNEL,
 ) -> ImportReport:
     """Import a CSV, JSON Lines or Parquet file of ``kind`` into the store.
@@ -195,18 +281,23 @@ def import_file(
     batch_size
         Rows per read chunk and per transaction.
     clock
-        Gives ``created_at`` / ``updated_at`` / ``recorded_at``.
+        Gives ``created_at`` / ``updated_at`` / ``recorded_at``, and "now" for consent: a consent
+        dated after now plus :data:`~tummler.app.ingest.schemas.CLOCK_SKEW` is rejected.
     default_region
         ISO 3166 region (``DE``, ``US``...) for phone numbers written without ``+<country code>``.
     progress
         Called after each batch with (done, total) in bytes (text) or rows (Parquet).
+    attribute_types
+        Attribute name → ``string``, ``number`` or ``boolean``, as the strategy declares them: a
+        contact whose declared attribute holds another type is rejected. Others are typed as read.
     on_complaint
         The strategy's ``consent.on_complaint``: what an imported complaint revokes.
 
     Returns
     -------
     ImportReport
-        Counts of rows read, accepted, inserted, updated, unchanged, rejected and suppressed.
+        Counts of rows read, accepted, inserted, updated, unchanged, rejected and suppressed, and
+        warnings.
 
     Raises
     ------
@@ -216,6 +307,8 @@ def import_file(
     StoreError
         When the database refuses a batch; the batches before it stay committed, that batch leaves
         nothing, and importing the file again resumes safely (it is idempotent).
+    ImportInterrupted
+        On Ctrl-C (it is a ``KeyboardInterrupt``): the same, with the report of what was committed.
     """
     clock = clock or SystemClock()
     try:
@@ -234,18 +327,31 @@ def import_file(
                 f"unknown region {default_region!r}: give an ISO 3166 code such as DE or US",
                 field="--default-region",
             )
+    for name, declared in (attribute_types or {}).items():
+        if declared not in ATTRIBUTE_TYPES:
+            raise InputError(
+                f"attribute {name!r} is declared {declared!r}: use one of "
+                f"{', '.join(ATTRIBUTE_TYPES)}",
+                field="attribute_types",
+            )
     path = Path(path)
     fmt: FileFormat = detect_format(path, file_format)
     reader = open_reader(path, fmt)
     renames = _column_names(reader.header, mapping, kind, path)
-    schema = schema_for(kind, default_region=default_region)
-    present = {renames.get(name, name) for name in reader.header}
+    started = clock.now()
+    schema = schema_for(kind, default_region=default_region, now=started)
+    present = [renames.get(name, name) for name in reader.header]
     missing = [name for name in schema.required if name not in present]
     if missing:
+        hints = "".join(
+            f" (the file's {column!r} looks like {field}: --map {field}={column})"
+            for column, field in lookalike_columns(schema, present)
+            if field in missing
+        )
         raise InputError(
             f"missing required column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(map(repr, missing))}; the file has: {', '.join(reader.header)}. "
-            "Rename them or map yours with --map FIELD=COLUMN",
+            f"Rename them or map yours with --map FIELD=COLUMN{hints}",
             file=path,
             line=1 if fmt is not FileFormat.PARQUET else None,
         )
@@ -260,8 +366,9 @@ def import_file(
             field="--rejects",
         )
     validators: dict[tuple[str, ...], RowValidator] = {}
+    column_warnings: dict[str, None] = {}
+    first_lines: dict[str, int] = {}
     errors = _driver_errors()
-    started = clock.now()
     # Each chunk allocates hundreds of thousands of small lists and tuples, none of them in a cycle;
     # the cyclic garbage collector would walk them over and over (a third of the import's time).
     # It is switched off for the import and restored afterwards.
@@ -269,21 +376,49 @@ def import_file(
     gc.disable()
     read = accepted = rejected = inserted = updated = identities = batches = 0
     suppressed = revoked = 0
+
+    def report() -> ImportReport:
+        return ImportReport(
+            kind=kind.value,
+            path=str(path),
+            file_format=fmt.value,
+            rows_read=read,
+            accepted=accepted,
+            inserted=inserted,
+            updated=updated,
+            unchanged=accepted - inserted - updated,
+            rejected=rejected,
+            batches=batches,
+            rejects_path=str(rejects.path) if rejects.written else None,
+            top_reasons=tuple(rejects.reasons.most_common(5)),
+            identities_added=identities,
+            seconds=(clock.now() - started).total_seconds(),
+            warnings=(*map(ImportWarning, column_warnings), *rejects.summary()),
+            suppressed=suppressed,
+            revoked=revoked,
+        )
+
     try:
         for chunk in reader.chunks(batch_size):
             columns = tuple(renames.get(name, name) for name in chunk.columns)
             validator = validators.get(columns)
             if validator is None:
-                validator = validators[columns] = RowValidator(schema, columns)
+                validator = validators[columns] = RowValidator(schema, columns, attribute_types)
+                for column, field_name in lookalike_columns(schema, columns):
+                    column_warnings[lookalike_warning(schema, column, field_name)] = None
             good, bad = validator.validate(chunk.lines, chunk.rows)
             bad.extend(chunk.problems)
+            warned: list[RowWarning] = []
             if good:
                 try:
-                    with engine.begin() as connection:
+                    with engine.connect() as connection:
+                        transaction = connection.begin()
                         prepare_connection(connection)
                         before = len(good)
                         good = _unsuppressed(connection, kind, good, positions)
                         chunk_suppressed = before - len(good)
+                        if kind is ImportKind.CONTACTS:
+                            warned += _repeated_ids(good, first_lines)
                         ids: dict[str, int] = {}
                         if references:
                             wanted = {row[p] for _, row in good for p in positions}
@@ -298,11 +433,21 @@ def import_file(
                             clock.now(),
                             source=f"import:{path.name}",
                         )
+                        good = _held_elsewhere(connection, kind, good, counts, bad, warned)
                         chunk_revoked = (
                             _revoke(connection, good, ids, on_complaint, clock)
                             if kind is ImportKind.EVENTS
                             else 0
                         )
+                        with _interrupts_held():  # a committed batch is always counted
+                            transaction.commit()
+                            suppressed += chunk_suppressed
+                            revoked += chunk_revoked
+                            inserted += counts.inserted
+                            updated += counts.updated
+                            identities += counts.identities
+                            batches += 1
+                            accepted += len(good)
                 except errors as exc:
                     first, last = chunk.lines[0], chunk.lines[-1]
                     unit = "row" if fmt is FileFormat.PARQUET else "line"
@@ -312,41 +457,18 @@ def import_file(
                         "are committed. Fix the cause and import the file again: rows already "
                         "imported are left as they are."
                     ) from exc
-                inserted += counts.inserted
-                updated += counts.updated
-                suppressed += chunk_suppressed
-                revoked += chunk_revoked
-                identities += counts.identities
-                batches += 1
-            rejects.write(bad)
-            chunk_rejected = len({reject.line for reject in bad})
+            rejects.write(bad, warned)
             read += len(chunk.rows) + len({p.line for p in chunk.problems})
-            rejected += chunk_rejected
-            accepted += len(good)
+            rejected += len({reject.line for reject in bad})
             if progress is not None:
                 progress(chunk.done, reader.total)
+    except KeyboardInterrupt:
+        raise ImportInterrupted(report()) from None
     finally:
         rejects.close()
         if collecting:
             gc.enable()
-    return ImportReport(
-        kind=kind.value,
-        path=str(path),
-        file_format=fmt.value,
-        rows_read=read,
-        accepted=accepted,
-        inserted=inserted,
-        updated=updated,
-        unchanged=accepted - inserted - updated,
-        rejected=rejected,
-        batches=batches,
-        rejects_path=str(rejects.path) if rejects.written else None,
-        top_reasons=tuple(rejects.reasons.most_common(5)),
-        identities_added=identities,
-        seconds=(clock.now() - started).total_seconds(),
-        suppressed=suppressed,
-        revoked=revoked,
-    )
+    return report()
 
 
 def _suppression_keys(kind: ImportKind, row: Sequence[Any], refs: list[int]) -> list[str]:
@@ -424,6 +546,101 @@ def _keep_known(
         if not unknown:
             kept.append((line, row))
     return kept
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends: then a batch's commit and its count go together.
+
+    Ctrl-C raises ``KeyboardInterrupt`` only in the main thread under Python's own handler; there,
+    the handler is swapped for one that notes the signal, and the interrupt is raised afterwards.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _repeated_ids(
+    good: Sequence[tuple[int, Sequence[Any]]], first_lines: dict[str, int]
+) -> list[RowWarning]:
+    """Warnings for contacts whose external id an earlier row of the file already gave.
+
+    ``first_lines`` (external id → its first line) grows over the whole file: it holds one entry per
+    contact in the file, as the store will.
+    """
+    warnings: list[RowWarning] = []
+    for line, row in good:
+        first = first_lines.setdefault(row[0], line)
+        if first != line:
+            reason = (
+                f"external_id also on line {first}: this later row's values win (cells it leaves "
+                "empty keep the earlier row's); if they are two people, give each its own id"
+            )
+            warnings.append(RowWarning(line, "external_id", row[0], reason, _REPEATED_ID))
+    return warnings
+
+
+def _held_elsewhere(
+    connection: Connection,
+    kind: ImportKind,
+    good: list[tuple[int, Sequence[Any]]],
+    counts: WriteCounts,
+    bad: list[Reject],
+    warned: list[RowWarning],
+) -> list[tuple[int, Sequence[Any]]]:
+    """Report the addresses of ``good`` that another contact holds; return the rows that stay.
+
+    An address belongs to one person, so the write left it with its holder. A contact row stays
+    imported with a warning for its ``email`` or ``phone``; an identities row, which is nothing but
+    the address, is rejected. Asks the store only when the batch added fewer identities than it gave.
+    """
+    if kind is ImportKind.CONTACTS:
+        given = [
+            (line, row[0], field, channel, row[index])
+            for line, row in good
+            for field, channel, index in _ADDRESS_COLUMNS
+            if row[index] is not None
+        ]
+        if counts.identities == len(given):
+            return good
+    elif kind is ImportKind.IDENTITIES:
+        given = [(line, row[0], "address", row[1], row[2]) for line, row in good]
+        if counts.inserted == len(given):
+            return good
+    else:
+        return good
+    claims = [(channel, address, contact) for _, contact, _, channel, address in given]
+    holders = address_holders(connection, claims)
+    refused: set[int] = set()
+    for line, contact, field, channel, address in given:
+        holder = holders.get((channel, address))
+        if holder is None or holder == contact:
+            continue
+        reason = (
+            f"already belongs to contact {holder}: an address belongs to one person, so it is not "
+            f"stored for {contact}; if both are one person, give them one external id"
+        )
+        if kind is ImportKind.CONTACTS:
+            warned.append(RowWarning(line, field, address, reason, _HELD_ADDRESS))
+        else:
+            bad.append(Reject(line, field, address, reason))
+            refused.add(line)
+    return [(line, row) for line, row in good if line not in refused] if refused else good
+
+
+#: A contact row's address columns: (field, channel, position in the validated row).
+_ADDRESS_COLUMNS = (("email", "email", 4), ("phone", "sms", 5))
 
 
 def _short(exc: BaseException) -> str:
