@@ -15,6 +15,7 @@ import phonenumbers
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from tummler.app.csv_cells import neutralize_formula
 from tummler.app.ingest.loader import prepare_connection, resolve_contacts, write_rows
 from tummler.app.ingest.readers import FileFormat, detect_format, open_reader
 from tummler.app.ingest.schemas import ImportKind, Reject, RowValidator, schema_for
@@ -65,7 +66,11 @@ def default_rejects_path(path: Path) -> Path:
 
 
 class _RejectsFile:
-    """The rejects CSV (line, field, value, reason), opened on the first reject only."""
+    """The rejects CSV (line, field, value, reason), opened on the first reject only.
+
+    Its text cells quote the input back to a person, often in a spreadsheet: one that would run as
+    a formula is written with a leading ``'`` (``neutralize_formula``).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -86,7 +91,9 @@ class _RejectsFile:
             self._writer = csv.writer(self._handle)
             self._writer.writerow(("line", "field", "value", "reason"))
         rejects.sort(key=lambda reject: reject.line)
-        self._writer.writerows((r.line, r.field, r.value, r.reason) for r in rejects)
+        self._writer.writerows(
+            (r.line, *map(neutralize_formula, (r.field, r.value, r.reason))) for r in rejects
+        )
         for reject in rejects:
             self.reasons[f"{reject.field}: {reject.reason}" if reject.field else reject.reason] += 1
 
