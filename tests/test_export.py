@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from tummler.app.csv_cells import neutralize_formula
 from tummler.app.export import (
     ExportFormat,
     ExportKind,
     count_rows,
+    default_export_path,
     export_table,
 )
 from tummler.app.workspace import init_workspace
@@ -508,6 +511,156 @@ def test_format_follows_the_file_name() -> None:
     assert ExportFormat.from_path(Path("x")) is ExportFormat.CSV
 
 
+# --- formulas and existing files ---------------------------------------------------------------
+
+#: What a hostile source can leave in the store, by column of the contacts export.
+HOSTILE_CONTACT = {
+    "external_id": "=cmd|' /C calc'!A0",
+    "locale": "@x",
+    "mastodon": "@sum(1)@evil.example",
+    "phone": "+33698765432",
+    "note": "=1+2",
+    "code": "-7",
+    "debt": "-3.5",
+    "rank": "-2",
+}
+
+
+def populate_hostile(engine: Engine) -> None:
+    """One contact and one event whose text a spreadsheet would run, beside negative numbers."""
+    with session_scope(engine) as session:
+        eve = _contact(
+            HOSTILE_CONTACT["external_id"],
+            locale=HOSTILE_CONTACT["locale"],
+            attributes={"note": "=1+2", "code": "-7", "debt": -3.5, "rank": -2},
+        )
+        session.add(eve)
+        session.flush()
+        session.add_all(
+            [
+                ChannelIdentity(
+                    contact_id=eve.id,
+                    channel="mastodon",
+                    address=HOSTILE_CONTACT["mastodon"],
+                    created_at=NOW,
+                ),
+                ChannelIdentity(
+                    contact_id=eve.id, channel="sms", address="+33698765432", created_at=NOW
+                ),
+                Event(
+                    contact_id=eve.id,
+                    channel="email",
+                    type="converted",
+                    value=-3.5,
+                    at=NOW,
+                    source="+shop",
+                    provider_event_id="-1+2",
+                ),
+            ]
+        )
+
+
+def settings_url(workspace: Path) -> str:
+    from tummler.core.settings import load_settings
+
+    return load_settings(workspace).resolved_database_url
+
+
+def test_csv_exports_write_formulas_as_text_and_numbers_as_numbers(
+    engine: Engine, tmp_path: Path
+) -> None:
+    populate(engine)
+    populate_hostile(engine)
+    rows = {}
+    for kind in ExportKind:
+        path = tmp_path / f"{kind.value}.csv"
+        export_table(engine, kind=kind, path=path, export_format=ExportFormat.CSV)
+        rows[kind] = _read_csv(path)[1]
+    eve = rows[ExportKind.CONTACTS][-1]
+    assert {key: eve[key] for key in HOSTILE_CONTACT} == {
+        key: neutralize_formula(value) for key, value in HOSTILE_CONTACT.items()
+    }
+    assert (eve["external_id"], eve["mastodon"], eve["debt"], eve["phone"]) == (
+        "'=cmd|' /C calc'!A0",
+        "'@sum(1)@evil.example",
+        "-3.5",
+        "+33698765432",
+    )
+    event = rows[ExportKind.EVENTS][-1]
+    assert (event["contact_external_id"], event["source"], event["provider_event_id"]) == (
+        "'=cmd|' /C calc'!A0",
+        "'+shop",
+        "'-1+2",
+    )
+    assert event["value"] == "-3.5"
+    # No cell of any export is left that a spreadsheet would run.
+    for kind_rows in rows.values():
+        for row in kind_rows:
+            for cell in row.values():
+                assert neutralize_formula(cell) == cell
+
+
+def test_formulas_can_be_written_as_they_are(engine: Engine, tmp_path: Path) -> None:
+    """For a file read by a program, not a spreadsheet (``--no-escape-formulas``)."""
+    populate_hostile(engine)
+    path = tmp_path / "contacts.csv"
+    export_table(
+        engine,
+        kind=ExportKind.CONTACTS,
+        path=path,
+        export_format=ExportFormat.CSV,
+        escape_formulas=False,
+    )
+    [eve] = _read_csv(path)[1]
+    assert {key: eve[key] for key in HOSTILE_CONTACT} == HOSTILE_CONTACT
+
+
+def test_parquet_keeps_the_values_as_they_are(engine: Engine, tmp_path: Path) -> None:
+    """Parquet is typed: no cell is read as a formula, so nothing is changed."""
+    populate_hostile(engine)
+    path = tmp_path / "contacts.parquet"
+    export_table(engine, kind=ExportKind.CONTACTS, path=path, export_format=ExportFormat.PARQUET)
+    [eve] = pq.read_table(path).to_pylist()
+    assert (eve["external_id"], eve["mastodon"], eve["note"], eve["debt"]) == (
+        "=cmd|' /C calc'!A0",
+        "@sum(1)@evil.example",
+        "=1+2",
+        -3.5,
+    )
+
+
+@pytest.mark.parametrize("export_format", list(ExportFormat))
+def test_an_existing_file_is_never_replaced_unless_asked(
+    engine: Engine, tmp_path: Path, export_format: ExportFormat
+) -> None:
+    populate(engine)
+    path = tmp_path / "out" / f"contacts.{export_format.value}"
+    path.parent.mkdir()
+    path.write_text("mine\n", encoding="utf-8")
+    message = re.escape(str(path)) + r".* already exists.*--out.*--force"
+    with pytest.raises(InputError, match=message):
+        export_table(engine, kind=ExportKind.CONTACTS, path=path, export_format=export_format)
+    assert path.read_text(encoding="utf-8") == "mine\n"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    # A file that appears while the export runs is not replaced either.
+    path.unlink()
+    with pytest.raises(InputError, match=message):
+        export_table(
+            engine,
+            kind=ExportKind.CONTACTS,
+            path=path,
+            export_format=export_format,
+            on_chunk=lambda _: path.write_text("theirs\n", encoding="utf-8"),
+        )
+    assert path.read_text(encoding="utf-8") == "theirs\n"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    summary = export_table(
+        engine, kind=ExportKind.CONTACTS, path=path, export_format=export_format, overwrite=True
+    )
+    assert summary.rows == 3
+    assert path.read_bytes() != b"mine\n"
+
+
 # --- CLI ---------------------------------------------------------------------------------------
 
 
@@ -523,20 +676,33 @@ def workspace(tmp_path: Path) -> Path:
     return directory
 
 
-def test_cli_writes_kind_dot_ext_in_the_current_directory(
+def test_cli_writes_into_the_workspace_exports_folder_and_leaves_its_files_alone(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["--workspace", str(workspace), "export", "events"])
+    """The tour imports ``contacts.csv`` in the workspace: an export must not replace it."""
+    own = workspace / "contacts.csv"
+    own.write_text("external_id,email\nk1,k1@example.org\n", encoding="utf-8")
+    monkeypatch.chdir(workspace)
+    result = CliRunner().invoke(app, ["export", "contacts"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "events.csv").is_file()
-    assert "exported 2 events to" in result.output
-    assert "events.csv (csv," in result.output
+    assert own.read_text(encoding="utf-8") == "external_id,email\nk1,k1@example.org\n"
+    [written] = (workspace / "exports").iterdir()
+    assert re.fullmatch(r"contacts-\d{8}T\d{6}Z\.csv", written.name)
+    assert "exported 3 contacts to" in result.output
+    assert f"exports/{written.name}" in "".join(result.output.split())
     result = CliRunner().invoke(
         app, ["--workspace", str(workspace), "export", "decisions", "--format", "parquet"]
     )
     assert result.exit_code == 0, result.output
-    assert pq.read_table(tmp_path / "decisions.parquet").num_rows == 2
+    [decisions] = (workspace / "exports").glob("decisions-*.parquet")
+    assert pq.read_table(decisions).num_rows == 2
+
+
+def test_the_default_file_is_named_by_kind_and_utc_time() -> None:
+    paris = timezone(timedelta(hours=1))
+    at = datetime(2026, 3, 1, 14, 4, 5, tzinfo=paris)
+    path = default_export_path(Path("ws"), ExportKind.EVENTS, ExportFormat.PARQUET, now=at)
+    assert path == Path("ws", "exports", "events-20260301T130405Z.parquet")
 
 
 def test_cli_takes_the_format_from_out(workspace: Path, tmp_path: Path) -> None:
@@ -568,9 +734,45 @@ def test_cli_refuses_an_unknown_format(workspace: Path) -> None:
 
 
 def test_cli_help_says_where_the_file_goes() -> None:
-    result = CliRunner().invoke(app, ["export", "contacts", "--help"])
+    result = CliRunner().invoke(app, ["export", "contacts", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "contacts.csv" in " ".join(result.output.split())
+    text = " ".join(result.output.split())
+    assert "exports/<kind>-<UTC time>.<format>" in text
+    assert "--force" in text
+    assert "--no-escape-formulas" in text
+
+
+def test_cli_refuses_to_replace_a_file_without_force(workspace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "people.csv"
+    out.write_text("mine\n", encoding="utf-8")
+    command = ["--workspace", str(workspace), "export", "contacts", "--out", str(out)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, InputError)
+    message = str(result.exception)
+    assert str(out) in message
+    assert "--out" in message
+    assert "--force" in message
+    assert out.read_text(encoding="utf-8") == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["people.csv", "ws"]
+    result = CliRunner().invoke(app, [*command, "--force"])
+    assert result.exit_code == 0, result.output
+    assert _read_csv(out)[0] == CONTACT_HEADER
+
+
+def test_cli_writes_formulas_as_text_unless_told_not_to(workspace: Path, tmp_path: Path) -> None:
+    engine = connect(settings_url(workspace))
+    try:
+        populate_hostile(engine)
+    finally:
+        engine.dispose()
+    out = tmp_path / "events.csv"
+    command = ["--workspace", str(workspace), "export", "events", "--out", str(out)]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    assert _read_csv(out)[1][-1]["source"] == "'+shop"
+    result = CliRunner().invoke(app, [*command, "--force", "--no-escape-formulas"])
+    assert result.exit_code == 0, result.output
+    assert _read_csv(out)[1][-1]["source"] == "+shop"
 
 
 def test_a_contacts_export_imports_back_into_an_empty_store(

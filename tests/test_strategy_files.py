@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -635,3 +637,80 @@ def test_a_control_character_is_reported_with_line_and_column() -> None:
     assert document is None
     assert (finding.code, finding.line, finding.column) == ("yaml-syntax", 2, 11)
     assert "U+001F" in finding.message
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A billion-laughs file: each level is a list of ``width`` aliases to the level before it.
+
+    A dozen lines that expand to ``width ** levels`` values (387 million here) once aliases are
+    followed: walking them takes minutes, which is the point of the attack.
+    """
+    lines = ["version: 1", f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
+def _many_aliases(count: int) -> str:
+    return "version: 1\nname: &n Acme\nnames:\n" + "".join("  - *n\n" for _ in range(count))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param(_alias_bomb(), "aliases expand too much", id="9-levels-of-9"),
+        pytest.param(_alias_bomb(30, 2), "aliases expand too much", id="30-levels-of-2"),
+        pytest.param(
+            "brand: &b\n  name: [*b]\n", "refers to the node that contains it", id="recursive"
+        ),
+        pytest.param(_many_aliases(1_001), "more than 1,000 aliases", id="too-many"),
+    ],
+)
+@pytest.mark.parametrize("read", [read_strategy, read_campaign])
+def test_an_alias_bomb_is_refused_before_it_expands(text: str, fragment: str, read: Any) -> None:
+    """A few lines that expand to billions of values, or a value that contains itself, fail fast.
+
+    Today's reader spends minutes (or forever) walking the expansion; 5 s is a generous bound.
+    """
+    started = time.perf_counter()
+    document, findings = read(text, "f.yaml")
+    assert time.perf_counter() - started < 5
+    assert document is None
+    [finding] = findings
+    assert (finding.code, finding.file, finding.severity) == (
+        "yaml-aliases",
+        "f.yaml",
+        Severity.ERROR,
+    )
+    assert fragment in finding.message
+    # the line of the alias that went too far, inside the file
+    assert finding.line is not None
+    assert 2 <= finding.line <= text.count("\n")
+
+
+def test_the_python_api_names_the_file_and_line_of_an_alias_bomb() -> None:
+    with pytest.raises(StrategyError, match=r"^strategy\.yaml:\d+: .*aliases expand too much"):
+        load_strategy(_alias_bomb(), "strategy.yaml")
+
+
+def test_a_few_anchors_and_aliases_still_work() -> None:
+    shared = STRATEGY.replace(
+        "    limits: {subject: 60, body: 2000}", "    limits: &limits {subject: 60, body: 2000}"
+    ).replace("    limits: {body: 500}", "    limits: *limits")
+    assert shared != STRATEGY
+    document, findings = read_strategy(shared, "strategy.yaml")
+    assert findings == []
+    assert document is not None
+    channels = {channel.id: channel for channel in document.strategy.channels}
+    assert channels["mastodon"].limits == channels["email"].limits
+    # the most a file may use: each alias adds one value
+    document, findings = read_strategy(_many_aliases(1_000), "strategy.yaml")
+    assert [f.code for f in findings if f.code.startswith("yaml")] == []
+
+
+def test_a_duplicate_key_under_an_anchor_is_reported_once() -> None:
+    text = "version: 1\nbase: &b {x: 1, x: 2}\ncopies: [*b, *b, *b]\n"
+    _, findings = read_strategy(text, "strategy.yaml")
+    assert [(f.code, f.line) for f in findings if f.code == "duplicate-key"] == [
+        ("duplicate-key", 2)
+    ]

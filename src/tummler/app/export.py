@@ -1,7 +1,7 @@
 """Export contacts, decisions and events as CSV or Parquet, streaming so that memory stays bounded.
 
 The store is the system of record; an export is how its data leaves for a spreadsheet, a notebook or
-another system. Three choices shape this module:
+another system. Five choices shape this module:
 
 * **Streaming.** The main table is read through one server-side cursor (``yield_per``) inside one
   transaction, so the file is a consistent snapshot; each chunk is written before the next is read (a
@@ -12,9 +12,17 @@ another system. Three choices shape this module:
   contact's first address there (``email``, ``phone`` for SMS, ``mastodon``...); ``other_identities`` with any further addresses as ``channel:address`` joined by
   ``;``; one ``consent_<channel>`` column with the current consent (``granted``, ``revoked`` or
   empty); then one column per attribute key. Internal ids and bookkeeping times are left out,
-  because the importer takes any column it does not know for an attribute.
+  because the importer takes any column it does not know for an attribute. (A value that begins
+  like a formula comes back exactly only from a CSV written with ``escape_formulas=False``, or from
+  Parquet: see below.)
 * **No personal data of forgotten people.** A forgotten contact's row carries only its opaque token,
   ``UTC`` and its stage, whatever the store holds.
+* **Safe to open in a spreadsheet.** A CSV text cell that a spreadsheet would run as a formula gets
+  a leading ``'`` (see ``tummler.app.csv_cells``); numbers, booleans and times are never changed.
+  ``escape_formulas=False`` writes text as it is, for a program rather than a spreadsheet. Parquet
+  is typed and written as it is.
+* **Nothing is replaced by surprise.** An existing file is replaced only when asked; by default an
+  export goes to the workspace's ``exports`` folder, named by kind and time, beside nothing else.
 
 Times are ISO 8601 in UTC in CSV (``2026-03-01T12:00:00+00:00``) and ``timestamp[us, tz=UTC]`` in
 Parquet. Events and decisions carry the contact's ``external_id`` beside its internal id.
@@ -28,6 +36,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -37,6 +46,8 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
+from tummler.app.csv_cells import neutralize_formula
+from tummler.core.clock import ensure_utc
 from tummler.core.errors import InputError
 from tummler.core.vocabulary import ChannelKind
 from tummler.store.models import (
@@ -52,6 +63,7 @@ from tummler.store.models import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "EXPORTS_DIRECTORY",
     "IDENTITY_SEPARATOR",
     "ExportFormat",
     "ExportKind",
@@ -65,6 +77,8 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 10_000
 #: Joins the ``channel:address`` pairs of the ``other_identities`` cell (no address contains it).
 IDENTITY_SEPARATOR = ";"
+#: The workspace's folder for exports written without ``--out``.
+EXPORTS_DIRECTORY = "exports"
 
 
 class ExportKind(StrEnum):
@@ -99,9 +113,17 @@ class ExportSummary:
     columns: tuple[str, ...]
 
 
-def default_export_path(kind: ExportKind, export_format: ExportFormat) -> Path:
-    """``<kind>.<ext>`` in the current directory, e.g. ``contacts.csv``."""
-    return Path.cwd() / f"{kind.value}.{export_format.value}"
+def default_export_path(
+    workspace: Path, kind: ExportKind, export_format: ExportFormat, *, now: datetime
+) -> Path:
+    """``exports/<kind>-<UTC time>.<ext>`` in ``workspace``: ``exports/contacts-20260301T120000Z.csv``.
+
+    Not ``contacts.csv`` beside the workspace's own files, which is the name of the file a brand
+    imports its contacts from; a time in the name keeps every export, and one folder holds them.
+    The caller makes the folder.
+    """
+    stamp = ensure_utc(now).strftime("%Y%m%dT%H%M%SZ")
+    return workspace / EXPORTS_DIRECTORY / f"{kind.value}-{stamp}.{export_format.value}"
 
 
 def count_rows(engine: Engine, *, kind: ExportKind | str) -> int:
@@ -119,6 +141,8 @@ def export_table(
     export_format: ExportFormat | str,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_chunk: Callable[[int], None] | None = None,
+    overwrite: bool = False,
+    escape_formulas: bool = True,
 ) -> ExportSummary:
     """Write every row of ``kind`` to ``path`` in ``export_format``, one chunk at a time.
 
@@ -133,7 +157,7 @@ def export_table(
     kind
         Contacts, decisions or events.
     path
-        The file to write; it is replaced if it exists. Its directory must exist.
+        The file to write. Its directory must exist.
     export_format
         CSV or Parquet.
     chunk_size
@@ -141,6 +165,13 @@ def export_table(
         depend on it.
     on_chunk
         Called with the number of rows of each chunk once it is written (a progress bar).
+    overwrite
+        Replace ``path`` when it exists; otherwise an existing file is refused before anything is
+        read, and again, atomically, when the finished file is put in place.
+    escape_formulas
+        In CSV, write a text cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``,
+        ``@``, tab or carriage return first; not a plain number) with a leading ``'``. ``False``
+        writes text as it is. Parquet is never changed.
 
     Returns
     -------
@@ -150,8 +181,8 @@ def export_table(
     Raises
     ------
     InputError
-        When ``kind`` or ``export_format`` is unknown, ``chunk_size`` is not positive or the
-        directory of ``path`` does not exist.
+        When ``kind`` or ``export_format`` is unknown, ``chunk_size`` is not positive, the
+        directory of ``path`` does not exist, or ``path`` exists and ``overwrite`` is false.
     """
     kind = _member(ExportKind, kind, "kind")
     export_format = _member(ExportFormat, export_format, "export_format")
@@ -163,12 +194,14 @@ def export_table(
             f"directory {path.parent} does not exist: create it or choose another --out",
             file=path,
         )
+    if not overwrite and path.exists():
+        raise _exists(path)
     partial = path.with_name(f".{path.name}.partial")
     rows = 0
     try:
         with _snapshot(engine) as connection:
             columns, layout = _columns_for(connection, kind)
-            sink = _open_sink(partial, export_format, columns)
+            sink = _open_sink(partial, export_format, columns, escape_formulas=escape_formulas)
             try:
                 for chunk in _chunks(connection, kind, columns, layout, chunk_size):
                     sink.write(chunk)
@@ -178,7 +211,7 @@ def export_table(
                         on_chunk(written)
             finally:
                 sink.close()
-        os.replace(partial, path)
+        _publish(partial, path, overwrite=overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
@@ -190,6 +223,33 @@ def export_table(
         bytes=path.stat().st_size,
         columns=tuple(column.name for column in columns),
     )
+
+
+def _exists(path: Path) -> InputError:
+    return InputError(
+        "the file already exists and is not replaced: choose another file with --out, "
+        "or pass --force to replace it",
+        file=path,
+    )
+
+
+def _publish(partial: Path, path: Path, *, overwrite: bool) -> None:
+    """Put the finished file in place; without ``overwrite``, never over a file made meanwhile.
+
+    A hard link fails when its name exists, so the check and the creation are one step. Where the
+    file system has no hard links, the check comes just before the rename.
+    """
+    if overwrite:
+        os.replace(partial, path)
+        return
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError:
+        if path.exists():
+            raise _exists(path) from None
+        os.replace(partial, path)
 
 
 _Enum = TypeVar("_Enum", bound=StrEnum)
@@ -509,21 +569,29 @@ class _Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _open_sink(path: Path, export_format: ExportFormat, columns: Sequence[_Column]) -> _Sink:
+def _open_sink(
+    path: Path, export_format: ExportFormat, columns: Sequence[_Column], *, escape_formulas: bool
+) -> _Sink:
     if export_format is ExportFormat.PARQUET:
         return _ParquetSink(path, columns)
-    return _CSVSink(path, columns)
+    return _CSVSink(path, columns, escape_formulas=escape_formulas)
 
 
 class _CSVSink:
-    """RFC 4180 CSV in UTF-8 with a header row; an empty cell is a missing value."""
+    """RFC 4180 CSV in UTF-8 with a header row; an empty cell is a missing value.
 
-    def __init__(self, path: Path, columns: Sequence[_Column]) -> None:
+    With ``escape_formulas``, the header and every text or JSON cell go through
+    ``neutralize_formula``; number, boolean and time cells are rendered from typed values and
+    cannot hold a formula.
+    """
+
+    def __init__(self, path: Path, columns: Sequence[_Column], *, escape_formulas: bool) -> None:
         self._columns = list(columns)
         self._file = path.open("w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow([column.name for column in self._columns])
-        self._cells = [_csv_cell(column) for column in self._columns]
+        text: Callable[[str], str] = neutralize_formula if escape_formulas else str
+        self._writer.writerow([text(column.name) for column in self._columns])
+        self._cells = [_csv_cell(column, text) for column in self._columns]
 
     def write(self, chunk: _Chunk) -> None:
         cells = [
@@ -536,17 +604,20 @@ class _CSVSink:
         self._file.close()
 
 
-def _csv_cell(column: _Column) -> Callable[[Any], str]:
-    """How a column's values are written in CSV: chosen once per column, applied per value."""
+def _csv_cell(column: _Column, text: Callable[[str], str]) -> Callable[[Any], str]:
+    """How a column's values are written in CSV: chosen once per column, applied per value.
+
+    ``text`` renders the cells that can hold outside text (text and JSON columns).
+    """
     if column.is_json:
-        return lambda value: "" if value is None else _json_text(value)
+        return lambda value: "" if value is None else text(_json_text(value))
     if column.type == _TIME:
         return lambda value: "" if value is None else value.isoformat()
     if column.type == _BOOL:
         return lambda value: "" if value is None else ("true" if value else "false")
     if column.type == _TEXT:
         # Text attributes hold only strings; other text columns come from string columns.
-        return lambda value: "" if value is None else value
+        return lambda value: "" if value is None else text(value)
     return lambda value: "" if value is None else str(value)
 
 

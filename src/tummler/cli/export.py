@@ -48,8 +48,18 @@ _OutOption = Annotated[
         "--out",
         "-o",
         dir_okay=False,
-        help="File to write (replaced if it exists). Default: <kind>.<format> in the current "
-        "directory, e.g. contacts.csv.",
+        help="File to write. Default: the workspace's exports/<kind>-<UTC time>.<format>.",
+    ),
+]
+_ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace the file if it exists (otherwise an error).")
+]
+_NoEscapeOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-escape-formulas",
+        help="Write CSV text as it is. By default a cell that a spreadsheet would run as a formula "
+        "(=, +, -, @ first) gets a leading '.",
     ),
 ]
 _ChunkOption = Annotated[
@@ -64,12 +74,23 @@ def contacts(
     export_format: _FormatOption = None,
     out: _OutOption = None,
     chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
+    force: _ForceOption = False,
+    no_escape_formulas: _NoEscapeOption = False,
 ) -> None:
     """Contacts with their identities (email, phone, mastodon...), consent_<channel> and attributes.
 
-    The file can be imported again with `tummler import contacts`. Forgotten people export without personal data.
+    The file can be imported again with `tummler import contacts` (with --no-escape-formulas, or as
+    Parquet, when a value begins with =, +, - or @). Forgotten people export without personal data.
     """
-    _export(ctx, "contacts", export_format, out, chunk_size)
+    _export(
+        ctx,
+        "contacts",
+        export_format,
+        out,
+        chunk_size,
+        force=force,
+        escape_formulas=not no_escape_formulas,
+    )
 
 
 @export_app.command("decisions")
@@ -78,9 +99,19 @@ def decisions(
     export_format: _FormatOption = None,
     out: _OutOption = None,
     chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
+    force: _ForceOption = False,
+    no_escape_formulas: _NoEscapeOption = False,
 ) -> None:
     """Every decision with its campaign, the contact's external id, propensity and reasons."""
-    _export(ctx, "decisions", export_format, out, chunk_size)
+    _export(
+        ctx,
+        "decisions",
+        export_format,
+        out,
+        chunk_size,
+        force=force,
+        escape_formulas=not no_escape_formulas,
+    )
 
 
 @export_app.command("events")
@@ -89,9 +120,19 @@ def events(
     export_format: _FormatOption = None,
     out: _OutOption = None,
     chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
+    force: _ForceOption = False,
+    no_escape_formulas: _NoEscapeOption = False,
 ) -> None:
     """Every event with the contact's external id; times in ISO 8601 UTC."""
-    _export(ctx, "events", export_format, out, chunk_size)
+    _export(
+        ctx,
+        "events",
+        export_format,
+        out,
+        chunk_size,
+        force=force,
+        escape_formulas=not no_escape_formulas,
+    )
 
 
 def _export(
@@ -100,6 +141,9 @@ def _export(
     file_format: FormatChoice | None,
     out: Path | None,
     chunk_size: int,
+    *,
+    force: bool,
+    escape_formulas: bool,
 ) -> None:
     from tummler.app.export import (
         ExportFormat,
@@ -108,14 +152,20 @@ def _export(
         default_export_path,
         export_table,
     )
+    from tummler.core.clock import SystemClock
 
     kind = ExportKind(kind_name)
     if file_format is not None:
         export_format = ExportFormat(file_format.value)
     else:
         export_format = ExportFormat.from_path(out) if out is not None else ExportFormat.CSV
-    path = out if out is not None else default_export_path(kind, export_format)
     engine = state(ctx).engine
+    if out is not None:
+        path = out
+    else:
+        workspace = state(ctx).settings.workspace
+        path = default_export_path(workspace, kind, export_format, now=SystemClock().now())
+        path.parent.mkdir(exist_ok=True)
     total = count_rows(engine, kind=kind)
     progress = Progress(
         TextColumn(f"exporting {kind.value}"),
@@ -136,6 +186,8 @@ def _export(
             export_format=export_format,
             chunk_size=chunk_size,
             on_chunk=lambda rows: progress.advance(task, rows),
+            overwrite=force,
+            escape_formulas=escape_formulas,
         )
     console.print(_summary_line(summary), highlight=False)
 

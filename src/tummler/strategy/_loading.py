@@ -3,6 +3,10 @@
 PyYAML's composer gives a node tree with the marks of every key and value; pydantic gives each error a
 location tuple (``("objectives", 0, "target")``); walking the tree along that tuple finds the line. The
 functions here take text, not paths, so that they stay pure: the ``app`` layer reads the files.
+
+Anchors and aliases are allowed within bounds: at most ``MAX_ALIASES`` aliases, adding at most
+``MAX_ALIAS_EXPANSION`` values once expanded, and none inside the value it names. A file beyond them (a
+"billion laughs" alias bomb) is refused while it is composed, before anything walks its expansion.
 """
 
 from __future__ import annotations
@@ -30,6 +34,83 @@ __all__ = [
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 Location = tuple[int | None, int | None]
+
+#: Aliases one file may use: a strategy needs a few (one ``limits`` block shared by channels...).
+MAX_ALIASES = 1_000
+#: Values that aliases may add to a file once expanded; an alias bomb adds billions.
+MAX_ALIAS_EXPANSION = 100_000
+
+
+class _AliasLimitError(Exception):
+    """An alias that goes beyond the bounds, with the place of the alias in the file."""
+
+    def __init__(self, message: str, alias: yaml.Event) -> None:
+        super().__init__(message)
+        self.message = message
+        mark = alias.start_mark
+        self.location: Location = (None, None) if mark is None else (mark.line + 1, mark.column + 1)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader that knows, while it composes, how many values each alias stands for.
+
+    PyYAML resolves an alias to the anchored node itself, so a file of a dozen lines can compose to
+    a graph of a few dozen nodes that every walk over it (duplicate keys, construction, validation)
+    expands to billions. A node's expanded size is known once it is composed, its children coming
+    first, so each alias is counted as it is read and the file is refused at the alias that goes
+    beyond the bounds. An alias to a node still being composed is inside the value it names: its
+    expansion never ends.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._expanded: dict[yaml.Node, int] = {}
+        self._aliases = 0
+        self._added = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        is_alias = self.check_event(yaml.AliasEvent)
+        # The alias's own event, for its place in the file (the stubs leave peek_event untyped).
+        alias: yaml.Event | None = self.peek_event() if is_alias else None  # type: ignore[no-untyped-call]
+        node = super().compose_node(parent, index)
+        if node is None:
+            return None
+        if alias is not None:
+            self._count_alias(node, alias)
+        else:
+            self._expanded[node] = 1 + sum(self._expanded[child] for child in _children(node))
+        return node
+
+    def _count_alias(self, node: yaml.Node, alias: yaml.Event) -> None:
+        size = self._expanded.get(node)
+        if size is None:
+            raise _AliasLimitError(
+                "this alias refers to the node that contains it, so its value never ends: "
+                "write the value out instead",
+                alias,
+            )
+        self._aliases += 1
+        self._added += size
+        if self._aliases > MAX_ALIASES:
+            raise _AliasLimitError(
+                f"more than {MAX_ALIASES:,} aliases; a strategy needs a few: write the values out",
+                alias,
+            )
+        if self._added > MAX_ALIAS_EXPANSION:
+            raise _AliasLimitError(
+                f"aliases expand too much: up to this one they stand for more than "
+                f"{MAX_ALIAS_EXPANSION:,} values (an alias bomb?); use fewer aliases, "
+                "or aliases of smaller values",
+                alias,
+            )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 @dataclass(frozen=True)
@@ -110,7 +191,7 @@ class CampaignDocument:
 
 def _compose(text: str, file: str | None) -> tuple[Any, SourceMap | None, list[Finding]]:
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text)
     except yaml.reader.ReaderError as exc:
         return None, None, [_reader_error(exc, text, file)]
     try:
@@ -136,6 +217,9 @@ def _compose(text: str, file: str | None) -> tuple[Any, SourceMap | None, list[F
         )
     except yaml.reader.ReaderError as exc:
         return None, None, [_reader_error(exc, text, file)]
+    except _AliasLimitError as exc:
+        finding = Finding(Severity.ERROR, "yaml-aliases", exc.message, file, *exc.location)
+        return None, None, [finding]
     except RecursionError:
         message = "the YAML is nested too deeply to read; a strategy needs a few levels only"
         return None, None, [Finding(Severity.ERROR, "yaml-syntax", message, file, 1, 1)]
@@ -184,11 +268,18 @@ def _code_point(character: object) -> int:
 
 
 def _duplicate_keys(root: yaml.Node | None, file: str | None) -> list[Finding]:
-    """PyYAML keeps the last of two equal keys silently; a strategy file must not hide one."""
+    """PyYAML keeps the last of two equal keys silently; a strategy file must not hide one.
+
+    Each node is visited once, however many aliases name it: one finding per duplicate in the file.
+    """
     findings: list[Finding] = []
     stack = [root]
+    visited: set[int] = set()
     while stack:
         node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, yaml.Node] = {}
             for key, value in node.value:

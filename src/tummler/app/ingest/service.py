@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tummler.app.consent import revocations, write_revocations
+from tummler.app.csv_cells import neutralize_formula
 from tummler.app.ingest.loader import (
     WriteCounts,
     address_holders,
@@ -144,7 +145,8 @@ class _RejectsFile:
     """The rejects CSV (line, field, value, reason, outcome), opened on the first entry only.
 
     ``outcome`` is ``rejected`` for a row that was not imported and ``imported`` for one imported
-    with a warning.
+    with a warning. Its text cells quote the input back to a person, often in a spreadsheet: one
+    that would run as a formula is written with a leading ``'`` (``neutralize_formula``).
     """
 
     def __init__(self, path: Path) -> None:
@@ -170,7 +172,10 @@ class _RejectsFile:
         entries = [(r.line, r.field, r.value, r.reason, "rejected") for r in rejects]
         entries += [(w.line, w.field, w.value, w.reason, "imported") for w in warnings]
         entries.sort(key=lambda entry: entry[0])
-        self._writer.writerows(entries)
+        self._writer.writerows(
+            (line, *map(neutralize_formula, (field, value, reason)), outcome)
+            for line, field, value, reason, outcome in entries
+        )
         for reject in rejects:
             self.reasons[f"{reject.field}: {reject.reason}" if reject.field else reject.reason] += 1
         for warning in sorted(warnings, key=lambda w: w.line):
