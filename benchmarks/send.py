@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, insert, select
 
-from tummler.app.outbox import OutboxReport, enqueue, run_outbox
+from tummler.app.outbox import OutboxReport, Unsubscribe, enqueue, run_outbox
 from tummler.core.clock import FrozenClock
 from tummler.core.randomness import make_rng
 from tummler.core.vocabulary import ChannelKind
@@ -226,6 +226,8 @@ async def _outbox(
             rng=make_rng(0),
             concurrency=concurrency,
             batch=200,
+            # marketing e-mail goes out only with its unsubscribe link: the HMAC is part of a send
+            unsubscribe=Unsubscribe("https://brand.example", SecretStr("bench-unsubscribe-key")),
         )
 
 

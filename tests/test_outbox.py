@@ -26,6 +26,7 @@ from deliver_servers import PROVIDER_REASON, RETRY_AFTER_S, Fault, HttpServer, S
 from tummler.app.outbox import (
     IN_FLIGHT,
     ChannelRule,
+    MessageComposer,
     OutboxReport,
     SendRules,
     Unsubscribe,
@@ -80,6 +81,7 @@ def seed_campaign(
     address: str = "person{i}@example.org",
     time_zone: str = "UTC",
     urgency: str = "normal",
+    category: str = "marketing",
     at: datetime = NOW,
 ) -> Seeded:
     """``n`` consenting contacts with a decision each on ``channel``, plus holdout and no-send rows."""
@@ -87,7 +89,7 @@ def seed_campaign(
         row = models.Campaign(
             key=campaign,
             objective="growth",
-            definition={"message": {"urgency": urgency}},
+            definition={"message": {"urgency": urgency, "category": category}},
             created_at=at,
             updated_at=at,
         )
@@ -196,8 +198,10 @@ def smtp(
 def work(
     engine: Engine, connectors: dict[str, Connector], clock: FrozenClock, **options: Any
 ) -> OutboxReport:
-    """One pass of the outbox in its own event loop, closing the connectors after it."""
+    """One pass of the outbox in its own event loop, closing the connectors after it; e-mails get
+    unsubscribe links unless ``unsubscribe=None`` is given."""
     options.setdefault("rng", make_rng(7))
+    options.setdefault("unsubscribe", UNSUBSCRIBE)
 
     async def one_pass() -> OutboxReport:
         try:
@@ -290,6 +294,159 @@ def test_the_provider_message_id_is_recorded_for_callbacks(
     assert stored == str(smtp_server.received[0].message["Message-ID"])
     assert sent_at == NOW
     assert seeded.key(seeded.contact_ids[0])
+
+
+# --------------------------------------------------------------------------- unsubscribe links
+
+
+@pytest.mark.parametrize(
+    ("campaigns", "scope", "refused"),
+    [
+        ([("spring", "email", "marketing")], None, True),
+        ([("receipts", "email", "transactional")], None, False),
+        ([("spring", "webhook", "marketing")], None, False),
+        # one marketing campaign among transactional ones refuses the whole run...
+        ([("receipts", "email", "transactional"), ("spring", "email", "marketing")], None, True),
+        # ...unless the run is for the transactional campaign only
+        (
+            [("receipts", "email", "transactional"), ("spring", "email", "marketing")],
+            "receipts",
+            False,
+        ),
+    ],
+)
+def test_marketing_email_without_an_unsubscribe_link_is_refused_before_anything_is_sent(
+    engine: Engine,
+    smtp_server: SmtpServer,
+    http_server: HttpServer,
+    campaigns: list[tuple[str, str, str]],
+    scope: str | None,
+    refused: bool,
+) -> None:
+    clock = FrozenClock(NOW)
+    for key, channel, category in campaigns:
+        seed_campaign(
+            engine,
+            n=2,
+            campaign=key,
+            channel=channel,
+            category=category,
+            holdouts=0,
+            no_sends=0,
+            address="{campaign}{i}@example.org",
+        )
+        enqueue(engine, key, clock=clock)
+    http_server.webhook_secret = SECRET
+    connectors: dict[str, Connector] = {
+        "email": smtp(smtp_server),
+        "webhook": WebhookConnector(
+            url=f"{http_server.url}/hook", secret=SecretStr(SECRET), clock=clock
+        ),
+    }
+    if refused:
+        with pytest.raises(ConfigError) as raised:
+            work(engine, connectors, clock, unsubscribe=None, campaign=scope)
+        message = str(raised.value)
+        assert "marketing e-mails would go out without an unsubscribe link" in message
+        assert "--public-url" in message
+        assert "category: transactional" in message
+        assert smtp_server.received == []
+        assert http_server.received == []
+        assert set(by_status(engine)) == {"pending"}  # nothing claimed, nothing lost
+        return
+    report = work(engine, connectors, clock, unsubscribe=None, campaign=scope)
+    assert report.counts == Counter({"sent": 2})
+    for mail in smtp_server.received:
+        assert "List-Unsubscribe" not in mail.message  # transactional: no link to give
+
+
+def test_a_marketing_email_enqueued_after_the_refusal_check_is_skipped_not_sent(
+    engine: Engine,
+) -> None:
+    """The send-time check backs up the refusal: a composer without links never renders one."""
+    seed_campaign(engine, n=1, holdouts=0, no_sends=0)
+    enqueue(engine, "spring", clock=FrozenClock(NOW))
+    with engine.connect() as connection:
+        delivery_id = connection.scalar(select(models.Delivery.id))
+    composer = MessageComposer(engine, rules=SendRules(), clock=FrozenClock(NOW), unsubscribe=None)
+    context = composer.load(delivery_id)
+    rule = SendRules().rule("email")
+    assert rule is not None
+    verdict = composer.check(context, rule, NOW)
+    assert verdict is not None
+    assert verdict.status == "skipped"
+    assert "without an unsubscribe link" in verdict.reason
+    assert "--public-url" in verdict.reason
+
+
+def test_the_one_click_link_of_a_sent_email_unsubscribes_through_the_http_app(
+    engine: Engine, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    """End to end: the e-mail the SMTP server received carries RFC 8058 headers, and POSTing its
+    link to the app (as a mailbox provider's unsubscribe button does) revokes consent, so the
+    next campaign's e-mail to that person is skipped at send time."""
+    from fastapi.testclient import TestClient
+
+    from tummler.api import ApiSettings, create_app
+    from tummler.app.unsubscribe import unsubscribe_key
+    from tummler.core.settings import Settings
+
+    settings = Settings(workspace=tmp_path)
+    links = Unsubscribe("https://brand.test", unsubscribe_key(settings))
+    seeded = seed_campaign(engine, n=1, holdouts=0, no_sends=0)
+    clock = FrozenClock(NOW)
+    enqueue(engine, "spring", clock=clock)
+    assert work(engine, {"email": smtp(smtp_server)}, clock, unsubscribe=links).counts == Counter(
+        {"sent": 1}
+    )
+    [mail] = smtp_server.received
+    assert str(mail.message["List-Unsubscribe-Post"]).strip() == "List-Unsubscribe=One-Click"
+    link = str(mail.message["List-Unsubscribe"]).strip()
+    assert link.startswith("<https://brand.test/unsubscribe/")
+    assert link.endswith(">")
+    path = link.strip("<>").removeprefix("https://brand.test")
+    app = create_app(settings, engine, api_settings=ApiSettings(), clock=clock)
+    with TestClient(app) as client:
+        response = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    contact = seeded.contact_ids[0]
+    with engine.connect() as connection:
+        latest = connection.execute(
+            select(models.ConsentEvent.status, models.ConsentEvent.source)
+            .where(models.ConsentEvent.contact_id == contact)
+            .order_by(models.ConsentEvent.id.desc())
+            .limit(1)
+        ).one()
+    assert tuple(latest) == ("revoked", "unsubscribe-link")
+    # the next campaign for the same person: skipped at send time, never sent
+    with session_scope(engine) as session:
+        first = session.scalar(select(models.Decision).where(models.Decision.contact_id == contact))
+        assert first is not None
+        later = models.Campaign(
+            key="summer", objective="growth", definition={}, created_at=NOW, updated_at=NOW
+        )
+        session.add(later)
+        session.flush()
+        session.add(
+            models.Decision(
+                campaign_id=later.id,
+                contact_id=contact,
+                lever=0,
+                channel="email",
+                send_at=NOW,
+                variant_id=first.variant_id,
+                action=0,
+                propensity=0.5,
+                holdout=False,
+                reasons={},
+                decided_at=NOW,
+            )
+        )
+    summer = clock.advance(timedelta(hours=1))
+    enqueue(engine, "summer", clock=summer)
+    report = work(engine, {"email": smtp(smtp_server)}, summer, unsubscribe=links)
+    assert report.counts == Counter({"skipped": 1})
+    assert len(smtp_server.received) == 1
 
 
 # ------------------------------------------------------------------------------- send-time checks
@@ -748,7 +905,8 @@ WORKER = textwrap.dedent(
     """
     import asyncio, sys
     from datetime import timedelta
-    from tummler.app.outbox import run_outbox
+    from pydantic import SecretStr
+    from tummler.app.outbox import Unsubscribe, run_outbox
     from tummler.core.clock import SystemClock
     from tummler.core.randomness import make_rng
     from tummler.deliver import SmtpConnector
@@ -757,9 +915,10 @@ WORKER = textwrap.dedent(
     url, port, lease = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     engine = connect(url)
     connector = SmtpConnector(host="127.0.0.1", port=port, sender="news@brand.example", timeout=5)
+    links = Unsubscribe("https://brand.test", SecretStr("unsubscribe-key-for-tests"))
     report = asyncio.run(run_outbox(engine, {"email": connector}, clock=SystemClock(),
                                     rng=make_rng(1), concurrency=3, batch=10,
-                                    lease=timedelta(seconds=lease)))
+                                    lease=timedelta(seconds=lease), unsubscribe=links))
     print(dict(report.counts), report.recovered)
     """
 )
@@ -849,11 +1008,9 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_and_doubles_nothing(
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def test_tummler_send_dry_run_then_deliveries(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_tummler_send_refuses_marketing_email_without_a_public_url_then_sends_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer
 ) -> None:
-    import json
-
     import typer
     from typer.testing import CliRunner
 
@@ -871,21 +1028,41 @@ def test_tummler_send_dry_run_then_deliveries(
     finally:
         store.dispose()
     monkeypatch.setenv("TUMMLER_WORKSPACE", str(workspace))
+    monkeypatch.delenv("TUMMLER_PUBLIC_URL", raising=False)
+    for name, value in {
+        "TUMMLER_SMTP_HOST": "127.0.0.1",
+        "TUMMLER_SMTP_PORT": str(smtp_server.port),
+        "TUMMLER_SMTP_SENDER": "news@brand.example",
+        "TUMMLER_SMTP_TLS": "none",
+    }.items():
+        monkeypatch.setenv(name, value)
     app = typer.Typer()
     app.command()(send_command)
     app.command()(deliveries_command)
     runner = CliRunner()
-    result = runner.invoke(app, ["send", "--once", "--dry-run", "--campaign", "spring"])
+    refused = runner.invoke(app, ["send", "--once", "--campaign", "spring"])
+    assert isinstance(refused.exception, ConfigError), refused.output
+    assert "3 marketing e-mails would go out without an unsubscribe link" in str(refused.exception)
+    assert "--public-url" in str(refused.exception)
+    assert smtp_server.received == []
+    # in production the link must be https: one-click unsubscribe (RFC 8058) takes nothing else
+    with monkeypatch.context() as production:
+        production.setenv("TUMMLER_ENVIRONMENT", "production")
+        production.setenv("TUMMLER_SECRET_KEY", "a-long-random-production-key")
+        plain = runner.invoke(app, ["send", "--once", "--public-url", "http://brand.test"])
+    assert isinstance(plain.exception, ConfigError), plain.output
+    assert "must be an https URL in production" in str(plain.exception)
+    assert smtp_server.received == []
+    result = runner.invoke(
+        app, ["send", "--once", "--campaign", "spring", "--public-url", "https://brand.test"]
+    )
     assert result.exit_code == 0, result.output
-    assert "enqueued 3 new deliveries" in result.output
     assert "3 sent" in result.output
-    lines = (workspace / "outbox" / "dry-run.jsonl").read_text().splitlines()
-    assert sorted(json.loads(line)["to"] for line in lines) == [
-        f"person{i}@example.org" for i in range(3)
-    ]
-    again = runner.invoke(app, ["send", "--once", "--dry-run"])
-    assert again.exit_code == 0, again.output
-    assert "0 deliveries handled" in again.output
+    for mail in smtp_server.received:
+        link = str(mail.message["List-Unsubscribe"]).strip()
+        assert link.startswith("<https://brand.test/unsubscribe/")
+        assert str(mail.message["List-Unsubscribe-Post"]).strip() == "List-Unsubscribe=One-Click"
+    assert len(smtp_server.received) == 3
     listed = runner.invoke(app, ["deliveries", "--status", "sent"])
     assert listed.exit_code == 0, listed.output
     assert "3 sent" in listed.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from tummler.app.connectors import build_connectors, dry_run_path
-from tummler.app.outbox import SendRules, idempotency_key
+from tummler.app.outbox import SendRules, Unsubscribe, idempotency_key
 from tummler.app.rendering import (
     check_templates,
     contact_fields,
@@ -31,7 +32,7 @@ from tummler.app.unsubscribe import (
 )
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError, InputError, NotFoundError
-from tummler.core.settings import Environment, Settings
+from tummler.core.settings import Environment, Settings, load_settings
 from tummler.core.vocabulary import ChannelKind
 from tummler.deliver import FileSinkConnector, SmtpConnector, WebhookConnector, mask_secrets
 from tummler.store import models
@@ -159,6 +160,29 @@ def test_the_unsubscribe_url_points_at_the_app() -> None:
     )
     with pytest.raises(ConfigError, match="must be an http"):
         unsubscribe_url("brand.test", "1.email.x")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("brand.example", "must be an http(s) URL with a host"),
+        ("ftp://brand.example", "must be an http(s) URL with a host"),
+        ("https://", "must be an http(s) URL with a host"),
+    ],
+)
+def test_a_public_url_no_link_can_be_made_from_is_refused_at_the_door(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"public_url {url!r} {message}")):
+        load_settings(tmp_path, public_url=url)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Unsubscribe(url, KEY)
+
+
+def test_the_public_url_setting_is_read_from_the_workspace(tmp_path: Path) -> None:
+    (tmp_path / "tummler.toml").write_text('public_url = "https://brand.example/"\n')
+    assert load_settings(tmp_path).public_url == "https://brand.example"
+    assert load_settings(tmp_path, public_url="").public_url is None
 
 
 def test_the_development_key_is_refused_outside_development() -> None:

@@ -581,14 +581,14 @@ def test_a_channel_no_variant_of_which_renders_is_removed_for_that_contact(
         (
             "Our new coffee was roasted this week.",
             "Our new coffee {{ first_name | shout }} was roasted.",
-            # the body's block starts on line 20; its third line is line 22
-            22,
+            # the body's block starts on line 21; its third line is line 23
+            23,
             "No filter named 'shout'",
         ),
         (
             'subject: "{{ first_name }}, this week',
             'subject: "{% if first_name %}{{ first_name }}, this week',
-            18,
+            19,
             "Unexpected end of template",
         ),
     ],

@@ -333,6 +333,20 @@ def test_a_file_that_is_not_a_mapping_is_refused(text: str, fragment: str) -> No
             "channel 'sms' has no subject",
         ),
         ({5: "message: {urgency: panic}"}, "schema", 5, "message.urgency: Input should be"),
+        ({5: "message: {category: promo}"}, "schema", 5, "message.category: Input should be"),
+        (
+            {
+                5: "message: {visibility: public, category: transactional}",
+                6: "channels: [mastodon]",
+                8: "  mastodon:",
+                9: "    - body: Built to last.",
+                10: None,
+            },
+            "norm-transactional",
+            8,
+            "the message is transactional (about one person's account or order) but channel "
+            "'mastodon' is public",
+        ),
         ({7: "variants: {}", 8: None, 9: None, 10: None}, "schema", 7, "at least 1 item"),
         (
             {
@@ -365,6 +379,15 @@ def test_a_critical_campaign_is_told_what_it_may_override() -> None:
     )
     assert "may override lever_budget, fatigue" in finding.message
     assert "never consent" in finding.message
+
+
+def test_a_transactional_campaign_is_told_what_that_allows_and_what_it_does_not() -> None:
+    findings = _check(STRATEGY, _edit(CAMPAIGN, {5: "message: {category: transactional}"}))
+    [finding] = findings
+    assert (finding.code, finding.severity, finding.line) == ("transactional", Severity.INFO, 5)
+    assert "without an unsubscribe link" in finding.message
+    assert "never a promotion" in finding.message
+    assert "consent is still checked" in finding.message
 
 
 def test_two_campaigns_with_one_id_are_both_reported() -> None:

@@ -63,11 +63,12 @@ from tummler.app.demo_round import (
 from tummler.app.demo_smtp import LoopbackSmtp
 from tummler.app.ingest import ImportReport
 from tummler.app.learning import learn_from_store
-from tummler.app.outbox import SendRules, enqueue
+from tummler.app.outbox import SendRules, Unsubscribe, enqueue
 from tummler.app.planning import plan_campaign
 from tummler.app.report_html import SimulatedCurve, write_html
 from tummler.app.reporting import objective_specs, store_report
 from tummler.app.strategy import check_workspace_strategy
+from tummler.app.unsubscribe import unsubscribe_key
 from tummler.app.workspace import StoreStatus, init_workspace, open_store, store_status
 from tummler.core.clock import Clock, FrozenClock
 from tummler.core.errors import ConfigError, InputError
@@ -95,6 +96,8 @@ DEMO_MARKER = ".tummler-demo"
 #: Days of legacy history before the first round.
 HISTORY_DAYS = 90
 _ROUND_INTERVAL = timedelta(days=1)
+#: Where the demo's unsubscribe links point: ``tummler serve`` in its workspace, on its default port.
+DEMO_PUBLIC_URL = "http://127.0.0.1:8000"
 #: The legacy schedule: a weekly newsletter and a monthly SMS to everyone who consented.
 _LEGACY = LegacyPolicy(email_weekdays=(1,))
 _EVENT_CHUNK = 2_000
@@ -319,6 +322,8 @@ def run_demo(
                 )
             strategy = loaded.strategy.strategy
             rules = SendRules.from_strategy(strategy)
+            # e-mails carry working unsubscribe links: `tummler serve` in the demo's workspace
+            links = Unsubscribe(DEMO_PUBLIC_URL, unsubscribe_key(settings))
 
         def connectors() -> dict[str, Connector]:
             chosen = build_connectors(settings, clock=store_clock, dry_run=True)
@@ -349,6 +354,7 @@ def run_demo(
                 cohorts=cohorts,
                 clock=store_clock,
                 rules=rules,
+                unsubscribe=links,
                 connectors=connectors,
                 index=index,
                 seed=seed,
@@ -423,6 +429,7 @@ def _round(
     cohorts: int,
     clock: FrozenClock,
     rules: SendRules,
+    unsubscribe: Unsubscribe,
     connectors: Callable[[], dict[str, Connector]],
     index: Mapping[str, int],
     seed: int,
@@ -450,6 +457,7 @@ def _round(
             until=at + _ROUND_INTERVAL,
             rules=rules,
             rng=make_rng(seed * 1_000 + r),
+            unsubscribe=unsubscribe,
         )
     with watch("simulated responses"):
         step(f"{label}: people respond")

@@ -25,7 +25,7 @@ from tummler.app.callbacks import IncomingEvent
 from tummler.app.contacts import set_stages
 from tummler.app.ingest import import_file
 from tummler.app.learning import promote
-from tummler.app.outbox import OutboxReport, SendRules, run_outbox
+from tummler.app.outbox import OutboxReport, SendRules, Unsubscribe, run_outbox
 from tummler.core.clock import Clock, FrozenClock, ensure_utc
 from tummler.core.errors import PolicyError
 from tummler.core.vocabulary import ChannelKind, DeliveryStatus
@@ -69,6 +69,7 @@ async def _work_off(
     until: datetime,
     rules: SendRules,
     rng: np.random.Generator,
+    unsubscribe: Unsubscribe,
 ) -> OutboxReport:
     total = OutboxReport()
     while True:
@@ -97,6 +98,7 @@ async def _work_off(
             campaign=campaign,
             batch=500,
             concurrency=16,
+            unsubscribe=unsubscribe,
         )
         total.outcomes += report.outcomes
         total.recovered += report.recovered
@@ -113,6 +115,7 @@ def deliver_round(
     until: datetime,
     rules: SendRules,
     rng: np.random.Generator,
+    unsubscribe: Unsubscribe,
 ) -> OutboxReport:
     """Work off ``campaign``'s deliveries as they fall due, up to ``until``.
 
@@ -132,6 +135,7 @@ def deliver_round(
             until=until,
             rules=rules,
             rng=rng,
+            unsubscribe=unsubscribe,
         )
 
     return asyncio.run(main())

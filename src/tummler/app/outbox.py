@@ -53,6 +53,12 @@ bluesky      unknown   atproto has no idempotency key: a person checks the accou
 
 A critical message skips the checks its strategy lets it override (never consent).
 
+**Unsubscribe links.** Every e-mail gets a signed unsubscribe link and RFC 8058 one-click
+``List-Unsubscribe`` headers from :class:`Unsubscribe` (the HTTP app's public URL). Without one,
+marketing e-mail must not go out: :func:`run_outbox` refuses, before it sends anything, while
+marketing e-mail waits for an e-mail connector; only messages a campaign marks
+``category: transactional`` may go without (consent is checked for them all the same).
+
 **Outcomes.** Accepted → ``sent`` with the provider's id. :class:`PermanentSendError` → ``failed``
 with the provider's reason. :class:`TransientSendError` → back to ``pending`` with ``scheduled_at``
 moved by exponential back-off with full jitter (``uniform(0, min(max_delay, base_delay * 2**(n-1)))``,
@@ -94,21 +100,25 @@ from tummler.deliver import (
 )
 from tummler.store import models
 from tummler.store.database import is_postgres, session_scope
-from tummler.strategy import Strategy
+from tummler.strategy import MessageCategory, Strategy, Urgency
 
 __all__ = [
     "IN_FLIGHT",
+    "PLACEHOLDER_PUBLIC_URL",
     "RESEND_WHEN_IN_DOUBT",
     "ChannelRule",
     "Connectors",
     "DeliveryOutcome",
     "EnqueueReport",
+    "MessageComposer",
     "OutboxReport",
     "SendRules",
     "Unsubscribe",
     "count_due",
     "enqueue",
     "idempotency_key",
+    "lookup_campaign",
+    "needs_unsubscribe",
     "run_outbox",
 ]
 
@@ -321,10 +331,56 @@ class SendRules:
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe:
-    """How e-mails get their unsubscribe link: the HTTP app's public URL and the signing key."""
+    """How e-mails get their unsubscribe link: the HTTP app's public URL and the signing key.
+
+    Raises
+    ------
+    ConfigError
+        When ``base_url`` is not an http(s) URL with a host.
+    """
 
     base_url: str
     key: SecretStr
+
+    def __post_init__(self) -> None:
+        unsubscribe_url(self.base_url, "")  # refuses a base URL no link can be made from
+
+
+#: The base URL a dry run gives unsubscribe links when no public URL is set: ``.invalid`` never
+#: resolves (RFC 2606), and the name says what is missing.
+PLACEHOLDER_PUBLIC_URL = "https://public-url-not-set.invalid"
+
+#: What to do when marketing e-mail has no unsubscribe link.
+_SET_URL = (
+    "give the outbox the public URL of the HTTP app (`tummler serve`) that unsubscribe links "
+    "point to: `tummler send --public-url https://...`, TUMMLER_PUBLIC_URL or public_url in "
+    "tummler.toml"
+)
+
+
+def _message_attributes(definition: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The ``message:`` attributes of a stored campaign definition (``{}`` when it has none)."""
+    found = (definition or {}).get("message")
+    return found if isinstance(found, Mapping) else {}
+
+
+def _is_transactional(definition: Mapping[str, Any] | None) -> bool:
+    category = _message_attributes(definition).get("category")
+    return bool(category == MessageCategory.TRANSACTIONAL.value)
+
+
+def needs_unsubscribe(kind: ChannelKind, *, transactional: bool) -> bool:
+    """Marketing e-mail must carry an unsubscribe link and the one-click headers (RFC 8058);
+    a transactional message (a receipt, a password reset) may go without.
+
+    >>> needs_unsubscribe(ChannelKind.EMAIL, transactional=False)
+    True
+    >>> needs_unsubscribe(ChannelKind.EMAIL, transactional=True)
+    False
+    >>> needs_unsubscribe(ChannelKind.SMS, transactional=False)
+    False
+    """
+    return kind is ChannelKind.EMAIL and not transactional
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -381,12 +437,16 @@ class _Template:
 
 @dataclass(frozen=True, slots=True)
 class _Context:
-    """Everything one send needs, read in one transaction."""
+    """Everything one send needs, read in one transaction.
 
-    delivery_id: int
+    ``delivery_id`` is ``None`` for a decision a dry run renders before it was enqueued.
+    """
+
+    delivery_id: int | None
     key: str
     channel: str
     attempts: int
+    scheduled_at: datetime
     contact_id: int
     external_id: str
     forgotten: bool
@@ -397,6 +457,7 @@ class _Context:
     campaign_key: str
     campaign_ends: datetime | None
     critical: bool
+    transactional: bool
     variant: _Template | None
     address: str | None
     consent: ConsentState
@@ -411,9 +472,9 @@ class _Verdict:
     scheduled_at: datetime | None = None
 
 
-def _load_statements() -> tuple[Any, Any]:
-    """The two reads of every delivery besides consent, built once (bound by name at each
-    execution)."""
+def _row_statement(*, planned: bool) -> Any:
+    """The joined row one send reads: by ``delivery_id``, or (``planned``) by ``decision_id``
+    for a dry run, with the delivery's columns ``NULL`` when the decision is not enqueued yet."""
     d, dec, c, camp, v = (
         models.Delivery,
         models.Decision,
@@ -421,47 +482,55 @@ def _load_statements() -> tuple[Any, Any]:
         models.Campaign,
         models.Variant,
     )
-    row = (
-        select(
-            d.id,
-            d.idempotency_key,
-            d.channel,
-            d.attempts,
-            c.id.label("contact_id"),
-            c.external_id,
-            c.forgotten_at,
-            c.time_zone,
-            c.attributes,
-            c.locale,
-            c.stage,
-            camp.key.label("campaign_key"),
-            camp.ends_at,
-            camp.definition,
-            v.id.label("variant_id"),
-            v.channel.label("variant_channel"),
-            v.key.label("variant_key"),
-            v.subject,
-            v.headline,
-            v.body,
-        )
-        .join(dec, dec.id == d.decision_id)
-        .join(c, c.id == dec.contact_id)
+    columns = select(
+        d.id,
+        d.idempotency_key,
+        dec.channel,
+        d.attempts,
+        d.scheduled_at,
+        dec.send_at,
+        c.id.label("contact_id"),
+        c.external_id,
+        c.forgotten_at,
+        c.time_zone,
+        c.attributes,
+        c.locale,
+        c.stage,
+        camp.key.label("campaign_key"),
+        camp.ends_at,
+        camp.definition,
+        v.id.label("variant_id"),
+        v.channel.label("variant_channel"),
+        v.key.label("variant_key"),
+        v.subject,
+        v.headline,
+        v.body,
+    )
+    if planned:
+        joined = columns.select_from(dec).outerjoin(d, d.decision_id == dec.id)
+        key = dec.id == bindparam("decision_id")
+    else:
+        joined = columns.select_from(d).join(dec, dec.id == d.decision_id)
+        key = d.id == bindparam("delivery_id")
+    return (
+        joined.join(c, c.id == dec.contact_id)
         .join(camp, camp.id == dec.campaign_id)
         .outerjoin(v, v.id == dec.variant_id)
-        .where(d.id == bindparam("delivery_id"))
+        .where(key)
     )
-    identities = (
-        select(models.ChannelIdentity.channel, models.ChannelIdentity.address)
-        .where(
-            models.ChannelIdentity.contact_id == bindparam("contact_id"),
-            models.ChannelIdentity.channel.in_(bindparam("names", expanding=True)),
-        )
-        .order_by(models.ChannelIdentity.id)
-    )
-    return row, identities
 
 
-_LOAD_ROW, _LOAD_IDENTITIES = _load_statements()
+# The reads of every send, built once (bound by name at each execution).
+_LOAD_ROW = _row_statement(planned=False)
+_LOAD_PLANNED = _row_statement(planned=True)
+_LOAD_IDENTITIES = (
+    select(models.ChannelIdentity.channel, models.ChannelIdentity.address)
+    .where(
+        models.ChannelIdentity.contact_id == bindparam("contact_id"),
+        models.ChannelIdentity.channel.in_(bindparam("names", expanding=True)),
+    )
+    .order_by(models.ChannelIdentity.id)
+)
 
 
 @functools.cache
@@ -486,7 +555,216 @@ _TOUCH = (
 )
 
 
-class _Worker:
+class MessageComposer:
+    """Reads what one message needs, checks it against the rules and renders it.
+
+    The worker sends what it composes; a dry run (:func:`tummler.app.dry_run.dry_run_outbox`)
+    writes it to a file. Both ask this class, so that a dry run shows what a send would do.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        rules: SendRules,
+        clock: Clock,
+        unsubscribe: Unsubscribe | None,
+    ) -> None:
+        self.engine = engine
+        self.rules = rules
+        self.clock = clock
+        self.unsubscribe = unsubscribe
+        # Sends this worker has in flight per contact: the fatigue check counts them as sent.
+        self.in_flight: Counter[int] = Counter()
+
+    def load(self, delivery_id: int) -> _Context:
+        """Read what the send of a claimed delivery needs (see :meth:`_read`)."""
+        return self._read(_LOAD_ROW, {"delivery_id": delivery_id}, f"delivery {delivery_id}")
+
+    def load_planned(self, decision_id: int) -> _Context:
+        """Read what the send of a decision would need, enqueued or not (for a dry run)."""
+        return self._read(_LOAD_PLANNED, {"decision_id": decision_id}, f"decision {decision_id}")
+
+    def _read(self, statement: Any, params: dict[str, int], what: str) -> _Context:
+        """One short transaction: one joined row, then the contact's identities, latest consent
+        and recent sends, as the store holds them now."""
+        now = self.clock.now()
+        with self.engine.connect() as connection:
+            row = connection.execute(statement, params).first()
+            if row is None:  # pragma: no cover - deleted under our feet (contact erased)
+                raise NotFoundError(f"{what} disappeared while it was being sent")
+            rule = self.rules.rule(row.channel)
+            names = list(consent_names(row.channel, rule.kind.value)) if rule else [row.channel]
+            identities = connection.execute(
+                _LOAD_IDENTITIES, {"contact_id": row.contact_id, "names": names}
+            ).all()
+            by_name = {i.channel: i.address for i in reversed(identities)}
+            address = next((by_name[n] for n in names if n in by_name), None)
+            consent = current_consent(connection, contact_id=row.contact_id, names=names, now=now)
+            sent_in_window = 0
+            if self.rules.fatigue_window is not None:
+                sent_in_window = self._sent_since(
+                    connection, row.contact_id, now - self.rules.fatigue_window, row.id, None
+                )
+            sent_on_channel = 0
+            if rule is not None and rule.frequency_cap is not None:
+                sent_on_channel = self._sent_since(
+                    connection, row.contact_id, now - rule.frequency_cap[1], row.id, row.channel
+                )
+        message = _message_attributes(row.definition)
+        template = (
+            None
+            if row.variant_id is None
+            else _Template(
+                row.variant_channel, row.variant_key, row.subject, row.headline, row.body
+            )
+        )
+        scheduled = row.scheduled_at if row.scheduled_at is not None else row.send_at
+        return _Context(
+            delivery_id=row.id,
+            key=row.idempotency_key
+            or idempotency_key(row.campaign_key, row.contact_id, row.channel),
+            channel=row.channel,
+            attempts=row.attempts or 0,
+            scheduled_at=now if scheduled is None else ensure_utc(scheduled),
+            contact_id=row.contact_id,
+            external_id=row.external_id,
+            forgotten=row.forgotten_at is not None,
+            time_zone=row.time_zone or "UTC",
+            attributes=dict(row.attributes or {}),
+            locale=row.locale,
+            stage=row.stage,
+            campaign_key=row.campaign_key,
+            campaign_ends=row.ends_at,
+            critical=message.get("urgency") == Urgency.CRITICAL.value,
+            transactional=_is_transactional(row.definition),
+            variant=template,
+            address=address,
+            consent=consent,
+            sent_in_window=sent_in_window,
+            sent_on_channel=sent_on_channel,
+        )
+
+    @staticmethod
+    def _sent_since(
+        session: Any, contact_id: int, since: datetime, exclude: int | None, channel: str | None
+    ) -> int:
+        # Through the contact's decisions (indexed by contact), then their deliveries (indexed by
+        # decision). ``status || ''`` keeps SQLite, which has no statistics to go by, from
+        # walking every sent delivery through the status index instead.
+        decisions = select(models.Decision.id).where(models.Decision.contact_id == contact_id)
+        query = select(func.count(models.Delivery.id)).where(
+            models.Delivery.decision_id.in_(decisions.scalar_subquery()),
+            models.Delivery.status.concat("") == DeliveryStatus.SENT.value,
+            models.Delivery.sent_at >= since,
+        )
+        if exclude is not None:
+            query = query.where(models.Delivery.id != exclude)
+        if channel is not None:
+            query = query.where(models.Delivery.channel == channel)
+        return int(session.scalar(query) or 0)
+
+    def check(self, ctx: _Context, rule: ChannelRule, at: datetime) -> _Verdict | None:
+        """Why this delivery must not go out at ``at`` (``None``: it may).
+
+        ``at`` is now for a send; a dry run asks about the delivery's slot. Everything but the
+        quiet hours is read from the store as it is now.
+        """
+        skipped = DeliveryStatus.SKIPPED.value
+        if ctx.forgotten:
+            return _Verdict(skipped, "the contact was forgotten (erased) after planning")
+        if rule.consent_required:
+            if ctx.consent.status is None:
+                return _Verdict(skipped, f"no consent recorded for {ctx.channel} at send time")
+            if not ctx.consent.granted:
+                return _Verdict(
+                    skipped, f"consent revoked before the send (source: {ctx.consent.source})"
+                )
+        if not rule.public and not ctx.address:
+            return _Verdict(skipped, f"the contact has no address on {ctx.channel} any more")
+        if self.unsubscribe is None and needs_unsubscribe(
+            rule.kind, transactional=ctx.transactional
+        ):
+            # run_outbox refuses this up front; a delivery enqueued since must not slip through
+            return _Verdict(skipped, f"a marketing e-mail without an unsubscribe link: {_SET_URL}")
+        overrides = self.rules.critical_overrides if ctx.critical else frozenset()
+        if rule.quiet_hours is not None and "quiet_hours" not in overrides:
+            until = _quiet_until(at, ctx.time_zone, *rule.quiet_hours)
+            if until is not None:
+                ends = ctx.campaign_ends
+                if ends is not None and until > ensure_utc(ends):
+                    return _Verdict(
+                        skipped,
+                        "quiet hours in the contact's time zone last past the campaign's end",
+                    )
+                return _Verdict("deferred", "quiet hours in the contact's time zone", until)
+        cap = self.rules.fatigue_cap
+        if cap is not None and "fatigue" not in overrides:
+            sent = ctx.sent_in_window + self.in_flight[ctx.contact_id]
+            if sent >= cap:
+                return _Verdict(
+                    skipped,
+                    f"fatigue cap reached at send time: {sent} sends in the last "
+                    f"{self.rules.fatigue_window} (cap {cap})",
+                )
+        if rule.frequency_cap is not None and "frequency_cap" not in overrides:
+            count, window = rule.frequency_cap
+            if ctx.sent_on_channel >= count:
+                return _Verdict(
+                    skipped,
+                    f"frequency cap of {ctx.channel} reached at send time: {ctx.sent_on_channel} "
+                    f"sends in the last {window} (cap {count})",
+                )
+        return None
+
+    def build(self, ctx: _Context, rule: ChannelRule) -> OutboundMessage:
+        """Render the variant into the message; :class:`InputError` when it cannot."""
+        if ctx.variant is None:
+            raise InputError(
+                "the decision has no variant; plan the campaign again", field="variant_id"
+            )
+        link = None
+        if self.unsubscribe is not None and rule.kind is ChannelKind.EMAIL:
+            token = make_unsubscribe_token(
+                ctx.contact_id, rule.kind.value, key=self.unsubscribe.key
+            )
+            link = unsubscribe_url(self.unsubscribe.base_url, token)
+        fields = contact_fields(
+            external_id=ctx.external_id,
+            attributes=ctx.attributes,
+            locale=ctx.locale,
+            time_zone=ctx.time_zone,
+            stage=ctx.stage,
+            unsubscribe_url=link,
+        )
+        variant = ctx.variant
+        rendered = render_variant(
+            subject=variant.subject,
+            headline=variant.headline,
+            body=variant.body,
+            fields=fields,
+            name=f"{ctx.campaign_key}/{variant.channel}/{variant.key}",
+        )
+        body = rendered.body
+        if rendered.headline and rule.kind is not ChannelKind.EMAIL:
+            body = f"{rendered.headline}\n\n{body}"
+        return OutboundMessage(
+            channel=rule.kind,
+            to=ctx.address or "",
+            body_text=body,
+            idempotency_key=ctx.key,
+            subject=rendered.subject,
+            publicity=Publicity.PUBLIC if rule.public else Publicity.PRIVATE,
+            unsubscribe_url=link,
+            metadata={"campaign": ctx.campaign_key}
+            if ctx.delivery_id is None
+            else {"campaign": ctx.campaign_key, "delivery": str(ctx.delivery_id)},
+        )
+
+
+class _Worker(MessageComposer):
+    """Claims due deliveries, sends what it composes, and records each outcome."""
+
     def __init__(
         self,
         engine: Engine,
@@ -502,21 +780,16 @@ class _Worker:
         unsubscribe: Unsubscribe | None,
         progress: Callable[[DeliveryOutcome], None] | None,
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, rules=rules, clock=clock, unsubscribe=unsubscribe)
         self.connectors = connectors
-        self.rules = rules
-        self.clock = clock
         self.rng = rng
         self.max_attempts = max_attempts
         self.base_delay = base_delay.total_seconds()
         self.max_delay = max_delay.total_seconds()
-        self.unsubscribe = unsubscribe
         self.progress = progress
         self.semaphore = asyncio.Semaphore(concurrency)
         self.postgres = is_postgres(engine)
         self.report = OutboxReport()
-        # Sends this worker has in flight per contact: the fatigue check counts them as sent.
-        self.in_flight: Counter[int] = Counter()
 
     # ------------------------------------------------------------------ routing
 
@@ -544,6 +817,48 @@ class _Worker:
             models.Delivery.decision_id.in_(
                 select(models.Decision.id).where(models.Decision.campaign_id == campaign_id)
             )
+        )
+
+    def refuse_without_unsubscribe(self, channels: Sequence[str], campaign_id: int | None) -> None:
+        """Raise :class:`ConfigError` when marketing e-mail is waiting for a connector and there is
+        no unsubscribe link to give it: before anything is sent, rather than one skip at a time.
+        """
+        if self.unsubscribe is not None:
+            return
+        emails = [
+            name
+            for name in channels
+            if (rule := self.rules.rule(name)) is not None
+            and needs_unsubscribe(rule.kind, transactional=False)
+        ]
+        if not emails:
+            return
+        waiting = self._scoped(
+            select(models.Decision.campaign_id, func.count(models.Delivery.id).label("n"))
+            .join(models.Decision, models.Decision.id == models.Delivery.decision_id)
+            .where(
+                models.Delivery.status.in_([_PENDING, _SENDING]),
+                models.Delivery.channel.in_(emails),
+            )
+            .group_by(models.Decision.campaign_id),
+            campaign_id,
+        ).subquery()
+        query = (
+            select(models.Campaign.key, models.Campaign.definition, waiting.c.n)
+            .join(waiting, waiting.c.campaign_id == models.Campaign.id)
+            .order_by(models.Campaign.key)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        marketing = {row.key: int(row.n) for row in rows if not _is_transactional(row.definition)}
+        if not marketing:
+            return
+        named = ", ".join(f"{key} ({n})" for key, n in list(marketing.items())[:5])
+        more = f" and {len(marketing) - 5} more" if len(marketing) > 5 else ""
+        raise ConfigError(
+            f"{sum(marketing.values())} marketing e-mails would go out without an unsubscribe "
+            f"link (campaigns: {named}{more}); nothing was sent. To send them, {_SET_URL}. Only "
+            "messages a campaign marks `message: category: transactional` may go without"
         )
 
     def recover(self, lease: timedelta, channels: Sequence[str], campaign_id: int | None) -> None:
@@ -637,169 +952,6 @@ class _Worker:
         with self.engine.begin() as connection:
             return sorted(int(i) for i in connection.execute(statement).scalars())
 
-    # ------------------------------------------------------------------ one delivery
-
-    def load(self, delivery_id: int) -> _Context:
-        """Read what the send needs in one short transaction: one joined row, then the contact's
-        identities, latest consent and recent sends."""
-        now = self.clock.now()
-        with self.engine.connect() as connection:
-            row = connection.execute(_LOAD_ROW, {"delivery_id": delivery_id}).first()
-            if row is None:  # pragma: no cover - deleted under our feet (contact erased)
-                raise NotFoundError(f"delivery {delivery_id} disappeared while it was being sent")
-            rule = self.rules.rule(row.channel)
-            names = list(consent_names(row.channel, rule.kind.value)) if rule else [row.channel]
-            identities = connection.execute(
-                _LOAD_IDENTITIES, {"contact_id": row.contact_id, "names": names}
-            ).all()
-            by_name = {i.channel: i.address for i in reversed(identities)}
-            address = next((by_name[n] for n in names if n in by_name), None)
-            consent = current_consent(connection, contact_id=row.contact_id, names=names, now=now)
-            sent_in_window = 0
-            if self.rules.fatigue_window is not None:
-                sent_in_window = self._sent_since(
-                    connection, row.contact_id, now - self.rules.fatigue_window, row.id, None
-                )
-            sent_on_channel = 0
-            if rule is not None and rule.frequency_cap is not None:
-                sent_on_channel = self._sent_since(
-                    connection, row.contact_id, now - rule.frequency_cap[1], row.id, row.channel
-                )
-        message = (row.definition or {}).get("message") or {}
-        template = (
-            None
-            if row.variant_id is None
-            else _Template(
-                row.variant_channel, row.variant_key, row.subject, row.headline, row.body
-            )
-        )
-        return _Context(
-            delivery_id=row.id,
-            key=row.idempotency_key,
-            channel=row.channel,
-            attempts=row.attempts,
-            contact_id=row.contact_id,
-            external_id=row.external_id,
-            forgotten=row.forgotten_at is not None,
-            time_zone=row.time_zone or "UTC",
-            attributes=dict(row.attributes or {}),
-            locale=row.locale,
-            stage=row.stage,
-            campaign_key=row.campaign_key,
-            campaign_ends=row.ends_at,
-            critical=message.get("urgency") == "critical",
-            variant=template,
-            address=address,
-            consent=consent,
-            sent_in_window=sent_in_window,
-            sent_on_channel=sent_on_channel,
-        )
-
-    @staticmethod
-    def _sent_since(
-        session: Any, contact_id: int, since: datetime, exclude: int, channel: str | None
-    ) -> int:
-        # Through the contact's decisions (indexed by contact), then their deliveries (indexed by
-        # decision). ``status || ''`` keeps SQLite, which has no statistics to go by, from
-        # walking every sent delivery through the status index instead.
-        decisions = select(models.Decision.id).where(models.Decision.contact_id == contact_id)
-        query = select(func.count(models.Delivery.id)).where(
-            models.Delivery.decision_id.in_(decisions.scalar_subquery()),
-            models.Delivery.status.concat("") == DeliveryStatus.SENT.value,
-            models.Delivery.sent_at >= since,
-            models.Delivery.id != exclude,
-        )
-        if channel is not None:
-            query = query.where(models.Delivery.channel == channel)
-        return int(session.scalar(query) or 0)
-
-    def check(self, ctx: _Context, rule: ChannelRule) -> _Verdict | None:
-        """Why this delivery must not go out now (``None``: it may)."""
-        skipped = DeliveryStatus.SKIPPED.value
-        if ctx.forgotten:
-            return _Verdict(skipped, "the contact was forgotten (erased) after planning")
-        if rule.consent_required:
-            if ctx.consent.status is None:
-                return _Verdict(skipped, f"no consent recorded for {ctx.channel} at send time")
-            if not ctx.consent.granted:
-                return _Verdict(
-                    skipped, f"consent revoked before the send (source: {ctx.consent.source})"
-                )
-        if not rule.public and not ctx.address:
-            return _Verdict(skipped, f"the contact has no address on {ctx.channel} any more")
-        overrides = self.rules.critical_overrides if ctx.critical else frozenset()
-        now = self.clock.now()
-        if rule.quiet_hours is not None and "quiet_hours" not in overrides:
-            until = _quiet_until(now, ctx.time_zone, *rule.quiet_hours)
-            if until is not None:
-                ends = ctx.campaign_ends
-                if ends is not None and until > ensure_utc(ends):
-                    return _Verdict(
-                        skipped,
-                        "quiet hours in the contact's time zone last past the campaign's end",
-                    )
-                return _Verdict("deferred", "quiet hours in the contact's time zone", until)
-        cap = self.rules.fatigue_cap
-        if cap is not None and "fatigue" not in overrides:
-            sent = ctx.sent_in_window + self.in_flight[ctx.contact_id]
-            if sent >= cap:
-                return _Verdict(
-                    skipped,
-                    f"fatigue cap reached at send time: {sent} sends in the last "
-                    f"{self.rules.fatigue_window} (cap {cap})",
-                )
-        if rule.frequency_cap is not None and "frequency_cap" not in overrides:
-            count, window = rule.frequency_cap
-            if ctx.sent_on_channel >= count:
-                return _Verdict(
-                    skipped,
-                    f"frequency cap of {ctx.channel} reached at send time: {ctx.sent_on_channel} "
-                    f"sends in the last {window} (cap {count})",
-                )
-        return None
-
-    def build(self, ctx: _Context, rule: ChannelRule) -> OutboundMessage:
-        """Render the variant into the message; :class:`InputError` when it cannot."""
-        if ctx.variant is None:
-            raise InputError(
-                "the decision has no variant; plan the campaign again", field="variant_id"
-            )
-        link = None
-        if self.unsubscribe is not None and rule.kind is ChannelKind.EMAIL:
-            token = make_unsubscribe_token(
-                ctx.contact_id, rule.kind.value, key=self.unsubscribe.key
-            )
-            link = unsubscribe_url(self.unsubscribe.base_url, token)
-        fields = contact_fields(
-            external_id=ctx.external_id,
-            attributes=ctx.attributes,
-            locale=ctx.locale,
-            time_zone=ctx.time_zone,
-            stage=ctx.stage,
-            unsubscribe_url=link,
-        )
-        variant = ctx.variant
-        rendered = render_variant(
-            subject=variant.subject,
-            headline=variant.headline,
-            body=variant.body,
-            fields=fields,
-            name=f"{ctx.campaign_key}/{variant.channel}/{variant.key}",
-        )
-        body = rendered.body
-        if rendered.headline and rule.kind is not ChannelKind.EMAIL:
-            body = f"{rendered.headline}\n\n{body}"
-        return OutboundMessage(
-            channel=rule.kind,
-            to=ctx.address or "",
-            body_text=body,
-            idempotency_key=ctx.key,
-            subject=rendered.subject,
-            publicity=Publicity.PUBLIC if rule.public else Publicity.PRIVATE,
-            unsubscribe_url=link,
-            metadata={"campaign": ctx.campaign_key, "delivery": str(ctx.delivery_id)},
-        )
-
     def touch(self, delivery_id: int) -> bool:
         """Renew the lease and mark the delivery in flight, counting the attempt, just before
         the hand-over; ``False`` when it is no longer ours."""
@@ -870,7 +1022,7 @@ class _Worker:
                 "no connector",
             )
             return
-        verdict = self.check(ctx, rule)
+        verdict = self.check(ctx, rule, self.clock.now())
         if verdict is not None:
             if verdict.status == "deferred":
                 values: dict[str, Any] = {
@@ -899,7 +1051,7 @@ class _Worker:
         try:
             if not self.touch(delivery_id):
                 return
-            self.record(ctx, connector, await self._send(connector, message))
+            self.record(delivery_id, ctx, connector, await self._send(connector, message))
         finally:
             self.in_flight[ctx.contact_id] -= 1
 
@@ -910,8 +1062,14 @@ class _Worker:
         except Exception as exc:  # every failure is recorded, none is lost
             return exc
 
-    def record(self, ctx: _Context, connector: Connector, result: SendResult | Exception) -> None:
-        channel, delivery_id = ctx.channel, ctx.delivery_id
+    def record(
+        self,
+        delivery_id: int,
+        ctx: _Context,
+        connector: Connector,
+        result: SendResult | Exception,
+    ) -> None:
+        channel = ctx.channel
         if isinstance(result, SendResult):
             self.finish(
                 delivery_id,
@@ -1006,7 +1164,14 @@ def _quiet_until(now: datetime, zone: str, start: time, end: time) -> datetime |
     return ensure_utc(ending)
 
 
-def _campaign_id(engine: Engine, campaign_key: str | None) -> int | None:
+def lookup_campaign(engine: Engine, campaign_key: str | None) -> int | None:
+    """The id of the campaign with key ``campaign_key`` (``None`` for ``None``: every campaign).
+
+    Raises
+    ------
+    NotFoundError
+        When no campaign has that key.
+    """
     if campaign_key is None:
         return None
     with engine.connect() as connection:
@@ -1026,7 +1191,7 @@ def count_due(
     channels: Sequence[str] | None = None,
 ) -> int:
     """Pending deliveries due now (for a progress bar's total)."""
-    campaign_id = _campaign_id(engine, campaign_key)
+    campaign_id = lookup_campaign(engine, campaign_key)
     query = select(func.count(models.Delivery.id)).where(
         models.Delivery.status == _PENDING, models.Delivery.scheduled_at <= clock.now()
     )
@@ -1091,14 +1256,17 @@ async def run_outbox(
     base_delay, max_delay
         The back-off's first ceiling and its cap.
     unsubscribe
-        Gives e-mails their unsubscribe link and ``List-Unsubscribe`` headers.
+        Gives e-mails their unsubscribe link and ``List-Unsubscribe`` headers. Without it, only
+        transactional e-mail may be sent (see :class:`~tummler.strategy.MessageCategory`).
     progress
         Called with each delivery's outcome as it is recorded.
 
     Raises
     ------
     ConfigError
-        On a non-positive ``concurrency``, ``max_attempts`` or ``batch``, or a negative delay.
+        On a non-positive ``concurrency``, ``max_attempts`` or ``batch``, or a negative delay;
+        and, before anything is sent, when marketing e-mail is waiting for an e-mail connector
+        and ``unsubscribe`` is ``None``.
     NotFoundError
         When ``campaign`` is not in the store.
     """
@@ -1112,7 +1280,7 @@ async def run_outbox(
     for name, delay in (("lease", lease), ("base_delay", base_delay), ("max_delay", max_delay)):
         if delay < timedelta(0):
             raise ConfigError(f"{name} must not be negative, got {delay}")
-    campaign_id = _campaign_id(engine, campaign)
+    campaign_id = lookup_campaign(engine, campaign)
     worker = _Worker(
         engine,
         connectors,
@@ -1129,6 +1297,7 @@ async def run_outbox(
     channels = worker.served_channels()
     if not channels:
         return worker.report
+    worker.refuse_without_unsubscribe(channels, campaign_id)
     worker.recover(lease, channels, campaign_id)
     while True:
         claimed = worker.claim(batch, channels, campaign_id)

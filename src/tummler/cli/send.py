@@ -17,13 +17,24 @@ from tummler.core.errors import ConfigError, InputError
 from tummler.core.vocabulary import DeliveryStatus
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy import Engine
 
-    from tummler.app.outbox import Connectors, DeliveryOutcome, OutboxReport
+    from tummler.app.dry_run import DryRunReport
+    from tummler.app.outbox import (
+        Connectors,
+        DeliveryOutcome,
+        OutboxReport,
+        SendRules,
+        Unsubscribe,
+    )
+    from tummler.core.settings import Settings
 
 __all__ = ["deliveries", "send"]
 
 _STATUS_ORDER = ("sent", "retry", "deferred", "failed", "dead", "unknown", "skipped")
+_DRY_RUN_ORDER = ("rendered", "deferred", "skipped", "failed")
 
 
 def _enqueue_all(engine: Engine, campaign: str | None, clock: Clock) -> int:
@@ -67,7 +78,11 @@ def send(
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Write every message to outbox/dry-run.jsonl instead."),
+        typer.Option(
+            "--dry-run",
+            help="Render every planned message now, whatever its slot, to "
+            "outbox/dry-run.jsonl and exit; nothing is sent and the outbox is left as it was.",
+        ),
     ] = False,
     max_attempts: Annotated[
         int, typer.Option("--max-attempts", min=1, help="Attempts before a delivery is dead.")
@@ -79,8 +94,9 @@ def send(
         str | None,
         typer.Option(
             "--public-url",
-            envvar="TUMMLER_PUBLIC_URL",
-            help="Where the HTTP app is reachable; e-mails get unsubscribe links to it.",
+            help="Where the HTTP app (tummler serve) is reachable, e.g. https://brand.example: "
+            "e-mails' unsubscribe links point to it. Marketing e-mail is not sent without it. "
+            "Default: the public_url setting (TUMMLER_PUBLIC_URL).",
         ),
     ] = None,
     seed: Annotated[
@@ -90,33 +106,39 @@ def send(
     """Enqueue planned decisions and hand them to the channel connectors.
 
     Each decision becomes one delivery (never two); consent, quiet hours and the fatigue cap are
-    checked again just before each send. Connectors come from TUMMLER_* variables (see
-    ``tummler.app.connectors``); --dry-run writes the messages to a file instead.
+    checked again just before each send. Marketing e-mail goes out only with an unsubscribe link
+    (--public-url); a campaign marked `category: transactional` may go without. Connectors come
+    from TUMMLER_* variables (see ``tummler.app.connectors``); --dry-run renders every planned
+    message to a file instead, and exits.
     """
     import asyncio
 
-    from tummler.app.connectors import build_connectors, dry_run_path
-    from tummler.app.outbox import OutboxReport, SendRules, Unsubscribe
+    from tummler.app.connectors import build_connectors
+    from tummler.app.outbox import OutboxReport, SendRules
     from tummler.app.strategy import read_workspace_strategy
-    from tummler.app.unsubscribe import unsubscribe_key
     from tummler.core.randomness import make_rng
 
     cli = state(ctx)
     settings = cli.settings
     clock = SystemClock()
-    connectors = build_connectors(settings, clock=clock, dry_run=dry_run)
-    if not connectors:
-        raise ConfigError(
-            "no connector is configured: set TUMMLER_SMTP_HOST (and the other TUMMLER_* "
-            "variables of a channel), or rehearse with --dry-run"
-        )
     loaded = read_workspace_strategy(settings.workspace)
     rules = (
         SendRules()
         if loaded.strategy is None
         else SendRules.from_strategy(loaded.strategy.strategy)
     )
-    unsubscribe = None if public_url is None else Unsubscribe(public_url, unsubscribe_key(settings))
+    base_url = public_url if public_url is not None else settings.public_url
+    if dry_run:
+        _dry_run(
+            cli.engine, settings, clock=clock, rules=rules, campaign=campaign, base_url=base_url
+        )
+        return
+    connectors = build_connectors(settings, clock=clock)
+    if not connectors:
+        raise ConfigError(
+            "no connector is configured: set TUMMLER_SMTP_HOST (and the other TUMMLER_* "
+            "variables of a channel), or rehearse with --dry-run"
+        )
     rng = make_rng(seed if seed is not None else settings.seed)
     engine = cli.engine
     total = OutboxReport()
@@ -128,7 +150,7 @@ def send(
         "max_attempts": max_attempts,
         "rules": rules,
         "campaign": campaign,
-        "unsubscribe": unsubscribe,
+        "unsubscribe": _unsubscribe(settings, base_url),
     }
     try:
         # One event loop for every pass: HTTP connectors keep a connection pool bound to it.
@@ -136,8 +158,102 @@ def send(
     except KeyboardInterrupt:
         error_console.print("stopped; deliveries in flight are recovered by the next run")
     _print_summary(total, time.perf_counter() - started)
-    if dry_run:
-        console.print(f"dry run: messages written to {dry_run_path(settings)}", highlight=False)
+
+
+def _unsubscribe(settings: Settings, base_url: str | None) -> Unsubscribe | None:
+    """The unsubscribe links' base URL and key; ``None`` without a base URL (then the outbox
+    sends no marketing e-mail). In production the URL must be https: RFC 8058 one-click
+    unsubscribe, which mailbox providers require of bulk senders, accepts nothing else."""
+    from urllib.parse import urlsplit
+
+    from tummler.app.outbox import Unsubscribe
+    from tummler.app.unsubscribe import unsubscribe_key
+    from tummler.core.settings import Environment
+
+    if base_url is None:
+        return None
+    if settings.environment is Environment.PRODUCTION and urlsplit(base_url).scheme != "https":
+        raise ConfigError(
+            f"--public-url {base_url!r} must be an https URL in production: one-click "
+            "unsubscribe links (RFC 8058) are https only"
+        )
+    return Unsubscribe(base_url, unsubscribe_key(settings))
+
+
+def _dry_run(
+    engine: Engine,
+    settings: Settings,
+    *,
+    clock: Clock,
+    rules: SendRules,
+    campaign: str | None,
+    base_url: str | None,
+) -> None:
+    """Render every planned message to the dry run's file and say what a send would do."""
+    import asyncio
+
+    from tummler.app.connectors import dry_run_path
+    from tummler.app.dry_run import dry_run_outbox
+    from tummler.app.outbox import PLACEHOLDER_PUBLIC_URL, Unsubscribe
+    from tummler.app.unsubscribe import unsubscribe_key
+
+    links = Unsubscribe(base_url or PLACEHOLDER_PUBLIC_URL, unsubscribe_key(settings))
+    report = asyncio.run(
+        dry_run_outbox(
+            engine,
+            dry_run_path(settings),
+            clock=clock,
+            unsubscribe=links,
+            rules=rules,
+            campaign=campaign,
+        )
+    )
+    if not report.messages:
+        console.print(
+            "dry run: nothing to send: no planned message is waiting in the outbox (plan a "
+            "campaign with `tummler plan`); no file written",
+            highlight=False,
+        )
+        return
+    _print_dry_run(report, clock.now())
+    if report.path is None:
+        console.print("dry run: no message would be sent; no file written", highlight=False)
+        return
+    console.print(
+        f"dry run: {len(report.written)} messages written to {report.path}; nothing was sent "
+        "and the outbox is as it was",
+        highlight=False,
+    )
+    if base_url is None and report.marketing_emails:
+        console.print(
+            f"[yellow]note:[/yellow] no public URL is set, so the unsubscribe links point to "
+            f"{PLACEHOLDER_PUBLIC_URL}; a real `tummler send` refuses these "
+            f"{report.marketing_emails} marketing e-mails until you give it --public-url "
+            "(or TUMMLER_PUBLIC_URL, or public_url in tummler.toml)",
+            highlight=False,
+        )
+
+
+def _print_dry_run(report: DryRunReport, now: datetime) -> None:
+    table = Table(title="Dry run")
+    table.add_column("channel")
+    statuses = [s for s in _DRY_RUN_ORDER if any(c[s] for c in report.by_channel.values())]
+    for status in statuses:
+        table.add_column(status, justify="right")
+    table.add_column("due later", justify="right")
+    later = Counter(m.channel for m in report.written if m.due > now)
+    for channel, counts in sorted(report.by_channel.items()):
+        table.add_row(escape(channel), *(str(counts[s]) for s in statuses), str(later[channel]))
+    console.print(table)
+    for (status, reason), count in report.reasons.most_common(10):
+        console.print(f"{count} {status}: {escape(reason)}", highlight=False)
+    if later:
+        last = max(m.due for m in report.written)
+        console.print(
+            f"{sum(later.values())} are due later than now (the last at {last:%Y-%m-%d %H:%M} "
+            "UTC): `tummler send` hands each over at its slot",
+            highlight=False,
+        )
 
 
 async def _serve(

@@ -11,6 +11,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
         default=None, description="Signs unsubscribe links and webhook payloads."
     )
     seed: int | None = Field(default=None, description="Default seed for planning and demos.")
+    public_url: str | None = Field(
+        default=None,
+        description="Where the HTTP app (`tummler serve`) is reachable from the internet, e.g. "
+        "https://brand.example: e-mails' unsubscribe links point to it.",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -75,6 +81,18 @@ class Settings(BaseSettings):
                 f"unknown log level {value!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
             )
         return level
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_with_host(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(
+                f"public_url {value!r} must be an http(s) URL with a host, e.g. https://brand.example"
+            )
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

@@ -20,7 +20,8 @@ __all__ = ["FileSinkConnector"]
 
 
 class FileSinkConnector(Connector):
-    """Appends each message to a JSONL file instead of sending it (``tummler send --dry-run``).
+    """Appends each message to a JSONL file instead of sending it (``tummler send --dry-run``,
+    and the demo's simulated sends).
 
     It carries every channel, so a whole campaign can be rehearsed and its output read, diffed or
     loaded into pandas. Each line is one message with every field and the time it was written;

@@ -37,7 +37,14 @@ from tummler.strategy._expression import (
 )
 from tummler.strategy._findings import Finding, Severity
 from tummler.strategy._loading import CampaignDocument, SourceMap, StrategyDocument
-from tummler.strategy._models import Campaign, Channel, Strategy, Urgency, Visibility
+from tummler.strategy._models import (
+    Campaign,
+    Channel,
+    MessageCategory,
+    Strategy,
+    Urgency,
+    Visibility,
+)
 from tummler.strategy._realism import AudienceBaseline, assess_target
 
 __all__ = [
@@ -372,6 +379,18 @@ def check_campaign(
                 "urgency",
             )
         )
+    if campaign.message.category is MessageCategory.TRANSACTIONAL:
+        findings.append(
+            source.finding(
+                Severity.INFO,
+                "transactional",
+                "category transactional: its e-mails may go out without an unsubscribe link; "
+                "keep it for what a person needs about their own account or order (a receipt, a "
+                "password reset), never a promotion; consent is still checked",
+                "message",
+                "category",
+            )
+        )
     known_channels = [c.id for c in strategy.channels]
     for index, key in enumerate(campaign.channels):
         if strategy.channel(key) is None:
@@ -489,6 +508,18 @@ def _check_norms(
                 "norm-visibility",
                 f"the message is private but channel {channel.id!r} is public: everyone would read "
                 "it; set `message: visibility: public` or drop this channel",
+                *variants_path,
+                key=True,
+            )
+        )
+    if channel.public and campaign.message.category is MessageCategory.TRANSACTIONAL:
+        findings.append(
+            source.finding(
+                Severity.ERROR,
+                "norm-transactional",
+                f"the message is transactional (about one person's account or order) but channel "
+                f"{channel.id!r} is public: everyone would read it; drop this channel or make "
+                "the message `category: marketing`",
                 *variants_path,
                 key=True,
             )

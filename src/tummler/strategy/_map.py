@@ -43,6 +43,7 @@ def _campaign_entry(campaign: Campaign, strategy: Strategy) -> dict[str, Any]:
         "audience": campaign.audience,
         "urgency": campaign.message.urgency.value,
         "visibility": campaign.message.visibility.value,
+        "category": campaign.message.category.value,
         "holdout_share": campaign.effective_holdout(strategy.lever_policy),
         "channels": channels,
     }

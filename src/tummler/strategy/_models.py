@@ -57,6 +57,7 @@ __all__ = [
     "Identifier",
     "LeverPolicy",
     "MessageAttributes",
+    "MessageCategory",
     "Objective",
     "Override",
     "Pillar",
@@ -432,12 +433,31 @@ class Visibility(StrEnum):
     PRIVATE = "private"
 
 
+class MessageCategory(StrEnum):
+    """Why a person gets the message: what the brand wants to say, or what they asked for.
+
+    A ``marketing`` message (the default) must let its recipient leave: an e-mail goes out only
+    with an unsubscribe link and RFC 8058 one-click headers, and ``tummler send`` refuses to send
+    one without them. A ``transactional`` message is one a person needs about their own account
+    or order (a receipt, a password reset, a delivery notice): it may go out without the link.
+    Consent is checked for both: tummler never sends on a channel the person has not agreed to.
+    """
+
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
 class MessageAttributes(_Model):
-    """What the message is like; channel norms and the policy read these."""
+    """What the message is like; channel norms, the policy and the outbox read these."""
 
     emotion: str | None = None
     visibility: Visibility = Visibility.PRIVATE
     urgency: Urgency = Urgency.NORMAL
+    category: MessageCategory = Field(
+        default=MessageCategory.MARKETING,
+        description="marketing (the default: e-mails need an unsubscribe link) or "
+        "transactional (a receipt, a password reset: the link may be missing).",
+    )
     topic: str | None = None
 
 
