@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -633,12 +634,23 @@ def resolve_candidate(spec: str, *, engine: Engine | None = None) -> Candidate:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Every candidate's estimates on one log, from the same reward model and resamples."""
+    """Every candidate's estimates on one log, from the same reward model and resamples.
+
+    Attributes
+    ----------
+    log, n_rounds, n_actions
+        What the candidates were evaluated on.
+    results
+        One :class:`~tummler.evaluate.PolicyEvaluation` per candidate, in the order asked for.
+    notes
+        What the evaluation left out and why (decisions never sent, campaigns it cannot read).
+    """
 
     log: str
     n_rounds: int
     n_actions: int
     results: tuple[PolicyEvaluation, ...]
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON object of ``tummler evaluate --json``."""
@@ -647,6 +659,7 @@ class Evaluation:
             "n_rounds": self.n_rounds,
             "n_actions": self.n_actions,
             "policies": [result.to_dict() for result in self.results],
+            "notes": list(self.notes),
         }
 
 
@@ -1024,6 +1037,7 @@ class _Logged:
     version_id: int
     batches: tuple[_Batch, ...]
     skipped: tuple[str, ...]
+    unsent: int = 0  # decisions of the version left out: their message never went out
 
     @property
     def n(self) -> int:
@@ -1067,7 +1081,7 @@ def _logged_decisions(
     """
     # planning's readers, until planning exposes one public function (see the module's notes)
     from tummler.app import planning
-    from tummler.app.attribution import load_rewards, reward_specs
+    from tummler.app.attribution import HAPPENED, load_rewards, reward_specs
     from tummler.app.contacts import contacts_as_of
     from tummler.store import models
 
@@ -1076,6 +1090,9 @@ def _logged_decisions(
     wanted = (rewards.objective == objective) & ~rewards.holdout
     reward_of = dict(
         zip(rewards.decision_id[wanted].tolist(), rewards.reward[wanted].tolist(), strict=True)
+    )
+    state_of = dict(
+        zip(rewards.decision_id[wanted].tolist(), rewards.send_state[wanted].tolist(), strict=True)
     )
     with engine.connect() as connection:
         query = (
@@ -1112,13 +1129,16 @@ def _logged_decisions(
         if version_id is None and rows:
             version_id = int(max(rows, key=lambda r: (r.version, r.id)).policy_version_id)
         rows = [r for r in rows if r.policy_version_id == version_id]
+        # A send that never went out has no reward: leave it out rather than read it as 0.
+        unsent = Counter(state_of[int(r.id)] for r in rows if state_of[int(r.id)] not in HAPPENED)
+        rows = [r for r in rows if state_of[int(r.id)] in HAPPENED]
         groups: dict[tuple[int, str, datetime], list[Any]] = {}
         for r in rows:
             groups.setdefault(
                 (int(r.campaign_id), str(r.key), ensure_utc(r.decided_at)), []
             ).append(r)
         batches: list[_Batch] = []
-        skipped: list[str] = []
+        skipped: list[str] = [_unsent_note(unsent)] if unsent else []
         campaigns: dict[str, Any] = {}
         for (campaign_id, key, decided_at), group in sorted(groups.items(), key=lambda g: g[0][2]):
             if key not in campaigns:
@@ -1162,7 +1182,26 @@ def _logged_decisions(
                     reward=np.array([reward_of[int(r.id)] for r in kept], np.float64),
                 )
             )
-    return _Logged(objective, version_id or 0, tuple(batches), tuple(skipped))
+    return _Logged(objective, version_id or 0, tuple(batches), tuple(skipped), sum(unsent.values()))
+
+
+def _unsent_note(unsent: Mapping[str, int]) -> str:
+    """Say how many decisions were left out because their message never went out, and why."""
+    from tummler.app.attribution import SendState
+
+    total = sum(unsent.values())
+    parts = [
+        f"{unsent[state]:,} {words}"
+        for state, words in (
+            (SendState.WAITING, "still waiting to be sent"),
+            (SendState.NOT_SENT, "skipped, failed or dead at send time"),
+        )
+        if unsent.get(state)
+    ]
+    return (
+        f"left out {total:,} decision{'s' if total != 1 else ''} whose message never went out "
+        f"({', '.join(parts)}): an action never executed has no reward"
+    )
 
 
 def _objectives(engine: Engine, objective: str | None, campaign: str | None) -> list[str]:
@@ -1226,7 +1265,10 @@ def learn_from_store(
     attributed to decisions first, then the non-holdout decisions with a channel made by the
     newest version that made any are read with their rewards; their contexts are rebuilt as the
     plans computed them (the version's own featurizer over the store as of each decision), and
-    the version's policy is updated with them. The result is stored as a new, unpromoted version
+    the version's policy is updated with them. Only sends whose message went out count: one
+    still waiting to be sent, or skipped, failed or dead at send time, was never executed and
+    has no reward (reading it as 0 would teach the policy that its channel never works); the
+    row's notes say how many were left out. The result is stored as a new, unpromoted version
     of the same name (number one past the highest), its parent the version it was learned from,
     in planning's format so that ``tummler plan`` uses it once promoted.
 
@@ -1359,9 +1401,12 @@ def evaluate_store(
 
     The logged decisions are lever 0 of the non-holdout decisions made by the objective's newest
     version that made any (*no send* included), with their propensities and attributed rewards;
-    their contexts are rebuilt as the plans computed them. A stored candidate acts on the same
-    contacts with its own featurizer and harm per send, the same eligibility, costs and relevance
-    threshold, as a single-lever decision. ``uniform`` picks uniformly among the eligible actions
+    their contexts are rebuilt as the plans computed them. A send whose message never went out
+    (still waiting, or skipped, failed or dead at send time) is left out and counted in the
+    notes: the logged action was never executed, so it has no reward to weigh, and reading it
+    as a reward of 0 would make every policy that sends look worse than it is. A stored
+    candidate acts on the same contacts with its own featurizer and harm per send, the same
+    eligibility, costs and relevance threshold, as a single-lever decision. ``uniform`` picks uniformly among the eligible actions
     and *no send*; ``logged`` is the logging policy as far as the rows reveal it (the logged
     action with its propensity, the rest spread over the other eligible actions), so its IPS
     estimate is the observed mean reward.
@@ -1378,7 +1423,7 @@ def evaluate_store(
     Raises
     ------
     InputError
-        When the objective is ambiguous, nothing was logged, or a candidate does not fit.
+        When the objective is ambiguous, no logged send went out, or a candidate does not fit.
     """
     clock = clock or SystemClock()
     names = _objectives(engine, objective, campaign)
@@ -1397,10 +1442,13 @@ def evaluate_store(
         campaign=campaign,
         sends_only=False,
     )
-    if not logged.n:
+    sent = sum(int((b.action < b.actions.k).sum()) for b in logged.batches)
+    if not sent:  # *no send* rows alone say nothing about any send
+        unsent = f" ({'; '.join(logged.skipped)})" if logged.unsent else ""
         raise InputError(
-            f"no logged decisions of objective {name!r} to evaluate on; plan a campaign, "
-            f"import its events, and try again",
+            f"no logged decisions of objective {name!r} with a message that went out, to "
+            f"evaluate on{unsent}; plan a campaign, send it (tummler send), import its events, "
+            f"and try again",
             field="objective",
         )
     specs = list(candidates) or _default_candidates(engine, name)
@@ -1438,7 +1486,11 @@ def evaluate_store(
         for spec, dist in zip(specs, dists, strict=True)
     ]
     return Evaluation(
-        log=f"store:{name}", n_rounds=int(action.size), n_actions=width, results=tuple(results)
+        log=f"store:{name}",
+        n_rounds=int(action.size),
+        n_actions=width,
+        results=tuple(results),
+        notes=logged.skipped,
     )
 
 

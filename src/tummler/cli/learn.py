@@ -328,6 +328,8 @@ def evaluate(
                 end_section=index == len(evaluation.results) - 1,
             )
     console.print(table)
+    for note in evaluation.notes:
+        console.print(f"note: {note}", highlight=False)
     if promote_first:  # after the table, so that a refusal comes with the figures
         promotion = _promote(engine, first, log, actions, options, workspace)
         forced = " (forced)" if promotion.forced else ""
