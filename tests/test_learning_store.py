@@ -38,6 +38,7 @@ from tummler.cli import learn as learn_cli
 from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, PolicyError
+from tummler.evaluate import Comparison
 from tummler.store.database import connect, session_scope
 from tummler.store.models import (
     AuditEntry,
@@ -534,3 +535,82 @@ def test_a_plan_whose_messages_have_not_gone_out_teaches_nothing(
         evaluate_store(engine, workspace=workspace, clock=FrozenClock(LATER))
 
 
+# --- promotion on figures equal up to rounding --------------------------------------------------
+
+
+@pytest.fixture
+def all_zero(engine: Engine, workspace: Path) -> Engine:
+    """Every send went out and nobody has responded yet: every reward is 0, and version 1 is
+    learned from them. Every policy's value is 0; the estimates are noise around it."""
+    _seed(engine, 160)
+    _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
+    [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    assert (row.stored, row.mean_reward) == (f"{OBJECTIVE}@1", 0.0)
+    return engine
+
+
+def _promoted(engine: Engine) -> list[int]:
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(PolicyVersion.version).where(PolicyVersion.promoted.is_(True))
+            ).all()
+        )
+
+
+def test_a_tie_within_rounding_keeps_the_promoted_version(
+    all_zero: Engine, workspace: Path
+) -> None:
+    options: dict[str, Any] = {"workspace": workspace, "clock": FrozenClock(LATER)}
+    report = promote(all_zero, f"{OBJECTIVE}@1", **options)
+    assert report.candidate_ci_low is not None
+    assert report.previous_estimate is not None
+    # the issue's case: both figures are 0 up to a reward model's noise, in whichever order
+    assert abs(report.candidate_ci_low) < 1e-9
+    assert abs(report.previous_estimate) < 1e-9
+    assert report.comparison is Comparison.TIE
+    assert (report.promoted, report.audit_entry_id, report.forced) == (None, None, False)
+    assert report.message.startswith(
+        f"kept {OBJECTIVE}@0: {OBJECTIVE}@1 is not better (its dr lower bound"
+    )
+    assert "is a tie, the same within 1e-09" in report.message
+    assert _promoted(all_zero) == [0]
+    with Session(all_zero) as session:
+        assert session.scalars(select(AuditEntry)).all() == []
+    forced = promote(all_zero, f"{OBJECTIVE}@1", force=True, **options)
+    assert (forced.promoted, forced.forced, forced.comparison) == (
+        f"{OBJECTIVE}@1",
+        True,
+        Comparison.TIE,
+    )
+    assert _promoted(all_zero) == [1]
+
+
+def test_cli_evaluate_promote_on_a_tie_says_so_and_succeeds(workspace: Path) -> None:
+    engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
+    _seed(engine, 160)
+    _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
+    [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    engine.dispose()
+    assert row.stored == f"{OBJECTIVE}@1"
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        cli = CLIState(workspace=workspace)
+        ctx.obj = cli
+        ctx.call_on_close(cli.close)
+
+    app.command("evaluate")(learn_cli.evaluate)
+    app.command("learn")(learn_cli.learn)
+    shown = CliRunner().invoke(app, ["evaluate", "--promote", "--bootstrap", "50"])
+    assert shown.exit_code == 0, shown.output
+    words = " ".join(shown.output.split())
+    assert f"kept {OBJECTIVE}@0: {OBJECTIVE}@1 is not better" in words
+    assert "is a tie" in words
+    document = CliRunner().invoke(app, ["evaluate", "--promote", "--json", "--bootstrap", "50"])
+    assert document.exit_code == 0, document.output
+    promotion = json.loads(document.output)["promotion"]
+    assert (promotion["promoted"], promotion["comparison"]) == (None, "tie")

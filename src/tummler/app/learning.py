@@ -24,6 +24,7 @@ evaluation (not the learner) is what corrects for the logging policy.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -54,10 +55,13 @@ from tummler.decide import (
 from tummler.evaluate import (
     BASELINES,
     ESTIMATORS,
+    Comparison,
     PolicyEvaluation,
     baseline_action_dist,
+    compare_values,
     evaluate_policy,
     fit_reward_model,
+    tie_tolerance,
 )
 from tummler.learn.harm import ChannelHarm, clipped_harm
 from tummler.store.models import AuditEntry, PolicyVersion
@@ -642,6 +646,9 @@ class Evaluation:
         What the candidates were evaluated on.
     results
         One :class:`~tummler.evaluate.PolicyEvaluation` per candidate, in the order asked for.
+    reward_scale
+        The largest absolute reward of the log: the unit in which two estimates that differ by
+        rounding noise are told apart from two that differ (:func:`~tummler.evaluate.tie_tolerance`).
     notes
         What the evaluation left out and why (decisions never sent, campaigns it cannot read).
     """
@@ -650,6 +657,7 @@ class Evaluation:
     n_rounds: int
     n_actions: int
     results: tuple[PolicyEvaluation, ...]
+    reward_scale: float = 0.0
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -737,8 +745,17 @@ def evaluate_log(
             )
         )
     return Evaluation(
-        log=logs.source, n_rounds=logs.n_rounds, n_actions=logs.n_actions, results=tuple(results)
+        log=logs.source,
+        n_rounds=logs.n_rounds,
+        n_actions=logs.n_actions,
+        results=tuple(results),
+        reward_scale=_reward_scale(logs.reward),
     )
+
+
+def _reward_scale(reward: FloatArray) -> float:
+    """The largest absolute reward (0 for an empty log)."""
+    return float(np.abs(reward).max()) if reward.size else 0.0
 
 
 # --- promotion ------------------------------------------------------------------------------
@@ -746,16 +763,43 @@ def evaluate_log(
 
 @dataclass(frozen=True)
 class PromotionReport:
-    """What a promotion compared and decided."""
+    """What a promotion compared and decided.
 
-    promoted: str
+    Attributes
+    ----------
+    candidate
+        The version asked to be promoted (``name@version``).
+    promoted
+        The version promoted: ``candidate``, or ``None`` when the current version was kept because
+        the candidate was not better (a tie within rounding noise).
+    previous
+        The version promoted before; ``None`` at a first promotion.
+    estimator, candidate_estimate, candidate_ci_low, previous_estimate
+        The figures compared, on the same log.
+    comparison
+        The candidate's lower bound against the previous version's estimate; ``None`` at a first
+        promotion.
+    forced
+        Whether ``force`` promoted a candidate that was not better.
+    audit_entry_id
+        The audit entry of the promotion; ``None`` when nothing changed.
+    message
+        The decision in words.
+    details
+        The figures as the audit entry records them.
+    """
+
+    candidate: str
+    promoted: str | None
     previous: str | None
     estimator: str
     candidate_estimate: float
     candidate_ci_low: float | None
     previous_estimate: float | None
+    comparison: Comparison | None
     forced: bool
-    audit_entry_id: int
+    audit_entry_id: int | None
+    message: str
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -776,12 +820,22 @@ def promote(
     draws: int = 64,
     clock: Clock | None = None,
 ) -> PromotionReport:
-    """Promote a stored policy version when the logs show it is not worse than the current one.
+    """Promote a stored policy version when the logs show it is better than the current one.
 
-    The candidate's lower confidence bound under ``estimator`` must reach the currently promoted
-    version's (same name) point estimate on the same log; otherwise the promotion is refused
-    unless ``force``. A first promotion (none promoted yet) goes through. Either way an audit
-    entry records the figures, the actor and whether it was forced.
+    The candidate's lower confidence bound under ``estimator`` is compared with the currently
+    promoted version's (same name) point estimate on the same log
+    (:func:`~tummler.evaluate.compare_values`, which calls differences within rounding noise a
+    tie):
+
+    * above it: the candidate is promoted;
+    * level with it (a tie, such as -3.18e-11 against -1.67e-11 when every reward is still 0):
+      the candidate is not better, the current version is kept, and the report says so
+      (``promoted`` is ``None``); not an error;
+    * below it: the promotion is refused with an error.
+
+    ``force`` promotes in the last two cases too. A first promotion (none promoted yet) goes
+    through. A promotion writes an audit entry with the figures, the actor and whether it was
+    forced; keeping the current version changes nothing and writes none.
 
     The evidence is ``log`` (a logged-bandit file) or, without one, the logged decisions of the
     version's objective in the store (:func:`evaluate_store`, which needs ``workspace``). The
@@ -790,7 +844,8 @@ def promote(
     Raises
     ------
     PolicyError
-        The candidate's lower bound is below the current policy's estimate and ``force`` is off.
+        The candidate's lower bound is below the current policy's estimate (beyond rounding
+        noise) and ``force`` is off.
     NotFoundError, InputError
         The candidate is not a stored version.
     """
@@ -858,7 +913,12 @@ def promote(
         ) from None
     theirs = evaluation.results[1][estimator] if current_id is not None else None
     bound = ours.ci_low if ours.ci_low is not None else ours.value
-    worse = theirs is not None and bound < theirs.value
+    comparison = (
+        None
+        if theirs is None
+        else compare_values(bound, theirs.value, reward_scale=evaluation.reward_scale)
+    )
+    forced = force and comparison in (Comparison.TIE, Comparison.WORSE)
     details: dict[str, Any] = {
         "estimator": estimator,
         "log": evaluation.log,
@@ -867,16 +927,62 @@ def promote(
         "previous": None
         if theirs is None
         else {"policy": specs[1], "estimate": theirs.value, "ci_low": theirs.ci_low},
-        "forced": bool(force and worse),
+        "comparison": None if comparison is None else comparison.value,
+        "tie_tolerance": None
+        if theirs is None
+        else tie_tolerance(bound, theirs.value, reward_scale=evaluation.reward_scale),
+        "forced": forced,
     }
-    if worse and not force:
-        assert theirs is not None
-        raise PolicyError(
-            f"refusing to promote {specs[0]}: its {estimator} lower bound {bound:.6g} is below "
-            f"the promoted {specs[1]}'s estimate {theirs.value:.6g} on {evaluation.log}; gather "
-            f"more logs, or force the promotion (--force) to override"
+    report = functools.partial(
+        PromotionReport,
+        candidate=specs[0],
+        previous=None if current_id is None else specs[1],
+        estimator=estimator,
+        candidate_estimate=ours.value,
+        candidate_ci_low=ours.ci_low,
+        previous_estimate=None if theirs is None else theirs.value,
+        comparison=comparison,
+        forced=forced,
+        details=details,
+    )
+    if theirs is not None and not force and comparison is not Comparison.BETTER:
+        figures = (
+            f"its {estimator} lower bound {bound:.6g} against the promoted {specs[1]}'s "
+            f"estimate {theirs.value:.6g} on {evaluation.log}"
         )
-    now = (clock or SystemClock()).now()
+        if comparison is Comparison.WORSE:
+            raise PolicyError(
+                f"refusing to promote {specs[0]}: {figures} is below it; gather more logs, or "
+                f"force the promotion (--force) to override"
+            )
+        return report(
+            promoted=None,
+            audit_entry_id=None,
+            message=(
+                f"kept {specs[1]}: {specs[0]} is not better ({figures} is a tie, the same "
+                f"within {details['tie_tolerance']:.1g}); gather more outcomes and evaluate again"
+            ),
+        )
+    entry_id = _record_promotion(
+        engine, version_id, current_id, specs[0], actor, details, (clock or SystemClock()).now()
+    )
+    return report(
+        promoted=specs[0],
+        audit_entry_id=entry_id,
+        message=f"promoted {specs[0]}{' (forced)' if forced else ''}; audit entry #{entry_id}",
+    )
+
+
+def _record_promotion(
+    engine: Engine,
+    version_id: int,
+    current_id: int | None,
+    spec: str,
+    actor: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Promote version ``version_id`` in place of ``current_id``, with its audit entry; its id."""
     with sessionmaker(engine).begin() as session:
         if current_id is not None:
             previous = session.get(PolicyVersion, current_id)
@@ -884,29 +990,14 @@ def promote(
                 previous.promoted = False
         chosen = session.get(PolicyVersion, version_id)
         if chosen is None:  # deleted meanwhile
-            raise NotFoundError(f"policy version {specs[0]} disappeared during the promotion")
+            raise NotFoundError(f"policy version {spec} disappeared during the promotion")
         chosen.promoted = True
         entry = AuditEntry(
-            at=now,
-            actor=actor,
-            action=PROMOTE_ACTION,
-            subject=f"policy:{specs[0]}",
-            details=details,
+            at=now, actor=actor, action=PROMOTE_ACTION, subject=f"policy:{spec}", details=details
         )
         session.add(entry)
         session.flush()
-        entry_id = entry.id
-    return PromotionReport(
-        promoted=specs[0],
-        previous=None if current_id is None else specs[1],
-        estimator=estimator,
-        candidate_estimate=ours.value,
-        candidate_ci_low=ours.ci_low,
-        previous_estimate=None if theirs is None else theirs.value,
-        forced=bool(force and worse),
-        audit_entry_id=entry_id,
-        details=details,
-    )
+        return int(entry.id)
 
 
 # --- one reader for policy files and stored parameters ---------------------------------------
@@ -1490,6 +1581,7 @@ def evaluate_store(
         n_rounds=int(action.size),
         n_actions=width,
         results=tuple(results),
+        reward_scale=_reward_scale(reward),
         notes=logged.skipped,
     )
 
