@@ -1,4 +1,5 @@
-"""Contacts a plan can reach, for the store tests of planning and learning.
+"""Contacts a plan can reach, and what the outbox did with a plan's messages, for the store tests
+of planning, learning and reporting.
 
 One contact is a ``contacts`` row with a channel identity and a granted consent per channel, and,
 when asked, a recent e-mail click (the example campaigns' audiences are the recently engaged).
@@ -10,9 +11,21 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from tummler.store.models import ChannelIdentity, ConsentEvent, Contact, Event
+from tummler.app.outbox import enqueue
+from tummler.core.clock import FrozenClock
+from tummler.store.database import session_scope
+from tummler.store.models import (
+    Campaign,
+    ChannelIdentity,
+    ConsentEvent,
+    Contact,
+    Decision,
+    Delivery,
+    Event,
+)
 
 DAY = timedelta(days=1)
 
@@ -71,3 +84,58 @@ def add_reachable(
             )
         )
     return int(row.id)
+
+
+#: What the outbox can have done with a decision's message, as :func:`record_sends` writes it:
+#: ``bounced`` is a message handed over and later reported bounced (``failed`` with a
+#: ``sent_at``); ``pending`` leaves the delivery as enqueued; ``None`` removes it (never enqueued).
+SEND_OUTCOMES = ("sent", "bounced", "skipped", "failed", "dead", "unknown", "pending", None)
+
+
+def record_sends(
+    engine: Engine,
+    campaign_key: str,
+    *,
+    at: datetime,
+    outcomes: Mapping[int, str | None] | None = None,
+    default: str | None = "sent",
+) -> dict[str | None, int]:
+    """Enqueue a campaign's deliveries with the outbox's own :func:`enqueue`, then record what
+    became of each, as the outbox would: ``outcomes`` by decision id, ``default`` for the rest.
+
+    A message handed over is sent at its decision's ``send_at`` (``at`` when it has none); every
+    other change is dated ``at``. Returns how many deliveries got each outcome."""
+    enqueue(engine, campaign_key, clock=FrozenClock(at))
+    chosen = dict(outcomes or {})
+    changes: list[dict[str, Any]] = []
+    gone: list[int] = []
+    counts: dict[str | None, int] = {}
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Delivery.id, Delivery.decision_id, Decision.send_at)
+            .join(Decision, Decision.id == Delivery.decision_id)
+            .join(Campaign, Campaign.id == Decision.campaign_id)
+            .where(Campaign.key == campaign_key)
+        ).all()
+        for delivery_id, decision_id, send_at in rows:
+            outcome = chosen.get(int(decision_id), default)
+            if outcome not in SEND_OUTCOMES:
+                raise ValueError(f"unknown send outcome {outcome!r}; one of {SEND_OUTCOMES}")
+            counts[outcome] = counts.get(outcome, 0) + 1
+            if outcome is None:
+                gone.append(int(delivery_id))
+            elif outcome != "pending":
+                handed_over = outcome in ("sent", "bounced")
+                changes.append(
+                    {
+                        "id": int(delivery_id),
+                        "status": "failed" if outcome == "bounced" else outcome,
+                        "sent_at": (send_at or at) if handed_over else None,
+                        "updated_at": at,
+                    }
+                )
+        if changes:
+            session.execute(update(Delivery), changes)
+        if gone:
+            session.execute(delete(Delivery).where(Delivery.id.in_(gone)))
+    return counts

@@ -5,13 +5,17 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
+from seeding import SEND_OUTCOMES, record_sends
 from tummler.app.attribution import (
+    SendState,
     attribute_events,
     load_rewards,
     objective_windows,
+    read_send_states,
     reward_specs,
 )
 from tummler.core.errors import ConfigError
@@ -295,9 +299,13 @@ def test_rewards_per_decision_follow_each_objectives_kpi_and_penalties(store: St
     store.event("c2", T0 + 8 * DAY + timedelta(hours=2), "clicked")
     store.event("c2", T0 + 8 * DAY + timedelta(hours=3), "complained")
     attribute_events(store.engine, windows=WINDOWS)
+    record_sends(store.engine, "spring", at=T0)
+    record_sends(store.engine, "ping", at=T0 + 8 * DAY)
     rewards = load_rewards(store.engine, specs=specs)
     assert rewards.decision_id.tolist() == [buyer, holdout, clicker]
     assert rewards.reward.tolist() == [40.0 - 10.0, 15.0, 1.0 - 3.0]
+    assert rewards.send_state.tolist() == ["sent", "nothing_to_send", "sent"]
+    assert rewards.happened.tolist() == [True, True, True]
     assert rewards.holdout.tolist() == [False, True, False]
     assert rewards.objective.tolist() == ["sales", "sales", "engage"]
     assert rewards.action.tolist() == [2, 0, 1]
@@ -309,6 +317,80 @@ def test_rewards_per_decision_follow_each_objectives_kpi_and_penalties(store: St
     fallback = load_rewards(store.engine, specs={"sales": specs["sales"]}, default=specs["engage"])
     assert fallback.reward.tolist() == [30.0, 15.0, -2.0]
     assert len(fallback) == 3
+
+
+def test_a_send_that_never_went_out_has_no_reward(store: Store) -> None:
+    """Events follow every decision, sent or not; only those whose message went out (or that
+    had nothing to send) get a reward, the rest NaN — not a reward of 0, nor their events'."""
+    specs = {"sales": RewardSpec(EventType.CONVERTED, "rate")}
+    people = [f"p{i}" for i in range(len(SEND_OUTCOMES) + 2)]
+    for person in people:
+        store.contact(person)
+    ids = [
+        store.decision(person, "summer", decided_at=T0, send_at=T0, channel=channel, holdout=held)
+        for person, channel, held in zip(
+            people,
+            ["email"] * len(SEND_OUTCOMES) + [None, None],
+            [False] * len(SEND_OUTCOMES) + [False, True],
+            strict=True,
+        )
+    ]
+    for person in people:
+        store.event(person, T0 + DAY, "converted", channel=None, value=10.0)
+    attribute_events(store.engine, windows=WINDOWS)
+    outcomes = dict(zip(ids, SEND_OUTCOMES, strict=False))
+    record_sends(store.engine, "summer", at=T0 + timedelta(hours=1), outcomes=outcomes)
+    rewards = load_rewards(store.engine, specs=specs, campaign="summer")
+    assert rewards.decision_id.tolist() == ids
+    # sent, bounced, skipped, failed, dead, unknown, pending, never enqueued, no send, holdout
+    assert rewards.send_state.tolist() == [
+        "sent",
+        "sent",
+        "not_sent",
+        "not_sent",
+        "not_sent",
+        "waiting",
+        "waiting",
+        "waiting",
+        "nothing_to_send",
+        "nothing_to_send",
+    ]
+    happened = [True, True, False, False, False, False, False, False, True, True]
+    assert rewards.happened.tolist() == happened
+    assert [1.0 if h else "nan" for h in happened] == [
+        "nan" if np.isnan(r) else r for r in rewards.reward.tolist()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        (None, ["sent", "sent", "not_sent", "waiting", "waiting"]),
+        # before anything was sent or ended: every send was still to go out
+        (T0 + timedelta(minutes=30), ["waiting"] * 5),
+        # sent at T0 + 1 h (at its send time), ended at T0 + 2 h
+        (T0 + timedelta(hours=1, minutes=30), ["sent", "sent", "waiting", "waiting", "waiting"]),
+        (T0 + timedelta(hours=2), ["sent", "sent", "not_sent", "waiting", "waiting"]),
+    ],
+)
+def test_send_states_as_of_a_time(
+    store: Store, as_of: datetime | None, expected: list[str]
+) -> None:
+    for person in ("a", "b", "d", "e", "f"):
+        store.contact(person)
+    ids = [
+        store.decision(p, "summer", decided_at=T0, send_at=T0 + timedelta(hours=1))
+        for p in ("a", "b", "d", "e", "f")
+    ]
+    record_sends(
+        store.engine,
+        "summer",
+        at=T0 + timedelta(hours=2),
+        outcomes=dict(zip(ids, ["sent", "bounced", "dead", "pending", None], strict=True)),
+    )
+    with session_scope(store.engine) as session:
+        states = read_send_states(session, select(Decision.id), as_of=as_of)
+    assert [states[i] for i in ids] == [SendState(e) for e in expected]
 
 
 def test_windows_and_reward_specs_come_from_the_example_strategy() -> None:

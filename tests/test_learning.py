@@ -39,6 +39,7 @@ from tummler.cli import learn as learn_cli
 from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, NotFoundError, PolicyError
+from tummler.evaluate import Comparison
 from tummler.store.models import AuditEntry, PolicyVersion
 
 ACTIONS = np.array(["email", "sms", "none"])
@@ -255,6 +256,33 @@ def test_store_evaluate_and_promote(engine: Engine, log_file: Path) -> None:
         promote(engine, "mail@9", log=log_file)
     evaluation = evaluate_log(log_file, ["mail@1", "uniform"], engine=engine, n_bootstrap=0)
     assert evaluation.results[0]["dr"].value > evaluation.results[1]["dr"].value
+
+
+def test_promotion_on_a_log_without_any_reward_keeps_the_promoted_version(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Nobody responded: every policy's value is 0, and the estimates only differ by noise.
+    The second version is not better than the first: it is kept, and that is not an error."""
+    log = write_log(tmp_path / "silent.csv", n=600, seed=4)
+    text = log.read_text().splitlines()
+    column = text[0].split(",").index("reward")
+    rows = [line.split(",") for line in text[1:]]
+    for row in rows:
+        row[column] = "0"
+    log.write_text("\n".join([text[0], *(",".join(row) for row in rows)]) + "\n")
+    clock = FrozenClock(datetime(2026, 3, 1, tzinfo=UTC))
+    store_policy_version(engine, _learned(log), name="mail", clock=clock)
+    store_policy_version(engine, _learned(log, prior_precision=4.0), name="mail", clock=clock)
+    assert promote(engine, "mail@1", log=log, n_bootstrap=50, clock=clock).promoted == "mail@1"
+    kept = promote(engine, "mail@2", log=log, n_bootstrap=50, clock=clock)
+    assert (kept.promoted, kept.previous, kept.comparison) == (None, "mail@1", Comparison.TIE)
+    assert kept.message.startswith("kept mail@1: mail@2 is not better")
+    with Session(engine) as session:
+        promoted = session.scalars(
+            select(PolicyVersion.version).where(PolicyVersion.promoted.is_(True))
+        ).all()
+        subjects = session.scalars(select(AuditEntry.subject)).all()
+    assert (promoted, subjects) == ([1], ["policy:mail@1"])
 
 
 # --- the CLI --------------------------------------------------------------------------------

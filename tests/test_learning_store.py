@@ -22,7 +22,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from seeding import add_reachable
+from seeding import add_reachable, record_sends
 from tummler.app.contacts import set_stages
 from tummler.app.learning import (
     PROMOTE_ACTION,
@@ -38,12 +38,14 @@ from tummler.cli import learn as learn_cli
 from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, PolicyError
+from tummler.evaluate import Comparison
 from tummler.store.database import connect, session_scope
 from tummler.store.models import (
     AuditEntry,
     Contact,
     ContactChange,
     Decision,
+    Delivery,
     Event,
     PolicyVersion,
 )
@@ -123,6 +125,13 @@ def _rewards(engine: Engine) -> list[float]:
     return [1.0 if d in converted else 0.0 for d in decisions]
 
 
+def _withdraw_deliveries(engine: Engine) -> None:
+    """Remove the outbox's records, so that planning the campaign again replaces every decision
+    (a plan keeps the decisions that have a delivery): the tests compare whole plans."""
+    with session_scope(engine) as session:
+        session.execute(delete(Delivery))
+
+
 def _version(engine: Engine, version: int) -> PolicyVersion:
     with Session(engine) as session:
         row = session.scalars(
@@ -155,6 +164,7 @@ def learned(engine: Engine, workspace: Path) -> Engine:
     """The store after one plan by the prior, the responses, and ``learn``."""
     _seed(engine, 160)
     first = _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
     sends = _respond(engine, seed=11)
     assert min(sends.values()) >= 20, sends  # the prior explored both channels
     rows = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
@@ -232,6 +242,7 @@ def test_promotion_refuses_a_worse_version_and_plan_uses_the_promoted_one(
         ).all()
         assert actions == [f"policy:{OBJECTIVE}@{v}" for v in (1, 2, 1)]
     # the next plan is made by version 1, and sends SMS
+    _withdraw_deliveries(learned)
     second = _plan(learned, workspace, LATER, seed=6)
     assert second.policy_version_id == v1.id
     with Session(learned) as session:
@@ -274,6 +285,7 @@ def test_cli_learn_and_evaluate_on_the_store(workspace: Path) -> None:
     engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
     _seed(engine, 120)
     _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
     _respond(engine, seed=11)
     engine.dispose()
     app = typer.Typer()
@@ -345,6 +357,7 @@ def test_a_channel_followed_by_unsubscribes_is_priced_and_sent_less(
     posterior without it."""
     _seed(engine, 600)
     _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
     rng = np.random.default_rng(3)
     sends, unsubscribes = {"sms": 0, "email": 0}, {"sms": 0, "email": 0}
     with session_scope(engine) as session:
@@ -393,6 +406,7 @@ def test_a_channel_followed_by_unsubscribes_is_priced_and_sent_less(
     unpriced = json.loads(json.dumps(v1.parameters))
     del unpriced["channel_harm"]
     _add_child(engine, v1, unpriced)
+    _withdraw_deliveries(engine)
 
     def sms_share(version: int) -> tuple[float, Any]:
         with session_scope(engine) as session:
@@ -421,3 +435,182 @@ def test_a_channel_followed_by_unsubscribes_is_priced_and_sent_less(
     explanation = explain_decision(engine, contact=str(contact), campaign_key=REORDER)
     assert explanation.harm["email"] == pytest.approx(harm.per_send(["email"])[0], rel=1e-4)
     assert "unsubscribes and complaints showed on its channel" in explanation.summary
+
+
+# --- decisions whose message never went out ----------------------------------------------------
+
+#: What the outbox did with each send, in turn: two sent, one handed over then bounced (its
+#: bounce is an outcome), and the rest never went out.
+OUTCOMES = ("sent", "sent", "bounced", "skipped", "failed", "dead", "unknown", "pending", None)
+HANDED_OVER = ("sent", "bounced")
+
+
+def _sends(engine: Engine) -> list[Any]:
+    """The first plan's sends (not held out, with a channel), by decision id."""
+    with Session(engine) as session:
+        return list(
+            session.execute(
+                select(Decision.id, Decision.channel, Decision.lever)
+                .where(Decision.holdout.is_(False), Decision.channel.is_not(None))
+                .order_by(Decision.id)
+            ).all()
+        )
+
+
+def test_learning_leaves_out_sends_whose_message_never_went_out(
+    engine: Engine, workspace: Path
+) -> None:
+    """Every send gets its conversion events, sent or not; only the sends the outbox handed over
+    may teach the policy, each with its own outcome, and the notes count the rest."""
+    _seed(engine, 160)
+    _plan(engine, workspace, NOW, seed=5)
+    sends = _sends(engine)
+    outcome = {int(s.id): OUTCOMES[i % len(OUTCOMES)] for i, s in enumerate(sends)}
+    record_sends(engine, REORDER, at=NOW, outcomes=outcome)
+    _respond(engine, seed=11)
+    with Session(engine) as session:  # written as conv-<decision id>
+        written = session.scalars(
+            select(Event.provider_event_id).where(Event.type == "converted")
+        ).all()
+    converted = {int(name.removeprefix("conv-")) for name in written}
+    went_out = [s for s in sends if outcome[int(s.id)] in HANDED_OVER]
+    waiting = sum(outcome[int(s.id)] in ("unknown", "pending", None) for s in sends)
+    ended = sum(outcome[int(s.id)] in ("skipped", "failed", "dead") for s in sends)
+    assert waiting + ended + len(went_out) == len(sends)
+    assert min(waiting, ended) > 0
+
+    [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+
+    assert row.stored == f"{OBJECTIVE}@1"
+    assert row.decisions == len(went_out)
+    assert row.mean_reward == pytest.approx(
+        sum(int(s.id) in converted for s in went_out) / len(went_out)
+    )
+    assert (
+        f"left out {waiting + ended} decisions whose message never went out ({waiting} still "
+        f"waiting to be sent, {ended} skipped, failed or dead at send time): an action never "
+        "executed has no reward"
+    ) in row.notes
+    # the training rows, per channel: the harm per send counts exactly the sends learned from
+    learned = read_policy(_version(engine, 1).parameters)
+    assert isinstance(learned, CampaignPolicy)
+    per_channel = {c: float(sum(s.channel == c for s in went_out)) for c in ("email", "sms")}
+    assert dict(learned.channel_harm.sends) == per_channel
+
+    # off-policy evaluation logs the same sends, and every *no send* decision (a real result)
+    with Session(engine) as session:
+        no_send = session.scalars(
+            select(Decision.id).where(Decision.holdout.is_(False), Decision.channel.is_(None))
+        ).all()
+    evaluation = evaluate_store(
+        engine,
+        workspace=workspace,
+        candidates=["logged"],
+        n_bootstrap=0,
+        clock=FrozenClock(LATER),
+    )
+    assert evaluation.n_rounds == len(went_out) + len(no_send)
+    assert evaluation.results[0]["ips"].value == pytest.approx(
+        sum(int(s.id) in converted for s in went_out) / evaluation.n_rounds
+    )
+    assert any("left out" in note for note in evaluation.notes)
+
+
+def test_a_plan_whose_messages_have_not_gone_out_teaches_nothing(
+    engine: Engine, workspace: Path
+) -> None:
+    """Planned, with conversions already attributed, but never sent: nothing to learn from, and
+    nothing to evaluate on — not a policy whose every send earned 0."""
+    _seed(engine, 40)
+    _plan(engine, workspace, NOW, seed=5)
+    _respond(engine, seed=11)
+    planned = len(_sends(engine))
+    [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    assert (row.decisions, row.mean_reward, row.stored) == (0, None, None)
+    assert row.notes == (
+        f"left out {planned} decisions whose message never went out ({planned} still waiting "
+        "to be sent): an action never executed has no reward",
+    )
+    with pytest.raises(InputError, match=r"with a message that went out.*send it \(tummler send\)"):
+        evaluate_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+
+
+# --- promotion on figures equal up to rounding --------------------------------------------------
+
+
+@pytest.fixture
+def all_zero(engine: Engine, workspace: Path) -> Engine:
+    """Every send went out and nobody has responded yet: every reward is 0, and version 1 is
+    learned from them. Every policy's value is 0; the estimates are noise around it."""
+    _seed(engine, 160)
+    _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
+    [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    assert (row.stored, row.mean_reward) == (f"{OBJECTIVE}@1", 0.0)
+    return engine
+
+
+def _promoted(engine: Engine) -> list[int]:
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(PolicyVersion.version).where(PolicyVersion.promoted.is_(True))
+            ).all()
+        )
+
+
+def test_a_tie_within_rounding_keeps_the_promoted_version(
+    all_zero: Engine, workspace: Path
+) -> None:
+    options: dict[str, Any] = {"workspace": workspace, "clock": FrozenClock(LATER)}
+    report = promote(all_zero, f"{OBJECTIVE}@1", **options)
+    assert report.candidate_ci_low is not None
+    assert report.previous_estimate is not None
+    # the issue's case: both figures are 0 up to a reward model's noise, in whichever order
+    assert abs(report.candidate_ci_low) < 1e-9
+    assert abs(report.previous_estimate) < 1e-9
+    assert report.comparison is Comparison.TIE
+    assert (report.promoted, report.audit_entry_id, report.forced) == (None, None, False)
+    assert report.message.startswith(
+        f"kept {OBJECTIVE}@0: {OBJECTIVE}@1 is not better (its dr lower bound"
+    )
+    assert "is a tie, the same within 1e-09" in report.message
+    assert _promoted(all_zero) == [0]
+    with Session(all_zero) as session:
+        assert session.scalars(select(AuditEntry)).all() == []
+    forced = promote(all_zero, f"{OBJECTIVE}@1", force=True, **options)
+    assert (forced.promoted, forced.forced, forced.comparison) == (
+        f"{OBJECTIVE}@1",
+        True,
+        Comparison.TIE,
+    )
+    assert _promoted(all_zero) == [1]
+
+
+def test_cli_evaluate_promote_on_a_tie_says_so_and_succeeds(workspace: Path) -> None:
+    engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
+    _seed(engine, 160)
+    _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
+    [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    engine.dispose()
+    assert row.stored == f"{OBJECTIVE}@1"
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        cli = CLIState(workspace=workspace)
+        ctx.obj = cli
+        ctx.call_on_close(cli.close)
+
+    app.command("evaluate")(learn_cli.evaluate)
+    app.command("learn")(learn_cli.learn)
+    shown = CliRunner().invoke(app, ["evaluate", "--promote", "--bootstrap", "50"])
+    assert shown.exit_code == 0, shown.output
+    words = " ".join(shown.output.split())
+    assert f"kept {OBJECTIVE}@0: {OBJECTIVE}@1 is not better" in words
+    assert "is a tie" in words
+    document = CliRunner().invoke(app, ["evaluate", "--promote", "--json", "--bootstrap", "50"])
+    assert document.exit_code == 0, document.output
+    promotion = json.loads(document.output)["promotion"]
+    assert (promotion["promoted"], promotion["comparison"]) == (None, "tie")

@@ -23,15 +23,25 @@ import pytest
 import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from seeding import add_reachable, record_sends
+from tummler.app.attribution import SendState
 from tummler.app.logs import experiment_to_log
+from tummler.app.planning import plan_campaign
 from tummler.app.report_html import render_store_html, write_html
-from tummler.app.reporting import ObjectiveSpec, log_report, parse_as_of, store_report
+from tummler.app.reporting import (
+    ObjectiveSpec,
+    _send_progress,
+    log_report,
+    parse_as_of,
+    store_report,
+)
 from tummler.app.workspace import init_workspace, open_store
 from tummler.cli import report as report_cli
 from tummler.cli.main import _root
+from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, NotFoundError
 from tummler.measure import Verdict
 from tummler.store.database import session_scope
@@ -73,7 +83,8 @@ def seed(engine: Engine, seed: int = 7) -> None:
     """Two campaigns: ``spring`` raises conversion from 5 % to 15 %; ``quiet`` changes nothing.
 
     ``spring`` sends by e-mail or SMS (each with propensity 1/2) at a random hour of the week,
-    with variants A and B (same true rate), from policy v1 in the first half and v2 after.
+    with variants A and B (same true rate), from policy v1 in the first half and v2 after. The
+    outbox sent every message at its ``send_at``.
     """
     rng = np.random.default_rng(seed)
     with session_scope(engine) as session:
@@ -152,6 +163,8 @@ def seed(engine: Engine, seed: int = 7) -> None:
                 )
                 for d, kind, value, at in events
             )
+    for key in ("spring", "quiet"):  # every send went out, at its send time
+        record_sends(engine, key, at=T0)
 
 
 # ------------------------------------------------------------------------------- store report
@@ -264,6 +277,219 @@ def test_parse_as_of_rejects_what_is_not_a_date() -> None:
         parse_as_of("yesterday", now=T0)
 
 
+# ------------------------------------------------------------ messages that have not gone out
+
+#: ``autumn``: per person, whether held out, the channel, what the outbox did (``SEND_OUTCOMES``
+#: of tests/seeding.py), and the events attributed to the decision (kind, value).
+AUTUMN: dict[str, tuple[bool, str | None, str | None, list[tuple[str, float | None]]]] = {
+    "h1": (True, None, None, [("converted", 10.0)]),
+    "h2": (True, None, None, []),
+    "h3": (True, None, None, []),
+    "h4": (True, None, None, []),
+    "s1": (False, "email", "sent", [("converted", 30.0)]),
+    "s2": (False, "email", "sent", [("clicked", None)]),
+    "s3": (False, "email", "sent", [("clicked", None), ("clicked", None)]),
+    "s4": (False, "email", "sent", []),
+    "b1": (False, "email", "bounced", []),
+    "k1": (False, "email", "skipped", [("converted", 20.0)]),  # bought anyway
+    "f1": (False, "email", "failed", []),
+    "d1": (False, "email", "dead", []),
+    "p1": (False, "email", "pending", [("converted", 50.0)]),
+    "n1": (False, "email", None, []),
+    "u1": (False, "email", "unknown", [("clicked", None)]),
+    "z1": (False, None, None, [("converted", 5.0)]),  # the policy chose not to send
+}
+#: ``winter``: planned, and nothing has gone out yet.
+WINTER: dict[str, tuple[bool, str | None, str | None, list[tuple[str, float | None]]]] = {
+    "wh1": (True, None, None, [("converted", 10.0)]),
+    "wh2": (True, None, None, [("converted", 10.0)]),
+    "wh3": (True, None, None, []),
+    "wh4": (True, None, None, []),
+    **{f"w{i}": (False, "email", None, []) for i in range(5)},
+    "w5": (False, "email", None, [("converted", 50.0)]),
+}
+SENDING_COSTS = {"email": 2.0}
+
+
+def seed_sending(engine: Engine) -> None:
+    """``autumn`` and ``winter`` (objective ``sales``), decided at T0 + 1 h, sent at T0 + 2 h
+    when sent at all, their events at T0 + 5 h; one policy version decided them."""
+    outcomes: dict[int, str | None] = {}
+    with session_scope(engine) as session:
+        version = PolicyVersion(name="sales", version=1, kind="thompson", created_at=T0)
+        session.add(version)
+        session.flush()
+        for key, people in (("autumn", AUTUMN), ("winter", WINTER)):
+            campaign = Campaign(key=key, objective="sales", created_at=T0, updated_at=T0)
+            session.add(campaign)
+            session.flush()
+            for name, (holdout, channel, outcome, events) in people.items():
+                contact = Contact(external_id=name, created_at=T0, updated_at=T0)
+                session.add(contact)
+                session.flush()
+                decision = Decision(
+                    campaign_id=campaign.id,
+                    contact_id=contact.id,
+                    channel=channel,
+                    send_at=None if channel is None else T0 + timedelta(hours=2),
+                    action=0 if channel is None else 1,
+                    propensity=0.5,
+                    policy_version_id=version.id,
+                    holdout=holdout,
+                    reasons={},
+                    decided_at=T0 + timedelta(hours=1),
+                )
+                session.add(decision)
+                session.flush()
+                outcomes[decision.id] = outcome
+                session.add_all(
+                    Event(
+                        contact_id=contact.id,
+                        decision_id=decision.id,
+                        channel=channel,
+                        type=kind,
+                        value=value,
+                        at=T0 + timedelta(hours=5),
+                        source="test",
+                        provider_event_id=f"{name}-{i}",
+                    )
+                    for i, (kind, value) in enumerate(events)
+                )
+    for key in ("autumn", "winter"):
+        record_sends(engine, key, at=T0 + timedelta(hours=3), outcomes=outcomes)
+
+
+def test_the_report_measures_what_went_out(engine: Engine) -> None:
+    """Hand-computed from AUTUMN: lift and ROI compare every decision whose fate is settled
+    (sent, bounced, ended unsent, *no send*) with the holdout; the sends still waiting (pending,
+    in doubt, never enqueued) count nowhere; the cost, the reach, the depth, the channels and the
+    learning curve count what went out."""
+    seed_sending(engine)
+    report = store_report(
+        engine, as_of=AS_OF, specs=SPECS, channel_costs=SENDING_COSTS, rng=np.random.default_rng(1)
+    )
+    autumn = next(c for c in report.campaigns if c.key == "autumn")
+    assert (autumn.n_decisions, autumn.n_treated, autumn.n_holdout) == (16, 12, 4)
+    sending = autumn.sending
+    assert (sending.planned, sending.sent, sending.waiting, sending.not_sent) == (11, 5, 3, 3)
+    assert sending.share_sent == pytest.approx(5 / 11)
+    assert sending.message == (
+        "5 of 11 planned sends went out (45%); 3 still waiting to be sent, 3 skipped, failed or "
+        "dead at send time; ROI, reach and depth count the sends that went out"
+    )
+    # intent to treat: s1-s4, b1, k1, f1, d1, z1 against h1-h4
+    lift = autumn.lift
+    assert lift is not None
+    assert (lift.n_treated, lift.n_holdout) == (9, 4)
+    assert lift.treated_mean == pytest.approx(3 / 9)  # s1, k1, z1
+    assert lift.holdout_mean == pytest.approx(1 / 4)
+    # the cost of 5 e-mails sent; the value 30 + 20 + 5 over 9 against 10 over 4
+    roi = autumn.roi
+    assert roi is not None
+    assert roi.cost == pytest.approx(5 * 2.0)
+    assert roi.n_treated == 9
+    assert roi.incremental_value == pytest.approx(9 * (55 / 9 - 10 / 4))
+    assert roi.roi == pytest.approx((32.5 - 10.0) / 10.0)
+    # reached: s1-s4 and b1; engaged s1 (1), s2 (1), s3 (2)
+    breadth = autumn.breadth
+    assert breadth is not None
+    assert (breadth.audience, breadth.reached, breadth.engaged) == (16, 5, 3)
+    assert breadth.engagements == 4.0
+    assert breadth.engagement_per_engaged == pytest.approx(4 / 3)
+    assert breadth.share_engaged == pytest.approx(3 / 5)
+    assert autumn.channels is not None
+    assert autumn.channels.cells == ("email",)
+    assert autumn.channels.n == (5,)
+    assert autumn.channels.estimate[0] == pytest.approx(1 / 5)
+    # the learning curve: the version's decisions that happened (the sends out, z1's no send)
+    [point] = report.learning_curve
+    assert (point.policy, point.n, point.mean) == ("sales", 6 + 0, pytest.approx(2 / 6))
+
+    winter = next(c for c in report.campaigns if c.key == "winter")
+    assert winter.sending.nothing_sent
+    assert (winter.sending.planned, winter.sending.sent, winter.sending.waiting) == (6, 0, 6)
+    assert winter.sending.message == (
+        "nothing sent yet: all 6 planned sends are still waiting to be sent (run tummler send); "
+        "lift and ROI wait until messages go out"
+    )
+    assert (winter.lift, winter.roi, winter.goal, winter.channels) == (None, None, None, None)
+    assert winter.breadth is not None
+    assert (winter.breadth.audience, winter.breadth.reached) == (10, 0)
+    # the objective pools what can be measured: autumn's settled decisions, nothing of winter
+    [sales] = report.objectives
+    assert sales.lift is not None
+    assert (sales.lift.n_treated, sales.lift.n_holdout) == (9, 4)
+    assert sales.lift.treated_mean == pytest.approx(lift.treated_mean)
+    page = render_store_html(report)
+    assert "Sends: 5 of 11 planned sends went out (45%)" in page
+    assert "Nothing was sent yet: no lift or return to report." in page
+    assert "Nothing sent for winter: no lift until their messages go out." in page
+    assert re.search(r"\bnan\b", page, re.IGNORECASE) is None
+
+
+@SQLITE_ONLY
+def test_the_report_as_of_a_time_sees_the_sends_made_by_then(engine: Engine) -> None:
+    """Before T0 + 2 h nothing of autumn had gone out: as of then, it was all still to send."""
+    seed_sending(engine)
+    early = store_report(
+        engine, as_of=T0 + timedelta(hours=1, minutes=30), channel_costs=SENDING_COSTS
+    )
+    autumn = next(c for c in early.campaigns if c.key == "autumn")
+    assert (autumn.sending.planned, autumn.sending.sent, autumn.sending.waiting) == (11, 0, 11)
+    assert autumn.sending.nothing_sent
+    assert (autumn.lift, autumn.roi) == (None, None)
+    later = store_report(engine, as_of=T0 + timedelta(hours=2, minutes=30))
+    autumn = next(c for c in later.campaigns if c.key == "autumn")
+    # sent at T0 + 2 h; skipped, failed and dead only at T0 + 3 h
+    assert (autumn.sending.sent, autumn.sending.waiting, autumn.sending.not_sent) == (5, 6, 0)
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ([], (0, 0, 0, 0, None, "no sends planned")),
+        (["nothing_to_send"] * 3, (0, 0, 0, 0, None, "no sends planned")),
+        (["sent", "sent"], (2, 2, 0, 0, 1.0, "all 2 planned sends went out")),
+        (
+            ["waiting", "nothing_to_send"],
+            (1, 0, 1, 0, 0.0, "nothing sent yet: all 1 planned sends are still waiting"),
+        ),
+        (
+            ["waiting", "not_sent", "not_sent"],
+            (
+                3,
+                0,
+                1,
+                2,
+                0.0,
+                "nothing sent yet: of 3 planned sends, 1 still waiting to be sent, 2 skipped, "
+                "failed or dead at send time; lift and ROI wait",
+            ),
+        ),
+        (
+            ["not_sent", "not_sent"],
+            (2, 0, 0, 2, 0.0, "nothing was sent: all 2 planned sends were skipped, failed or dead"),
+        ),
+        (
+            ["sent", "not_sent", "waiting", "waiting"],
+            (4, 1, 2, 1, 0.25, "1 of 4 planned sends went out (25%); 2 still waiting to be sent"),
+        ),
+    ],
+)
+def test_send_progress_in_words(states: list[str], expected: tuple[Any, ...]) -> None:
+    progress = _send_progress([SendState(s) for s in states])
+    planned, sent, waiting, not_sent, share, message = expected
+    assert (progress.planned, progress.sent, progress.waiting, progress.not_sent) == (
+        planned,
+        sent,
+        waiting,
+        not_sent,
+    )
+    assert progress.share_sent == share
+    assert progress.message.startswith(message)
+    assert progress.nothing_sent == (planned > 0 and sent == 0)
+
+
 # -------------------------------------------------------------------------------------- CLI
 
 
@@ -304,6 +530,95 @@ def test_cli_json_and_tables(workspace: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "winter"])
     assert result.exit_code != 0
     assert "no campaign 'winter'" in str(result.exception)
+
+
+def test_cli_on_a_plan_not_sent_yet_and_then_half_sent(tmp_path: Path) -> None:
+    """A real plan of the example workspace: before anything goes out the report says so (no
+    lift, no "ROI -100%", no "nan"); with half the messages out it states the share sent."""
+    directory = tmp_path / "ws"
+    settings = init_workspace(directory)
+    engine = open_store(settings)
+    now = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    try:
+        with session_scope(engine) as session:
+            for i in range(60):
+                add_reachable(
+                    session,
+                    f"c{i}",
+                    {"email": f"c{i}@example.org", "sms": f"+49151{i:07d}"},
+                    now=now,
+                    clicked_ago=timedelta(days=1 + i % 20),
+                )
+        plan_campaign(
+            engine,
+            workspace=directory,
+            campaign_key="fresh-roast-reorder",
+            clock=FrozenClock(now),
+            seed=5,
+        )
+        with session_scope(engine) as session:
+            decisions = session.execute(
+                select(Decision.id, Decision.contact_id, Decision.holdout, Decision.channel)
+            ).all()
+            # the held-out people buy (attributed by the report itself, as they arrive)
+            session.add_all(
+                Event(
+                    contact_id=d.contact_id,
+                    type="converted",
+                    value=20.0,
+                    at=now + timedelta(days=1),
+                    source="test",
+                    provider_event_id=f"conv-{d.id}",
+                )
+                for d in decisions
+                if d.holdout
+            )
+    finally:
+        engine.dispose()
+    sends = sorted(d.id for d in decisions if not d.holdout and d.channel is not None)
+    assert len(sends) > 20
+    assert any(d.holdout for d in decisions)
+    args = ["-w", str(directory), "report", "--as-of", "2026-03-31"]
+
+    before = runner.invoke(_cli(), args)
+    assert before.exit_code == 0, before.output
+    words = " ".join(before.output.split())
+    assert "nothing sent yet" in words
+    assert f"nothing sent yet: all {len(sends)} planned sends are still waiting" in words
+    assert "ROI:" not in words
+    assert "-100%" not in words
+    assert re.search(r"\bnan\b", words, re.IGNORECASE) is None
+    assert "nobody reached yet" in words
+    document = json.loads(runner.invoke(_cli(), [*args, "--json"]).output)
+    [campaign] = document["campaigns"]
+    assert (campaign["lift"], campaign["roi"]) == (None, None)
+    assert campaign["sending"]["planned"] == campaign["sending"]["waiting"] == len(sends)
+
+    half = set(sends[: len(sends) // 2])
+    engine = open_store(settings)
+    try:
+        record_sends(
+            engine,
+            "fresh-roast-reorder",
+            at=now,
+            outcomes=dict.fromkeys(half, "sent"),
+            default="pending",
+        )
+    finally:
+        engine.dispose()
+    after = runner.invoke(_cli(), args)
+    assert after.exit_code == 0, after.output
+    words = " ".join(after.output.split())
+    share = len(half) / len(sends)
+    assert f"{len(half)} of {len(sends)} planned sends went out ({share:.0%})" in words
+    assert f"none of the {len(half)} reached has engaged yet" in words
+    assert re.search(r"\bnan\b", words, re.IGNORECASE) is None
+    document = json.loads(runner.invoke(_cli(), [*args, "--json"]).output)
+    [campaign] = document["campaigns"]
+    assert campaign["sending"]["sent"] == len(half)
+    assert campaign["sending"]["share_sent"] == pytest.approx(share)
+    assert campaign["breadth"]["reached"] == len(half)
+    assert campaign["breadth"]["engagement_per_engaged"] is None
 
 
 @pytest.mark.parametrize(

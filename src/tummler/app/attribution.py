@@ -19,6 +19,11 @@ belongs to the e-mail, not to an SMS sent the day after), and among those the **
 Attribution is incremental by default: only events without a decision are looked at, which is right
 because a decision made later can never claim an earlier event. ``reattribute=True`` looks at every event
 again (after windows changed in the strategy, or decisions were imported late).
+
+A decision that sends has a result only once its message went out. :func:`read_send_states` says,
+from the outbox's deliveries, what became of each decision's message (:class:`SendState`), and
+:func:`load_rewards` gives a send that never went out no reward (NaN), not a reward of 0: the
+action was never executed, so nothing the person did afterwards is its outcome.
 """
 
 from __future__ import annotations
@@ -27,25 +32,31 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy.sql import ColumnElement, Select
 
 from tummler.core.clock import ensure_utc
 from tummler.core.errors import ConfigError
+from tummler.core.vocabulary import DeliveryStatus
 from tummler.learn.rewards import RewardSpec, decision_rewards
 from tummler.store.database import session_scope
-from tummler.store.models import Campaign, Decision, Event
+from tummler.store.models import Campaign, Decision, Delivery, Event
 from tummler.strategy import Strategy
 
 __all__ = [
+    "HAPPENED",
     "AttributionReport",
     "DecisionRewards",
+    "SendState",
     "attribute_events",
     "load_rewards",
     "objective_windows",
+    "read_send_states",
     "reward_specs",
 ]
 
@@ -247,12 +258,109 @@ def _choose(claims: Any, at: datetime, channel: str | None) -> int | None:
     return latest
 
 
+class SendState(StrEnum):
+    """What became of a decision's message, as the outbox's deliveries record it.
+
+    A decision *happened* — it has an outcome that measures it — when there was nothing to send
+    or its message was sent. A send still waiting, or one the outbox ended without sending, was
+    never executed: it has no outcome of its own.
+    """
+
+    #: A holdout, or the policy's choice of *no send*: both are real results (the control group,
+    #: and the choice not to send), measured from ``decided_at``.
+    NOTHING_TO_SEND = "nothing_to_send"
+    #: A delivery was handed over: ``sent``, or with a ``sent_at`` (a message the provider
+    #: accepted and later reported bounced is ``failed``; the bounce is its outcome).
+    SENT = "sent"
+    #: Not handed over yet: no delivery (``tummler send`` has not enqueued it), or ``pending``,
+    #: ``sending``, or ``unknown`` (in doubt until someone checks the provider).
+    WAITING = "waiting"
+    #: The outbox ended it without sending: ``skipped`` at send time (consent, fatigue, a
+    #: forgotten contact), ``failed`` or ``dead``.
+    NOT_SENT = "not_sent"
+
+
+#: The states of a decision that has an outcome.
+HAPPENED: frozenset[SendState] = frozenset({SendState.NOTHING_TO_SEND, SendState.SENT})
+#: Delivery statuses that end a delivery without handing it over (unless it has a ``sent_at``).
+_ENDED_UNSENT = (
+    DeliveryStatus.SKIPPED.value,
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.DEAD.value,
+)
+
+
+def read_send_states(
+    session: Any, decisions: Select[Any], *, as_of: datetime | None = None
+) -> dict[int, SendState]:
+    """Each decision's :class:`SendState`, from its deliveries, in one query.
+
+    Parameters
+    ----------
+    session
+        An open session (or connection) on the store.
+    decisions
+        A select of ``Decision.id``: the decisions to look at.
+    as_of
+        The state as it was then: a delivery counts as sent from its ``sent_at``, and as ended
+        from its ``updated_at``; later changes are not seen. Default: now.
+
+    Returns
+    -------
+    dict
+        Decision id to its state, for every decision of ``decisions``. A decision with several
+        deliveries is sent when any was sent, and not sent only when all ended unsent.
+    """
+    sent_at_known: ColumnElement[bool] = Delivery.sent_at.is_not(None)
+    marked_sent = and_(Delivery.status == DeliveryStatus.SENT.value, Delivery.sent_at.is_(None))
+    ended = and_(Delivery.status.in_(_ENDED_UNSENT), Delivery.sent_at.is_(None))
+    if as_of is not None:
+        until = ensure_utc(as_of)
+        sent_at_known = and_(sent_at_known, Delivery.sent_at <= until)
+        marked_sent = and_(marked_sent, Delivery.updated_at <= until)
+        ended = and_(ended, Delivery.updated_at <= until)
+    rows = session.execute(
+        select(
+            Decision.id,
+            Decision.channel,
+            Decision.holdout,
+            func.count(Delivery.id),
+            func.sum(case((or_(sent_at_known, marked_sent), 1), else_=0)),
+            func.sum(case((ended, 1), else_=0)),
+        )
+        .outerjoin(Delivery, Delivery.decision_id == Decision.id)
+        .where(Decision.id.in_(decisions.scalar_subquery()))
+        .group_by(Decision.id, Decision.channel, Decision.holdout)
+    ).all()
+    return {
+        int(decision_id): _send_state(
+            channel, bool(holdout), int(n), int(sent or 0), int(gone or 0)
+        )
+        for decision_id, channel, holdout, n, sent, gone in rows
+    }
+
+
+def _send_state(
+    channel: str | None, holdout: bool, deliveries: int, sent: int, ended: int
+) -> SendState:
+    if holdout or channel is None:
+        return SendState.NOTHING_TO_SEND
+    if sent:
+        return SendState.SENT
+    if deliveries and ended == deliveries:
+        return SendState.NOT_SENT
+    return SendState.WAITING
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionRewards:
     """Logged decisions with their rewards, as arrays aligned by row (one row per decision).
 
     Holdout decisions are included (``holdout`` True) so that lift can be measured; a learner that
-    only wants sends filters on it.
+    only wants sends filters on it. A send whose message never went out (``send_state``
+    ``waiting`` or ``not_sent``) has a NaN reward: it was never executed, so it has no outcome,
+    and a learner or an off-policy estimator must leave it out (``happened``) rather than read it
+    as a reward of 0.
     """
 
     decision_id: NDArray[np.int64]
@@ -263,9 +371,15 @@ class DecisionRewards:
     propensity: NDArray[np.float64]
     holdout: NDArray[np.bool_]
     reward: NDArray[np.float64]
+    send_state: NDArray[np.object_]
 
     def __len__(self) -> int:
         return int(self.decision_id.size)
+
+    @property
+    def happened(self) -> NDArray[np.bool_]:
+        """Per decision: whether it has an outcome (nothing to send, or sent)."""
+        return np.fromiter((s in HAPPENED for s in self.send_state), np.bool_, len(self))
 
 
 def load_rewards(
@@ -278,7 +392,8 @@ def load_rewards(
 ) -> DecisionRewards:
     """Read decisions and the events attributed to them, and compute each decision's reward.
 
-    Run :func:`attribute_events` first: only events with a ``decision_id`` count.
+    Run :func:`attribute_events` first: only events with a ``decision_id`` count. A send whose
+    message never went out (:func:`read_send_states`) gets a NaN reward.
 
     Parameters
     ----------
@@ -314,6 +429,12 @@ def load_rewards(
         if since is not None:
             conditions.append(Decision.decided_at >= ensure_utc(since))
         decisions = session.execute(query.where(*conditions).order_by(Decision.id)).all()
+        states = read_send_states(
+            session,
+            select(Decision.id)
+            .join(Campaign, Campaign.id == Decision.campaign_id)
+            .where(*conditions),
+        )
         outcomes = session.execute(
             select(Event.decision_id, Event.type, Event.value)
             .join(Decision, Decision.id == Event.decision_id)
@@ -352,6 +473,8 @@ def load_rewards(
             event_value[mine],
             spec,
         )
+    send_state = np.array([states[int(d)] for d in decision_id.tolist()], dtype=object)
+    reward[[s not in HAPPENED for s in send_state]] = np.nan
     return DecisionRewards(
         decision_id=decision_id,
         campaign_id=np.fromiter((row[1] for row in decisions), np.int64, n),
@@ -361,4 +484,5 @@ def load_rewards(
         propensity=np.fromiter((row[5] for row in decisions), np.float64, n),
         holdout=np.fromiter((bool(row[6]) for row in decisions), np.bool_, n),
         reward=reward,
+        send_state=send_state,
     )

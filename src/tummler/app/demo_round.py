@@ -271,6 +271,8 @@ def promote_if_better(
         report = promote(engine, stored, workspace=directory, clock=clock, seed=seed, actor="demo")
     except PolicyError as exc:
         return False, f"kept the promoted version: {exc}"
+    if report.promoted is None:  # not better: a tie with the promoted version
+        return False, report.message
     previous = (
         "first promotion"
         if report.previous_estimate is None

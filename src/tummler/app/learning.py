@@ -24,9 +24,11 @@ evaluation (not the learner) is what corrects for the logging policy.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -53,10 +55,13 @@ from tummler.decide import (
 from tummler.evaluate import (
     BASELINES,
     ESTIMATORS,
+    Comparison,
     PolicyEvaluation,
     baseline_action_dist,
+    compare_values,
     evaluate_policy,
     fit_reward_model,
+    tie_tolerance,
 )
 from tummler.learn.harm import ChannelHarm, clipped_harm
 from tummler.store.models import AuditEntry, PolicyVersion
@@ -633,12 +638,27 @@ def resolve_candidate(spec: str, *, engine: Engine | None = None) -> Candidate:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Every candidate's estimates on one log, from the same reward model and resamples."""
+    """Every candidate's estimates on one log, from the same reward model and resamples.
+
+    Attributes
+    ----------
+    log, n_rounds, n_actions
+        What the candidates were evaluated on.
+    results
+        One :class:`~tummler.evaluate.PolicyEvaluation` per candidate, in the order asked for.
+    reward_scale
+        The largest absolute reward of the log: the unit in which two estimates that differ by
+        rounding noise are told apart from two that differ (:func:`~tummler.evaluate.tie_tolerance`).
+    notes
+        What the evaluation left out and why (decisions never sent, campaigns it cannot read).
+    """
 
     log: str
     n_rounds: int
     n_actions: int
     results: tuple[PolicyEvaluation, ...]
+    reward_scale: float = 0.0
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON object of ``tummler evaluate --json``."""
@@ -647,6 +667,7 @@ class Evaluation:
             "n_rounds": self.n_rounds,
             "n_actions": self.n_actions,
             "policies": [result.to_dict() for result in self.results],
+            "notes": list(self.notes),
         }
 
 
@@ -724,8 +745,17 @@ def evaluate_log(
             )
         )
     return Evaluation(
-        log=logs.source, n_rounds=logs.n_rounds, n_actions=logs.n_actions, results=tuple(results)
+        log=logs.source,
+        n_rounds=logs.n_rounds,
+        n_actions=logs.n_actions,
+        results=tuple(results),
+        reward_scale=_reward_scale(logs.reward),
     )
+
+
+def _reward_scale(reward: FloatArray) -> float:
+    """The largest absolute reward (0 for an empty log)."""
+    return float(np.abs(reward).max()) if reward.size else 0.0
 
 
 # --- promotion ------------------------------------------------------------------------------
@@ -733,16 +763,43 @@ def evaluate_log(
 
 @dataclass(frozen=True)
 class PromotionReport:
-    """What a promotion compared and decided."""
+    """What a promotion compared and decided.
 
-    promoted: str
+    Attributes
+    ----------
+    candidate
+        The version asked to be promoted (``name@version``).
+    promoted
+        The version promoted: ``candidate``, or ``None`` when the current version was kept because
+        the candidate was not better (a tie within rounding noise).
+    previous
+        The version promoted before; ``None`` at a first promotion.
+    estimator, candidate_estimate, candidate_ci_low, previous_estimate
+        The figures compared, on the same log.
+    comparison
+        The candidate's lower bound against the previous version's estimate; ``None`` at a first
+        promotion.
+    forced
+        Whether ``force`` promoted a candidate that was not better.
+    audit_entry_id
+        The audit entry of the promotion; ``None`` when nothing changed.
+    message
+        The decision in words.
+    details
+        The figures as the audit entry records them.
+    """
+
+    candidate: str
+    promoted: str | None
     previous: str | None
     estimator: str
     candidate_estimate: float
     candidate_ci_low: float | None
     previous_estimate: float | None
+    comparison: Comparison | None
     forced: bool
-    audit_entry_id: int
+    audit_entry_id: int | None
+    message: str
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -763,12 +820,22 @@ def promote(
     draws: int = 64,
     clock: Clock | None = None,
 ) -> PromotionReport:
-    """Promote a stored policy version when the logs show it is not worse than the current one.
+    """Promote a stored policy version when the logs show it is better than the current one.
 
-    The candidate's lower confidence bound under ``estimator`` must reach the currently promoted
-    version's (same name) point estimate on the same log; otherwise the promotion is refused
-    unless ``force``. A first promotion (none promoted yet) goes through. Either way an audit
-    entry records the figures, the actor and whether it was forced.
+    The candidate's lower confidence bound under ``estimator`` is compared with the currently
+    promoted version's (same name) point estimate on the same log
+    (:func:`~tummler.evaluate.compare_values`, which calls differences within rounding noise a
+    tie):
+
+    * above it: the candidate is promoted;
+    * level with it (a tie, such as -3.18e-11 against -1.67e-11 when every reward is still 0):
+      the candidate is not better, the current version is kept, and the report says so
+      (``promoted`` is ``None``); not an error;
+    * below it: the promotion is refused with an error.
+
+    ``force`` promotes in the last two cases too. A first promotion (none promoted yet) goes
+    through. A promotion writes an audit entry with the figures, the actor and whether it was
+    forced; keeping the current version changes nothing and writes none.
 
     The evidence is ``log`` (a logged-bandit file) or, without one, the logged decisions of the
     version's objective in the store (:func:`evaluate_store`, which needs ``workspace``). The
@@ -777,7 +844,8 @@ def promote(
     Raises
     ------
     PolicyError
-        The candidate's lower bound is below the current policy's estimate and ``force`` is off.
+        The candidate's lower bound is below the current policy's estimate (beyond rounding
+        noise) and ``force`` is off.
     NotFoundError, InputError
         The candidate is not a stored version.
     """
@@ -845,7 +913,12 @@ def promote(
         ) from None
     theirs = evaluation.results[1][estimator] if current_id is not None else None
     bound = ours.ci_low if ours.ci_low is not None else ours.value
-    worse = theirs is not None and bound < theirs.value
+    comparison = (
+        None
+        if theirs is None
+        else compare_values(bound, theirs.value, reward_scale=evaluation.reward_scale)
+    )
+    forced = force and comparison in (Comparison.TIE, Comparison.WORSE)
     details: dict[str, Any] = {
         "estimator": estimator,
         "log": evaluation.log,
@@ -854,16 +927,62 @@ def promote(
         "previous": None
         if theirs is None
         else {"policy": specs[1], "estimate": theirs.value, "ci_low": theirs.ci_low},
-        "forced": bool(force and worse),
+        "comparison": None if comparison is None else comparison.value,
+        "tie_tolerance": None
+        if theirs is None
+        else tie_tolerance(bound, theirs.value, reward_scale=evaluation.reward_scale),
+        "forced": forced,
     }
-    if worse and not force:
-        assert theirs is not None
-        raise PolicyError(
-            f"refusing to promote {specs[0]}: its {estimator} lower bound {bound:.6g} is below "
-            f"the promoted {specs[1]}'s estimate {theirs.value:.6g} on {evaluation.log}; gather "
-            f"more logs, or force the promotion (--force) to override"
+    report = functools.partial(
+        PromotionReport,
+        candidate=specs[0],
+        previous=None if current_id is None else specs[1],
+        estimator=estimator,
+        candidate_estimate=ours.value,
+        candidate_ci_low=ours.ci_low,
+        previous_estimate=None if theirs is None else theirs.value,
+        comparison=comparison,
+        forced=forced,
+        details=details,
+    )
+    if theirs is not None and not force and comparison is not Comparison.BETTER:
+        figures = (
+            f"its {estimator} lower bound {bound:.6g} against the promoted {specs[1]}'s "
+            f"estimate {theirs.value:.6g} on {evaluation.log}"
         )
-    now = (clock or SystemClock()).now()
+        if comparison is Comparison.WORSE:
+            raise PolicyError(
+                f"refusing to promote {specs[0]}: {figures} is below it; gather more logs, or "
+                f"force the promotion (--force) to override"
+            )
+        return report(
+            promoted=None,
+            audit_entry_id=None,
+            message=(
+                f"kept {specs[1]}: {specs[0]} is not better ({figures} is a tie, the same "
+                f"within {details['tie_tolerance']:.1g}); gather more outcomes and evaluate again"
+            ),
+        )
+    entry_id = _record_promotion(
+        engine, version_id, current_id, specs[0], actor, details, (clock or SystemClock()).now()
+    )
+    return report(
+        promoted=specs[0],
+        audit_entry_id=entry_id,
+        message=f"promoted {specs[0]}{' (forced)' if forced else ''}; audit entry #{entry_id}",
+    )
+
+
+def _record_promotion(
+    engine: Engine,
+    version_id: int,
+    current_id: int | None,
+    spec: str,
+    actor: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Promote version ``version_id`` in place of ``current_id``, with its audit entry; its id."""
     with sessionmaker(engine).begin() as session:
         if current_id is not None:
             previous = session.get(PolicyVersion, current_id)
@@ -871,29 +990,14 @@ def promote(
                 previous.promoted = False
         chosen = session.get(PolicyVersion, version_id)
         if chosen is None:  # deleted meanwhile
-            raise NotFoundError(f"policy version {specs[0]} disappeared during the promotion")
+            raise NotFoundError(f"policy version {spec} disappeared during the promotion")
         chosen.promoted = True
         entry = AuditEntry(
-            at=now,
-            actor=actor,
-            action=PROMOTE_ACTION,
-            subject=f"policy:{specs[0]}",
-            details=details,
+            at=now, actor=actor, action=PROMOTE_ACTION, subject=f"policy:{spec}", details=details
         )
         session.add(entry)
         session.flush()
-        entry_id = entry.id
-    return PromotionReport(
-        promoted=specs[0],
-        previous=None if current_id is None else specs[1],
-        estimator=estimator,
-        candidate_estimate=ours.value,
-        candidate_ci_low=ours.ci_low,
-        previous_estimate=None if theirs is None else theirs.value,
-        forced=bool(force and worse),
-        audit_entry_id=entry_id,
-        details=details,
-    )
+        return int(entry.id)
 
 
 # --- one reader for policy files and stored parameters ---------------------------------------
@@ -1024,6 +1128,7 @@ class _Logged:
     version_id: int
     batches: tuple[_Batch, ...]
     skipped: tuple[str, ...]
+    unsent: int = 0  # decisions of the version left out: their message never went out
 
     @property
     def n(self) -> int:
@@ -1067,7 +1172,7 @@ def _logged_decisions(
     """
     # planning's readers, until planning exposes one public function (see the module's notes)
     from tummler.app import planning
-    from tummler.app.attribution import load_rewards, reward_specs
+    from tummler.app.attribution import HAPPENED, load_rewards, reward_specs
     from tummler.app.contacts import contacts_as_of
     from tummler.store import models
 
@@ -1076,6 +1181,9 @@ def _logged_decisions(
     wanted = (rewards.objective == objective) & ~rewards.holdout
     reward_of = dict(
         zip(rewards.decision_id[wanted].tolist(), rewards.reward[wanted].tolist(), strict=True)
+    )
+    state_of = dict(
+        zip(rewards.decision_id[wanted].tolist(), rewards.send_state[wanted].tolist(), strict=True)
     )
     with engine.connect() as connection:
         query = (
@@ -1112,13 +1220,16 @@ def _logged_decisions(
         if version_id is None and rows:
             version_id = int(max(rows, key=lambda r: (r.version, r.id)).policy_version_id)
         rows = [r for r in rows if r.policy_version_id == version_id]
+        # A send that never went out has no reward: leave it out rather than read it as 0.
+        unsent = Counter(state_of[int(r.id)] for r in rows if state_of[int(r.id)] not in HAPPENED)
+        rows = [r for r in rows if state_of[int(r.id)] in HAPPENED]
         groups: dict[tuple[int, str, datetime], list[Any]] = {}
         for r in rows:
             groups.setdefault(
                 (int(r.campaign_id), str(r.key), ensure_utc(r.decided_at)), []
             ).append(r)
         batches: list[_Batch] = []
-        skipped: list[str] = []
+        skipped: list[str] = [_unsent_note(unsent)] if unsent else []
         campaigns: dict[str, Any] = {}
         for (campaign_id, key, decided_at), group in sorted(groups.items(), key=lambda g: g[0][2]):
             if key not in campaigns:
@@ -1162,7 +1273,26 @@ def _logged_decisions(
                     reward=np.array([reward_of[int(r.id)] for r in kept], np.float64),
                 )
             )
-    return _Logged(objective, version_id or 0, tuple(batches), tuple(skipped))
+    return _Logged(objective, version_id or 0, tuple(batches), tuple(skipped), sum(unsent.values()))
+
+
+def _unsent_note(unsent: Mapping[str, int]) -> str:
+    """Say how many decisions were left out because their message never went out, and why."""
+    from tummler.app.attribution import SendState
+
+    total = sum(unsent.values())
+    parts = [
+        f"{unsent[state]:,} {words}"
+        for state, words in (
+            (SendState.WAITING, "still waiting to be sent"),
+            (SendState.NOT_SENT, "skipped, failed or dead at send time"),
+        )
+        if unsent.get(state)
+    ]
+    return (
+        f"left out {total:,} decision{'s' if total != 1 else ''} whose message never went out "
+        f"({', '.join(parts)}): an action never executed has no reward"
+    )
 
 
 def _objectives(engine: Engine, objective: str | None, campaign: str | None) -> list[str]:
@@ -1226,7 +1356,10 @@ def learn_from_store(
     attributed to decisions first, then the non-holdout decisions with a channel made by the
     newest version that made any are read with their rewards; their contexts are rebuilt as the
     plans computed them (the version's own featurizer over the store as of each decision), and
-    the version's policy is updated with them. The result is stored as a new, unpromoted version
+    the version's policy is updated with them. Only sends whose message went out count: one
+    still waiting to be sent, or skipped, failed or dead at send time, was never executed and
+    has no reward (reading it as 0 would teach the policy that its channel never works); the
+    row's notes say how many were left out. The result is stored as a new, unpromoted version
     of the same name (number one past the highest), its parent the version it was learned from,
     in planning's format so that ``tummler plan`` uses it once promoted.
 
@@ -1359,9 +1492,12 @@ def evaluate_store(
 
     The logged decisions are lever 0 of the non-holdout decisions made by the objective's newest
     version that made any (*no send* included), with their propensities and attributed rewards;
-    their contexts are rebuilt as the plans computed them. A stored candidate acts on the same
-    contacts with its own featurizer and harm per send, the same eligibility, costs and relevance
-    threshold, as a single-lever decision. ``uniform`` picks uniformly among the eligible actions
+    their contexts are rebuilt as the plans computed them. A send whose message never went out
+    (still waiting, or skipped, failed or dead at send time) is left out and counted in the
+    notes: the logged action was never executed, so it has no reward to weigh, and reading it
+    as a reward of 0 would make every policy that sends look worse than it is. A stored
+    candidate acts on the same contacts with its own featurizer and harm per send, the same
+    eligibility, costs and relevance threshold, as a single-lever decision. ``uniform`` picks uniformly among the eligible actions
     and *no send*; ``logged`` is the logging policy as far as the rows reveal it (the logged
     action with its propensity, the rest spread over the other eligible actions), so its IPS
     estimate is the observed mean reward.
@@ -1378,7 +1514,7 @@ def evaluate_store(
     Raises
     ------
     InputError
-        When the objective is ambiguous, nothing was logged, or a candidate does not fit.
+        When the objective is ambiguous, no logged send went out, or a candidate does not fit.
     """
     clock = clock or SystemClock()
     names = _objectives(engine, objective, campaign)
@@ -1397,10 +1533,13 @@ def evaluate_store(
         campaign=campaign,
         sends_only=False,
     )
-    if not logged.n:
+    sent = sum(int((b.action < b.actions.k).sum()) for b in logged.batches)
+    if not sent:  # *no send* rows alone say nothing about any send
+        unsent = f" ({'; '.join(logged.skipped)})" if logged.unsent else ""
         raise InputError(
-            f"no logged decisions of objective {name!r} to evaluate on; plan a campaign, "
-            f"import its events, and try again",
+            f"no logged decisions of objective {name!r} with a message that went out, to "
+            f"evaluate on{unsent}; plan a campaign, send it (tummler send), import its events, "
+            f"and try again",
             field="objective",
         )
     specs = list(candidates) or _default_candidates(engine, name)
@@ -1438,7 +1577,12 @@ def evaluate_store(
         for spec, dist in zip(specs, dists, strict=True)
     ]
     return Evaluation(
-        log=f"store:{name}", n_rounds=int(action.size), n_actions=width, results=tuple(results)
+        log=f"store:{name}",
+        n_rounds=int(action.size),
+        n_actions=width,
+        results=tuple(results),
+        reward_scale=_reward_scale(reward),
+        notes=logged.skipped,
     )
 
 

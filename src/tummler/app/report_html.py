@@ -560,7 +560,15 @@ def _campaign_section(campaign: CampaignReport) -> str:
         f"{escape(campaign.kpi)} · {campaign.n_treated:,} treated, {campaign.n_holdout:,} "
         "held out</p>"
     ]
-    if campaign.lift is None:
+    if campaign.sending.planned:
+        out.append(f'<p class="note">Sends: {escape(campaign.sending.message)}.</p>')
+    if campaign.lift is None and campaign.sending.nothing_sent:
+        out.append(
+            '<p class="verdict warn">Nothing was sent yet: no lift or return to report.</p>'
+            if campaign.sending.waiting
+            else '<p class="verdict warn">Nothing was sent: no lift or return to report.</p>'
+        )
+    elif campaign.lift is None:
         out.append('<p class="verdict warn">No holdout to compare with yet: no lift to report.</p>')
     else:
         out.append(_verdict(campaign.lift) + _lift_table(campaign.lift))
@@ -672,6 +680,12 @@ def render_store_html(report: StoreReport, *, simulated: SimulatedCurve | None =
         )
     else:
         overview.append('<p class="note">No campaign has both treated and held-out people yet.</p>')
+    unsent = [c.key for c in report.campaigns if c.sending.nothing_sent]
+    if unsent:
+        overview.append(
+            f'<p class="note">Nothing sent for {escape(", ".join(unsent))}: no lift until '
+            "their messages go out.</p>"
+        )
     overview.append("</section>")
     body.append("".join(overview))
     goals = [o.goal for o in report.objectives if o.goal is not None]

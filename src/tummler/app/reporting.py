@@ -3,12 +3,13 @@
 Two sources, one shape of answer:
 
 * :func:`store_report` reads the workspace's store — decisions (treated and holdout, with their
-  propensity, channel, send time, variant and policy version) and the events attributed to them
-  (run :func:`tummler.app.attribution.attribute_events` first) — and, per campaign and per
-  objective, calls the pure functions of :mod:`tummler.measure`: holdout lift, variant test
-  (probability to be best and mSPRT), send-time and channel response, ROI, breadth against depth
-  with the audience's movements between relationship stages (read from the contacts' history),
-  goals against the strategy's targets, and a learning curve over policy versions.
+  propensity, channel, send time, variant and policy version), what the outbox did with each
+  (:func:`tummler.app.attribution.read_send_states`) and the events attributed to them (run
+  :func:`tummler.app.attribution.attribute_events` first) — and, per campaign and per objective,
+  calls the pure functions of :mod:`tummler.measure`: holdout lift, variant test (probability to
+  be best and mSPRT), send-time and channel response, ROI, breadth against depth with the
+  audience's movements between relationship stages (read from the contacts' history), goals
+  against the strategy's targets, and a learning curve over policy versions.
 * :func:`log_report` reads a past experiment in the logged-bandit format
   (docs/logged-bandit-format.md) and gives each action's mean reward, weighted by the known
   propensities, and each action's lift over a control action, with intervals. It needs no
@@ -16,6 +17,24 @@ Two sources, one shape of answer:
 
 Both return frozen dataclass trees with ``to_dict()`` (plain JSON types; NaN becomes ``None``),
 which the terminal tables, ``--json`` and the HTML page (:mod:`tummler.app.report_html`) render.
+
+**Decisions whose message has not gone out.** A planned send has a result only once it is sent,
+so the store report reads each decision's :class:`~tummler.app.attribution.SendState` as of the
+report's time and measures each figure on the decisions it can honestly use
+(:class:`SendProgress` counts them):
+
+* *Holdout lift* is intent to treat: the treated group is every decision not held out whose fate
+  is settled — sent, ended unsent by the outbox (skipped for consent or fatigue, failed, dead),
+  or a choice of *no send* — against every holdout. Sends still *waiting* (not enqueued, pending,
+  in doubt) are left out: their attribution window has not opened, so counting them would read
+  "not sent yet" as "did nothing". A campaign that planned sends and sent none has no lift: the
+  report says that nothing was sent yet, instead of an effect of zero.
+* *ROI* counts the cost of the messages sent only, against the incremental value of the same
+  intent-to-treat groups; a campaign that sent nothing has no ROI (it spent nothing), never
+  "ROI -100%".
+* *Breadth and depth*, the send-time, channel and variant figures count only the sends that went
+  out; the learning curve counts each version's decisions that happened (sent, or *no send*).
+* With some sends still waiting, :attr:`SendProgress.message` states the share sent.
 """
 
 from __future__ import annotations
@@ -34,6 +53,7 @@ from numpy.typing import NDArray
 from scipy import stats
 from sqlalchemy import Engine, select
 
+from tummler.app.attribution import HAPPENED, SendState, read_send_states
 from tummler.app.contacts import stages_as_of
 from tummler.app.logs import read_logged_bandit
 from tummler.core.clock import ensure_utc
@@ -63,12 +83,13 @@ from tummler.store.database import session_scope
 from tummler.store.models import Campaign, Decision, Event, PolicyVersion, Variant
 from tummler.strategy import Strategy
 
-# ``CellResponse``, ``Lift`` and ``StageTransitions`` are re-exported for the command's tables: the
-# CLI layer may not import ``tummler.measure`` itself.
+# ``BreadthDepth``, ``CellResponse``, ``Lift`` and ``StageTransitions`` are re-exported for the
+# command's tables: the CLI layer may not import ``tummler.measure`` itself.
 __all__ = [
     "ENGAGEMENT_EVENTS",
     "ActionLift",
     "ActionMean",
+    "BreadthDepth",
     "CampaignReport",
     "CellResponse",
     "LearningPoint",
@@ -76,6 +97,7 @@ __all__ = [
     "LogReport",
     "ObjectiveReport",
     "ObjectiveSpec",
+    "SendProgress",
     "StageTransitions",
     "StoreReport",
     "log_report",
@@ -375,6 +397,92 @@ class LearningPoint:
 
 
 @dataclass(frozen=True)
+class SendProgress:
+    """How far a campaign's planned sends got by the report's time.
+
+    Attributes
+    ----------
+    planned
+        Decisions not held out that send something: the messages the campaign meant to send.
+    sent
+        Of those, the ones the outbox handed over.
+    waiting
+        Not handed over yet (not enqueued, pending, in doubt): nothing can be measured for them
+        yet, so every figure leaves them out until they go out.
+    not_sent
+        Ended without being sent (skipped at send time for consent or fatigue, failed, dead):
+        in the treated group of the lift (intent to treat), not in the ROI's cost nor the reach.
+    share_sent
+        ``sent / planned``; None when nothing was planned to be sent.
+    message
+        The above in words.
+    """
+
+    planned: int
+    sent: int
+    waiting: int
+    not_sent: int
+    share_sent: float | None
+    message: str
+
+    @property
+    def nothing_sent(self) -> bool:
+        """The campaign meant to send and has sent nothing: lift and ROI are not measurable."""
+        return self.planned > 0 and self.sent == 0
+
+
+def _send_progress(states: list[SendState]) -> SendProgress:
+    """Count a campaign's decisions by what became of their message, and say it in words.
+
+    Examples
+    --------
+    >>> progress = _send_progress([SendState.SENT, SendState.WAITING, SendState.WAITING,
+    ...                            SendState.NOT_SENT, SendState.NOTHING_TO_SEND])
+    >>> (progress.planned, progress.sent, progress.waiting, progress.not_sent, progress.share_sent)
+    (4, 1, 2, 1, 0.25)
+    >>> _send_progress([SendState.WAITING, SendState.NOTHING_TO_SEND]).nothing_sent
+    True
+    """
+    sent = states.count(SendState.SENT)
+    waiting = states.count(SendState.WAITING)
+    not_sent = states.count(SendState.NOT_SENT)
+    planned = sent + waiting + not_sent
+    unsent = ", ".join(
+        f"{n:,} {words}"
+        for n, words in (
+            (waiting, "still waiting to be sent"),
+            (not_sent, "skipped, failed or dead at send time"),
+        )
+        if n
+    )
+    wait = "lift and ROI wait until messages go out"
+    if planned == 0:
+        message = "no sends planned"
+    elif sent == planned:
+        message = f"all {planned:,} planned sends went out"
+    elif sent == 0 and not not_sent:
+        message = (
+            f"nothing sent yet: all {planned:,} planned sends are still waiting to be sent "
+            f"(run tummler send); {wait}"
+        )
+    elif sent == 0 and waiting:
+        message = f"nothing sent yet: of {planned:,} planned sends, {unsent}; {wait}"
+    elif sent == 0:
+        message = (
+            f"nothing was sent: all {planned:,} planned sends were skipped, failed or dead at "
+            "send time; no lift or ROI to measure"
+        )
+    else:
+        message = (
+            f"{sent:,} of {planned:,} planned sends went out ({sent / planned:.0%}); {unsent}; "
+            "ROI, reach and depth count the sends that went out"
+        )
+    return SendProgress(
+        planned, sent, waiting, not_sent, sent / planned if planned else None, message
+    )
+
+
+@dataclass(frozen=True)
 class CampaignReport:
     """What one campaign changed, for whom, at what cost.
 
@@ -383,19 +491,25 @@ class CampaignReport:
     key, objective, kpi
         The campaign, the objective it serves and the KPI's wording (``"converted rate"``).
     n_decisions, n_treated, n_holdout
-        Decisions measured, split into sends (or posts) and the held-out.
+        Decisions made, split into those not held out (sends, posts, *no send*) and the held-out.
+    sending
+        How many of the planned sends went out, are still waiting, or ended unsent.
     lift
-        Treated against holdout on the KPI; None when either group has fewer than two people.
+        Treated against holdout on the KPI, intent to treat over the settled decisions (the
+        module's notes); None when either group has fewer than two people, or nothing was sent.
     variants, sequential
-        Among treated decisions with a variant: Bayesian probability to be best, and the mSPRT on
+        Among sent decisions with a variant: Bayesian probability to be best, and the mSPRT on
         the two most used variants day by day (rate KPIs only); None when fewer than two variants.
     send_time, channels
-        Response by hour of week (UTC, from ``send_at``) and by channel, weighted by the
-        propensities; ``causal`` says whether the estimate may be read as an effect.
+        Response of the sent messages by hour of week (UTC, from ``send_at``) and by channel,
+        weighted by the propensities; ``causal`` says whether the estimate may be read as an
+        effect.
     roi
-        Incremental value over cost; None when the strategy gives no cost for its channels.
+        Incremental value (intent to treat) less the cost of the messages sent, over that cost;
+        None when nothing was sent or the strategy gives no cost for its channels.
     breadth
-        Reach against depth over the campaign's audience (everyone with a decision).
+        Reach against depth over the campaign's audience (everyone with a decision): reached are
+        the people a message went out to, and only their engagements with it count.
     stages
         The audience's relationship stages as of the report's time (counts), from the contacts'
         history (:mod:`tummler.app.contacts`).
@@ -419,6 +533,7 @@ class CampaignReport:
     n_decisions: int
     n_treated: int
     n_holdout: int
+    sending: SendProgress
     lift: Lift | None
     variants: VariantPosterior | None
     sequential: SequentialTest | None
@@ -512,6 +627,11 @@ def _read_store(
                 Event.at <= as_of,
             )
         ).all()
+        states = read_send_states(
+            session,
+            select(Decision.id).where(Decision.campaign_id.in_(ids), Decision.decided_at <= as_of),
+            as_of=as_of,
+        )
         audience: dict[int, set[int]] = defaultdict(set)
         first: dict[int, datetime] = {}
         for d in decisions:
@@ -555,6 +675,7 @@ def _read_store(
             "propensity": float(row[7]),
             "policy": None if row[8] is None else (str(row[8]), int(row[9]), ensure_utc(row[10])),
             "decided_at": ensure_utc(row[11]),
+            "send": states[decision_id],
             "kpi": kpi,
             "value": value,
             "engagements": engagements,
@@ -562,9 +683,22 @@ def _read_store(
     return campaigns, outcome, stages
 
 
+def _settled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decisions the lift and the ROI compare (intent to treat): all but the sends still
+    waiting, or none when the campaign meant to send and sent nothing."""
+    if _send_progress([r["send"] for r in rows]).nothing_sent:
+        return []
+    return [r for r in rows if r["send"] is not SendState.WAITING]
+
+
+def _sent(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["send"] is SendState.SENT]
+
+
 def _lift(
     rows: list[dict[str, Any]], spec: ObjectiveSpec, treatment: str, rng: np.random.Generator
 ) -> Lift | None:
+    """Treated against holdout over ``rows`` (already :func:`_settled`)."""
     treated = [r["kpi"] for r in rows if not r["holdout"]]
     held = [r["kpi"] for r in rows if r["holdout"]]
     if len(treated) < 2 or len(held) < 2:
@@ -583,7 +717,7 @@ def _lift(
 def _variants(
     rows: list[dict[str, Any]], spec: ObjectiveSpec, mixture_sd: float
 ) -> tuple[VariantPosterior | None, SequentialTest | None]:
-    sends = [r for r in rows if not r["holdout"] and r["variant"] is not None]
+    sends = [r for r in _sent(rows) if r["variant"] is not None]
     keys = sorted({str(r["variant"]) for r in sends})
     if len(keys) < 2 or spec.measure != "rate":
         return None, None
@@ -627,7 +761,7 @@ def _variants(
 def _insights(
     rows: list[dict[str, Any]],
 ) -> tuple[CellResponse | None, CellResponse | None]:
-    sends = [r for r in rows if not r["holdout"] and r["channel"] is not None]
+    sends = _sent(rows)
     if not sends:
         return None, None
     timed = [r for r in sends if r["send_at"] is not None]
@@ -648,10 +782,12 @@ def _insights(
 
 
 def _breadth(rows: list[dict[str, Any]]) -> BreadthDepth | None:
+    """Over everyone with a decision: reached when a message went out to them, and their
+    engagements with the messages that went out."""
     people: dict[int, list[int]] = {}
     for r in rows:
         reached, engaged = people.get(r["contact"], [0, 0])
-        sent = not r["holdout"] and r["channel"] is not None
+        sent = r["send"] is SendState.SENT
         people[r["contact"]] = [reached or int(sent), engaged + (r["engagements"] if sent else 0)]
     if not people:
         return None
@@ -679,6 +815,29 @@ def _movements(
     }
 
 
+def _roi(
+    rows: list[dict[str, Any]],
+    costs: Mapping[str, float],
+    label: str,
+    rng: np.random.Generator,
+) -> Roi | None:
+    """ROI over ``rows`` (already :func:`_settled`): the cost of the messages that went out,
+    against the value the treated brought beyond the holdout; None when nothing cost anything."""
+    cost = sum(costs.get(str(r["channel"]), 0.0) for r in _sent(rows))
+    treated_value = [r["value"] for r in rows if not r["holdout"]]
+    held_value = [r["value"] for r in rows if r["holdout"]]
+    if cost <= 0 or len(treated_value) < 2 or len(held_value) < 2:
+        return None
+    return roi(
+        np.asarray(treated_value),
+        np.asarray(held_value),
+        cost,
+        label=label,
+        n_bootstrap=500,
+        rng=rng,
+    )
+
+
 def _goal(lift: Lift | None, spec: ObjectiveSpec, name: str) -> GoalProgress | None:
     if lift is None or (spec.relative_lift is None and spec.absolute_rate is None):
         return None
@@ -690,7 +849,7 @@ def _goal(lift: Lift | None, spec: ObjectiveSpec, name: str) -> GoalProgress | N
 def _learning_curve(rows: list[dict[str, Any]], alpha: float) -> tuple[LearningPoint, ...]:
     groups: dict[tuple[str, int, datetime], list[float]] = defaultdict(list)
     for r in rows:
-        if r["policy"] is not None and not r["holdout"]:
+        if r["policy"] is not None and not r["holdout"] and r["send"] in HAPPENED:
             groups[r["policy"]].append(r["kpi"])
     z = float(stats.norm.ppf(1.0 - alpha / 2.0))
     points: list[LearningPoint] = []
@@ -774,22 +933,11 @@ def store_report(
     for cid, key, objective in campaigns:
         spec = specs.get(objective, ObjectiveSpec(objective))
         rows = by_campaign.get(cid, [])
-        lift = _lift(rows, spec, f"campaign {key}", generator)
+        settled = _settled(rows)
+        lift = _lift(settled, spec, f"campaign {key}", generator)
         variants, sequential = _variants(rows, spec, mixture_sd)
         send_time, channels = _insights(rows)
-        cost = sum(costs.get(str(r["channel"]), 0.0) for r in rows if not r["holdout"])
-        campaign_roi: Roi | None = None
-        treated_value = [r["value"] for r in rows if not r["holdout"]]
-        held_value = [r["value"] for r in rows if r["holdout"]]
-        if cost > 0 and len(treated_value) >= 2 and len(held_value) >= 2:
-            campaign_roi = roi(
-                np.asarray(treated_value),
-                np.asarray(held_value),
-                cost,
-                label=f"campaign {key}",
-                n_bootstrap=500,
-                rng=generator,
-            )
+        campaign_roi = _roi(settled, costs, f"campaign {key}", generator)
         audience_stages: dict[str, int] = defaultdict(int)
         members = sorted({r["contact"] for r in rows})
         for contact_id in members:
@@ -803,6 +951,7 @@ def store_report(
                 n_decisions=len(rows),
                 n_treated=sum(1 for r in rows if not r["holdout"]),
                 n_holdout=sum(1 for r in rows if r["holdout"]),
+                sending=_send_progress([r["send"] for r in rows]),
                 lift=lift,
                 variants=variants,
                 sequential=sequential,
@@ -820,7 +969,7 @@ def store_report(
     for objective in sorted({c[2] for c in campaigns}):
         spec = specs.get(objective, ObjectiveSpec(objective))
         mine = [cid for cid, _, o in campaigns if o == objective]
-        rows = [r for cid in mine for r in by_campaign.get(cid, [])]
+        rows = [r for cid in mine for r in _settled(by_campaign.get(cid, []))]
         lift = _lift(rows, spec, f"objective {objective}", generator)
         objectives.append(
             ObjectiveReport(

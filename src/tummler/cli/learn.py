@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tummler.cli.context import console, state
@@ -301,6 +302,7 @@ def evaluate(
                 **promotion.details,
                 "promoted": promotion.promoted,
                 "audit_entry_id": promotion.audit_entry_id,
+                "message": promotion.message,
             }
         typer.echo(json.dumps(document))
         return
@@ -328,10 +330,9 @@ def evaluate(
                 end_section=index == len(evaluation.results) - 1,
             )
     console.print(table)
+    for note in evaluation.notes:
+        console.print(f"note: {note}", highlight=False)
     if promote_first:  # after the table, so that a refusal comes with the figures
         promotion = _promote(engine, first, log, actions, options, workspace)
-        forced = " (forced)" if promotion.forced else ""
-        console.print(
-            f"promoted {promotion.promoted}{forced}; audit entry #{promotion.audit_entry_id}",
-            highlight=False,
-        )
+        colour = "green" if promotion.promoted is not None else "yellow"
+        console.print(f"[{colour}]{escape(promotion.message)}[/{colour}]", highlight=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tummler.cli.context import console, state
@@ -21,9 +22,9 @@ from tummler.core.errors import InputError
 
 if TYPE_CHECKING:
     from tummler.app.reporting import (
+        BreadthDepth,
         CampaignReport,
         CellResponse,
-        Lift,
         LogReport,
         ObjectiveSpec,
         StoreReport,
@@ -42,9 +43,17 @@ def _fmt(value: float | None, rate: bool) -> str:
     return f"{value:.2%}" if rate else f"{value:.4g}"
 
 
-def _lift_row(table: Table, name: str, lift: Lift | None) -> None:
+def _lift_row(table: Table, campaign: CampaignReport) -> None:
+    name, lift = campaign.key, campaign.lift
     if lift is None:
-        table.add_row(name, "–", "–", "–", "–", "no holdout yet")
+        sending = campaign.sending
+        if not sending.nothing_sent:
+            why = "no holdout yet"
+        elif sending.waiting:
+            why = "nothing sent yet"
+        else:
+            why = "nothing was sent"
+        table.add_row(name, "–", "–", "–", "–", why)
         return
     rate = lift.kind == "rate"
     low, high = lift.difference_interval.low, lift.difference_interval.high
@@ -79,6 +88,26 @@ def _cells_line(what: str, cells: CellResponse | None) -> None:
     )
 
 
+def _breadth_words(b: BreadthDepth) -> str:
+    """Reach and depth in words; a share or a mean of nobody is said, never printed as NaN."""
+    reach = f"breadth: {b.reached:,} of {b.audience:,} reached ({b.reach_share:.1%})"
+    if b.reached == 0:
+        return f"{reach}; depth: nobody reached yet, so no engagement to measure"
+    if b.engaged == 0:
+        return f"{reach}; depth: none of the {b.reached:,} reached has engaged yet"
+    return (
+        f"{reach}; depth: {b.engaged:,} engaged ({b.share_engaged:.1%}), "
+        f"{b.engagement_per_engaged:.2f} engagements per engaged person"
+    )
+
+
+def _interval_words(low: float, high: float) -> str:
+    """``low – high``, or "–" when one point cannot give an interval."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "–"
+    return f"{low:.4f} – {high:.4f}"
+
+
 def _movement_cell(count: int, before: int, now: int) -> str:
     """A cell of the stage movement table: green when people moved closer, red when back."""
     if count and now > before:
@@ -106,18 +135,17 @@ def _print_campaign(campaign: CampaignReport) -> None:
                 f"  mSPRT (always valid): {campaign.sequential.reason}",
                 highlight=False,
             )
+    sending = campaign.sending
+    if sending.planned:
+        words = f"sends: {escape(sending.message)}"
+        unsettled = sending.waiting or sending.nothing_sent
+        console.print(f"  [yellow]{words}[/yellow]" if unsettled else f"  {words}", highlight=False)
     _cells_line("send time", campaign.send_time)
     _cells_line("channel", campaign.channels)
     if campaign.roi is not None:
         console.print(f"  ROI: {campaign.roi.message}", highlight=False)
     if campaign.breadth is not None:
-        b = campaign.breadth
-        console.print(
-            f"  breadth: {b.reached:,} of {b.audience:,} reached ({b.reach_share:.1%}); "
-            f"depth: {b.engaged:,} engaged ({b.share_engaged:.1%}), "
-            f"{b.engagement_per_engaged:.2f} engagements per engaged person",
-            highlight=False,
-        )
+        console.print(f"  {_breadth_words(campaign.breadth)}", highlight=False)
     if campaign.stages:
         console.print(
             "  stages at the report's time: "
@@ -155,7 +183,7 @@ def _print_store(result: StoreReport) -> None:
         "campaign", "treated", "holdout", "lift", "interval", "verdict", title="holdout lift"
     )
     for campaign in result.campaigns:
-        _lift_row(table, campaign.key, campaign.lift)
+        _lift_row(table, campaign)
     console.print(table)
     for campaign in result.campaigns:
         if campaign.lift is not None:
@@ -184,7 +212,7 @@ def _print_store(result: StoreReport) -> None:
                 str(point.version),
                 f"{point.n:,}",
                 f"{point.mean:.4f}",
-                f"{point.interval.low:.4f} – {point.interval.high:.4f}",
+                _interval_words(point.interval.low, point.interval.high),
             )
         console.print(table)
 

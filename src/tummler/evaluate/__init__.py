@@ -5,6 +5,8 @@ Estimators are functions over arrays in the style of Open Bandit Pipeline (``rew
 seeded bootstrap interval and the effective sample size of its importance weights. Those functions
 check their arrays on every call; to evaluate many policies on the same logs, check the logs once
 (:class:`LoggedData`), each policy once (:meth:`LoggedData.rounds`) and call :func:`estimate`.
+Two estimates are compared with :func:`compare_values`, which calls differences within rounding
+noise a tie.
 """
 
 from tummler.evaluate._baselines import (
@@ -14,6 +16,13 @@ from tummler.evaluate._baselines import (
     context_free_policy,
 )
 from tummler.evaluate._checks import LoggedData, LoggedRounds
+from tummler.evaluate._comparison import (
+    TIE_ABSOLUTE_TOLERANCE,
+    TIE_RELATIVE_TOLERANCE,
+    Comparison,
+    compare_values,
+    tie_tolerance,
+)
 from tummler.evaluate._estimators import (
     ESTIMATORS,
     Estimate,
@@ -31,13 +40,17 @@ from tummler.evaluate._reward_model import RewardModelKind, fit_reward_model
 __all__ = [
     "BASELINES",
     "ESTIMATORS",
+    "TIE_ABSOLUTE_TOLERANCE",
+    "TIE_RELATIVE_TOLERANCE",
     "Baseline",
+    "Comparison",
     "Estimate",
     "LoggedData",
     "LoggedRounds",
     "PolicyEvaluation",
     "RewardModelKind",
     "baseline_action_dist",
+    "compare_values",
     "context_free_policy",
     "dm",
     "dr",
@@ -48,4 +61,5 @@ __all__ = [
     "ips",
     "snips",
     "switch_dr",
+    "tie_tolerance",
 ]
