@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -70,7 +71,7 @@ def _mapping(pairs: list[str] | None, mapping_file: Path | None) -> dict[str, st
 
 
 def _render(report: ImportReport) -> None:
-    console.print(f"import {report.kind} from [bold]{report.path}[/bold]", highlight=False)
+    console.print(f"import {report.kind} from [bold]{escape(report.path)}[/bold]", highlight=False)
     table = Table(show_header=True)
     table.add_column("rows")
     table.add_column("count", justify="right")
@@ -91,10 +92,10 @@ def _render(report: ImportReport) -> None:
         reasons.add_column("reason")
         reasons.add_column("rows", justify="right")
         for reason, count in report.top_reasons:
-            reasons.add_row(reason, f"{count:,}")
+            reasons.add_row(escape(reason), f"{count:,}")
         console.print(reasons)
     if report.rejects_path:
-        console.print(f"rejected rows: [bold]{report.rejects_path}[/bold]", highlight=False)
+        console.print(f"rejected rows: [bold]{escape(report.rejects_path)}[/bold]", highlight=False)
 
 
 def _run(
@@ -153,7 +154,7 @@ def _run(
                     progress=advance,
                 )
     except TummlerError as exc:
-        error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        error_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
