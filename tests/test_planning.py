@@ -27,6 +27,7 @@ from tummler.app.planning import (
     plan_campaign,
     planned_contexts,
 )
+from tummler.app.strategy import sync_campaigns
 from tummler.app.workspace import init_workspace
 from tummler.cli import plan as plan_cli
 from tummler.cli.context import CLIState
@@ -370,6 +371,15 @@ def test_explain_advises_a_new_plan_for_who_joined_the_audience_since(
         add_reachable(session, "late", {"email": "late@example.org"}, now=NOW, clicked_ago=DAY)
     with pytest.raises(NotFoundError, match=f"run `tummler plan {REORDER}` again"):
         explain_decision(engine, contact="late", campaign_key=REORDER, workspace=workspace)
+
+
+def test_explain_says_a_synced_campaign_is_not_planned_yet(engine: Engine, workspace: Path) -> None:
+    _seed(engine, n=8)
+    sync_campaigns(engine, workspace, clock=FrozenClock(NOW))
+    with pytest.raises(
+        NotFoundError, match=f"has not been planned yet; run `tummler plan {REORDER}`"
+    ):
+        explain_decision(engine, contact="c1", campaign_key=REORDER, workspace=workspace)
 
 
 def test_unknown_campaign_lists_the_known_ones(engine: Engine, workspace: Path) -> None:
