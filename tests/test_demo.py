@@ -9,6 +9,7 @@ same run twice.
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -23,6 +25,7 @@ from tummler.app.demo import DEMO_MARKER, DemoReport, run_demo
 from tummler.app.demo_brand import DEMO_BRAND, DemoBrand
 from tummler.app.demo_round import RESPONSE_SOURCE, STAGE_SOURCE
 from tummler.app.workspace import open_store
+from tummler.cli import demo as demo_cli
 from tummler.cli.main import app
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError, InputError
@@ -252,6 +255,46 @@ def test_the_command(tmp_path: Path) -> None:
     refused = CliRunner().invoke(app, ["demo", str(tmp_path / "other"), "--rounds", "1"])
     assert refused.exit_code != 0
     assert isinstance(refused.exception, ConfigError)
+
+
+@pytest.mark.parametrize("scale", [1, 150])
+def test_the_results_table_fits_80_columns(
+    small: DemoReport, scale: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 60 rounds (the most the command allows) of the small run's rounds, at their own size and at
+    # about the size of a million-contact brand's (15,000 sends a round): every round on one
+    # line, no cell cut short ("12,3…"), nothing past column 80 (a pipe's or CI's width).
+    rounds = tuple(
+        replace(
+            small.rounds[i % len(small.rounds)],
+            number=i + 1,
+            sent=small.rounds[i % len(small.rounds)].sent * scale,
+            clicks=small.rounds[i % len(small.rounds)].clicks * scale,
+            tummler=-small.rounds[i % len(small.rounds)].tummler * scale,
+            baselines={
+                k: v * scale for k, v in small.rounds[i % len(small.rounds)].baselines.items()
+            },
+            policy=f"demo@{i}",
+            learned=f"demo@{i + 1}",
+            promoted=i % 2 == 1,
+        )
+        for i in range(60)
+    )
+    terminal = Console(width=80, file=io.StringIO(), color_system=None)
+    monkeypatch.setattr(demo_cli, "console", terminal)
+    demo_cli._show(replace(small, rounds=rounds))
+    shown = terminal.file.getvalue()
+    assert "…" not in shown
+    lines = shown.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rule = next(i for i, line in enumerate(lines) if line.startswith("───"))
+    rows = [line.split() for line in lines[rule + 1 : rule + 1 + len(rounds)]]
+    for r, row in zip(rounds, rows, strict=True):
+        policy = f"v{r.number - 1}→v{r.number}" if r.promoted else f"v{r.number - 1}"
+        assert row[:2] == [str(r.number), policy]
+        assert len(row) == 5 + len(BASELINE_NAMES)
+    assert lines[rule + 1 + len(rounds)].split()[0] == "total"
+    assert "oracle" in shown
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from tummler.app.planning import (
     plan_campaign,
     planned_contexts,
 )
+from tummler.app.strategy import sync_campaigns
 from tummler.app.workspace import init_workspace
 from tummler.cli import plan as plan_cli
 from tummler.cli.context import CLIState
@@ -334,6 +335,53 @@ def test_explain_refuses_what_is_not_there(
         explain_decision(engine, contact=contact, campaign_key=campaign)
 
 
+def test_explain_says_who_is_outside_the_audience_and_which_conditions_they_fail(
+    engine: Engine, workspace: Path
+) -> None:
+    # fresh-roast-reorder's audience: stage in ["customer", "advocate"] and engaged_within("60d").
+    # A new plan cannot help these people, so the message must not advise one.
+    _seed(engine, n=8)
+    with session_scope(engine) as session:
+        add_reachable(
+            session, "quiet", {"email": "quiet@example.org"}, now=NOW, clicked_ago=90 * DAY
+        )
+    _plan(engine, workspace)
+    cases = {
+        "sub1": ('stage in ["customer", "advocate"] (stage is "subscriber")', "never engaged"),
+        "quiet": ('engaged_within("60d") (last engaged 2025-12-02 06:00 UTC)',),
+    }
+    for contact, failed in cases.items():
+        with pytest.raises(NotFoundError) as caught:
+            explain_decision(engine, contact=contact, campaign_key=REORDER, workspace=workspace)
+        message = str(caught.value)
+        assert f"contact {contact!r} is outside the audience 'active-customers'" in message
+        for condition in failed:
+            assert condition in message
+        assert "tummler plan" not in message
+    # "quiet" is a customer: the message lists only the condition it fails
+    assert "stage in" not in str(caught.value).split("they fail ")[1]
+
+
+def test_explain_advises_a_new_plan_for_who_joined_the_audience_since(
+    engine: Engine, workspace: Path
+) -> None:
+    _seed(engine, n=8)
+    _plan(engine, workspace)
+    with session_scope(engine) as session:
+        add_reachable(session, "late", {"email": "late@example.org"}, now=NOW, clicked_ago=DAY)
+    with pytest.raises(NotFoundError, match=f"run `tummler plan {REORDER}` again"):
+        explain_decision(engine, contact="late", campaign_key=REORDER, workspace=workspace)
+
+
+def test_explain_says_a_synced_campaign_is_not_planned_yet(engine: Engine, workspace: Path) -> None:
+    _seed(engine, n=8)
+    sync_campaigns(engine, workspace, clock=FrozenClock(NOW))
+    with pytest.raises(
+        NotFoundError, match=f"has not been planned yet; run `tummler plan {REORDER}`"
+    ):
+        explain_decision(engine, contact="c1", campaign_key=REORDER, workspace=workspace)
+
+
 def test_unknown_campaign_lists_the_known_ones(engine: Engine, workspace: Path) -> None:
     with pytest.raises(NotFoundError, match="known: first-order-welcome, fresh-roast-reorder"):
         _plan(engine, workspace, campaign="spring")
@@ -386,6 +434,11 @@ def test_cli_plan_and_explain(cli_workspace: Path) -> None:
     data = json.loads(runner.invoke(app, ["explain", "c3", REORDER, "--json"]).output)
     assert data["contact"] == "c3"
     assert "no_consent" in data["removed"]["sms"]
+    outside = runner.invoke(app, ["explain", "sub1", REORDER])
+    assert outside.exit_code == 1
+    words = " ".join(str(outside.exception).split())
+    assert "outside the audience 'active-customers'" in words
+    assert 'stage is "subscriber"' in words
 
 
 def test_the_latest_promoted_version_decides_and_explains_with_its_weights(

@@ -28,6 +28,7 @@ from tummler.strategy import (
     parse_duration,
     parse_expression,
     predicate_arguments,
+    unmet_conditions,
 )
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -412,3 +413,43 @@ def test_numpy_scalars_compare_like_python_ones() -> None:
     assert evaluate("attributes.vip == false", view).tolist() == [False, True, False]
     assert evaluate('attributes.country in ["DE", 1]', view).tolist() == [True, False, False]
     assert evaluate('attributes.country == "DE"', view).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "index", "unmet"),
+    [
+        ('stage == "customer"', 0, []),
+        (
+            'stage in ["customer", "advocate"] and engaged_within("7d")',
+            3,
+            [
+                'stage in ["customer", "advocate"] (stage is "subscriber")',
+                'engaged_within("7d") (last engaged 2026-01-30 13:00 UTC)',
+            ],
+        ),
+        ('consent("email") and attributes.vip', 2, [
+            'consent("email") (consent to email not granted)',
+            "attributes.vip (attributes.vip is missing)",
+        ]),
+        (
+            'attributes.orders >= 5 and has_identity("sms")',
+            1,
+            ['has_identity("sms") (no identity on sms)'],
+        ),
+        ('engaged_within("7d") or attributes.country == "FR"', 2, [
+            'engaged_within("7d") or attributes.country == "FR" '
+            "(never engaged; attributes.country is missing)",
+        ]),
+        ('not attributes.vip', 0, ["not attributes.vip (attributes.vip is true)"]),
+    ],
+)  # fmt: skip
+def test_unmet_conditions_name_each_failed_condition_and_the_contacts_value(
+    text: str, index: int, unmet: list[str]
+) -> None:
+    one = ContactColumns.from_records([CONTACTS[index]], now=NOW)
+    assert unmet_conditions(text, one) == unmet
+
+
+def test_unmet_conditions_explain_one_contact_at_a_time() -> None:
+    with pytest.raises(ExpressionError, match="explains one contact; the view holds 4"):
+        unmet_conditions('stage == "customer"', VIEW)

@@ -88,6 +88,7 @@ from tummler.app.strategy import (
     Severity,
     check_workspace_strategy,
     contact_view,
+    read_workspace_strategy,
     store_campaign,
 )
 from tummler.core.clock import Clock, ensure_utc
@@ -120,6 +121,7 @@ from tummler.strategy import (
     Campaign,
     CampaignDocument,
     Channel,
+    ContactColumns,
     Override,
     SourceMap,
     Strategy,
@@ -127,6 +129,7 @@ from tummler.strategy import (
     Visibility,
     evaluate,
     parse_expression,
+    unmet_conditions,
 )
 
 __all__ = [
@@ -750,6 +753,16 @@ def _in_audience(
     """
     if audience is None or not rows:
         return list(rows), None
+    view, raw = _audience_view(connection, rows, now=now)
+    keep = np.asarray(evaluate(audience, view), bool)
+    return [row for row, kept in zip(rows, keep.tolist(), strict=True) if kept], raw.kept(keep)
+
+
+def _audience_view(
+    connection: Connection, rows: Sequence[Any], *, now: datetime
+) -> tuple[ContactColumns, _RawReads]:
+    """The audience expression's view of ``rows`` (ordered by id) as of ``now``, and their
+    identities and consent as read for it."""
     position = {int(r.id): p for p, r in enumerate(rows)}
     raw = _raw_reads(connection, rows, position, now=now)
     engaged = np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[us]")
@@ -775,8 +788,7 @@ def _in_audience(
         identities=raw.identities,
         last_engaged=engaged,
     )
-    keep = np.asarray(evaluate(audience, view), bool)
-    return [row for row, kept in zip(rows, keep.tolist(), strict=True) if kept], raw.kept(keep)
+    return view, raw
 
 
 def _read_chunk(
@@ -2179,7 +2191,9 @@ class DecisionExplanation:
         return data
 
 
-def explain_decision(engine: Engine, *, contact: str, campaign_key: str) -> DecisionExplanation:
+def explain_decision(
+    engine: Engine, *, contact: str, campaign_key: str, workspace: Path | None = None
+) -> DecisionExplanation:
     """Explain a contact's decision in a campaign from what the plan stored with it.
 
     Parameters
@@ -2190,11 +2204,15 @@ def explain_decision(engine: Engine, *, contact: str, campaign_key: str) -> Deci
         The contact's external id (or, failing that, its numeric id).
     campaign_key
         The campaign's id.
+    workspace
+        The workspace whose ``strategy.yaml`` defines the campaign's audience: with it, a contact
+        without a decision is told which of the audience's conditions they fail.
 
     Raises
     ------
     NotFoundError
-        When the contact, the campaign, or a decision for them is not in the store.
+        When the contact, the campaign, or a decision for them is not in the store; for a contact
+        outside the campaign's audience, the message says so, and why.
     """
     with engine.connect() as connection:
         campaign_id = connection.scalar(
@@ -2230,9 +2248,11 @@ def explain_decision(engine: Engine, *, contact: str, campaign_key: str) -> Deci
         ).all()
     if not rows:
         raise NotFoundError(
-            f"contact {contact!r} has no decision in campaign {campaign_key!r}: it was not in the "
-            f"audience when the campaign was planned (run `tummler plan {campaign_key}` again)"
-        )
+            _why_no_decision(
+                engine, contact=str(person.external_id), contact_id=int(person.id),
+                campaign_key=campaign_key, campaign_id=int(campaign_id), workspace=workspace,
+            )
+        )  # fmt: skip
     first: models.Decision = rows[0][0]
     reasons = dict(first.reasons or {})
     levers = tuple(
@@ -2274,6 +2294,73 @@ def explain_decision(engine: Engine, *, contact: str, campaign_key: str) -> Deci
     return DecisionExplanation(
         **{**asdict(explanation), "levers": levers, "summary": _sentence(explanation)}
     )
+
+
+def _why_no_decision(
+    engine: Engine,
+    *,
+    contact: str,
+    contact_id: int,
+    campaign_key: str,
+    campaign_id: int,
+    workspace: Path | None,
+) -> str:
+    """Why a contact has no decision in a campaign: not planned yet; outside its audience as of the
+    last plan (and the conditions they fail there), which a new plan cannot change; or come into
+    the store or the audience since, which a new plan fixes."""
+    head = f"contact {contact!r} has no decision in campaign {campaign_key!r}"
+    with engine.connect() as connection:
+        planned = connection.scalar(
+            select(func.max(models.Decision.decided_at)).where(
+                models.Decision.campaign_id == campaign_id
+            )
+        )
+        if planned is None:
+            return (
+                f"{head}: the campaign has not been planned yet; run `tummler plan {campaign_key}`"
+            )
+        key = connection.scalar(
+            select(models.Campaign.audience).where(models.Campaign.id == campaign_id)
+        )
+        audience = _audience_filter(workspace, key)
+        if key is not None and audience is None:
+            return (
+                f"{head}: they were outside its audience {key!r}, or not yet in the store, when it "
+                f"was last planned ({planned:%Y-%m-%d %H:%M} UTC)"
+            )
+        row = connection.execute(
+            select(
+                models.Contact.id,
+                models.Contact.external_id,
+                models.Contact.locale,
+                models.Contact.time_zone,
+                models.Contact.stage,
+                models.Contact.attributes,
+            ).where(models.Contact.id == contact_id)
+        ).one()
+        view, _ = _audience_view(connection, [row], now=ensure_utc(planned))
+    unmet = [] if audience is None else unmet_conditions(audience, view)
+    if unmet:
+        return (
+            f"contact {contact!r} is outside the audience {key!r} of campaign {campaign_key!r} "
+            f"({audience}) as of its last plan ({planned:%Y-%m-%d %H:%M} UTC), so they have no "
+            f"decision: they fail {'; '.join(unmet)}. Planning again includes them only once they "
+            "meet the audience's conditions, or after its filter in strategy.yaml changes"
+        )
+    return (
+        f"{head}: they are in its audience but came into the store or the audience after its last "
+        f"plan ({planned:%Y-%m-%d %H:%M} UTC); run `tummler plan {campaign_key}` again to decide "
+        "for them"
+    )
+
+
+def _audience_filter(workspace: Path | None, key: str | None) -> str | None:
+    """The filter of audience ``key`` in the workspace's strategy, if both can be read."""
+    if workspace is None or key is None:
+        return None
+    loaded = read_workspace_strategy(workspace).strategy
+    audience = loaded.strategy.audience(key) if loaded is not None else None
+    return audience.filter if audience is not None else None
 
 
 #: Rules that remove a whole channel (the others remove some of its slots).

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,7 +43,7 @@ def demo(
         bool,
         typer.Option(
             "--smtp/--no-smtp",
-            help="Send the e-mails over SMTP to a loopback server (needs tummler[email]).",
+            help=r"Send the e-mails over SMTP to a loopback server (needs tummler\[email]).",
         ),
     ] = False,
     html: Annotated[
@@ -75,7 +76,7 @@ def demo(
 
         def on_step(message: str) -> None:
             if message.startswith("starting fresh"):
-                progress.console.print(f"[yellow]{message}[/yellow]", highlight=False)
+                progress.console.print(f"[yellow]{escape(message)}[/yellow]", highlight=False)
             progress.update(task, description=message)
 
         def on_round(done: DemoRound) -> None:
@@ -116,6 +117,60 @@ def _share(part: Sequence[float], whole: Sequence[float]) -> str:
     return f"{sum(part) / total:.0%}" if total > 0 else "–"
 
 
+def _count(n: int) -> str:
+    """A count in at most seven characters: ``999,999``, then millions (``1.2M``)."""
+    return f"{n:,}" if n < 1_000_000 else f"{n / 1e6:.1f}M"
+
+
+def _value(value: float) -> str:
+    """A value in at most seven characters: ``-9999.9``, then thousands (``12.3k``) or millions."""
+    if abs(value) < 10_000:
+        return f"{value:.1f}"
+    if abs(value) < 1_000_000:
+        return f"{value / 1e3:.1f}k"
+    return f"{value / 1e6:.1f}M"
+
+
+def _rounds_table(rounds: Sequence[DemoRound], baselines: Sequence[str]) -> Table:
+    """Each round's true value beside the baselines', one line a round in 80 columns.
+
+    A terminal that is not one (CI, a pipe) is 80 columns wide, and a cut cell ("12,3…") hides the
+    figure the table is for: every cell is at most seven characters, two-word headers take two
+    lines, and the policy column says what happened after the round (``v3→v4``: promoted).
+    """
+    table = Table(
+        title="3. each round's true expected reward (the simulator knows it)",
+        title_justify="left",
+        caption="policy v3→v4: v3 planned the round, v4 was learned from it and promoted",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    headers = {"send to all": "send\nall", "best single action": "best\nsingle"}
+    for column in ("round", "policy", "sent", "clicks", "tummler", *baselines):
+        table.add_column(headers.get(column, column), justify="right", no_wrap=True)
+    for r in rounds:
+        after = f"→{_version(r.learned)}" if r.promoted else ""
+        table.add_row(
+            str(r.number),
+            f"{_version(r.policy)}{after}",
+            _count(r.sent),
+            _count(r.clicks),
+            f"[bold]{_value(r.tummler)}[/bold]",
+            *(_value(r.baselines[name]) for name in baselines),
+        )
+    table.add_row(
+        "total",
+        "",
+        _count(sum(r.sent for r in rounds)),
+        _count(sum(r.clicks for r in rounds)),
+        f"[bold]{_value(sum(r.tummler for r in rounds))}[/bold]",
+        *(_value(sum(r.baselines[name] for r in rounds)) for name in baselines),
+    )
+    return table
+
+
 def _show(report: DemoReport) -> None:
     from tummler.app.demo import BASELINE_NAMES
 
@@ -133,38 +188,8 @@ def _show(report: DemoReport) -> None:
         f"{errors} error(s), {warnings} warning(s) (`tummler strategy check` lists them)"
     )
 
-    table = Table(
-        title="3. each round's true expected reward (the simulator knows it)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    headers = {"send to all": "send all", "best single action": "best single"}
-    for column in ("round", "policy", "sent", "clicks", "tummler", *BASELINE_NAMES):
-        table.add_column(headers.get(column, column), justify="right")
-    table.add_column("then", justify="left")
-    for r in report.rounds:
-        table.add_row(
-            str(r.number),
-            _version(r.policy),
-            f"{r.sent:,}",
-            f"{r.clicks:,}",
-            f"[bold]{r.tummler:.1f}[/bold]",
-            *(f"{r.baselines[name]:.1f}" for name in BASELINE_NAMES),
-            f"promoted {_version(r.learned)}" if r.promoted else "kept",
-        )
-    ours = [r.tummler for r in report.rounds]
+    console.print(_rounds_table(report.rounds, BASELINE_NAMES))
     oracle = [r.baselines["oracle"] for r in report.rounds]
-    table.add_row(
-        "total",
-        "",
-        f"{sum(r.sent for r in report.rounds):,}",
-        f"{sum(r.clicks for r in report.rounds):,}",
-        f"[bold]{sum(ours):.1f}[/bold]",
-        *(f"{sum(r.baselines[name] for r in report.rounds):.1f}" for name in BASELINE_NAMES),
-        "",
-    )
-    console.print(table)
     half = max(1, len(report.rounds) // 4)
     first, last = report.rounds[:half], report.rounds[-half:]
     console.print(
@@ -196,15 +221,18 @@ def _show(report: DemoReport) -> None:
 
     last_round = report.rounds[-1].campaign if report.rounds else "CAMPAIGN"
     console.print(
-        f"\nWorkspace: [bold]{report.workspace}[/bold]  ({report.status.database})", highlight=False
+        f"\nWorkspace: [bold]{escape(str(report.workspace))}[/bold]  "
+        f"({escape(report.status.database)})",
+        highlight=False,
     )
-    console.print(f"HTML report: [bold]{report.html}[/bold]", highlight=False)
-    console.print(f"Next, from inside it (cd {report.workspace}):", highlight=False)
+    console.print(f"HTML report: [bold]{escape(str(report.html))}[/bold]", highlight=False)
+    console.print(f"Next, from inside it (cd {report.workspace}):", highlight=False, markup=False)
     console.print("  tummler status                          what the store holds")
     console.print("  tummler report                          lift, channels, send times, goals")
     console.print(
         f"  tummler explain {report.example_contact} {last_round}",
         highlight=False,
+        markup=False,
     )
     console.print(
         "                                          why this lever (or none) for this person"

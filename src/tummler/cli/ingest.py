@@ -75,7 +75,7 @@ def _mapping(pairs: list[str] | None, mapping_file: Path | None) -> dict[str, st
 
 
 def _render(report: ImportReport) -> None:
-    console.print(f"import {report.kind} from [bold]{report.path}[/bold]", highlight=False)
+    console.print(f"import {report.kind} from [bold]{escape(report.path)}[/bold]", highlight=False)
     table = Table(show_header=True)
     table.add_column("rows")
     table.add_column("count", justify="right")
@@ -100,7 +100,7 @@ def _render(report: ImportReport) -> None:
         reasons.add_column("reason")
         reasons.add_column("rows", justify="right")
         for reason, count in report.top_reasons:
-            reasons.add_row(reason, f"{count:,}")
+            reasons.add_row(escape(reason), f"{count:,}")
         console.print(reasons)
     for warning in report.warnings:
         where = ""
@@ -116,7 +116,7 @@ def _render(report: ImportReport) -> None:
         )
     if report.rejects_path:
         what = "rejects and warnings" if any(w.rows for w in report.warnings) else "rejected rows"
-        console.print(f"{what}: [bold]{report.rejects_path}[/bold]", highlight=False)
+        console.print(f"{what}: [bold]{escape(report.rejects_path)}[/bold]", highlight=False)
 
 
 def _interrupted(report: ImportReport, as_json: bool) -> None:
@@ -217,7 +217,7 @@ def _run(
         _interrupted(interrupted.report, as_json)
         raise typer.Exit(130) from None
     except TummlerError as exc:
-        error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        error_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     if as_json:
         console.print_json(json.dumps(report.to_dict()))

@@ -138,9 +138,10 @@ def learn(
         f"learned {report.kind} from {report.n_rounds:,} rounds "
         f"({report.n_actions} actions, {report.n_features} context features) → {report.out}",
         highlight=False,
+        markup=False,
     )
     if report.stored is not None:
-        console.print(f"stored as policy version {report.stored}", highlight=False)
+        console.print(f"stored as policy version {report.stored}", highlight=False, markup=False)
 
 
 def _learn_store(
@@ -160,20 +161,21 @@ def _learn_store(
         table.add_column(column, justify="right" if column[0] in "dm" else "left")
     for row in rows:
         table.add_row(
-            row.objective,
+            escape(row.objective),
             f"{row.decisions:,}",
             _number(row.mean_reward),
-            row.parent or "—",
-            row.stored or "— (nothing to learn from)",
+            escape(row.parent or "—"),
+            escape(row.stored or "— (nothing to learn from)"),
         )
     console.print(table)
     for row in rows:
         for note in row.notes:
-            console.print(f"{row.objective}: {note}", highlight=False)
+            console.print(f"{row.objective}: {note}", highlight=False, markup=False)
     if any(row.stored for row in rows):
         console.print(
             "evaluate the new versions with: tummler evaluate --objective O [--promote]",
             highlight=False,
+            markup=False,
         )
 
 
@@ -307,7 +309,9 @@ def evaluate(
         typer.echo(json.dumps(document))
         return
     table = Table(
-        title=f"{evaluation.log}: {evaluation.n_rounds:,} rounds, {evaluation.n_actions} actions",
+        title=escape(
+            f"{evaluation.log}: {evaluation.n_rounds:,} rounds, {evaluation.n_actions} actions"
+        ),
         title_justify="left",
     )
     for column in ("estimator", "policy", "estimate", f"{confidence:.0%} interval", "ESS"):
@@ -319,11 +323,11 @@ def evaluate(
             interval = (
                 "—"
                 if estimate.ci_low is None
-                else f"[{_number(estimate.ci_low)}, {_number(estimate.ci_high)}]"
+                else escape(f"[{_number(estimate.ci_low)}, {_number(estimate.ci_high)}]")
             )
             table.add_row(
                 name if index == 0 else "",
-                result.policy,
+                escape(result.policy),
                 _number(estimate.value),
                 interval,
                 f"{estimate.effective_sample_size:,.0f}",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from tummler.cli import (
     demo,
@@ -79,9 +80,12 @@ app.add_typer(strategy.strategy_app, name="strategy")
 
 
 def main() -> None:
-    """Run the CLI; a ``TummlerError`` becomes a one-line message and exit code 1."""
+    """Run the CLI; a ``TummlerError`` becomes a one-line message and exit code 1.
+
+    The message is escaped: Rich would read ``[api]`` in an install hint as a style tag and drop it.
+    """
     try:
         app()
     except TummlerError as exc:
-        error_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        error_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None

@@ -71,7 +71,9 @@ def show(
         out.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror}; choose another --out", file=out) from exc
-    console.print(f"wrote everything held about contact #{record['contact']['id']} to {out}")
+    console.print(
+        f"wrote everything held about contact #{record['contact']['id']} to {out}", markup=False
+    )
 
 
 @person_app.command("forget")

@@ -148,7 +148,9 @@ def explain(
     from tummler.app.planning import explain_decision
 
     cli = state(ctx)
-    explanation = explain_decision(cli.engine, contact=contact, campaign_key=campaign)
+    explanation = explain_decision(
+        cli.engine, contact=contact, campaign_key=campaign, workspace=cli.settings.workspace
+    )
     if as_json:
         console.print_json(json.dumps(explanation.to_dict()))
         return

@@ -53,13 +53,13 @@ def _lift_row(table: Table, campaign: CampaignReport) -> None:
             why = "nothing sent yet"
         else:
             why = "nothing was sent"
-        table.add_row(name, "–", "–", "–", "–", why)
+        table.add_row(escape(name), "–", "–", "–", "–", why)
         return
     rate = lift.kind == "rate"
     low, high = lift.difference_interval.low, lift.difference_interval.high
     colour = _COLOURS[lift.verdict.value]
     table.add_row(
-        name,
+        escape(name),
         _fmt(lift.treated_mean, rate),
         _fmt(lift.holdout_mean, rate),
         f"{lift.difference * 100:+.2f} pp" if rate else f"{lift.difference:+.4g}",
@@ -82,8 +82,8 @@ def _cells_line(what: str, cells: CellResponse | None) -> None:
         hour = int(cells.cells[best])  # type: ignore[call-overload]
         name = f"{_DAYS[hour // 24]} {hour % 24:02d}:00 UTC"
     console.print(
-        f"  {what} ({tag}): best {name} at {cells.estimate[best]:.2%} "
-        f"[{cells.ci_low[best]:.2%}, {cells.ci_high[best]:.2%}] — {cells.message}",
+        f"  {what} ({tag}): best {escape(name)} at {cells.estimate[best]:.2%} "
+        f"\\[{cells.ci_low[best]:.2%}, {cells.ci_high[best]:.2%}] — {escape(cells.message)}",
         highlight=False,
     )
 
@@ -118,13 +118,15 @@ def _movement_cell(count: int, before: int, now: int) -> str:
 
 
 def _print_campaign(campaign: CampaignReport) -> None:
-    console.rule(f"campaign {campaign.key} · objective {campaign.objective} · {campaign.kpi}")
+    console.rule(
+        escape(f"campaign {campaign.key} · objective {campaign.objective} · {campaign.kpi}")
+    )
     if campaign.variants is not None:
         v = campaign.variants
         table = Table("variant", "sends", "rate", "P(best)", title="variants")
         for i, label in enumerate(v.labels):
             table.add_row(
-                label,
+                escape(label),
                 f"{v.trials[i]:,}",
                 f"{v.posterior_mean[i]:.2%}",
                 f"{v.probability_best[i]:.1%}",
@@ -134,6 +136,7 @@ def _print_campaign(campaign: CampaignReport) -> None:
             console.print(
                 f"  mSPRT (always valid): {campaign.sequential.reason}",
                 highlight=False,
+                markup=False,
             )
     sending = campaign.sending
     if sending.planned:
@@ -143,7 +146,7 @@ def _print_campaign(campaign: CampaignReport) -> None:
     _cells_line("send time", campaign.send_time)
     _cells_line("channel", campaign.channels)
     if campaign.roi is not None:
-        console.print(f"  ROI: {campaign.roi.message}", highlight=False)
+        console.print(f"  ROI: {campaign.roi.message}", highlight=False, markup=False)
     if campaign.breadth is not None:
         console.print(f"  {_breadth_words(campaign.breadth)}", highlight=False)
     if campaign.stages:
@@ -188,7 +191,9 @@ def _print_store(result: StoreReport) -> None:
     for campaign in result.campaigns:
         if campaign.lift is not None:
             colour = _COLOURS[campaign.lift.verdict.value]
-            console.print(f"[{colour}]•[/{colour}] {campaign.lift.message}", highlight=False)
+            console.print(
+                f"[{colour}]•[/{colour}] {escape(campaign.lift.message)}", highlight=False
+            )
     for campaign in result.campaigns:
         _print_campaign(campaign)
     goals = [o for o in result.objectives if o.goal is not None]
@@ -198,17 +203,17 @@ def _print_store(result: StoreReport) -> None:
             assert objective.goal is not None
             progress = objective.goal.progress
             table.add_row(
-                objective.id,
+                escape(objective.id),
                 objective.goal.status.value,
                 "–" if progress is None else f"{progress:.0%}",
-                objective.goal.message,
+                escape(objective.goal.message),
             )
         console.print(table)
     if result.learning_curve:
         table = Table("policy", "version", "sends", "KPI", "interval", title="learning curve")
         for point in result.learning_curve:
             table.add_row(
-                point.policy,
+                escape(point.policy),
                 str(point.version),
                 f"{point.n:,}",
                 f"{point.mean:.4f}",
@@ -219,20 +224,24 @@ def _print_store(result: StoreReport) -> None:
 
 def _print_log(result: LogReport) -> None:
     level = f"{1 - result.alpha:.0%}"
-    table = Table("action", "rounds", "mean reward", f"{level} interval", title=result.source)
+    table = Table(
+        "action", "rounds", "mean reward", f"{level} interval", title=escape(result.source)
+    )
     for action in result.actions:
         table.add_row(
-            action.action,
+            escape(action.action),
             f"{action.n:,}",
             f"{action.mean:.4f}",
             f"{action.interval.low:.4f} – {action.interval.high:.4f}",
         )
     console.print(table)
-    table = Table("action", "lift", f"{level} interval", "relative", f"over {result.control}")
+    table = Table(
+        "action", "lift", f"{level} interval", "relative", f"over {escape(result.control)}"
+    )
     for lift in result.lifts:
         relative = "–" if lift.relative_lift is None else f"{lift.relative_lift:+.1%}"
         table.add_row(
-            lift.action,
+            escape(lift.action),
             f"{lift.difference:+.4f}",
             f"{lift.interval.low:+.4f} – {lift.interval.high:+.4f}",
             relative,
@@ -240,7 +249,7 @@ def _print_log(result: LogReport) -> None:
         )
     console.print(table)
     for lift in result.lifts:
-        console.print(f"• {lift.message}", highlight=False)
+        console.print(f"• {lift.message}", highlight=False, markup=False)
 
 
 def report(
@@ -328,4 +337,4 @@ def report(
     else:
         _print_store(result)
     if html is not None:
-        console.print(f"wrote {html}", highlight=False)
+        console.print(f"wrote {html}", highlight=False, markup=False)

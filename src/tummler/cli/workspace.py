@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tummler.cli.context import console, state
@@ -25,8 +26,10 @@ def init(
 
     target = directory or state(ctx).workspace or Path.cwd()
     settings = init_workspace(target)
-    console.print(f"[green]Workspace ready[/green] in [bold]{settings.workspace}[/bold]")
-    console.print(f"  store: {settings.resolved_database_url}")
+    console.print(
+        f"[green]Workspace ready[/green] in [bold]{escape(str(settings.workspace))}[/bold]"
+    )
+    console.print(f"  store: {settings.resolved_database_url}", markup=False)
     console.print(
         "  next: [bold]tummler import contacts FILE[/bold], then [bold]tummler status[/bold]"
     )
@@ -58,7 +61,7 @@ def status(
     table.add_column("rows", justify="right")
     for name, count in report.counts.items():
         table.add_row(name, f"{count:,}")
-    console.print(f"database: [bold]{report.database}[/bold] ({report.backend})")
+    console.print(f"database: [bold]{escape(report.database)}[/bold] ({report.backend})")
     console.print(f"schema: {report.revision} (newest: {report.head})")
     console.print(table)
 

@@ -49,6 +49,7 @@ from tummler.strategy._expression import (
     parse_duration,
     parse_expression,
     predicate_arguments,
+    unmet_conditions,
 )
 from tummler.strategy._findings import Finding, Severity, has_errors
 from tummler.strategy._loading import (
@@ -185,4 +186,5 @@ __all__ = [
     "template_fields",
     "tfidf_vectorizer",
     "tokenize",
+    "unmet_conditions",
 ]

@@ -62,6 +62,7 @@ __all__ = [
     "parse_duration",
     "parse_expression",
     "predicate_arguments",
+    "unmet_conditions",
 ]
 
 #: Fields every contact has, besides its ``attributes``.
@@ -718,6 +719,52 @@ def evaluate(node: Expression | str, view: ContactView) -> BoolArray:
 def matches(node: Expression | str, record: Mapping[str, Any], *, now: datetime) -> bool:
     """Whether one contact record (see :meth:`ContactColumns.from_records`) is in the audience."""
     return bool(evaluate(node, ContactColumns.from_records([record], now=now))[0])
+
+
+def unmet_conditions(node: Expression | str, view: ContactView) -> list[str]:
+    """Why the one contact of ``view`` is outside the audience: each condition it fails, with the
+    values it has there, e.g. ``stage in ["customer", "advocate"] (stage is "subscriber")``.
+
+    The conditions are the operands of a top-level ``and`` (the whole expression otherwise), so a
+    person is told every requirement they miss, not only the first. Empty when the contact is in.
+
+    Raises
+    ------
+    ExpressionError
+        When ``view`` holds other than one contact, or ``node`` is text that does not parse.
+    """
+    if view.size != 1:
+        raise ExpressionError(f"unmet_conditions explains one contact; the view holds {view.size}")
+    if isinstance(node, str):
+        node = parse_expression(node)
+    conditions = node.operands if isinstance(node, And) else (node,)
+    unmet = [c for c in conditions if not bool(_evaluate(c, view)[0])]
+    return [
+        f"{condition} ({'; '.join(dict.fromkeys(_value_of(leaf, view) for leaf in leaves(condition)))})"
+        for condition in unmet
+    ]
+
+
+def _value_of(leaf: Compare | Membership | Predicate | Truthy, view: ContactView) -> str:
+    """What the one contact of ``view`` has where ``leaf`` looks, in words."""
+    if isinstance(leaf, Predicate):
+        if leaf.name == "consent":
+            granted = bool(view.consent(leaf.argument)[0])
+            return f"consent to {leaf.argument} {'granted' if granted else 'not granted'}"
+        if leaf.name == "has_identity":
+            held = bool(view.has_identity(leaf.argument)[0])
+            return f"{'an' if held else 'no'} identity on {leaf.argument}"
+        engaged = np.asarray(view.last_engaged_at(), dtype="datetime64[us]")[0]
+        if np.isnat(engaged):
+            return "never engaged"
+        return f"last engaged {np.datetime_as_string(engaged, unit='m').replace('T', ' ')} UTC"
+    value = _column(leaf.field, view)[0]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        return f"{leaf.field} is missing"
+    shown = _render(value) if isinstance(value, str | int | float | bool) else repr(value)
+    return f"{leaf.field} is {shown}"
 
 
 def _column(target: Field, view: ContactView) -> NDArray[Any]:
