@@ -27,6 +27,7 @@ from tummler.app.contacts import set_stages
 from tummler.app.learning import (
     PROMOTE_ACTION,
     CampaignPolicy,
+    NothingToEvaluateError,
     evaluate_store,
     learn_from_store,
     promote,
@@ -531,8 +532,40 @@ def test_a_plan_whose_messages_have_not_gone_out_teaches_nothing(
         f"left out {planned} decisions whose message never went out ({planned} still waiting "
         "to be sent): an action never executed has no reward",
     )
-    with pytest.raises(InputError, match=r"with a message that went out.*send it \(tummler send\)"):
+    with pytest.raises(
+        NothingToEvaluateError, match=r"with a message that went out.*send it \(tummler send\)"
+    ):
         evaluate_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+
+
+def test_cli_evaluate_before_anything_went_out_says_so_and_succeeds(workspace: Path) -> None:
+    """A daily `learn && evaluate --promote` before the first send is not a failure."""
+    engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
+    _seed(engine, 40)
+    _plan(engine, workspace, NOW, seed=5)
+    engine.dispose()
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        cli = CLIState(workspace=workspace)
+        ctx.obj = cli
+        ctx.call_on_close(cli.close)
+
+    app.command("evaluate")(learn_cli.evaluate)
+    app.command("learn")(learn_cli.learn)
+    shown = CliRunner().invoke(app, ["evaluate", "--promote"])
+    assert shown.exit_code == 0, shown.output
+    words = " ".join(shown.output.split())
+    assert "nothing to evaluate yet" in words
+    assert "the promoted version stays as it is" in words
+    document = CliRunner().invoke(app, ["evaluate", "--json"])
+    assert document.exit_code == 0, document.output
+    assert json.loads(document.output)["evaluated"] is False
+    with Session(connect(f"sqlite:///{workspace / 'tummler.db'}")) as session:
+        assert session.scalars(
+            select(PolicyVersion.version).where(PolicyVersion.promoted)
+        ).all() == [0]
 
 
 # --- promotion on figures equal up to rounding --------------------------------------------------

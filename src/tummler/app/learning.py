@@ -77,6 +77,7 @@ __all__ = [
     "Evaluation",
     "LearnReport",
     "LearnedPolicy",
+    "NothingToEvaluateError",
     "PromotionReport",
     "StoreLearnRow",
     "evaluate_log",
@@ -106,6 +107,16 @@ DEFAULT_POLICY_KIND = "logistic_thompson"
 PROMOTE_ACTION = "policy.promote"
 #: Policy kinds that can be fitted from a log (those that learn from rewards).
 LEARNABLE_KINDS: tuple[str, ...] = ("logistic_thompson", "linear_thompson", "epsilon_greedy")
+
+
+class NothingToEvaluateError(InputError):
+    """No logged send of the objective went out yet: there is nothing to weigh a policy on.
+
+    Not a failure of the caller's input so much as a state of the store (a plan not sent yet):
+    ``tummler evaluate`` says so and exits 0, the promoted version staying as it is.
+    """
+
+
 #: Context × action-feature cells per learning chunk: bounds the design matrix at ~160 MB.
 _CHUNK_CELLS = 20_000_000
 
@@ -1513,8 +1524,10 @@ def evaluate_store(
 
     Raises
     ------
+    NothingToEvaluateError
+        When no logged send of the objective went out yet.
     InputError
-        When the objective is ambiguous, no logged send went out, or a candidate does not fit.
+        When the objective is ambiguous, or a candidate does not fit.
     """
     clock = clock or SystemClock()
     names = _objectives(engine, objective, campaign)
@@ -1536,7 +1549,7 @@ def evaluate_store(
     sent = sum(int((b.action < b.actions.k).sum()) for b in logged.batches)
     if not sent:  # *no send* rows alone say nothing about any send
         unsent = f" ({'; '.join(logged.skipped)})" if logged.unsent else ""
-        raise InputError(
+        raise NothingToEvaluateError(
             f"no logged decisions of objective {name!r} with a message that went out, to "
             f"evaluate on{unsent}; plan a campaign, send it (tummler send), import its events, "
             f"and try again",

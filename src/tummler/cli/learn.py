@@ -251,7 +251,7 @@ def evaluate(
 ) -> None:
     """Estimate policies' values off-policy (IPS, SNIPS, DM, DR, switch-DR) on the store's logged
     decisions, or with --log on a logged-bandit file; --promote the first if it is not worse."""
-    from tummler.app.learning import evaluate_log, evaluate_store
+    from tummler.app.learning import NothingToEvaluateError, evaluate_log, evaluate_store
 
     engine = _store(ctx, needed=promote_first or log is None)
     workspace = state(ctx).settings.workspace if log is None else None
@@ -266,17 +266,27 @@ def evaluate(
     evaluation: Evaluation
     if log is None:
         assert workspace is not None
-        evaluation = evaluate_store(
-            engine,
-            workspace=workspace,
-            objective=objective,
-            campaign=campaign,
-            candidates=policy or (),
-            n_bootstrap=bootstrap,
-            alpha=1.0 - confidence,
-            seed=seed,
-            draws=draws,
-        )
+        try:
+            evaluation = evaluate_store(
+                engine,
+                workspace=workspace,
+                objective=objective,
+                campaign=campaign,
+                candidates=policy or (),
+                n_bootstrap=bootstrap,
+                alpha=1.0 - confidence,
+                seed=seed,
+                draws=draws,
+            )
+        except NothingToEvaluateError as nothing:
+            # a state of the store, not a failure: a daily `learn && evaluate --promote` before
+            # the first send must not page anyone
+            if as_json:
+                typer.echo(json.dumps({"evaluated": False, "reason": nothing.reason}))
+            else:
+                stays = "; the promoted version stays as it is" if promote_first else ""
+                console.print(f"nothing to evaluate yet: {nothing.reason}{stays}", markup=False)
+            return
     else:
         if not policy:
             raise InputError("give at least one policy to evaluate (--policy)", field="policy")
