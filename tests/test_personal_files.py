@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from example_files import write_example_data
+from tummler.app.export import export_table
 from tummler.app.ingest import import_file
 from tummler.app.personal_files import record_personal_file
 from tummler.app.privacy import forget_person
@@ -173,3 +174,35 @@ def test_on_postgresql_forget_says_what_the_server_still_holds(
     report = forget_person(engine, person=ANA["id"], actor="dpo")
     assert report.store_note is not None
     assert "VACUUM" in report.store_note
+
+
+def test_the_files_tummler_writes_are_recorded_and_scrubbed(engine: Engine, tmp_path: Path) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "external_id,email,time_zone\n"
+        f"{ANA['id']},{ANA['email']},UTC\n"
+        f"{BOB['id']},{BOB['email']},Mars/Olympus\n"  # rejected: nobody's data in the reason
+        f"crm-cy-3,{ANA['email']},UTC\n"  # Ana's address on Cy: a warning that quotes it
+
+    )
+    report = import_file(engine, "contacts", people, clock=FrozenClock(NOW))
+    assert report.rejects_path is not None
+    rejects = Path(report.rejects_path)
+    export = tmp_path / "contacts.csv"
+    export_table(engine, kind="contacts", path=export, export_format="csv")
+    assert ANA["email"] in rejects.read_text()
+    assert ANA["email"] in export.read_text()
+
+    forgot = forget_person(engine, person=ANA["id"], actor="dpo", clock=FrozenClock(NOW))
+
+    assert {Path(f.path).name: f.status for f in forgot.files} == {
+        rejects.name: "scrubbed",
+        export.name: "scrubbed",
+    }
+    for path in (rejects, export):
+        text = path.read_text()
+        assert ANA["id"] not in text
+        assert ANA["email"] not in text
+    assert BOB["id"] not in rejects.read_text()  # Bob's rejected row was never about Ana
+    assert "Mars/Olympus" in rejects.read_text()
+    assert "crm-cy-3" in export.read_text()

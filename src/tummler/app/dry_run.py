@@ -38,6 +38,7 @@ from tummler.app.outbox import (
     lookup_campaign,
     needs_unsubscribe,
 )
+from tummler.app.personal_files import remember_personal_file
 from tummler.core.clock import Clock
 from tummler.core.errors import InputError
 from tummler.core.vocabulary import DeliveryStatus
@@ -221,6 +222,8 @@ async def dry_run_outbox(
     finally:
         await sink.aclose()
     if report.written:
+        # recorded before it appears: forgetting a person must find every copy of them
+        remember_personal_file(engine, target, "dry_run", now=clock.now())
         os.replace(partial, target)
         report.path = target
     return report

@@ -47,7 +47,8 @@ from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tummler.app.csv_cells import neutralize_formula
-from tummler.core.clock import ensure_utc
+from tummler.app.personal_files import remember_personal_file
+from tummler.core.clock import Clock, SystemClock, ensure_utc
 from tummler.core.errors import InputError
 from tummler.core.vocabulary import ChannelKind
 from tummler.store.models import (
@@ -143,6 +144,7 @@ def export_table(
     on_chunk: Callable[[int], None] | None = None,
     overwrite: bool = False,
     escape_formulas: bool = True,
+    clock: Clock | None = None,
 ) -> ExportSummary:
     """Write every row of ``kind`` to ``path`` in ``export_format``, one chunk at a time.
 
@@ -172,6 +174,8 @@ def export_table(
         In CSV, write a text cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``,
         ``@``, tab or carriage return first; not a plain number) with a leading ``'``. ``False``
         writes text as it is. Parquet is never changed.
+    clock
+        When the file is recorded as written (it may hold personal data: ``personal_files``).
 
     Returns
     -------
@@ -211,6 +215,8 @@ def export_table(
                         on_chunk(written)
             finally:
                 sink.close()
+        # recorded before it appears: forgetting a person must find every copy of them
+        remember_personal_file(engine, path, "export", now=(clock or SystemClock()).now())
         _publish(partial, path, overwrite=overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tummler.store.models import PersonalFile
@@ -40,6 +40,7 @@ __all__ = [
     "FileScrub",
     "Redact",
     "record_personal_file",
+    "remember_personal_file",
     "scrub_personal_files",
 ]
 
@@ -75,6 +76,12 @@ def record_personal_file(connection: Connection, path: Path, kind: str, *, now: 
             index_elements=["path"], set_={"kind": kind, "written_at": now}
         )
     )
+
+
+def remember_personal_file(engine: Engine, path: Path, kind: str, *, now: datetime) -> None:
+    """:func:`record_personal_file` in a transaction of its own, for writers outside one."""
+    with engine.begin() as connection:
+        record_personal_file(connection, path, kind, now=now)
 
 
 def scrub_personal_files(

@@ -67,6 +67,11 @@ def show(
     if out is None:
         typer.echo(text)
         return
+    from tummler.app.personal_files import remember_personal_file
+    from tummler.core.clock import SystemClock
+
+    # recorded before it is written: forgetting the person must find this copy too
+    remember_personal_file(cli.engine, out, "person_record", now=SystemClock().now())
     try:
         out.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:

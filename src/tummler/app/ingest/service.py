@@ -49,6 +49,7 @@ from tummler.app.ingest.schemas import (
     lookalike_warning,
     schema_for,
 )
+from tummler.app.personal_files import remember_personal_file
 from tummler.app.suppression import Suppressions, external_id_key, identity_key
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, StoreError
@@ -471,6 +472,8 @@ def import_file(
         raise ImportInterrupted(report()) from None
     finally:
         rejects.close()
+        if rejects.written:  # it quotes rows: forgetting a person must find them there too
+            remember_personal_file(engine, rejects.path, "rejects", now=clock.now())
         if collecting:
             gc.enable()
     return report()
