@@ -183,7 +183,6 @@ def test_the_files_tummler_writes_are_recorded_and_scrubbed(engine: Engine, tmp_
         f"{ANA['id']},{ANA['email']},UTC\n"
         f"{BOB['id']},{BOB['email']},Mars/Olympus\n"  # rejected: nobody's data in the reason
         f"crm-cy-3,{ANA['email']},UTC\n"  # Ana's address on Cy: a warning that quotes it
-
     )
     report = import_file(engine, "contacts", people, clock=FrozenClock(NOW))
     assert report.rejects_path is not None
