@@ -42,15 +42,24 @@ def test_every_kind_imports_without_a_reject(engine: Engine, tmp_path: Path) -> 
     events = tmp_path / "events.parquet"
     pq.write_table(pa.table(past.events.columns(population)), events)
     files["events"] = events
-    for kind, path in files.items():
-        report = import_file(engine, kind, path)
+    reports = {kind: import_file(engine, kind, path) for kind, path in files.items()}
+    for kind, report in reports.items():
         assert report.rejected == 0, (kind, report.top_reasons)
         assert report.accepted == report.rows_read > 0, kind
+    # every simulated unsubscribe and complaint also revokes its channel, as it arrives
+    withdrawals = {
+        (e["contact_external_id"], e["channel"], e["type"], e["at"])
+        for e in pq.read_table(events).to_pylist()
+        if e["type"] in ("unsubscribed", "complained")
+    }
+    assert reports["events"].revoked == len(withdrawals) > 0
     assert set(files) == set(IMPORT_COLUMNS)
     expected = {
         Contact: population.n,
         ChannelIdentity: int(population.identity.sum()),
-        ConsentEvent: int(population.consent.sum()) + len(past.consent_rows(population)),
+        ConsentEvent: int(population.consent.sum())
+        + len(past.consent_rows(population))
+        + len(withdrawals),
         SocialEdge: len(population.graph),
         Event: len(past.events),
         Mention: len(past.mentions),
