@@ -81,6 +81,21 @@ def _seed(engine: Engine, n: int) -> None:
             )
 
 
+def _learn_cli(workspace: Path) -> typer.Typer:
+    """`tummler learn` and `tummler evaluate` on ``workspace``, for CliRunner."""
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        cli = CLIState(workspace=workspace)
+        ctx.obj = cli
+        ctx.call_on_close(cli.close)
+
+    app.command("learn")(learn_cli.learn)
+    app.command("evaluate")(learn_cli.evaluate)
+    return app
+
+
 def _plan(engine: Engine, workspace: Path, at: datetime, seed: int) -> Any:
     return plan_campaign(
         engine, workspace=workspace, campaign_key=REORDER, clock=FrozenClock(at), seed=seed
@@ -289,16 +304,7 @@ def test_cli_learn_and_evaluate_on_the_store(workspace: Path) -> None:
     record_sends(engine, REORDER, at=NOW)
     _respond(engine, seed=11)
     engine.dispose()
-    app = typer.Typer()
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        cli = CLIState(workspace=workspace)
-        ctx.obj = cli
-        ctx.call_on_close(cli.close)
-
-    app.command("learn")(learn_cli.learn)
-    app.command("evaluate")(learn_cli.evaluate)
+    app = _learn_cli(workspace)
     runner = CliRunner()
     shown = runner.invoke(app, ["learn"])
     assert shown.exit_code == 0, shown.output
@@ -544,16 +550,7 @@ def test_cli_evaluate_before_anything_went_out_says_so_and_succeeds(workspace: P
     _seed(engine, 40)
     _plan(engine, workspace, NOW, seed=5)
     engine.dispose()
-    app = typer.Typer()
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        cli = CLIState(workspace=workspace)
-        ctx.obj = cli
-        ctx.call_on_close(cli.close)
-
-    app.command("evaluate")(learn_cli.evaluate)
-    app.command("learn")(learn_cli.learn)
+    app = _learn_cli(workspace)
     shown = CliRunner().invoke(app, ["evaluate", "--promote"])
     assert shown.exit_code == 0, shown.output
     words = " ".join(shown.output.split())
@@ -628,16 +625,7 @@ def test_cli_evaluate_promote_on_a_tie_says_so_and_succeeds(workspace: Path) -> 
     [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
     engine.dispose()
     assert row.stored == f"{OBJECTIVE}@1"
-    app = typer.Typer()
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        cli = CLIState(workspace=workspace)
-        ctx.obj = cli
-        ctx.call_on_close(cli.close)
-
-    app.command("evaluate")(learn_cli.evaluate)
-    app.command("learn")(learn_cli.learn)
+    app = _learn_cli(workspace)
     shown = CliRunner().invoke(app, ["evaluate", "--promote", "--bootstrap", "50"])
     assert shown.exit_code == 0, shown.output
     words = " ".join(shown.output.split())

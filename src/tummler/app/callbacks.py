@@ -509,26 +509,21 @@ def twilio_reply(params: Mapping[str, str], *, now: datetime) -> list[IncomingEv
     if problems:
         raise RejectedEventsError([EventProblem(None, p.field, p.reason) for p in problems])
     assert phone is not None
-    reply = IncomingEvent(
-        EventType.REPLIED,
-        now,
-        phone=phone,
-        channel=ChannelKind.SMS,
-        source="twilio",
-        provider_event_id=f"{sid}/reply",
-    )
+
+    def event(kind: EventType, suffix: str) -> IncomingEvent:
+        return IncomingEvent(
+            kind,
+            now,
+            phone=phone,
+            channel=ChannelKind.SMS,
+            source="twilio",
+            provider_event_id=f"{sid}/{suffix}",
+        )
+
     word = (params.get("Body") or "").strip().strip(".!").upper()
-    if word not in SMS_STOP_WORDS and (params.get("OptOutType") or "").upper() != "STOP":
-        return [reply]
-    stop = IncomingEvent(
-        EventType.UNSUBSCRIBED,
-        now,
-        phone=phone,
-        channel=ChannelKind.SMS,
-        source="twilio",
-        provider_event_id=f"{sid}/stop",
-    )
-    return [reply, stop]
+    if word in SMS_STOP_WORDS or (params.get("OptOutType") or "").upper() == "STOP":
+        return [event(EventType.REPLIED, "reply"), event(EventType.UNSUBSCRIBED, "stop")]
+    return [event(EventType.REPLIED, "reply")]
 
 
 # --- storing -------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ from sqlalchemy.orm import Session
 from tummler.app.consent import consent_names, latest_granted
 from tummler.app.rendering import TEMPLATE_FIELDS, check_templates, contact_fields
 from tummler.app.strategy import (
+    CONTACT_VIEW_COLUMNS,
     ENGAGEMENT_EVENTS,
     Severity,
     check_workspace_strategy,
@@ -1664,14 +1665,7 @@ def plan_campaign(
         done, last_id = 0, -1
         while True:
             rows = connection.execute(
-                select(
-                    models.Contact.id,
-                    models.Contact.external_id,
-                    models.Contact.locale,
-                    models.Contact.time_zone,
-                    models.Contact.stage,
-                    models.Contact.attributes,
-                )
+                select(*CONTACT_VIEW_COLUMNS)
                 .where(models.Contact.forgotten_at.is_(None), models.Contact.id > last_id)
                 .order_by(models.Contact.id)
                 .limit(chunk_size)
@@ -2329,14 +2323,7 @@ def _why_no_decision(
                 f"was last planned ({planned:%Y-%m-%d %H:%M} UTC)"
             )
         row = connection.execute(
-            select(
-                models.Contact.id,
-                models.Contact.external_id,
-                models.Contact.locale,
-                models.Contact.time_zone,
-                models.Contact.stage,
-                models.Contact.attributes,
-            ).where(models.Contact.id == contact_id)
+            select(*CONTACT_VIEW_COLUMNS).where(models.Contact.id == contact_id)
         ).one()
         view, _ = _audience_view(connection, [row], now=ensure_utc(planned))
     unmet = [] if audience is None else unmet_conditions(audience, view)

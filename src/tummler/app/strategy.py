@@ -51,6 +51,7 @@ from tummler.strategy import (
 )
 
 __all__ = [
+    "CONTACT_VIEW_COLUMNS",
     "ENGAGEMENT_EVENTS",
     "ConsentRules",
     "Finding",
@@ -220,14 +221,7 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
     now = ensure_utc(now)
     with engine.connect() as connection:
         rows = connection.execute(
-            select(
-                models.Contact.id,
-                models.Contact.external_id,
-                models.Contact.locale,
-                models.Contact.time_zone,
-                models.Contact.stage,
-                models.Contact.attributes,
-            )
+            select(*CONTACT_VIEW_COLUMNS)
             .where(models.Contact.forgotten_at.is_(None))
             .order_by(models.Contact.id)
         ).all()
@@ -274,6 +268,17 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
         rows, now=now, consents=dict(consents), identities=dict(identities), last_engaged=engaged
     )
     return StoreContacts(ids=ids, view=view)
+
+
+#: The contact columns :func:`contact_view` reads, for every query that builds one.
+CONTACT_VIEW_COLUMNS = (
+    models.Contact.id,
+    models.Contact.external_id,
+    models.Contact.locale,
+    models.Contact.time_zone,
+    models.Contact.stage,
+    models.Contact.attributes,
+)
 
 
 def contact_view(

@@ -89,7 +89,7 @@ def demo(
             )
             progress.console.print(
                 f"  round {done.number:>2}: {done.sent:>5,} sent, {done.clicks:>4,} clicks, "
-                f"value {done.tummler:6.1f} ({share:>3.0%} of the oracle's) · {after}",
+                f"value {done.tummler:5.1f} ({share:>3.0%} of oracle) · {after}",
                 highlight=False,
             )
 
