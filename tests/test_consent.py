@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete
 
-from tummler.app.consent import consent_names, current_consent, latest_granted
+from tummler.app.consent import consent_log, consent_names, current_consent, latest_granted
 from tummler.app.privacy import person_record
 from tummler.core.clock import FrozenClock
 from tummler.store.database import session_scope
@@ -68,11 +68,7 @@ def test_person_show_states_consent_as_the_outbox_and_planning_see_it(engine: En
     assert len(record["consent"]["log"]) == 4  # the log shows everything, future rows included
 
     with engine.connect() as connection:
-        events = connection.execute(
-            select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.status)
-            .where(ConsentEvent.at <= NOW)
-            .order_by(ConsentEvent.at, ConsentEvent.id)
-        ).all()
+        events = consent_log(connection, now=NOW)
     names = [consent_names(c, k) for c, k in CHANNELS.items()]
     bulk = latest_granted(events, names, {ana: 0}, 1)[0]
     assert dict(zip(CHANNELS, bulk.tolist(), strict=True)) == {
@@ -103,11 +99,7 @@ def test_the_bulk_rule_and_the_one_contact_rule_agree(
     for contact, channel, status, days in log:
         _log(engine, ids[contact], channel, status, NOW + timedelta(days=days))
     with engine.connect() as connection:
-        events = connection.execute(
-            select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.status)
-            .where(ConsentEvent.at <= NOW)
-            .order_by(ConsentEvent.at, ConsentEvent.id)
-        ).all()
+        events = consent_log(connection, now=NOW)
         names = [consent_names(c, k) for c, k in CHANNELS.items()]
         bulk = latest_granted(events, names, {cid: i for i, cid in enumerate(ids)}, len(ids))
         one_by_one = [

@@ -81,7 +81,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tummler.app.consent import revocations, write_revocations
 from tummler.app.ingest.schemas import (
@@ -95,7 +94,7 @@ from tummler.app.suppression import Suppressions, external_id_key, identity_key
 from tummler.core.clock import Clock, SystemClock, ensure_utc
 from tummler.core.errors import InputError
 from tummler.core.vocabulary import ChannelKind, DeliveryStatus, EventType
-from tummler.store.database import session_scope
+from tummler.store.database import conflict_insert, session_scope
 from tummler.store.models import ChannelIdentity, Contact, Decision, Delivery, Event
 from tummler.strategy import ComplaintScope
 
@@ -568,118 +567,16 @@ def record_events(
     now = (clock or SystemClock()).now()
     with session_scope(engine) as session:
         connection = session.connection()
-        forgotten = Suppressions.load(connection).suppressed(
-            connection, {k for _, e in present if (k := e.suppression_key) is not None}
-        )
-        suppressed = sum(1 for _, e in present if e.suppression_key in forgotten)
+        keys = [e.suppression_key for _, e in present]
+        forgotten = Suppressions.load(connection).suppressed(connection, filter(None, keys))
+        suppressed = sum(1 for key in keys if key in forgotten)
         present = [(i, e) for i, e in present if e.suppression_key not in forgotten]
-        by_external = _ids(
-            session,
-            select(Contact.external_id, Contact.id, Contact.external_id),
-            Contact.external_id,
-            {e.contact for _, e in present if e.contact is not None},
-        )
-        by_email = _ids(
-            session,
-            _identity_query(ChannelKind.EMAIL),
-            ChannelIdentity.address,
-            {e.email for _, e in present if e.email is not None},
-        )
-        by_phone = _ids(
-            session,
-            _identity_query(ChannelKind.SMS),
-            ChannelIdentity.address,
-            {e.phone for _, e in present if e.phone is not None},
-        )
-        deliveries = _deliveries(
-            session,
-            {
-                bare_message_id(e.provider_message_id)
-                for _, e in present
-                if e.provider_message_id is not None
-            },
-        )
-        problems: list[EventProblem] = []
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
-        moves: dict[tuple[str, str], tuple[_Matched, IncomingEvent]] = {}
-        repeated = 0
-        for index, event in present:
-            field, value = event.identity
-            matched = (
-                None
-                if event.provider_message_id is None
-                else deliveries.get(bare_message_id(event.provider_message_id))
-            )
-            found: tuple[int, str] | None
-            if matched is not None:
-                found = (matched.contact_id, matched.external_id)
-            elif value is None:
-                found = None
-            else:
-                found = {"contact": by_external, "email": by_email, "phone": by_phone}[field].get(
-                    value
-                )
-            if found is None:
-                if value is None:
-                    problems.append(
-                        EventProblem(
-                            index,
-                            field,
-                            f"no delivery with provider message id {event.provider_message_id!r} "
-                            "and no contact named: name the person (contact, email or phone)",
-                            code="unknown_contact",
-                        )
-                    )
-                    continue
-                problems.append(
-                    EventProblem(
-                        index,
-                        field,
-                        f"no contact with {_described(field)} {value!r}: import the contact "
-                        "(or its identity) first",
-                        code="unknown_contact",
-                    )
-                )
-                continue
-            contact_id, external_id = found
-            event_id = event.provider_event_id or derived_event_id(
-                external_id, event.type.value, event.channel, event.at, event.value
-            )
-            key = (event.source, event_id)
-            if key in rows:
-                repeated += 1
-                continue
-            if matched is not None:
-                moves[key] = (matched, event)
-            rows[key] = {
-                "decision_id": None if matched is None else matched.decision_id,
-                "contact_id": contact_id,
-                "channel": None if event.channel is None else event.channel.value,
-                "type": event.type.value,
-                "value": event.value,
-                "at": event.at,
-                "source": event.source,
-                "provider_event_id": event_id,
-            }
-        if problems:
-            raise RejectedEventsError(problems)
+        rows, moves, repeated = _rows(present, _People(session, [e for _, e in present]))
         if not rows:
             return RecordReport(
                 accepted=0, duplicates=repeated, ignored=ignored, suppressed=suppressed
             )
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(_EVENTS)
-            .on_conflict_do_nothing(index_elements=["source", "provider_event_id"])
-            .returning(_EVENTS.c.source, _EVENTS.c.provider_event_id)
-        )
-        inserted = session.execute(statement, list(rows.values())).all()
-        written = len(inserted)
-        for source, event_id in inserted:
-            move = moves.get((str(source), str(event_id)))
-            if move is not None:
-                _follow(session, *move)
+        written = _insert(session, rows, moves)
         # Every stored revoking event, new or already there: a revocation is written once anyway,
         # and an event stored before consent followed events gets its revocation now.
         revoked = write_revocations(
@@ -705,6 +602,133 @@ def record_events(
         suppressed=suppressed,
         revoked=revoked,
     )
+
+
+#: An event row keyed by ``(source, provider event id)``, and the delivery a stored one moves.
+_Key = tuple[str, str]
+
+
+class _People:
+    """Who a request's events are about: by delivery (provider message id), external id, e-mail
+    address or phone number, each looked up once for the whole request."""
+
+    def __init__(self, session: Any, events: Sequence[IncomingEvent]) -> None:
+        self.by_field = {
+            "contact": _ids(
+                session,
+                select(Contact.external_id, Contact.id, Contact.external_id),
+                Contact.external_id,
+                {e.contact for e in events if e.contact is not None},
+            ),
+            "email": _ids(
+                session,
+                _identity_query(ChannelKind.EMAIL),
+                ChannelIdentity.address,
+                {e.email for e in events if e.email is not None},
+            ),
+            "phone": _ids(
+                session,
+                _identity_query(ChannelKind.SMS),
+                ChannelIdentity.address,
+                {e.phone for e in events if e.phone is not None},
+            ),
+        }
+        self.deliveries = _deliveries(
+            session,
+            {bare_message_id(e.provider_message_id) for e in events if e.provider_message_id},
+        )
+
+    def find(
+        self, index: int, event: IncomingEvent
+    ) -> tuple[int, str, _Matched | None] | EventProblem:
+        """(contact id, external id, matched delivery) of ``event``, or why nobody matches."""
+        field, value = event.identity
+        matched = (
+            None
+            if event.provider_message_id is None
+            else self.deliveries.get(bare_message_id(event.provider_message_id))
+        )
+        if matched is not None:
+            return matched.contact_id, matched.external_id, matched
+        found = None if value is None else self.by_field[field].get(value)
+        if found is not None:
+            return found[0], found[1], None
+        if value is None:
+            reason = (
+                f"no delivery with provider message id {event.provider_message_id!r} "
+                "and no contact named: name the person (contact, email or phone)"
+            )
+        else:
+            reason = (
+                f"no contact with {_described(field)} {value!r}: import the contact "
+                "(or its identity) first"
+            )
+        return EventProblem(index, field, reason, code="unknown_contact")
+
+
+def _rows(
+    present: Sequence[tuple[int, IncomingEvent]], people: _People
+) -> tuple[dict[_Key, dict[str, Any]], dict[_Key, tuple[_Matched, IncomingEvent]], int]:
+    """The ``events`` rows to insert (once per key), the deliveries they may move, and how many
+    repeated a key already in the request.
+
+    Raises
+    ------
+    RejectedEventsError
+        With every item that names nobody the store knows.
+    """
+    problems: list[EventProblem] = []
+    rows: dict[_Key, dict[str, Any]] = {}
+    moves: dict[_Key, tuple[_Matched, IncomingEvent]] = {}
+    repeated = 0
+    for index, event in present:
+        found = people.find(index, event)
+        if isinstance(found, EventProblem):
+            problems.append(found)
+            continue
+        contact_id, external_id, matched = found
+        event_id = event.provider_event_id or derived_event_id(
+            external_id, event.type.value, event.channel, event.at, event.value
+        )
+        key = (event.source, event_id)
+        if key in rows:
+            repeated += 1
+            continue
+        if matched is not None:
+            moves[key] = (matched, event)
+        rows[key] = {
+            "decision_id": None if matched is None else matched.decision_id,
+            "contact_id": contact_id,
+            "channel": None if event.channel is None else event.channel.value,
+            "type": event.type.value,
+            "value": event.value,
+            "at": event.at,
+            "source": event.source,
+            "provider_event_id": event_id,
+        }
+    if problems:
+        raise RejectedEventsError(problems)
+    return rows, moves, repeated
+
+
+def _insert(
+    session: Any,
+    rows: dict[_Key, dict[str, Any]],
+    moves: dict[_Key, tuple[_Matched, IncomingEvent]],
+) -> int:
+    """Insert the rows not stored yet; each new one that names a delivery moves it. Returns how
+    many were new."""
+    statement = (
+        conflict_insert(_EVENTS, dialect=session.get_bind().dialect.name)
+        .on_conflict_do_nothing(index_elements=["source", "provider_event_id"])
+        .returning(_EVENTS.c.source, _EVENTS.c.provider_event_id)
+    )
+    inserted = session.execute(statement, list(rows.values())).all()
+    for source, event_id in inserted:
+        move = moves.get((str(source), str(event_id)))
+        if move is not None:
+            _follow(session, *move)
+    return len(inserted)
 
 
 @dataclass(frozen=True, slots=True)

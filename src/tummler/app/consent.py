@@ -27,11 +27,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Select, bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from tummler.core.vocabulary import ChannelKind, ConsentStatus, EventType
 from tummler.store import models
@@ -41,9 +40,9 @@ __all__ = [
     "REVOKING_EVENTS",
     "ConsentState",
     "Revocation",
+    "consent_log",
     "consent_names",
     "current_consent",
-    "latest_consent_statement",
     "latest_granted",
     "revocations",
     "write_revocations",
@@ -66,27 +65,23 @@ def consent_names(channel_id: str, kind: str) -> tuple[str, ...]:
     return (channel_id,) if channel_id == kind else (channel_id, kind)
 
 
-def latest_consent_statement() -> Select[Any]:
-    """The latest consent event (``status``, ``source``) of one contact for one channel.
-
-    Bind ``contact_id``, ``names`` (:func:`consent_names`) and ``now``; no row means no consent
-    was ever recorded. Ties on ``at`` go to the later row, as in :func:`latest_granted`.
-    """
-    return (
-        select(
-            models.ConsentEvent.status,
-            models.ConsentEvent.source,
-            models.ConsentEvent.at,
-            models.ConsentEvent.channel,
-        )
-        .where(
-            models.ConsentEvent.contact_id == bindparam("contact_id"),
-            models.ConsentEvent.channel.in_(bindparam("names", expanding=True)),
-            models.ConsentEvent.at <= bindparam("now", type_=models.ConsentEvent.at.type),
-        )
-        .order_by(models.ConsentEvent.at.desc(), models.ConsentEvent.id.desc())
-        .limit(1)
+#: The latest consent event of one contact among a channel's names, up to now; ties on ``at`` go
+#: to the later row, as in :func:`latest_granted`.
+_LATEST = (
+    select(
+        models.ConsentEvent.status,
+        models.ConsentEvent.source,
+        models.ConsentEvent.at,
+        models.ConsentEvent.channel,
     )
+    .where(
+        models.ConsentEvent.contact_id == bindparam("contact_id"),
+        models.ConsentEvent.channel.in_(bindparam("names", expanding=True)),
+        models.ConsentEvent.at <= bindparam("now", type_=models.ConsentEvent.at.type),
+    )
+    .order_by(models.ConsentEvent.at.desc(), models.ConsentEvent.id.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +115,24 @@ def current_consent(
     if row is None:
         return ConsentState(None)
     return ConsentState(row.status, row.at, row.source, row.channel)
+
+
+def consent_log(
+    connection: Connection, *, now: datetime, contacts: tuple[int, int] | None = None
+) -> list[tuple[int, str, str]]:
+    """``(contact id, channel name, status)`` of every consent event up to ``now``, in the order
+    they happened (by ``at``, then row id): what :func:`latest_granted` reads.
+
+    ``contacts``: only the ids from the first to the second, both included (a chunk of a plan).
+    """
+    event = models.ConsentEvent
+    query = select(event.contact_id, event.channel, event.status).where(event.at <= now)
+    if contacts is not None:
+        query = query.where(event.contact_id >= contacts[0], event.contact_id <= contacts[1])
+    return [
+        (int(contact_id), str(channel), str(status))
+        for contact_id, channel, status in connection.execute(query.order_by(event.at, event.id))
+    ]
 
 
 def latest_granted(
@@ -166,9 +179,6 @@ def latest_granted(
             continue
         granted[p, columns] = status == yes
     return granted
-
-
-_LATEST = latest_consent_statement()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from tummler.app.consent import consent_log
 from tummler.core.clock import Clock, ensure_utc
 from tummler.core.errors import StrategyError
 from tummler.core.vocabulary import ConsentStatus, EventType
@@ -147,10 +148,15 @@ def strategy_channels(workspace: Path) -> dict[str, str] | None:
 
 
 def _readable_strategy(workspace: Path) -> StrategyDocument | None:
+    """``strategy.yaml`` alone (not the campaigns: a webhook asks on every request), or ``None``."""
+    path = workspace / "strategy.yaml"
+    if not path.is_file():
+        return None
     try:
-        return read_workspace_strategy(workspace).strategy
+        document, _ = _parsed(path, read_strategy)
     except StrategyError:
         return None
+    return document
 
 
 #: Parsed files by (path, text): every service reads the strategy, and a loop that plans, learns and
@@ -234,15 +240,7 @@ def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
 
         consents: defaultdict[str, NDArray[np.bool_]] = defaultdict(empty)
         latest: dict[tuple[int, str], str] = {}
-        for contact_id, channel, status in connection.execute(
-            select(
-                models.ConsentEvent.contact_id,
-                models.ConsentEvent.channel,
-                models.ConsentEvent.status,
-            )
-            .where(models.ConsentEvent.at <= now)
-            .order_by(models.ConsentEvent.at, models.ConsentEvent.id)
-        ):
+        for contact_id, channel, status in consent_log(connection, now=now):
             latest[(contact_id, channel)] = status
         for (contact_id, channel), status in latest.items():
             if contact_id in position:

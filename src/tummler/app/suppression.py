@@ -32,10 +32,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tummler.core.errors import StoreError
 from tummler.core.vocabulary import ChannelKind
+from tummler.store.database import conflict_insert
 from tummler.store.models import StoreSecret, Suppression
 
 __all__ = [
@@ -82,18 +82,24 @@ class Suppressions:
     once, without hashing, so that a store that never forgot anyone imports at full speed.
     """
 
-    def __init__(self, key: bytes, *, empty: bool) -> None:
+    def __init__(self, key: bytes | None) -> None:
         self._key = key
-        self.empty = empty
+
+    @property
+    def empty(self) -> bool:
+        """Nobody was ever forgotten (then the key is not even read)."""
+        return self._key is None
 
     @classmethod
     def load(cls, connection: Connection) -> Suppressions:
-        """The list and its key, read on ``connection`` (the key is made if the store lacks it)."""
-        empty = connection.execute(select(Suppression.id).limit(1)).first() is None
-        return cls(_secret(connection, empty=empty), empty=empty)
+        """The list as ``connection`` sees it: one query when it is empty, two when it is not."""
+        if connection.execute(select(Suppression.id).limit(1)).first() is None:
+            return cls(None)
+        return cls(_secret(connection, empty=False))
 
     def digest(self, key: str) -> str:
         """The keyed digest of one key (:func:`external_id_key`, :func:`identity_key`)."""
+        assert self._key is not None, "an empty list has no digests to compare with"
         return hmac.new(self._key, key.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def suppressed(self, connection: Connection, keys: Iterable[str]) -> set[str]:
@@ -119,14 +125,14 @@ def suppress(connection: Connection, keys: Mapping[str, str], *, now: datetime) 
     """Add ``keys`` (key → ``external_id`` or ``identity``) to the list; returns how many were new."""
     if not keys:
         return 0
-    suppressions = Suppressions.load(connection)
+    empty = connection.execute(select(Suppression.id).limit(1)).first() is None
+    suppressions = Suppressions(_secret(connection, empty=empty))
     rows = [
         {"digest": suppressions.digest(key), "kind": kind, "created_at": now}
         for key, kind in sorted(keys.items())
     ]
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = (
-        insert(Suppression)
+        conflict_insert(Suppression, dialect=connection.dialect.name)
         .on_conflict_do_nothing(index_elements=["digest"])
         .returning(Suppression.id)
     )
@@ -145,9 +151,8 @@ def _secret(connection: Connection, *, empty: bool) -> bytes:
                 "the suppression list's key is missing from store_secrets while the list holds "
                 "digests: restore the store_secrets row from a backup of this store"
             )
-        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         connection.execute(
-            insert(StoreSecret)
+            conflict_insert(StoreSecret, dialect=connection.dialect.name)
             .values(name=SECRET_NAME, value=secrets.token_hex(32), created_at=datetime.now(UTC))
             .on_conflict_do_nothing(index_elements=["name"])
         )

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from tummler.app.consent import Revocation, current_consent, write_revocations
 from tummler.core.clock import Clock
 from tummler.core.errors import ConfigError, InputError, NotFoundError
 from tummler.core.settings import Environment, Settings
@@ -182,25 +183,12 @@ def honour_unsubscribe(
             )
         if contact.forgotten_at is not None:  # erased: nothing is sent to them, nothing to write
             return UnsubscribeResult(contact_id, channel, recorded=False)
-        latest = session.scalar(
-            select(models.ConsentEvent.status)
-            .where(
-                models.ConsentEvent.contact_id == contact_id,
-                models.ConsentEvent.channel == channel,
-            )
-            .order_by(models.ConsentEvent.at.desc(), models.ConsentEvent.id.desc())
-            .limit(1)
-        )
-        if latest == ConsentStatus.REVOKED.value:
+        connection = session.connection()
+        # the rule the outbox checks: a revocation already in force needs no second one
+        state = current_consent(connection, contact_id=contact_id, names=[channel], now=now)
+        if state.status == ConsentStatus.REVOKED.value:
             return UnsubscribeResult(contact_id, channel, recorded=False)
-        session.add(
-            models.ConsentEvent(
-                contact_id=contact_id,
-                channel=channel,
-                status=ConsentStatus.REVOKED.value,
-                source=UNSUBSCRIBE_SOURCE,
-                at=now,
-                recorded_at=now,
-            )
+        write_revocations(
+            connection, [Revocation(contact_id, channel, UNSUBSCRIBE_SOURCE, now)], now=now
         )
     return UnsubscribeResult(contact_id, channel, recorded=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tummler.core.errors import MissingDependencyError, StoreError
 
 __all__ = [
+    "conflict_insert",
     "connect",
     "current_revision",
     "head_revision",
@@ -64,6 +66,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # checkpoints the write-ahead log.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+def conflict_insert(table: Any, *, dialect: str) -> Any:
+    """``INSERT`` into ``table`` that can say ``ON CONFLICT`` (``on_conflict_do_nothing`` /
+    ``on_conflict_do_update``), for the store's ``dialect`` name (``postgresql`` or ``sqlite``)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table)
 
 
 def is_postgres(engine: Engine) -> bool:
