@@ -124,6 +124,8 @@ def test_forget_removes_their_records_from_every_file_tummler_wrote(
     assert pq.read_table(files["parquet"]).column("external_id").to_pylist() == [BOB["id"]]
     assert not files["person_record"].exists()
     assert files["other_record"].exists()
+    again = forget_person(engine, person=BOB["id"], actor="dpo", clock=FrozenClock(NOW))
+    assert "ana.json" not in {Path(f.path).name for f in again.files}  # deleted: not listed again
 
 
 def test_a_dry_run_counts_and_changes_no_file(engine: Engine, tmp_path: Path) -> None:

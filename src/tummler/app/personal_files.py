@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tummler.store.models import PersonalFile
@@ -104,7 +104,11 @@ def scrub_personal_files(
     files = connection.execute(
         select(PersonalFile.path, PersonalFile.kind).order_by(PersonalFile.id)
     ).all()
-    return [_scrub(Path(path), kind, redact, whole, dry_run) for path, kind in files]
+    scrubbed = [_scrub(Path(path), kind, redact, whole, dry_run) for path, kind in files]
+    deleted = [scrub.path for scrub in scrubbed if scrub.status == "deleted"]
+    if deleted and not dry_run:  # nothing left to look in
+        connection.execute(delete(PersonalFile).where(PersonalFile.path.in_(deleted)))
+    return scrubbed
 
 
 def _scrub(path: Path, kind: str, redact: Redact, whole: str, dry_run: bool) -> FileScrub:
