@@ -190,20 +190,18 @@ async def dry_run_outbox(
     report = DryRunReport()
     decisions = planned_decisions(engine, campaign)
     partial.unlink(missing_ok=True)
-    sink = FileSinkConnector(partial, clock=clock)
     try:
-        for decision_id in decisions:
-            report.messages.append(await _rehearse(composer, sink, decision_id))
-    except BaseException:
+        async with FileSinkConnector(partial, clock=clock) as sink:
+            for decision_id in decisions:
+                report.messages.append(await _rehearse(composer, sink, decision_id))
+        if report.written:
+            # recorded before it appears: forgetting a person must find every copy of them
+            remember_personal_file(engine, target, "dry_run", now=clock.now())
+            os.replace(partial, target)
+            report.path = target
+    except BaseException:  # the partial file holds personal data no record points to
         partial.unlink(missing_ok=True)
         raise
-    finally:
-        await sink.aclose()
-    if report.written:
-        # recorded before it appears: forgetting a person must find every copy of them
-        remember_personal_file(engine, target, "dry_run", now=clock.now())
-        os.replace(partial, target)
-        report.path = target
     return report
 
 
