@@ -177,6 +177,27 @@ def test_with_nothing_planned_a_dry_run_writes_no_file(engine: Engine, tmp_path:
     assert not path.parent.exists()
 
 
+def test_a_dry_run_that_cannot_record_its_file_leaves_no_copy_behind(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is recorded in personal_files before it appears; when that fails, the rendered
+    messages (every address) must not stay on disk where a forget would not look."""
+    import tummler.app.dry_run as dry_run_module
+
+    def cannot_record(*args: Any, **kwargs: Any) -> None:
+        raise OSError("the store is read-only")
+
+    seed_campaign(engine, n=2, holdouts=0, no_sends=0)
+    path = tmp_path / "outbox" / "dry-run.jsonl"
+    path.parent.mkdir()
+    path.write_text("the last dry run\n", encoding="utf-8")
+    monkeypatch.setattr(dry_run_module, "remember_personal_file", cannot_record)
+    with pytest.raises(OSError, match="read-only"):
+        dry_run(engine, path)
+    assert [p.name for p in path.parent.iterdir()] == ["dry-run.jsonl"]
+    assert path.read_text(encoding="utf-8") == "the last dry run\n"
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 

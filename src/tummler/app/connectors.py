@@ -19,9 +19,10 @@ bluesky     ``TUMMLER_BLUESKY_IDENTIFIER``\\*, ``TUMMLER_BLUESKY_APP_PASSWORD``\
 =========== ================================================================================
 
 ``TUMMLER_<KIND>_RATE`` (sends a second, e.g. ``TUMMLER_SMS_RATE=1``) paces a connector with a
-:class:`~tummler.deliver.TokenBucket`. A dry run (:func:`build_connectors` with ``dry_run``) sends
-every kind to one :class:`~tummler.deliver.FileSinkConnector` instead, so a campaign can be
-rehearsed and its messages read before anything leaves the machine.
+:class:`~tummler.deliver.TokenBucket`. With ``dry_run``, :func:`build_connectors` sends every kind
+to one :class:`~tummler.deliver.FileSinkConnector` at :func:`dry_run_path` instead (the demo's
+simulated sends); ``tummler send --dry-run`` sends nothing at all and renders the planned messages
+to that file with :func:`tummler.app.dry_run.dry_run_outbox`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ DRY_RUN_FILE = Path("outbox") / "dry-run.jsonl"
 
 
 def dry_run_path(settings: Settings) -> Path:
-    """The JSONL file a dry run appends to: ``<workspace>/outbox/dry-run.jsonl``."""
+    """The dry run's JSONL file, ``<workspace>/outbox/dry-run.jsonl``: ``tummler send --dry-run``
+    replaces it, the file sink of :func:`build_connectors` appends to it."""
     return settings.workspace / DRY_RUN_FILE
 
 

@@ -34,7 +34,6 @@ from tummler.app.outbox import (
     MessageComposer,
     SendRules,
     Unsubscribe,
-    idempotency_key,
     lookup_campaign,
     needs_unsubscribe,
 )
@@ -49,7 +48,6 @@ __all__ = ["DryRunReport", "RehearsedMessage", "dry_run_outbox", "planned_decisi
 
 #: Statuses of a message that was written to the file.
 WRITTEN = frozenset({"rendered", "deferred"})
-_KEY_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +121,8 @@ class DryRunReport:
 
 def planned_decisions(engine: Engine, campaign_key: str | None = None) -> list[int]:
     """The decisions a send has still to hand over, soonest slot first: with a channel, not held
-    out, and either enqueued as a ``pending`` delivery or not enqueued yet.
-
-    A decision not enqueued yet whose idempotency key is taken (by an earlier decision of the
-    same campaign, contact and channel) is left out: enqueueing would not make it a delivery.
+    out, and either enqueued as a ``pending`` delivery or not enqueued yet (enqueueing makes each
+    of these a delivery: a plan gives a contact at most one decision per campaign and channel).
 
     Raises
     ------
@@ -136,37 +132,19 @@ def planned_decisions(engine: Engine, campaign_key: str | None = None) -> list[i
     campaign_id = lookup_campaign(engine, campaign_key)
     dec, d = models.Decision, models.Delivery
     query = (
-        select(dec.id, dec.contact_id, dec.channel, models.Campaign.key, d.id.label("delivery"))
-        .join(models.Campaign, models.Campaign.id == dec.campaign_id)
+        select(dec.id)
         .outerjoin(d, d.decision_id == dec.id)
         .where(
             dec.channel.is_not(None),
             dec.holdout.is_(False),
             or_(d.id.is_(None), d.status == DeliveryStatus.PENDING.value),
         )
+        .order_by(func.coalesce(d.scheduled_at, dec.send_at), dec.id)
     )
     if campaign_id is not None:
         query = query.where(dec.campaign_id == campaign_id)
     with engine.connect() as connection:
-        rows = connection.execute(
-            query.order_by(func.coalesce(d.scheduled_at, dec.send_at), dec.id)
-        ).all()
-        # enqueue keeps the first decision (by id) of a key; the others never become deliveries
-        first: dict[str, int] = {}
-        for row in sorted((r for r in rows if r.delivery is None), key=lambda r: r.id):
-            first.setdefault(idempotency_key(row.key, row.contact_id, row.channel), row.id)
-        keys = list(first)
-        taken: set[str] = set()
-        for start in range(0, len(keys), _KEY_CHUNK):
-            taken.update(
-                connection.scalars(
-                    select(d.idempotency_key).where(
-                        d.idempotency_key.in_(keys[start : start + _KEY_CHUNK])
-                    )
-                )
-            )
-    new = {i for key, i in first.items() if key not in taken}
-    return [int(r.id) for r in rows if r.delivery is not None or r.id in new]
+        return [int(i) for i in connection.scalars(query)]
 
 
 async def dry_run_outbox(
@@ -212,20 +190,18 @@ async def dry_run_outbox(
     report = DryRunReport()
     decisions = planned_decisions(engine, campaign)
     partial.unlink(missing_ok=True)
-    sink = FileSinkConnector(partial, clock=clock)
     try:
-        for decision_id in decisions:
-            report.messages.append(await _rehearse(composer, sink, decision_id))
-    except BaseException:
+        async with FileSinkConnector(partial, clock=clock) as sink:
+            for decision_id in decisions:
+                report.messages.append(await _rehearse(composer, sink, decision_id))
+        if report.written:
+            # recorded before it appears: forgetting a person must find every copy of them
+            remember_personal_file(engine, target, "dry_run", now=clock.now())
+            os.replace(partial, target)
+            report.path = target
+    except BaseException:  # the partial file holds personal data no record points to
         partial.unlink(missing_ok=True)
         raise
-    finally:
-        await sink.aclose()
-    if report.written:
-        # recorded before it appears: forgetting a person must find every copy of them
-        remember_personal_file(engine, target, "dry_run", now=clock.now())
-        os.replace(partial, target)
-        report.path = target
     return report
 
 
