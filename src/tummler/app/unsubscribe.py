@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from tummler.app.consent import Revocation, current_consent, write_revocations
 from tummler.core.clock import Clock
 from tummler.core.errors import ConfigError, InputError, NotFoundError
-from tummler.core.settings import Environment, Settings
+from tummler.core.settings import Environment, Settings, public_base_url
 from tummler.core.vocabulary import ConsentStatus
 from tummler.store import models
 from tummler.store.database import session_scope
@@ -128,13 +128,11 @@ def unsubscribe_url(base_url: str, token: str) -> str:
     >>> unsubscribe_url("https://brand.example/", "1.email.abc")
     'https://brand.example/unsubscribe/1.email.abc'
     """
-    parts = urlsplit(base_url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(
-            f"unsubscribe base URL {base_url!r} must be an http(s) URL with a host, e.g. "
-            "https://brand.example"
-        )
-    return f"{base_url.rstrip('/')}/unsubscribe/{quote(token, safe='.-_')}"
+    try:
+        base = public_base_url(base_url, what="unsubscribe base URL")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return f"{base}/unsubscribe/{quote(token, safe='.-_')}"
 
 
 @dataclass(frozen=True, slots=True)

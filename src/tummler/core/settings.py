@@ -23,7 +23,7 @@ from pydantic_settings import (
 
 from tummler.core.errors import ConfigError
 
-__all__ = ["SETTINGS_FILE", "Environment", "Settings", "load_settings"]
+__all__ = ["SETTINGS_FILE", "Environment", "Settings", "load_settings", "public_base_url"]
 
 SETTINGS_FILE = "tummler.toml"
 _DEFAULT_SQLITE_NAME = "tummler.db"
@@ -32,6 +32,25 @@ _DEFAULT_SQLITE_NAME = "tummler.db"
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+def public_base_url(value: str, *, what: str = "public_url") -> str:
+    """``value`` as the base of links people follow: an http(s) URL with a host, no trailing ``/``.
+
+    >>> public_base_url(" https://brand.example/ ")
+    'https://brand.example'
+
+    Raises
+    ------
+    ValueError
+        When ``value`` is not such a URL; the message calls it ``what``.
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"{what} {value!r} must be an http(s) URL with a host, e.g. https://brand.example"
+        )
+    return value.strip().rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -87,12 +106,7 @@ class Settings(BaseSettings):
     def _public_url_with_host(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        parts = urlsplit(value.strip())
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(
-                f"public_url {value!r} must be an http(s) URL with a host, e.g. https://brand.example"
-            )
-        return value.strip().rstrip("/")
+        return public_base_url(value)
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
