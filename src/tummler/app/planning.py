@@ -2322,11 +2322,13 @@ def _why_no_decision(
                 f"{head}: they were outside its audience {key!r}, or not yet in the store, when it "
                 f"was last planned ({planned:%Y-%m-%d %H:%M} UTC)"
             )
-        row = connection.execute(
-            select(*CONTACT_VIEW_COLUMNS).where(models.Contact.id == contact_id)
-        ).one()
-        view, _ = _audience_view(connection, [row], now=ensure_utc(planned))
-    unmet = [] if audience is None else unmet_conditions(audience, view)
+        unmet: list[str] = []
+        if audience is not None:
+            row = connection.execute(
+                select(*CONTACT_VIEW_COLUMNS).where(models.Contact.id == contact_id)
+            ).one()
+            view, _ = _audience_view(connection, [row], now=ensure_utc(planned))
+            unmet = unmet_conditions(audience, view)
     if unmet:
         return (
             f"contact {contact!r} is outside the audience {key!r} of campaign {campaign_key!r} "
