@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tummler.app.workspace import init_workspace
+from seeding import add_reachable
+from tummler.app.personal_files import remember_personal_file
+from tummler.app.workspace import init_workspace, open_store
+from tummler.store.database import session_scope
 
 
 def _tummler(
@@ -73,6 +77,24 @@ def test_an_error_message_keeps_its_brackets(tmp_path: Path, args: list[str], sh
     result = _tummler(args, cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert shown in result.stderr
+
+
+def test_a_forget_names_a_file_it_could_not_read_with_its_brackets(tmp_path: Path) -> None:
+    # a file of a format tummler cannot scrub is listed with its suffix as the reason
+    settings = init_workspace(tmp_path)
+    now = datetime.now(UTC)
+    engine = open_store(settings)
+    try:
+        with session_scope(engine) as session:
+            add_reachable(session, "ana", {"email": "ana@example.org"}, now=now)
+        kept = tmp_path / "ana.[eu]"
+        kept.write_text("ana@example.org\n", encoding="utf-8")
+        remember_personal_file(engine, kept, "person_record", now=now)
+    finally:
+        engine.dispose()
+    result = _tummler(["person", "forget", "ana", "--yes"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "unknown format: .[eu]" in result.stdout
 
 
 def test_the_help_names_the_extra(tmp_path: Path) -> None:

@@ -297,6 +297,26 @@ def test_the_results_table_fits_80_columns(
     assert "oracle" in shown
 
 
+def test_the_progress_line_keeps_the_brackets_of_a_path(
+    small: DemoReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each step is both printed and shown as the progress bar's description, which Rich also
+    # reads as markup: "[eu]" in a directory's name must reach the terminal in both
+    directory = tmp_path / "brand[eu]"
+
+    def steps_only(where: Path, *, on_step: Any, **_: Any) -> DemoReport:
+        on_step(f"starting fresh: removing the earlier demo run in {where}")
+        return small
+
+    terminal = Console(width=200, file=io.StringIO(), force_terminal=True, color_system=None)
+    monkeypatch.setattr(demo_cli, "console", terminal)
+    monkeypatch.setattr("tummler.app.demo.run_demo", steps_only)
+    demo_cli.demo(directory, contacts=50, rounds=1, seed=7, smtp=False, html=None)
+    shown = terminal.file.getvalue()
+    line = f"starting fresh: removing the earlier demo run in {directory}"
+    assert shown.count(line) == 2, shown  # the printed line and the progress bar's last frame
+
+
 @pytest.mark.slow
 def test_tummler_learns_to_beat_random(tmp_path: Path) -> None:
     report = run_demo(

@@ -362,15 +362,22 @@ def test_explain_says_who_is_outside_the_audience_and_which_conditions_they_fail
     assert "stage in" not in str(caught.value).split("they fail ")[1]
 
 
+@pytest.mark.parametrize("campaign", [REORDER, "everyone"])
 def test_explain_advises_a_new_plan_for_who_joined_the_audience_since(
-    engine: Engine, workspace: Path
+    engine: Engine, workspace: Path, campaign: str
 ) -> None:
+    # "everyone": the same campaign without an audience, so everyone in the store is in it
+    reorder = (workspace / "campaigns" / f"{REORDER}.yaml").read_text(encoding="utf-8")
+    everyone = reorder.replace(f"id: {REORDER}", "id: everyone").replace(
+        "audience: active-customers\n", ""
+    )
+    (workspace / "campaigns" / "everyone.yaml").write_text(everyone, encoding="utf-8")
     _seed(engine, n=8)
-    _plan(engine, workspace)
+    _plan(engine, workspace, campaign=campaign)
     with session_scope(engine) as session:
         add_reachable(session, "late", {"email": "late@example.org"}, now=NOW, clicked_ago=DAY)
-    with pytest.raises(NotFoundError, match=f"run `tummler plan {REORDER}` again"):
-        explain_decision(engine, contact="late", campaign_key=REORDER, workspace=workspace)
+    with pytest.raises(NotFoundError, match=f"run `tummler plan {campaign}` again"):
+        explain_decision(engine, contact="late", campaign_key=campaign, workspace=workspace)
 
 
 def test_explain_says_a_synced_campaign_is_not_planned_yet(engine: Engine, workspace: Path) -> None:

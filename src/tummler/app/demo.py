@@ -52,6 +52,7 @@ from tummler.app.demo_brand import (
     write_strategy,
 )
 from tummler.app.demo_round import (
+    SentDeliveries,
     deliver_round,
     move_stages,
     outcome_reports,
@@ -73,13 +74,19 @@ from tummler.app.workspace import StoreStatus, init_workspace, open_store, store
 from tummler.core.clock import Clock, FrozenClock
 from tummler.core.errors import ConfigError, InputError
 from tummler.core.randomness import make_rng
+from tummler.core.settings import Settings
 from tummler.core.vocabulary import ChannelKind
 from tummler.deliver import Connector, SmtpConnector
 from tummler.simulate import (
     BASELINE_NAMES,
+    EventLog,
+    History,
     LegacyPolicy,
+    Message,
+    Outcomes,
     Population,
     ResponseModel,
+    RoundValues,
     SimulationState,
     baseline_values,
     history,
@@ -87,7 +94,7 @@ from tummler.simulate import (
     outcome_events,
     respond,
 )
-from tummler.strategy import Finding, Severity
+from tummler.strategy import Finding, Severity, Strategy
 
 __all__ = ["BASELINE_NAMES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
 
@@ -255,16 +262,7 @@ def run_demo(
     ConfigError
         When ``directory`` is not empty and holds no earlier demo.
     """
-    if contacts < 50:
-        raise InputError(f"contacts must be at least 50, got {contacts}", field="contacts")
-    if not 1 <= rounds <= 60:
-        raise InputError(f"rounds must be between 1 and 60, got {rounds}", field="rounds")
-    if cohorts is None:
-        cohorts = max(1, min(rounds, contacts // _COHORT_SIZE))
-    if not 1 <= cohorts <= contacts // 10:
-        raise InputError(
-            f"cohorts must be between 1 and {contacts // 10}, got {cohorts}", field="cohorts"
-        )
+    cohorts = _checked_sizes(contacts, rounds, cohorts)
     step = on_step or (lambda _message: None)
     watch = _Stopwatch()
     fresh = _prepare(directory, step)
@@ -285,42 +283,24 @@ def run_demo(
             population, model, history_rng, days=HISTORY_DAYS, legacy=_LEGACY, brand=brand.name
         )
 
+    store_clock = FrozenClock(start)
     with watch("workspace and import"):
-        step("making the workspace")
-        settings = init_workspace(directory)
-        (directory / DEMO_MARKER).write_text(
-            "made by `tummler demo`; running it again here starts afresh\n", encoding="utf-8"
-        )
-        write_strategy(directory, brand, cohorts=cohorts, population=population)
-        for r in range(rounds):
-            write_round_campaign(directory, brand, index=r, cohort=r % cohorts)
-        engine = open_store(settings)
-        before = store_status(engine)
-        held = before.counts.get("contacts", 0)
-        if held:
-            engine.dispose()
-            raise ConfigError(
-                f"the store at {before.database} already holds {held:,} contacts: "
-                "the demo needs an empty store of its own (unset TUMMLER_DATABASE_URL to use "
-                "the workspace's SQLite file)"
-            )
-        store_clock = FrozenClock(start)
-        imports = import_brand(
-            engine, directory / "data", population, past, clock=store_clock, step=step
+        settings, engine, imports = _make_workspace(
+            directory,
+            brand,
+            population,
+            past,
+            rounds=rounds,
+            cohorts=cohorts,
+            clock=store_clock,
+            step=step,
         )
 
     smtp_server = LoopbackSmtp().start() if smtp else None
     try:
         with watch("strategy check"):
             step("checking the strategy and its campaigns")
-            loaded, findings = check_workspace_strategy(directory, engine=engine, clock=store_clock)
-            errors = [f for f in findings if f.severity is Severity.ERROR]
-            if errors or loaded.strategy is None:
-                raise ConfigError(
-                    f"the demo's own strategy has errors (first: {errors[0] if errors else 'none'}); "
-                    "this is a bug in the demo, please report it"
-                )
-            strategy = loaded.strategy.strategy
+            strategy, findings = _checked_strategy(directory, engine, store_clock)
             rules = SendRules.from_strategy(strategy)
             # e-mails carry working unsubscribe links: `tummler serve` in the demo's workspace
             links = Unsubscribe(DEMO_PUBLIC_URL, unsubscribe_key(settings))
@@ -336,50 +316,39 @@ def run_demo(
                 )
             return chosen
 
-        index = {str(e): i for i, e in enumerate(population.external_id.tolist())}
+        run = _Run(
+            engine=engine,
+            directory=directory,
+            brand=brand,
+            population=population,
+            model=model,
+            cohorts=cohorts,
+            clock=store_clock,
+            rules=rules,
+            unsubscribe=links,
+            connectors=connectors,
+            index={str(e): i for i, e in enumerate(population.external_id.tolist())},
+            seed=seed,
+            response_rng=response_rng,
+            baseline_rng=baseline_rng,
+            watch=watch,
+            step=step,
+        )
         state = past.state
         done: list[DemoRound] = []
         for r in range(rounds):
             at = start + r * _ROUND_INTERVAL
             store_clock.advance(at - store_clock.now())
-            outcome = _round(
-                r,
-                engine=engine,
-                directory=directory,
-                brand=brand,
-                population=population,
-                model=model,
-                state=state,
-                at=at,
-                cohorts=cohorts,
-                clock=store_clock,
-                rules=rules,
-                unsubscribe=links,
-                connectors=connectors,
-                index=index,
-                seed=seed,
-                response_rng=response_rng,
-                baseline_rng=baseline_rng,
-                watch=watch,
-                step=step,
-            )
-            state = outcome[1]
-            done.append(outcome[0])
+            played, state = _round(run, r, state=state, at=at)
+            done.append(played)
             if on_round is not None:
-                on_round(outcome[0])
+                on_round(played)
 
         with watch("report"):
             step("writing the HTML report")
-            end = start + rounds * _ROUND_INTERVAL
-            report = store_report(
-                engine,
-                as_of=end + timedelta(days=1),
-                specs=objective_specs(strategy),
-                channel_costs={c.id: c.cost_per_send for c in strategy.channels},
-                rng=seed,
-            )
             target = html or directory / "report.html"
-            write_html(report, target, simulated=_curve(done))
+            end = start + rounds * _ROUND_INTERVAL
+            _write_report(engine, strategy, done, target, as_of=end + timedelta(days=1), seed=seed)
             status = store_status(engine)
         received = None if smtp_server is None else len(smtp_server.received)
     finally:
@@ -401,6 +370,109 @@ def run_demo(
     )
 
 
+def _checked_sizes(contacts: int, rounds: int, cohorts: int | None) -> int:
+    """Refuse sizes out of range; the number of cohorts (by default, about 1,000 people each,
+    at most one per round).
+
+    Raises
+    ------
+    InputError
+        When ``contacts``, ``rounds`` or ``cohorts`` is out of range.
+    """
+    if contacts < 50:
+        raise InputError(f"contacts must be at least 50, got {contacts}", field="contacts")
+    if not 1 <= rounds <= 60:
+        raise InputError(f"rounds must be between 1 and 60, got {rounds}", field="rounds")
+    if cohorts is None:
+        cohorts = max(1, min(rounds, contacts // _COHORT_SIZE))
+    if not 1 <= cohorts <= contacts // 10:
+        raise InputError(
+            f"cohorts must be between 1 and {contacts // 10}, got {cohorts}", field="cohorts"
+        )
+    return cohorts
+
+
+def _make_workspace(
+    directory: Path,
+    brand: DemoBrand,
+    population: Population,
+    past: History,
+    *,
+    rounds: int,
+    cohorts: int,
+    clock: FrozenClock,
+    step: Callable[[str], None],
+) -> tuple[Settings, Engine, tuple[ImportReport, ...]]:
+    """The demo's workspace with its strategy, a campaign per round, and the brand imported into
+    its store (which must hold no contacts yet: the demo never mixes its data with a brand's).
+
+    Raises
+    ------
+    ConfigError
+        When the store already holds contacts.
+    """
+    step("making the workspace")
+    settings = init_workspace(directory)
+    (directory / DEMO_MARKER).write_text(
+        "made by `tummler demo`; running it again here starts afresh\n", encoding="utf-8"
+    )
+    write_strategy(directory, brand, cohorts=cohorts, population=population)
+    for r in range(rounds):
+        write_round_campaign(directory, brand, index=r, cohort=r % cohorts)
+    engine = open_store(settings)
+    before = store_status(engine)
+    held = before.counts.get("contacts", 0)
+    if held:
+        engine.dispose()
+        raise ConfigError(
+            f"the store at {before.database} already holds {held:,} contacts: "
+            "the demo needs an empty store of its own (unset TUMMLER_DATABASE_URL to use "
+            "the workspace's SQLite file)"
+        )
+    imports = import_brand(engine, directory / "data", population, past, clock=clock, step=step)
+    return settings, engine, imports
+
+
+def _checked_strategy(
+    directory: Path, engine: Engine, clock: Clock
+) -> tuple[Strategy, tuple[Finding, ...]]:
+    """The demo's strategy and the check's findings; an error there is the demo's own bug.
+
+    Raises
+    ------
+    ConfigError
+        When the check finds an error.
+    """
+    loaded, findings = check_workspace_strategy(directory, engine=engine, clock=clock)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors or loaded.strategy is None:
+        raise ConfigError(
+            f"the demo's own strategy has errors (first: {errors[0] if errors else 'none'}); "
+            "this is a bug in the demo, please report it"
+        )
+    return loaded.strategy.strategy, tuple(findings)
+
+
+def _write_report(
+    engine: Engine,
+    strategy: Strategy,
+    rounds: list[DemoRound],
+    target: Path,
+    *,
+    as_of: datetime,
+    seed: int,
+) -> None:
+    """The store's report as of ``as_of``, written as HTML with the rounds' simulated curve."""
+    report = store_report(
+        engine,
+        as_of=as_of,
+        specs=objective_specs(strategy),
+        channel_costs={c.id: c.cost_per_send for c in strategy.channels},
+        rng=seed,
+    )
+    write_html(report, target, simulated=_curve(rounds))
+
+
 def _curve(rounds: list[DemoRound]) -> SimulatedCurve:
     series = [("tummler", tuple(r.tummler for r in rounds))]
     series += [(name, tuple(r.baselines[name] for r in rounds)) for name in BASELINE_NAMES]
@@ -416,93 +488,94 @@ def _curve(rounds: list[DemoRound]) -> SimulatedCurve:
     )
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every round of one demo run shares: the store and workspace, the simulated brand and
+    its people, the send rules, the seeds and random streams, and the progress reporting."""
+
+    engine: Engine
+    directory: Path
+    brand: DemoBrand
+    population: Population
+    model: ResponseModel
+    cohorts: int
+    clock: FrozenClock
+    rules: SendRules
+    unsubscribe: Unsubscribe
+    connectors: Callable[[], dict[str, Connector]]
+    #: External id → the person's index in the population.
+    index: Mapping[str, int]
+    seed: int
+    response_rng: np.random.Generator
+    baseline_rng: np.random.Generator
+    watch: _Stopwatch
+    step: Callable[[str], None]
+
+
 def _round(
-    r: int,
-    *,
-    engine: Engine,
-    directory: Path,
-    brand: DemoBrand,
-    population: Population,
-    model: ResponseModel,
-    state: SimulationState,
-    at: datetime,
-    cohorts: int,
-    clock: FrozenClock,
-    rules: SendRules,
-    unsubscribe: Unsubscribe,
-    connectors: Callable[[], dict[str, Connector]],
-    index: Mapping[str, int],
-    seed: int,
-    response_rng: np.random.Generator,
-    baseline_rng: np.random.Generator,
-    watch: _Stopwatch,
-    step: Callable[[str], None],
+    run: _Run, r: int, *, state: SimulationState, at: datetime
 ) -> tuple[DemoRound, SimulationState]:
     """Plan, deliver, respond, learn and promote one round; value the baselines on its state."""
     key = round_key(r)
     label = f"round {r + 1}"
+    engine, clock, watch, step = run.engine, run.clock, run.watch, run.step
     with watch("plan"):
         step(f"{label}: planning {key}")
         plan = plan_campaign(
-            engine, workspace=directory, campaign_key=key, clock=clock, seed=seed * 1_000 + r
+            engine,
+            workspace=run.directory,
+            campaign_key=key,
+            clock=clock,
+            seed=run.seed * 1_000 + r,
         )
     with watch("deliver"):
         step(f"{label}: delivering")
         enqueue(engine, key, clock=clock)
         outbox = deliver_round(
             engine,
-            connectors,
+            run.connectors,
             campaign=key,
             clock=clock,
             until=at + _ROUND_INTERVAL,
-            rules=rules,
-            rng=make_rng(seed * 1_000 + r),
-            unsubscribe=unsubscribe,
+            rules=run.rules,
+            rng=make_rng(run.seed * 1_000 + r),
+            unsubscribe=run.unsubscribe,
         )
     with watch("simulated responses"):
         step(f"{label}: people respond")
         sent = sent_deliveries(
             engine,
             key,
-            contacts=index,
-            channels=channel_index(brand),
-            variants=variant_index(brand),
+            contacts=run.index,
+            channels=channel_index(run.brand),
+            variants=variant_index(run.brand),
         )
-        message = brand.message(key)
-        space = brand.action_space()
-        values = baseline_values(
-            population,
-            model,
-            state,
-            message,
-            space,
-            at,
-            audience=planned_audience(engine, key, contacts=index, size=population.n),
-            rng=baseline_rng,
-            index=r,
-        )
-        after, outcomes = respond(population, model, state, message, sent.sends(), at, response_rng)
-        events = outcome_events(population, outcomes, response_rng)
-        reports = outcome_reports(population, events, sent.message_ids(), campaign=key)
-        for start in range(0, len(reports), _EVENT_CHUNK):  # one provider request each
-            record_events(engine, reports[start : start + _EVENT_CHUNK])
+        message = run.brand.message(key)
+        values = _baselines(run, r, key, message, state=state, at=at)
+        after, outcomes, events = _respond(run, key, message, sent, state=state, at=at)
         moved_at = at + _ROUND_INTERVAL - timedelta(seconds=1)
-        revoked = revoke_unsubscribed(engine, directory, population, events, key=key, clock=clock)
-        moved = move_stages(engine, population, state, after, at=moved_at)
+        revoked = revoke_unsubscribed(
+            engine, run.directory, run.population, events, key=key, clock=clock
+        )
+        moved = move_stages(engine, run.population, state, after, at=moved_at)
     with watch("attribute and learn"):
         step(f"{label}: learning")
         clock.advance(max(moved_at - clock.now(), timedelta(0)))
         # learn_from_store attributes the new events to their decisions first
-        learned = learn_from_store(engine, workspace=directory, objective=OBJECTIVE, clock=clock)
+        learned = learn_from_store(
+            engine, workspace=run.directory, objective=OBJECTIVE, clock=clock
+        )
         stored = learned[0].stored if learned else None
     with watch("evaluate and promote"):
         step(f"{label}: evaluating {stored or 'nothing new'}")
-        promoted, evaluation = promote_if_better(engine, directory, stored, clock=clock, seed=seed)
+        promoted, evaluation = promote_if_better(
+            engine, run.directory, stored, clock=clock, seed=run.seed
+        )
     counts = outbox.counts
     done = DemoRound(
         number=r + 1,
         campaign=key,
-        cohort=r % cohorts + 1,
+        cohort=r % run.cohorts + 1,
         audience=plan.audience,
         holdout=plan.holdout,
         planned=sum(plan.sends_per_channel.values()),
@@ -522,3 +595,42 @@ def _round(
         evaluation=evaluation,
     )
     return done, after
+
+
+def _baselines(
+    run: _Run, r: int, key: str, message: Message, *, state: SimulationState, at: datetime
+) -> RoundValues:
+    """The true value of each baseline's choices for round ``r``'s planned audience, on the state
+    the round started from (valued, never played)."""
+    return baseline_values(
+        run.population,
+        run.model,
+        state,
+        message,
+        run.brand.action_space(),
+        at,
+        audience=planned_audience(run.engine, key, contacts=run.index, size=run.population.n),
+        rng=run.baseline_rng,
+        index=r,
+    )
+
+
+def _respond(
+    run: _Run,
+    key: str,
+    message: Message,
+    sent: SentDeliveries,
+    *,
+    state: SimulationState,
+    at: datetime,
+) -> tuple[SimulationState, Outcomes, EventLog]:
+    """The simulated people's responses to what campaign ``key`` really sent, recorded as provider
+    reports carrying each delivery's message id; the state after them."""
+    after, outcomes = respond(
+        run.population, run.model, state, message, sent.sends(), at, run.response_rng
+    )
+    events = outcome_events(run.population, outcomes, run.response_rng)
+    reports = outcome_reports(run.population, events, sent.message_ids(), campaign=key)
+    for start in range(0, len(reports), _EVENT_CHUNK):  # one provider request each
+        record_events(run.engine, reports[start : start + _EVENT_CHUNK])
+    return after, outcomes, events

@@ -755,7 +755,7 @@ def _in_audience(
     if audience is None or not rows:
         return list(rows), None
     view, raw = _audience_view(connection, rows, now=now)
-    keep = np.asarray(evaluate(audience, view), bool)
+    keep = evaluate(audience, view)
     return [row for row, kept in zip(rows, keep.tolist(), strict=True) if kept], raw.kept(keep)
 
 
@@ -817,7 +817,7 @@ def _read_chunk(
     def between(column: Any) -> Any:
         return and_(column >= lo, column <= hi)
 
-    raw = raw or _raw_reads(connection, rows, position, now=now)
+    raw = raw if raw is not None else _raw_reads(connection, rows, position, now=now)
     raw_identity, consent_events = raw.identities, raw.consent_events
 
     # the offset at the horizon's start places past activity in the day; slots use the zone's rules
@@ -2322,11 +2322,13 @@ def _why_no_decision(
                 f"{head}: they were outside its audience {key!r}, or not yet in the store, when it "
                 f"was last planned ({planned:%Y-%m-%d %H:%M} UTC)"
             )
-        row = connection.execute(
-            select(*CONTACT_VIEW_COLUMNS).where(models.Contact.id == contact_id)
-        ).one()
-        view, _ = _audience_view(connection, [row], now=ensure_utc(planned))
-    unmet = [] if audience is None else unmet_conditions(audience, view)
+        unmet: list[str] = []
+        if audience is not None:
+            row = connection.execute(
+                select(*CONTACT_VIEW_COLUMNS).where(models.Contact.id == contact_id)
+            ).one()
+            view, _ = _audience_view(connection, [row], now=ensure_utc(planned))
+            unmet = unmet_conditions(audience, view)
     if unmet:
         return (
             f"contact {contact!r} is outside the audience {key!r} of campaign {campaign_key!r} "

@@ -75,9 +75,10 @@ def demo(
         task = progress.add_task("starting", total=rounds)
 
         def on_step(message: str) -> None:
+            shown = escape(message)  # the bar's description is markup too
             if message.startswith("starting fresh"):
-                progress.console.print(f"[yellow]{escape(message)}[/yellow]", highlight=False)
-            progress.update(task, description=message)
+                progress.console.print(f"[yellow]{shown}[/yellow]", highlight=False)
+            progress.update(task, description=shown)
 
         def on_round(done: DemoRound) -> None:
             progress.advance(task)

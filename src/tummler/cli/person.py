@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from tummler.cli.context import console, state
 from tummler.core.errors import InputError
@@ -142,7 +142,9 @@ def _files(report: ForgetReport) -> None:
         table.add_column(column, justify="right" if column != "file" else "left")
     for scrub in report.files:
         status = scrub.status if scrub.detail is None else f"{scrub.status}: {scrub.detail}"
-        table.add_row(Text(scrub.path), status, f"{scrub.removed:,}", f"{scrub.redacted:,}")
+        table.add_row(
+            escape(scrub.path), escape(status), f"{scrub.removed:,}", f"{scrub.redacted:,}"
+        )
     console.print(table)
 
 
@@ -159,7 +161,7 @@ def _table(report: ForgetReport, *, title: str, identities: bool) -> Table:
     table.add_column("what")
     table.add_column("count", justify="right")
     for identity in report.identities if identities else ():
-        table.add_row(Text(f"identity {identity}"), "")
+        table.add_row(escape(f"identity {identity}"), "")
     for key, label in _LABELS.items():
         table.add_row(label, f"{report.erased.get(key, 0):,}")
     for key, count in report.kept.items():

@@ -163,7 +163,7 @@ def _print_explanation(e: DecisionExplanation) -> None:
         f"(decided {e.decided_at:%Y-%m-%d %H:%M} UTC by {escape(e.policy)}):",
         highlight=False,
     )
-    console.print(escape(e.summary), highlight=False)
+    console.print(e.summary, highlight=False, markup=False)
     if e.levers:
         table = Table()
         table.add_column("lever")
