@@ -207,3 +207,23 @@ def test_the_files_tummler_writes_are_recorded_and_scrubbed(engine: Engine, tmp_
     assert BOB["id"] not in rejects.read_text()  # Bob's rejected row was never about Ana
     assert "Mars/Olympus" in rejects.read_text()
     assert "crm-cy-3" in export.read_text()
+
+
+def test_rows_that_only_share_a_value_with_them_are_kept(engine: Engine, tmp_path: Path) -> None:
+    """Ana's city and first name are other people's too: only her identifiers mark her rows."""
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "external_id,email,first_name,city\n"
+        f"{ANA['id']},{ANA['email']},Kofi,Berlin\n"
+        f"{BOB['id']},{BOB['email']},Kofi,Berlin\n"
+        "crm-cy-3,cy@example.org,Mei,Berlin\n"
+    )
+    import_file(engine, "contacts", people, clock=FrozenClock(NOW))
+    export = tmp_path / "contacts.parquet"
+    export_table(engine, kind="contacts", path=export, export_format="parquet")
+
+    forget_person(engine, person=ANA["id"], actor="dpo", clock=FrozenClock(NOW))
+
+    table = pq.read_table(export).to_pylist()
+    assert sorted(row["external_id"] for row in table) == [BOB["id"], "crm-cy-3"]
+    assert {row["city"] for row in table} == {"Berlin"}

@@ -700,7 +700,12 @@ def _forget(
     contact.updated_at = now
 
     files = tuple(
-        scrub_personal_files(session.connection(), matcher.redact, whole=REDACTED, dry_run=dry_run)
+        scrub_personal_files(
+            session.connection(),
+            matcher.identifiers_only().redact,
+            whole=REDACTED,
+            dry_run=dry_run,
+        )
     )
     erased["file_records"] = sum(f.removed + f.redacted for f in files)
 
@@ -791,6 +796,9 @@ class _Matcher:
     needles: tuple[str, ...]
     #: The needles as one case-insensitive pattern; ``None`` when there are none.
     pattern: re.Pattern[str] | None
+    #: The lower-cased identifiers alone (external id, addresses, handles): what names the person,
+    #: unlike an attribute value another person may share ("Berlin").
+    identifiers: frozenset[str] = frozenset()
 
     @classmethod
     def for_person(
@@ -819,8 +827,16 @@ class _Matcher:
             else None
         )
         return cls(
-            exact=frozenset(strong | attribute_values), needles=tuple(needles), pattern=pattern
+            exact=frozenset(strong | attribute_values),
+            needles=tuple(needles),
+            pattern=pattern,
+            identifiers=frozenset(strong),
         )
+
+    def identifiers_only(self) -> _Matcher:
+        """The same matcher without the attribute values: for records that may be anyone's (a
+        file's rows), where "Berlin" in a cell says nothing about whose row it is."""
+        return _Matcher(self.identifiers, self.needles, self.pattern, self.identifiers)
 
     def redact_text(self, text: str) -> str:
         if text.lower() in self.exact:
