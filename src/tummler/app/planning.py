@@ -81,7 +81,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from tummler.app.consent import consent_names, latest_granted
+from tummler.app.consent import consent_log, consent_names, latest_granted
 from tummler.app.rendering import TEMPLATE_FIELDS, check_templates, contact_fields
 from tummler.app.strategy import (
     CONTACT_VIEW_COLUMNS,
@@ -89,7 +89,7 @@ from tummler.app.strategy import (
     Severity,
     check_workspace_strategy,
     contact_view,
-    read_workspace_strategy,
+    readable_strategy,
     store_campaign,
 )
 from tummler.core.clock import Clock, ensure_utc
@@ -719,18 +719,7 @@ def _raw_reads(
     ):
         if contact_id in position:
             raw_identity[channel][position[contact_id]] = True
-    consent_events: list[tuple[int, str, str]] = [
-        (int(contact_id), str(channel), str(status))
-        for contact_id, channel, status in connection.execute(
-            select(
-                models.ConsentEvent.contact_id,
-                models.ConsentEvent.channel,
-                models.ConsentEvent.status,
-            )
-            .where(between(models.ConsentEvent.contact_id), models.ConsentEvent.at <= now)
-            .order_by(models.ConsentEvent.at, models.ConsentEvent.id)
-        )
-    ]
+    consent_events = consent_log(connection, now=now, contacts=(lo, hi))
     # per raw name, for the audience expression's consent("...")
     latest: dict[tuple[int, str], str] = {}
     for contact_id, channel, status in consent_events:
@@ -2347,7 +2336,7 @@ def _audience_filter(workspace: Path | None, key: str | None) -> str | None:
     """The filter of audience ``key`` in the workspace's strategy, if both can be read."""
     if workspace is None or key is None:
         return None
-    loaded = read_workspace_strategy(workspace).strategy
+    loaded = readable_strategy(workspace)
     audience = loaded.strategy.audience(key) if loaded is not None else None
     return audience.filter if audience is not None else None
 

@@ -67,6 +67,7 @@ __all__ = [
     "has_errors",
     "load_contacts",
     "read_workspace_strategy",
+    "readable_strategy",
     "strategy_channels",
     "strategy_json_schema",
     "strategy_map",
@@ -133,7 +134,7 @@ def consent_rules(workspace: Path) -> ConsentRules:
     (a complaint revokes every channel): a webhook must not fail for a strategy being edited, and
     a doubt about what a complaint withdraws is settled in the person's favour.
     """
-    document = _readable_strategy(workspace)
+    document = readable_strategy(workspace)
     if document is None:
         return ConsentRules(on_complaint=ComplaintScope.ALL)
     return document.strategy.consent
@@ -141,14 +142,15 @@ def consent_rules(workspace: Path) -> ConsentRules:
 
 def strategy_channels(workspace: Path) -> dict[str, str] | None:
     """The strategy's channels, id → kind (``None`` when the strategy cannot be read)."""
-    document = _readable_strategy(workspace)
+    document = readable_strategy(workspace)
     if document is None:
         return None
     return {channel.id: channel.kind.value for channel in document.strategy.channels}
 
 
-def _readable_strategy(workspace: Path) -> StrategyDocument | None:
-    """``strategy.yaml`` alone (not the campaigns: a webhook asks on every request), or ``None``."""
+def readable_strategy(workspace: Path) -> StrategyDocument | None:
+    """``strategy.yaml`` alone (not the campaigns: a webhook asks on every request), or ``None``
+    when it is missing or cannot be read."""
     path = workspace / "strategy.yaml"
     if not path.is_file():
         return None
