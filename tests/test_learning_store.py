@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy
 import typer
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ from tummler.evaluate import Comparison
 from tummler.store.database import connect, session_scope
 from tummler.store.models import (
     AuditEntry,
+    Campaign,
     Contact,
     ContactChange,
     Decision,
@@ -542,6 +544,35 @@ def test_a_plan_whose_messages_have_not_gone_out_teaches_nothing(
         NothingToEvaluateError, match=r"with a message that went out.*send it \(tummler send\)"
     ):
         evaluate_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+
+
+def test_learning_reads_what_went_out_once_for_every_objective(
+    engine: Engine, workspace: Path
+) -> None:
+    """Two objectives in the store: what the outbox did with each decision is read once for the
+    run, not once per objective."""
+    _seed(engine, 40)
+    _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
+    with session_scope(engine) as session:
+        session.add(
+            Campaign(key="welcome", objective="first-order", created_at=NOW, updated_at=NOW)
+        )
+    statements: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement.lower())
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        rows = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", record)
+    assert [(row.objective, row.stored) for row in rows] == [
+        ("first-order", None),
+        (OBJECTIVE, f"{OBJECTIVE}@1"),
+    ]
+    assert sum("count(deliveries.id)" in statement for statement in statements) == 1
 
 
 def test_cli_evaluate_before_anything_went_out_says_so_and_succeeds(workspace: Path) -> None:

@@ -414,7 +414,38 @@ def load_rewards(
         When a decision's objective has no reward spec and there is no default.
     """
     with session_scope(engine) as session:
-        query = select(
+        decisions, outcomes, states = _read_decisions(session, campaign=campaign, since=since)
+    n = len(decisions)
+    decision_id = np.fromiter((row[0] for row in decisions), np.int64, n)
+    objective = np.array([row[3] for row in decisions], dtype=object)
+    reward = _rewards_by_objective(objective, decision_id, outcomes, specs, default)
+    send_state = np.array([states[int(d)] for d in decision_id.tolist()], dtype=object)
+    reward[[s not in HAPPENED for s in send_state]] = np.nan
+    return DecisionRewards(
+        decision_id=decision_id,
+        campaign_id=np.fromiter((row[1] for row in decisions), np.int64, n),
+        contact_id=np.fromiter((row[2] for row in decisions), np.int64, n),
+        objective=objective,
+        action=np.fromiter((row[4] for row in decisions), np.int64, n),
+        propensity=np.fromiter((row[5] for row in decisions), np.float64, n),
+        holdout=np.fromiter((bool(row[6]) for row in decisions), np.bool_, n),
+        reward=reward,
+        send_state=send_state,
+    )
+
+
+def _read_decisions(
+    session: Any, *, campaign: str | None, since: datetime | None
+) -> tuple[list[Any], list[Any], dict[int, SendState]]:
+    """The decisions of ``campaign`` made since ``since`` (by id, with their campaign's
+    objective), the events attributed to them, and what became of their messages."""
+    conditions = []
+    if campaign is not None:
+        conditions.append(Campaign.key == campaign)
+    if since is not None:
+        conditions.append(Decision.decided_at >= ensure_utc(since))
+    decisions = session.execute(
+        select(
             Decision.id,
             Decision.campaign_id,
             Decision.contact_id,
@@ -422,28 +453,40 @@ def load_rewards(
             Decision.action,
             Decision.propensity,
             Decision.holdout,
-        ).join(Campaign, Campaign.id == Decision.campaign_id)
-        conditions = []
-        if campaign is not None:
-            conditions.append(Campaign.key == campaign)
-        if since is not None:
-            conditions.append(Decision.decided_at >= ensure_utc(since))
-        decisions = session.execute(query.where(*conditions).order_by(Decision.id)).all()
-        states = read_send_states(
-            session,
-            select(Decision.id)
-            .join(Campaign, Campaign.id == Decision.campaign_id)
-            .where(*conditions),
         )
-        outcomes = session.execute(
-            select(Event.decision_id, Event.type, Event.value)
-            .join(Decision, Decision.id == Event.decision_id)
-            .join(Campaign, Campaign.id == Decision.campaign_id)
-            .where(*conditions)
-        ).all()
-    n = len(decisions)
-    decision_id = np.fromiter((row[0] for row in decisions), np.int64, n)
-    objective = np.array([row[3] for row in decisions], dtype=object)
+        .join(Campaign, Campaign.id == Decision.campaign_id)
+        .where(*conditions)
+        .order_by(Decision.id)
+    ).all()
+    states = read_send_states(
+        session,
+        select(Decision.id).join(Campaign, Campaign.id == Decision.campaign_id).where(*conditions),
+    )
+    outcomes = session.execute(
+        select(Event.decision_id, Event.type, Event.value)
+        .join(Decision, Decision.id == Event.decision_id)
+        .join(Campaign, Campaign.id == Decision.campaign_id)
+        .where(*conditions)
+    ).all()
+    return decisions, outcomes, states
+
+
+def _rewards_by_objective(
+    objective: NDArray[np.object_],
+    decision_id: NDArray[np.int64],
+    outcomes: list[Any],
+    specs: Mapping[str, RewardSpec],
+    default: RewardSpec | None,
+) -> NDArray[np.float64]:
+    """Each decision's reward from the events attributed to it (``outcomes``: decision id, type,
+    value), under its objective's spec."""
+    n = objective.size
+    unknown = sorted({str(o) for o in objective if o not in specs}) if default is None else []
+    if unknown:
+        raise ConfigError(
+            f"no reward spec for objective(s) {', '.join(map(repr, unknown))}: add them to the "
+            "strategy or pass a default"
+        )
     position = {int(d): i for i, d in enumerate(decision_id)}
     event_decision = np.fromiter(
         (position[int(row[0])] for row in outcomes), np.int64, len(outcomes)
@@ -453,12 +496,6 @@ def load_rewards(
         (np.nan if row[2] is None else float(row[2]) for row in outcomes), np.float64, len(outcomes)
     )
     reward = np.zeros(n, dtype=np.float64)
-    unknown = sorted({str(o) for o in objective if o not in specs}) if default is None else []
-    if unknown:
-        raise ConfigError(
-            f"no reward spec for objective(s) {', '.join(map(repr, unknown))}: add them to the "
-            "strategy or pass a default"
-        )
     for name in sorted({str(o) for o in objective}):
         spec = specs.get(name, default)
         assert spec is not None
@@ -473,16 +510,4 @@ def load_rewards(
             event_value[mine],
             spec,
         )
-    send_state = np.array([states[int(d)] for d in decision_id.tolist()], dtype=object)
-    reward[[s not in HAPPENED for s in send_state]] = np.nan
-    return DecisionRewards(
-        decision_id=decision_id,
-        campaign_id=np.fromiter((row[1] for row in decisions), np.int64, n),
-        contact_id=np.fromiter((row[2] for row in decisions), np.int64, n),
-        objective=objective,
-        action=np.fromiter((row[4] for row in decisions), np.int64, n),
-        propensity=np.fromiter((row[5] for row in decisions), np.float64, n),
-        holdout=np.fromiter((bool(row[6]) for row in decisions), np.bool_, n),
-        reward=reward,
-        send_state=send_state,
-    )
+    return reward

@@ -264,7 +264,7 @@ def planned_audience(
 def promote_if_better(
     engine: Engine, directory: Path, stored: str | None, *, clock: Clock, seed: int
 ) -> tuple[bool, str]:
-    """Promote ``stored`` when the off-policy evaluation says it is not worse; never force."""
+    """Promote ``stored`` when the off-policy evaluation says it is better; never force."""
     if stored is None:
         return False, "nothing new to learn from"
     try:

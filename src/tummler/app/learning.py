@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,9 @@ from tummler.evaluate import (
 )
 from tummler.learn.harm import ChannelHarm, clipped_harm
 from tummler.store.models import AuditEntry, PolicyVersion
+
+if TYPE_CHECKING:
+    from tummler.app.attribution import DecisionRewards
 
 __all__ = [
     "DEFAULT_POLICY_KIND",
@@ -1163,8 +1166,9 @@ def _logged_decisions(
     *,
     workspace: Path,
     clock: Clock,
+    strategy: Any,
+    rewards: DecisionRewards,
     objective: str,
-    campaign: str | None,
     sends_only: bool,
     version_id: int | None = None,
 ) -> _Logged:
@@ -1172,7 +1176,8 @@ def _logged_decisions(
 
     ``sends_only``: decisions with a channel (learning); otherwise lever 0 of every non-holdout
     decision, *no send* included (evaluation: the logging policy's full choice). The decisions are
-    those of ``version_id``, by default of the newest version of the objective that made any.
+    those of ``version_id``, by default of the newest version of the objective that made any, and
+    of ``rewards`` (:func:`_rewards`, read once for every objective).
 
     Each contact's stage and attributes are read as of the decision's ``decided_at`` from the
     contacts' history (:func:`tummler.app.contacts.contacts_as_of`): the latest change at or before
@@ -1183,19 +1188,14 @@ def _logged_decisions(
     """
     # planning's readers, until planning exposes one public function (see the module's notes)
     from tummler.app import planning
-    from tummler.app.attribution import HAPPENED, load_rewards, reward_specs
+    from tummler.app.attribution import HAPPENED
     from tummler.app.contacts import contacts_as_of
     from tummler.store import models
 
-    strategy = _strategy(workspace, clock)
-    rewards = load_rewards(engine, specs=reward_specs(strategy), campaign=campaign)
     wanted = (rewards.objective == objective) & ~rewards.holdout
-    reward_of = dict(
-        zip(rewards.decision_id[wanted].tolist(), rewards.reward[wanted].tolist(), strict=True)
-    )
-    state_of = dict(
-        zip(rewards.decision_id[wanted].tolist(), rewards.send_state[wanted].tolist(), strict=True)
-    )
+    ids = rewards.decision_id[wanted].tolist()
+    reward_of = dict(zip(ids, rewards.reward[wanted].tolist(), strict=True))
+    state_of = dict(zip(ids, rewards.send_state[wanted].tolist(), strict=True))
     with engine.connect() as connection:
         query = (
             select(
@@ -1285,6 +1285,14 @@ def _logged_decisions(
                 )
             )
     return _Logged(objective, version_id or 0, tuple(batches), tuple(skipped), sum(unsent.values()))
+
+
+def _rewards(engine: Engine, strategy: Any, campaign: str | None) -> DecisionRewards:
+    """Every decision's reward under the strategy's objectives (of ``campaign`` only, when
+    given), and what became of its message."""
+    from tummler.app.attribution import load_rewards, reward_specs
+
+    return load_rewards(engine, specs=reward_specs(strategy), campaign=campaign)
 
 
 def _unsent_note(unsent: Mapping[str, int]) -> str:
@@ -1400,14 +1408,16 @@ def learn_from_store(
     clock = clock or SystemClock()
     strategy = _strategy(workspace, clock)
     attribute_events(engine, windows=objective_windows(strategy))
+    rewards = _rewards(engine, strategy, campaign)
     rows: list[StoreLearnRow] = []
     for name in _objectives(engine, objective, campaign):
         logged = _logged_decisions(
             engine,
             workspace=workspace,
             clock=clock,
+            strategy=strategy,
+            rewards=rewards,
             objective=name,
-            campaign=campaign,
             sends_only=True,
         )
         if not logged.n:
@@ -1538,12 +1548,14 @@ def evaluate_store(
             field="objective",
         )
     name = names[0]
+    strategy = _strategy(workspace, clock)
     logged = _logged_decisions(
         engine,
         workspace=workspace,
         clock=clock,
+        strategy=strategy,
+        rewards=_rewards(engine, strategy, campaign),
         objective=name,
-        campaign=campaign,
         sends_only=False,
     )
     sent = sum(int((b.action < b.actions.k).sum()) for b in logged.batches)

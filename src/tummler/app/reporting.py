@@ -683,10 +683,10 @@ def _read_store(
     return campaigns, outcome, stages
 
 
-def _settled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The decisions the lift and the ROI compare (intent to treat): all but the sends still
-    waiting, or none when the campaign meant to send and sent nothing."""
-    if _send_progress([r["send"] for r in rows]).nothing_sent:
+def _settled(rows: list[dict[str, Any]], sending: SendProgress) -> list[dict[str, Any]]:
+    """The decisions of a campaign the lift and the ROI compare (intent to treat): all but the
+    sends still waiting, or none when the campaign meant to send and sent nothing."""
+    if sending.nothing_sent:
         return []
     return [r for r in rows if r["send"] is not SendState.WAITING]
 
@@ -930,10 +930,12 @@ def store_report(
     for row in outcome.values():
         by_campaign[row["campaign"]].append(row)
     reports: list[CampaignReport] = []
+    settled_by_campaign: dict[int, list[dict[str, Any]]] = {}
     for cid, key, objective in campaigns:
         spec = specs.get(objective, ObjectiveSpec(objective))
         rows = by_campaign.get(cid, [])
-        settled = _settled(rows)
+        sending = _send_progress([r["send"] for r in rows])
+        settled = settled_by_campaign[cid] = _settled(rows, sending)
         lift = _lift(settled, spec, f"campaign {key}", generator)
         variants, sequential = _variants(rows, spec, mixture_sd)
         send_time, channels = _insights(rows)
@@ -951,7 +953,7 @@ def store_report(
                 n_decisions=len(rows),
                 n_treated=sum(1 for r in rows if not r["holdout"]),
                 n_holdout=sum(1 for r in rows if r["holdout"]),
-                sending=_send_progress([r["send"] for r in rows]),
+                sending=sending,
                 lift=lift,
                 variants=variants,
                 sequential=sequential,
@@ -969,7 +971,7 @@ def store_report(
     for objective in sorted({c[2] for c in campaigns}):
         spec = specs.get(objective, ObjectiveSpec(objective))
         mine = [cid for cid, _, o in campaigns if o == objective]
-        rows = [r for cid in mine for r in _settled(by_campaign.get(cid, []))]
+        rows = [r for cid in mine for r in settled_by_campaign[cid]]
         lift = _lift(rows, spec, f"objective {objective}", generator)
         objectives.append(
             ObjectiveReport(

@@ -204,6 +204,16 @@ def _promote(
     )
 
 
+def _say_nothing_to_evaluate(reason: str, *, as_json: bool, promote_first: bool) -> None:
+    """No send went out yet: a state of the store, not a failure, so it is said and the command
+    succeeds (a daily `learn && evaluate --promote` before the first send must not page anyone)."""
+    if as_json:
+        typer.echo(json.dumps({"evaluated": False, "reason": reason}))
+    else:
+        stays = "; the promoted version stays as it is" if promote_first else ""
+        console.print(f"nothing to evaluate yet: {reason}{stays}", markup=False)
+
+
 def evaluate(
     ctx: typer.Context,
     log: _Log = None,
@@ -238,19 +248,19 @@ def evaluate(
         bool,
         typer.Option(
             "--promote",
-            help="Promote the first --policy (a stored version) if its lower bound reaches the "
-            "promoted version's estimate.",
+            help="Promote the first --policy (a stored version) if its lower bound is above the "
+            "promoted version's estimate; a tie within rounding keeps the promoted version.",
         ),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="With --promote: promote even if it looks worse.")
+        bool, typer.Option("--force", help="With --promote: promote even if it is not better.")
     ] = False,
     estimator: Annotated[
         str, typer.Option(help="With --promote: the estimator that decides.")
     ] = "dr",
 ) -> None:
     """Estimate policies' values off-policy (IPS, SNIPS, DM, DR, switch-DR) on the store's logged
-    decisions, or with --log on a logged-bandit file; --promote the first if it is not worse."""
+    decisions, or with --log on a logged-bandit file; --promote the first if it is better."""
     from tummler.app.learning import NothingToEvaluateError, evaluate_log, evaluate_store
 
     engine = _store(ctx, needed=promote_first or log is None)
@@ -279,13 +289,7 @@ def evaluate(
                 draws=draws,
             )
         except NothingToEvaluateError as nothing:
-            # a state of the store, not a failure: a daily `learn && evaluate --promote` before
-            # the first send must not page anyone
-            if as_json:
-                typer.echo(json.dumps({"evaluated": False, "reason": nothing.reason}))
-            else:
-                stays = "; the promoted version stays as it is" if promote_first else ""
-                console.print(f"nothing to evaluate yet: {nothing.reason}{stays}", markup=False)
+            _say_nothing_to_evaluate(nothing.reason, as_json=as_json, promote_first=promote_first)
             return
     else:
         if not policy:
@@ -345,7 +349,7 @@ def evaluate(
             )
     console.print(table)
     for note in evaluation.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)
     if promote_first:  # after the table, so that a refusal comes with the figures
         promotion = _promote(engine, first, log, actions, options, workspace)
         colour = "green" if promotion.promoted is not None else "yellow"
