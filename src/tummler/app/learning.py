@@ -1143,6 +1143,7 @@ class _Logged:
     batches: tuple[_Batch, ...]
     skipped: tuple[str, ...]
     unsent: int = 0  # decisions of the version left out: their message never went out
+    went_out: int = 0  # sends of the version whose message went out, batched or not
 
     @property
     def n(self) -> int:
@@ -1284,7 +1285,14 @@ def _logged_decisions(
                     reward=np.array([reward_of[int(r.id)] for r in kept], np.float64),
                 )
             )
-    return _Logged(objective, version_id or 0, tuple(batches), tuple(skipped), sum(unsent.values()))
+    return _Logged(
+        objective,
+        version_id or 0,
+        tuple(batches),
+        tuple(skipped),
+        sum(unsent.values()),
+        sum(1 for r in rows if r.channel is not None),
+    )
 
 
 def _rewards(engine: Engine, strategy: Any, campaign: str | None) -> DecisionRewards:
@@ -1559,6 +1567,13 @@ def evaluate_store(
         sends_only=False,
     )
     sent = sum(int((b.action < b.actions.k).sum()) for b in logged.batches)
+    if not sent and logged.went_out:  # messages went out, but no plan could be rebuilt for them
+        raise InputError(
+            f"{logged.went_out} logged send(s) of objective {name!r} went out, but their "
+            f"contexts could not be rebuilt: {'; '.join(logged.skipped)}; fix the campaign "
+            "files (tummler strategy check) and try again",
+            field="objective",
+        )
     if not sent:  # *no send* rows alone say nothing about any send
         unsent = f" ({'; '.join(logged.skipped)})" if logged.unsent else ""
         raise NothingToEvaluateError(
