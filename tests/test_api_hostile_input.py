@@ -7,8 +7,6 @@ because "refused before the body is read" is about what the app does, not about 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 import shutil
@@ -23,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from provider_signing import MAILGUN_KEY, mailgun_body, provider_settings
 from tummler.api import ApiSettings, Role, create_app, hash_api_key, load_api_settings
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError
@@ -32,7 +31,6 @@ from tummler.store.models import Contact
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LIMIT = 1000
-MAILGUN_KEY = "mailgun-signing-key"
 
 
 @pytest.fixture
@@ -235,23 +233,14 @@ def test_a_limit_that_is_not_a_positive_number_of_bytes_is_refused(
 @pytest.fixture
 def roomy(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
     """The app with a large body limit, to send big invalid bodies."""
-    api_settings = ApiSettings(
-        api_keys={hash_api_key("k"): Role.PARTNER},
-        mailgun_signing_key=MAILGUN_KEY,
-        max_body_bytes=50 * 1024 * 1024,
+    api_settings = provider_settings(
+        api_keys={hash_api_key("k"): Role.PARTNER}, max_body_bytes=50 * 1024 * 1024
     )
     app = create_app(
         Settings(workspace=tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
     )
     with TestClient(app) as test_client:
         yield test_client
-
-
-def mailgun_signature() -> dict[str, str]:
-    """A valid Mailgun signature for the frozen "now"."""
-    timestamp, token = str(int(NOW.timestamp())), "t" * 50
-    digest = hmac.new(MAILGUN_KEY.encode(), (timestamp + token).encode(), hashlib.sha256)
-    return {"timestamp": timestamp, "token": token, "signature": digest.hexdigest()}
 
 
 def test_a_long_invalid_value_is_quoted_as_a_short_excerpt(roomy: TestClient) -> None:
@@ -287,8 +276,7 @@ def test_a_body_with_thousands_of_problems_lists_the_first_hundred(roomy: TestCl
 
 def test_a_refused_provider_value_is_quoted_as_a_short_excerpt(roomy: TestClient) -> None:
     event = {"event": "e" * 100_000, "recipient": "ana@example.org", "timestamp": 1, "id": "x"}
-    body = {"signature": mailgun_signature(), "event-data": event}
-    response = roomy.post("/v1/callbacks/mailgun", json=body)
+    response = roomy.post("/v1/callbacks/mailgun", json=mailgun_body(event))
     assert response.status_code == 422
     assert len(response.content) < 1000
     [problem] = response.json()["detail"]
