@@ -2,8 +2,9 @@
 
 Each route reads the raw body (signatures cover the bytes as sent), checks the provider's signature,
 maps the provider's event names onto tummler's (tables in :mod:`tummler.app.callbacks`) and stores the
-events in one transaction, with the consent revocations that unsubscribes and complaints imply. A provider whose secret is not configured gets 503, so it retries later rather
-than losing events, and nothing unauthenticated is ever stored.
+events in one transaction, with the consent revocations that unsubscribes and complaints imply. A
+provider whose secret is not configured gets 503, so it retries later rather than losing events, and
+nothing unauthenticated is ever stored.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[st
     token = _secret(api_settings.twilio_auth_token, "TUMMLER_TWILIO_AUTH_TOKEN", "Twilio")
     body = await request.body()
     try:
-        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         raise RejectedEventsError(
             [EventProblem(None, "body", "not form-encoded UTF-8 text")]
