@@ -21,13 +21,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from provider_signing import MAILGUN_KEY, mailgun_body, provider_settings
+from provider_signing import MAILGUN_KEY, mailgun_body, provider_settings, twilio_post
 from tummler.api import ApiSettings, Role, create_app, hash_api_key, load_api_settings
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError
 from tummler.core.settings import Settings
 from tummler.store.database import connect, session_scope
-from tummler.store.models import Contact
+from tummler.store.models import ChannelIdentity, Contact
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LIMIT = 1000
@@ -376,4 +376,44 @@ def test_a_provider_body_with_unstorable_text_is_a_422_naming_the_field(
     assert response.status_code == 422
     [problem] = response.json()["detail"]
     assert problem["loc"] == loc
+    assert "cannot be stored" in problem["msg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        (
+            "/v1/callbacks/twilio/messages",
+            {"MessageSid": "SM1\x00", "From": "+33612345678", "Body": "hi"},
+            "MessageSid",
+        ),
+        (
+            "/v1/callbacks/twilio",
+            {
+                "MessageSid": "SM2",
+                "MessageStatus": "failed",
+                "To": "+33612345678",
+                "ErrorCode": "\x00",
+            },
+            "ErrorCode",
+        ),
+    ],
+    ids=["reply", "status"],
+)
+def test_a_twilio_form_field_with_a_nul_is_a_422_naming_the_field(
+    roomy: TestClient, engine: Engine, path: str, params: dict[str, str], field: str
+) -> None:
+    with session_scope(engine) as session:
+        contact = Contact(external_id="c2", created_at=NOW, updated_at=NOW)
+        session.add(contact)
+        session.flush()
+        session.add(
+            ChannelIdentity(
+                contact_id=contact.id, channel="sms", address="+33612345678", created_at=NOW
+            )
+        )
+    response = twilio_post(roomy, params, path=path)
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", field]
     assert "cannot be stored" in problem["msg"]

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from tummler.api.config import ApiSettings
 from tummler.api.deps import ApiSettingsDep, ClockDep, ConsentRulesDep, EngineDep
 from tummler.api.json_body import parse_json
-from tummler.api.schemas import EventsAccepted
+from tummler.api.schemas import EventsAccepted, unstorable
 from tummler.api.signatures import mailgun_problem, sendgrid_problem, twilio_problem
 from tummler.app.callbacks import (
     EventProblem,
@@ -170,7 +170,7 @@ async def twilio_messages(
 
 
 async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[str, str]:
-    """The form fields of a Twilio webhook, once its signature is checked."""
+    """The form fields of a Twilio webhook, once its signature is checked and each can be stored."""
     token = _secret(api_settings.twilio_auth_token, "TUMMLER_TWILIO_AUTH_TOKEN", "Twilio")
     body = await request.body()
     try:
@@ -184,4 +184,11 @@ async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[st
         query = f"?{request.url.query}" if request.url.query else ""
         url = f"{api_settings.public_url}{request.url.path}{query}"
     _refuse(twilio_problem(token, url, params, request.headers.get("X-Twilio-Signature")))
+    unusable = [
+        EventProblem(None, name, f"text with {why}: it cannot be stored")
+        for name, value in params
+        if (why := unstorable(name + value)) is not None
+    ]
+    if unusable:
+        raise RejectedEventsError(unusable)
     return dict(params)
