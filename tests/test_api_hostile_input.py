@@ -19,10 +19,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from provider_signing import MAILGUN_KEY, mailgun_body, provider_settings, twilio_post
 from tummler.api import ApiSettings, Role, create_app, hash_api_key, load_api_settings
+from tummler.api.config import DEFAULT_MAX_BODY_BYTES
+from tummler.api.schemas import EventBatch
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError
 from tummler.core.settings import Settings
@@ -209,6 +212,24 @@ def test_a_body_of_exactly_the_limit_is_accepted(client: TestClient) -> None:
     assert response.status_code == 200
     too_long = client.post("/v1/events", content=padded + b" ", headers=JSON | KEY)
     assert too_long.status_code == 413
+
+
+def test_the_default_limit_holds_a_full_batch_of_typical_events() -> None:
+    def typical(number: int) -> dict[str, Any]:
+        return {
+            "email": f"customer.{number:05d}@example.org",
+            "type": "converted",
+            "channel": "email",
+            "value": 42.5,
+            "at": "2026-03-01T10:00:00Z",
+            "provider_event_id": f"shop-order-{number:08d}",
+        }
+
+    full = [typical(number) for number in range(10_000)]
+    assert len(EventBatch.model_validate(full).root) == 10_000
+    with pytest.raises(ValidationError, match="at most 10000 items"):
+        EventBatch.model_validate([*full, typical(10_000)])
+    assert len(json.dumps(full).encode()) < DEFAULT_MAX_BODY_BYTES
 
 
 def test_the_limit_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
