@@ -179,10 +179,7 @@ async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[st
         raise RejectedEventsError(
             [EventProblem(None, "body", "not form-encoded UTF-8 text")]
         ) from None
-    url = str(request.url)
-    if api_settings.public_url is not None:
-        query = f"?{request.url.query}" if request.url.query else ""
-        url = f"{api_settings.public_url}{request.url.path}{query}"
+    url = _called_url(request, api_settings.public_url)
     _refuse(twilio_problem(token, url, params, request.headers.get("X-Twilio-Signature")))
     unusable = [
         EventProblem(None, name, f"text with {why}: it cannot be stored")
@@ -192,3 +189,11 @@ async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[st
     if unusable:
         raise RejectedEventsError(unusable)
     return dict(params)
+
+
+def _called_url(request: Request, public_url: str | None) -> str:
+    """The URL Twilio called, which its signature covers: behind a proxy, the public one."""
+    if public_url is None:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{public_url}{request.url.path}{query}"
