@@ -7,8 +7,6 @@ because "refused before the body is read" is about what the app does, not about 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 import shutil
@@ -21,18 +19,21 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from provider_signing import MAILGUN_KEY, mailgun_body, provider_settings, twilio_post
 from tummler.api import ApiSettings, Role, create_app, hash_api_key, load_api_settings
+from tummler.api.config import DEFAULT_MAX_BODY_BYTES
+from tummler.api.schemas import EventBatch
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError
 from tummler.core.settings import Settings
 from tummler.store.database import connect, session_scope
-from tummler.store.models import Contact
+from tummler.store.models import ChannelIdentity, Contact
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LIMIT = 1000
-MAILGUN_KEY = "mailgun-signing-key"
 
 
 @pytest.fixture
@@ -213,6 +214,24 @@ def test_a_body_of_exactly_the_limit_is_accepted(client: TestClient) -> None:
     assert too_long.status_code == 413
 
 
+def test_the_default_limit_holds_a_full_batch_of_typical_events() -> None:
+    def typical(number: int) -> dict[str, Any]:
+        return {
+            "email": f"customer.{number:05d}@example.org",
+            "type": "converted",
+            "channel": "email",
+            "value": 42.5,
+            "at": "2026-03-01T10:00:00Z",
+            "provider_event_id": f"shop-order-{number:08d}",
+        }
+
+    full = [typical(number) for number in range(10_000)]
+    assert len(EventBatch.model_validate(full).root) == 10_000
+    with pytest.raises(ValidationError, match="at most 10000 items"):
+        EventBatch.model_validate([*full, typical(10_000)])
+    assert len(json.dumps(full).encode()) < DEFAULT_MAX_BODY_BYTES
+
+
 def test_the_limit_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUMMLER_API_MAX_BODY_BYTES", "65536")
     assert load_api_settings().max_body_bytes == 65536
@@ -235,23 +254,14 @@ def test_a_limit_that_is_not_a_positive_number_of_bytes_is_refused(
 @pytest.fixture
 def roomy(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
     """The app with a large body limit, to send big invalid bodies."""
-    api_settings = ApiSettings(
-        api_keys={hash_api_key("k"): Role.PARTNER},
-        mailgun_signing_key=MAILGUN_KEY,
-        max_body_bytes=50 * 1024 * 1024,
+    api_settings = provider_settings(
+        api_keys={hash_api_key("k"): Role.PARTNER}, max_body_bytes=50 * 1024 * 1024
     )
     app = create_app(
         Settings(workspace=tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
     )
     with TestClient(app) as test_client:
         yield test_client
-
-
-def mailgun_signature() -> dict[str, str]:
-    """A valid Mailgun signature for the frozen "now"."""
-    timestamp, token = str(int(NOW.timestamp())), "t" * 50
-    digest = hmac.new(MAILGUN_KEY.encode(), (timestamp + token).encode(), hashlib.sha256)
-    return {"timestamp": timestamp, "token": token, "signature": digest.hexdigest()}
 
 
 def test_a_long_invalid_value_is_quoted_as_a_short_excerpt(roomy: TestClient) -> None:
@@ -287,8 +297,7 @@ def test_a_body_with_thousands_of_problems_lists_the_first_hundred(roomy: TestCl
 
 def test_a_refused_provider_value_is_quoted_as_a_short_excerpt(roomy: TestClient) -> None:
     event = {"event": "e" * 100_000, "recipient": "ana@example.org", "timestamp": 1, "id": "x"}
-    body = {"signature": mailgun_signature(), "event-data": event}
-    response = roomy.post("/v1/callbacks/mailgun", json=body)
+    response = roomy.post("/v1/callbacks/mailgun", json=mailgun_body(event))
     assert response.status_code == 422
     assert len(response.content) < 1000
     [problem] = response.json()["detail"]
@@ -388,4 +397,44 @@ def test_a_provider_body_with_unstorable_text_is_a_422_naming_the_field(
     assert response.status_code == 422
     [problem] = response.json()["detail"]
     assert problem["loc"] == loc
+    assert "cannot be stored" in problem["msg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        (
+            "/v1/callbacks/twilio/messages",
+            {"MessageSid": "SM1\x00", "From": "+33612345678", "Body": "hi"},
+            "MessageSid",
+        ),
+        (
+            "/v1/callbacks/twilio",
+            {
+                "MessageSid": "SM2",
+                "MessageStatus": "failed",
+                "To": "+33612345678",
+                "ErrorCode": "\x00",
+            },
+            "ErrorCode",
+        ),
+    ],
+    ids=["reply", "status"],
+)
+def test_a_twilio_form_field_with_a_nul_is_a_422_naming_the_field(
+    roomy: TestClient, engine: Engine, path: str, params: dict[str, str], field: str
+) -> None:
+    with session_scope(engine) as session:
+        contact = Contact(external_id="c2", created_at=NOW, updated_at=NOW)
+        session.add(contact)
+        session.flush()
+        session.add(
+            ChannelIdentity(
+                contact_id=contact.id, channel="sms", address="+33612345678", created_at=NOW
+            )
+        )
+    response = twilio_post(roomy, params, path=path)
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", field]
     assert "cannot be stored" in problem["msg"]

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from tummler.api import ApiSettings, Role, app_from_environment, create_app, hash_api_key
 from tummler.cli.context import CLIState
 from tummler.cli.serve import serve
-from tummler.core.errors import ConfigError
+from tummler.core.errors import ConfigError, MissingDependencyError
 from tummler.core.settings import Settings
 from tummler.store.database import session_scope
 from tummler.store.models import Contact, Event
@@ -129,6 +129,36 @@ def test_tummler_serve_refuses_a_folder_without_a_store_before_listening(tmp_pat
     result = CliRunner().invoke(cli, ["serve", "--port", str(_free_port())])
     assert isinstance(result.exception, ConfigError)
     assert "no tummler workspace" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("module", "package"),
+    [("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("swagger_ui_bundle", "swagger-ui-bundle-v2")],
+)
+def test_tummler_serve_names_a_missing_package_of_the_api_extra_before_serving(
+    tmp_path: Path,
+    sqlite_template: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    package: str,
+) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "tummler.db")
+    monkeypatch.setenv("TUMMLER_WORKSPACE", str(tmp_path))  # restored after the test
+    monkeypatch.setitem(sys.modules, module, None)  # how Python marks a module it cannot import
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(args))
+    cli = typer.Typer()
+
+    @cli.callback()
+    def _root(ctx: typer.Context) -> None:
+        ctx.obj = CLIState(workspace=tmp_path)
+
+    cli.command()(serve)
+    result = CliRunner().invoke(cli, ["serve", "--port", str(_free_port())])
+    assert isinstance(result.exception, MissingDependencyError)
+    assert str(result.exception).startswith(f"{package} is not installed")
+    assert "pip install 'tummler[api]'" in str(result.exception)
+    assert (served, "tummler API on" in result.output) == ([], False)
 
 
 def test_tummler_serve_names_a_busy_port_before_printing_its_banner(

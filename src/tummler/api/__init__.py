@@ -13,9 +13,7 @@ from tummler.core.errors import MissingDependencyError
 
 if importlib.util.find_spec("fastapi") is None:  # pragma: no cover - depends on the install
     raise MissingDependencyError("fastapi", "api")
-if (
-    importlib.util.find_spec("swagger_ui_bundle") is None
-):  # pragma: no cover - the /docs page's files
+if importlib.util.find_spec("swagger_ui_bundle") is None:  # pragma: no cover - /docs's files
     raise MissingDependencyError("swagger-ui-bundle-v2", "api")
 
 from tummler.api.app import app_from_environment, create_app

@@ -1,10 +1,14 @@
 """A cap on the size of request bodies, enforced as the bytes arrive: a pure ASGI middleware.
 
-Neither uvicorn nor FastAPI limits a body, and FastAPI reads a JSON body whole before it runs a route,
-so without a cap any client could make the server hold as many bytes as it cares to send. The
-declared ``Content-Length`` is checked before the application runs; the bytes are then counted as the
+uvicorn does not limit a body, and FastAPI reads a JSON body whole before it runs a route, so without
+a cap any client could make the server hold as many bytes as it cares to send. The declared
+``Content-Length`` is checked before the application runs; the bytes are then counted as the
 application pulls them, which also covers a chunked body that declares no length (or a wrong one).
-Either way the answer is 413 and the rest of the body is never read.
+Either way the answer is 413, names the limit and its setting, and the rest of the body is never read.
+
+Recent FastAPI has a ``max_body_size`` of its own, but not the versions this package supports, and it
+refuses a declared length only when the answer starts: a route that reads no body (``POST
+/unsubscribe/...``) would already have acted.
 """
 
 from __future__ import annotations

@@ -22,6 +22,13 @@ from tummler.core.errors import ConfigError, MissingDependencyError
 __all__ = ["serve"]
 
 _FACTORY = "tummler.api:app_from_environment"
+#: What the API needs of the ``api`` extra (module → package), checked before the banner: the app
+#: is built in uvicorn's worker, where a missing one would be a traceback after it.
+_API_EXTRA = {
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "swagger_ui_bundle": "swagger-ui-bundle-v2",
+}
 
 
 def serve(
@@ -40,8 +47,8 @@ def serve(
     secrets from TUMMLER_SENDGRID_VERIFICATION_KEY, TUMMLER_MAILGUN_SIGNING_KEY and
     TUMMLER_TWILIO_AUTH_TOKEN.
     """
-    for package in ("fastapi", "uvicorn"):
-        if importlib.util.find_spec(package) is None:
+    for module, package in _API_EXTRA.items():
+        if importlib.util.find_spec(module) is None:
             raise MissingDependencyError(package, "api")
     import uvicorn
 

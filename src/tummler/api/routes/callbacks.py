@@ -2,8 +2,9 @@
 
 Each route reads the raw body (signatures cover the bytes as sent), checks the provider's signature,
 maps the provider's event names onto tummler's (tables in :mod:`tummler.app.callbacks`) and stores the
-events in one transaction, with the consent revocations that unsubscribes and complaints imply. A provider whose secret is not configured gets 503, so it retries later rather
-than losing events, and nothing unauthenticated is ever stored.
+events in one transaction, with the consent revocations that unsubscribes and complaints imply. A
+provider whose secret is not configured gets 503, so it retries later rather than losing events, and
+nothing unauthenticated is ever stored.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from tummler.api.config import ApiSettings
 from tummler.api.deps import ApiSettingsDep, ClockDep, ConsentRulesDep, EngineDep
 from tummler.api.json_body import parse_json
-from tummler.api.schemas import EventsAccepted
+from tummler.api.schemas import EventsAccepted, unstorable
 from tummler.api.signatures import mailgun_problem, sendgrid_problem, twilio_problem
 from tummler.app.callbacks import (
     EventProblem,
@@ -169,18 +170,30 @@ async def twilio_messages(
 
 
 async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[str, str]:
-    """The form fields of a Twilio webhook, once its signature is checked."""
+    """The form fields of a Twilio webhook, once its signature is checked and each can be stored."""
     token = _secret(api_settings.twilio_auth_token, "TUMMLER_TWILIO_AUTH_TOKEN", "Twilio")
     body = await request.body()
     try:
-        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         raise RejectedEventsError(
             [EventProblem(None, "body", "not form-encoded UTF-8 text")]
         ) from None
-    url = str(request.url)
-    if api_settings.public_url is not None:
-        query = f"?{request.url.query}" if request.url.query else ""
-        url = f"{api_settings.public_url}{request.url.path}{query}"
+    url = _called_url(request, api_settings.public_url)
     _refuse(twilio_problem(token, url, params, request.headers.get("X-Twilio-Signature")))
+    unusable = [
+        EventProblem(None, name, f"text with {why}: it cannot be stored")
+        for name, value in params
+        if (why := unstorable(name + value)) is not None
+    ]
+    if unusable:
+        raise RejectedEventsError(unusable)
     return dict(params)
+
+
+def _called_url(request: Request, public_url: str | None) -> str:
+    """The URL Twilio called, which its signature covers: behind a proxy, the public one."""
+    if public_url is None:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{public_url}{request.url.path}{query}"
