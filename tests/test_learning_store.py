@@ -575,6 +575,20 @@ def test_learning_reads_what_went_out_once_for_every_objective(
     assert sum("count(deliveries.id)" in statement for statement in statements) == 1
 
 
+def test_sends_that_went_out_but_cannot_be_rebuilt_are_an_error_not_nothing(
+    engine: Engine, workspace: Path
+) -> None:
+    """A campaign file broken after its sends went out: there is something to evaluate, and the
+    answer names what stops it (not "nothing to evaluate yet", which would exit 0)."""
+    _seed(engine, 40)
+    _plan(engine, workspace, NOW, seed=5)
+    record_sends(engine, REORDER, at=NOW)
+    (workspace / "campaigns" / f"{REORDER}.yaml").write_text("id: [unclosed\n")
+    with pytest.raises(InputError, match=rf"went out, but their contexts.*{REORDER}") as raised:
+        evaluate_store(engine, workspace=workspace, clock=FrozenClock(LATER))
+    assert not isinstance(raised.value, NothingToEvaluateError)
+
+
 def test_cli_evaluate_before_anything_went_out_says_so_and_succeeds(workspace: Path) -> None:
     """A daily `learn && evaluate --promote` before the first send is not a failure."""
     engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
