@@ -2,7 +2,8 @@
 
 The SendGrid key pair is made once per test session; the app under test is given
 :data:`SENDGRID_PUBLIC`, :data:`MAILGUN_KEY` and :data:`TWILIO_TOKEN` (see :func:`provider_settings`)
-and answers at :data:`PUBLIC_URL` as far as Twilio's signature is concerned.
+and answers at :data:`PUBLIC_URL` as far as Twilio's signature is concerned (the workspace's
+``public_url``: :func:`workspace_settings`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from tummler.api import ApiSettings
 from tummler.api.signatures import twilio_signature
+from tummler.core.settings import Settings
 
 #: The signing time of the API tests' clock (2026-03-02 12:00 UTC).
 STAMP = str(int(datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()))
@@ -41,9 +44,14 @@ def provider_settings(**extra: Any) -> ApiSettings:
         sendgrid_verification_key=SENDGRID_PUBLIC,
         mailgun_signing_key=MAILGUN_KEY,
         twilio_auth_token=TWILIO_TOKEN,
-        public_url=PUBLIC_URL + "/",
         **extra,
     )
+
+
+def workspace_settings(workspace: Path) -> Settings:
+    """The settings of a workspace served at :data:`PUBLIC_URL` (behind a proxy, as Twilio sees
+    it); the trailing ``/`` is the settings' to drop."""
+    return Settings(workspace=workspace, public_url=PUBLIC_URL + "/")
 
 
 def sendgrid_headers(body: bytes, timestamp: str = STAMP) -> dict[str, str]:

@@ -20,11 +20,11 @@ from provider_signing import (
     sendgrid_headers,
     signed_then_redated,
     twilio_post,
+    workspace_settings,
 )
 from tummler.api import ApiSettings, create_app
 from tummler.app.callbacks import MAILGUN_EVENTS, SENDGRID_EVENTS, TWILIO_STATUSES
 from tummler.core.clock import FrozenClock
-from tummler.core.settings import Settings
 from tummler.core.vocabulary import EventType
 from tummler.store.database import session_scope
 from tummler.store.models import ChannelIdentity, Contact, Event
@@ -45,7 +45,7 @@ def stored(engine: Engine) -> list[tuple[str, str | None, str, str, datetime]]:
 
 def _app(engine: Engine, tmp_path: Path, api_settings: ApiSettings) -> TestClient:
     app = create_app(
-        Settings(workspace=tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
+        workspace_settings(tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
     )
     return TestClient(app)
 

@@ -22,13 +22,18 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from provider_signing import MAILGUN_KEY, mailgun_body, provider_settings, twilio_post
+from provider_signing import (
+    MAILGUN_KEY,
+    mailgun_body,
+    provider_settings,
+    twilio_post,
+    workspace_settings,
+)
 from tummler.api import ApiSettings, Role, create_app, hash_api_key, load_api_settings
 from tummler.api.config import DEFAULT_MAX_BODY_BYTES
 from tummler.api.schemas import EventBatch
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError
-from tummler.core.settings import Settings
 from tummler.store.database import connect, session_scope
 from tummler.store.models import ChannelIdentity, Contact
 
@@ -56,7 +61,7 @@ def app(engine: Engine, tmp_path: Path) -> FastAPI:
         max_body_bytes=LIMIT,
     )
     return create_app(
-        Settings(workspace=tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
+        workspace_settings(tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
     )
 
 
@@ -258,7 +263,7 @@ def roomy(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
         api_keys={hash_api_key("k"): Role.PARTNER}, max_body_bytes=50 * 1024 * 1024
     )
     app = create_app(
-        Settings(workspace=tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
+        workspace_settings(tmp_path), engine, api_settings=api_settings, clock=FrozenClock(NOW)
     )
     with TestClient(app) as test_client:
         yield test_client

@@ -124,10 +124,12 @@ def world(engine: Engine, tmp_path: Path) -> Iterator[World]:
         sendgrid_verification_key=SENDGRID_PUBLIC,
         mailgun_signing_key=MAILGUN_KEY,
         twilio_auth_token=TWILIO_TOKEN,
-        public_url=PUBLIC_URL + "/",
     )
     app = create_app(
-        Settings(workspace=tmp_path), engine, api_settings=settings, clock=FrozenClock(NOW)
+        Settings(workspace=tmp_path, public_url=PUBLIC_URL + "/"),
+        engine,
+        api_settings=settings,
+        clock=FrozenClock(NOW),
     )
     with TestClient(app) as client:
         yield World(client, engine, ana, bob, decisions)

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select, text
 
 from example_files import ExampleFiles, write_example_data
-from provider_signing import provider_settings, sendgrid_headers, twilio_post
+from provider_signing import provider_settings, sendgrid_headers, twilio_post, workspace_settings
 from tummler.api import Role, create_app, hash_api_key
 from tummler.app.ingest import import_file
 from tummler.app.privacy import find_contact, forget_person, person_record
@@ -28,7 +28,6 @@ from tummler.app.suppression import Suppressions, external_id_key, identity_key
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import NotFoundError, StoreError
 from tummler.core.randomness import make_rng
-from tummler.core.settings import Settings
 from tummler.store.database import session_scope
 from tummler.store.models import Base, Contact, StoreSecret, Suppression
 
@@ -147,7 +146,7 @@ def test_a_looked_up_identifier_says_it_was_forgotten(
 @pytest.fixture
 def client(engine: Engine, forgotten: tuple[ExampleFiles, str], tmp_path: Path) -> TestClient:
     settings = provider_settings(api_keys={hash_api_key(KEY): Role.MARKETER})
-    app = create_app(Settings(workspace=tmp_path), engine, api_settings=settings)
+    app = create_app(workspace_settings(tmp_path), engine, api_settings=settings)
     app.state.clock = FrozenClock(NOW)
     return TestClient(app)
 

@@ -19,7 +19,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from provider_signing import mailgun_body, provider_settings, sendgrid_headers, twilio_post
+from provider_signing import (
+    mailgun_body,
+    provider_settings,
+    sendgrid_headers,
+    twilio_post,
+    workspace_settings,
+)
 from seeding import add_reachable
 from tummler.api import Role, create_app, hash_api_key
 from tummler.app.consent import ConsentState, consent_names, current_consent
@@ -91,7 +97,7 @@ def open_brand(engine: Engine, root: Path, clock: FrozenClock, people: int = 24)
             )
             seeded.append(Person(f"p{i}", contact_id, email, phone))
     api_settings = provider_settings(api_keys={hash_api_key(KEY): Role.MARKETER})
-    app = create_app(Settings(workspace=workspace), engine, api_settings=api_settings, clock=clock)
+    app = create_app(workspace_settings(workspace), engine, api_settings=api_settings, clock=clock)
     with TestClient(app) as client:
         yield Brand(engine, workspace, client, seeded, clock)
 

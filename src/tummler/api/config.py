@@ -73,11 +73,6 @@ class ApiSettings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(
         default=None, description="Twilio auth token (signs status callbacks)."
     )
-    public_url: str | None = Field(
-        default=None,
-        description="The base URL providers call (e.g. https://tummler.example.org), when a proxy "
-        "stands in front: Twilio signs the URL it called, not the one the server sees.",
-    )
     signature_tolerance_s: int = Field(
         default=300,
         ge=1,
@@ -103,11 +98,6 @@ class ApiSettings(BaseSettings):
                     "store hash_api_key(key), never the key itself"
                 )
         return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str | None) -> str | None:
-        return None if value is None else value.rstrip("/")
 
 
 def load_api_settings() -> ApiSettings:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from tummler.api.config import ApiSettings
-from tummler.api.deps import ApiSettingsDep, ClockDep, ConsentRulesDep, EngineDep
+from tummler.api.deps import ApiSettingsDep, ClockDep, ConsentRulesDep, EngineDep, SettingsDep
 from tummler.api.json_body import parse_json
 from tummler.api.schemas import EventsAccepted, unstorable
 from tummler.api.signatures import mailgun_problem, sendgrid_problem, twilio_problem
@@ -136,11 +136,12 @@ async def twilio(
     request: Request,
     engine: EngineDep,
     api_settings: ApiSettingsDep,
+    settings: SettingsDep,
     clock: ClockDep,
     rules: ConsentRulesDep,
 ) -> EventsAccepted:
     """Twilio SMS status callback (form-encoded), signed with ``X-Twilio-Signature``."""
-    params = await _twilio_params(request, api_settings)
+    params = await _twilio_params(request, api_settings, settings.public_url)
     return await _record(engine, [twilio_event(params, now=clock.now())], rules, clock)
 
 
@@ -157,6 +158,7 @@ async def twilio_messages(
     request: Request,
     engine: EngineDep,
     api_settings: ApiSettingsDep,
+    settings: SettingsDep,
     clock: ClockDep,
     rules: ConsentRulesDep,
 ) -> Response:
@@ -164,12 +166,14 @@ async def twilio_messages(
 
     Stores the reply; a STOP (or another opt-out keyword) also revokes SMS consent at once.
     """
-    params = await _twilio_params(request, api_settings)
+    params = await _twilio_params(request, api_settings, settings.public_url)
     await _record(engine, twilio_reply(params, now=clock.now()), rules, clock)
     return Response(_NO_REPLY, media_type="text/xml")
 
 
-async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[str, str]:
+async def _twilio_params(
+    request: Request, api_settings: ApiSettings, public_url: str | None
+) -> dict[str, str]:
     """The form fields of a Twilio webhook, once its signature is checked and each can be stored."""
     token = _secret(api_settings.twilio_auth_token, "TUMMLER_TWILIO_AUTH_TOKEN", "Twilio")
     body = await request.body()
@@ -179,7 +183,7 @@ async def _twilio_params(request: Request, api_settings: ApiSettings) -> dict[st
         raise RejectedEventsError(
             [EventProblem(None, "body", "not form-encoded UTF-8 text")]
         ) from None
-    url = _called_url(request, api_settings.public_url)
+    url = _called_url(request, public_url)
     _refuse(twilio_problem(token, url, params, request.headers.get("X-Twilio-Signature")))
     unusable = [
         EventProblem(None, name, f"text with {why}: it cannot be stored")
