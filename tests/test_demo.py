@@ -88,10 +88,12 @@ def test_the_store_holds_what_each_step_did(small: DemoReport) -> None:
     clicks = _count(ws, Event, Event.type == "clicked", Event.source == RESPONSE_SOURCE)
     assert clicks == sum(r.clicks for r in rounds) > 0
     assert _count(ws, Event, Event.source == RESPONSE_SOURCE, Event.decision_id.is_(None)) == 0
-    # unsubscribes revoked consent; stages moved, with their history
-    unsubscribed = _count(ws, Event, Event.type == "unsubscribed", Event.source == RESPONSE_SOURCE)
-    assert sum(r.revoked for r in rounds) == unsubscribed
-    assert _count(ws, ConsentEvent, ConsentEvent.source.like("unsubscribe after %")) == unsubscribed
+    # unsubscribes and complaints revoked consent as they came back; stages moved, with history
+    withdrew = _count(
+        ws, Event, Event.type.in_(["unsubscribed", "complained"]), Event.source == RESPONSE_SOURCE
+    )
+    assert sum(r.revoked for r in rounds) == withdrew > 0
+    assert _count(ws, ConsentEvent, ConsentEvent.source.like(f"%:{RESPONSE_SOURCE}")) == withdrew
     assert _count(ws, ContactChange, ContactChange.source == STAGE_SOURCE) == sum(
         r.stages_moved for r in rounds
     )

@@ -9,10 +9,11 @@ and then, round after round:
 2. **deliver** it through the outbox (:func:`enqueue`, :func:`run_outbox`) to the file sink, and
    e-mails to a loopback SMTP server when asked, each delivery when it falls due;
 3. let the simulated people **respond** to what was really sent, and record their responses as
-   provider reports carrying each delivery's message id (:func:`record_events`); unsubscribes
-   revoke consent (a consent import) and stages move (:func:`set_stages`);
+   provider reports carrying each delivery's message id (:func:`record_events`), whose
+   unsubscribes and complaints revoke consent as they are stored; stages move
+   (:func:`set_stages`);
 4. **learn** a new policy version from the attributed rewards (:func:`learn_from_store`), and
-   **promote** it only when off-policy evaluation says it is not worse (:func:`promote`, never
+   **promote** it only when off-policy evaluation says it is better (:func:`promote`, never
    forced), so that the next round plans with it;
 5. **measure** the round: the true expected reward of tummler's sends (the simulator knows it)
    against random, send-to-all, best single action and the oracle on the same state and audience.
@@ -58,7 +59,6 @@ from tummler.app.demo_round import (
     outcome_reports,
     planned_audience,
     promote_if_better,
-    revoke_unsubscribed,
     sent_deliveries,
 )
 from tummler.app.demo_smtp import LoopbackSmtp
@@ -79,7 +79,6 @@ from tummler.core.vocabulary import ChannelKind
 from tummler.deliver import Connector, SmtpConnector
 from tummler.simulate import (
     BASELINE_NAMES,
-    EventLog,
     History,
     LegacyPolicy,
     Message,
@@ -94,7 +93,7 @@ from tummler.simulate import (
     outcome_events,
     respond,
 )
-from tummler.strategy import Finding, Severity, Strategy
+from tummler.strategy import ComplaintScope, Finding, Severity, Strategy
 
 __all__ = ["BASELINE_NAMES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
 
@@ -130,7 +129,7 @@ class DemoRound:
     clicks, unsubscribes, complaints
         What the simulated people did with tummler's messages.
     revoked, stages_moved
-        Consent revocations the unsubscribes wrote, and contacts whose stage moved.
+        Consent revocations the unsubscribes and complaints wrote, and contacts whose stage moved.
     tummler, baselines
         True expected reward (clicks − unsubscribes − 2 × complaints − cost) of tummler's sends,
         and of each baseline's choices on the same state, for the same contacts (the cohort less
@@ -325,6 +324,7 @@ def run_demo(
             cohorts=cohorts,
             clock=store_clock,
             rules=rules,
+            on_complaint=strategy.consent.on_complaint,
             unsubscribe=links,
             connectors=connectors,
             index={str(e): i for i, e in enumerate(population.external_id.tolist())},
@@ -501,6 +501,8 @@ class _Run:
     cohorts: int
     clock: FrozenClock
     rules: SendRules
+    #: What a simulated complaint revokes: the strategy's ``consent.on_complaint``.
+    on_complaint: ComplaintScope
     unsubscribe: Unsubscribe
     connectors: Callable[[], dict[str, Connector]]
     #: External id → the person's index in the population.
@@ -552,11 +554,8 @@ def _round(
         )
         message = run.brand.message(key)
         values = _baselines(run, r, key, message, state=state, at=at)
-        after, outcomes, events = _respond(run, key, message, sent, state=state, at=at)
+        after, outcomes, revoked = _respond(run, key, message, sent, state=state, at=at)
         moved_at = at + _ROUND_INTERVAL - timedelta(seconds=1)
-        revoked = revoke_unsubscribed(
-            engine, run.directory, run.population, events, key=key, clock=clock
-        )
         moved = move_stages(engine, run.population, state, after, at=moved_at)
     with watch("attribute and learn"):
         step(f"{label}: learning")
@@ -623,14 +622,17 @@ def _respond(
     *,
     state: SimulationState,
     at: datetime,
-) -> tuple[SimulationState, Outcomes, EventLog]:
+) -> tuple[SimulationState, Outcomes, int]:
     """The simulated people's responses to what campaign ``key`` really sent, recorded as provider
-    reports carrying each delivery's message id; the state after them."""
+    reports carrying each delivery's message id; the state after them, and the consent
+    revocations their unsubscribes and complaints wrote."""
     after, outcomes = respond(
         run.population, run.model, state, message, sent.sends(), at, run.response_rng
     )
     events = outcome_events(run.population, outcomes, run.response_rng)
     reports = outcome_reports(run.population, events, sent.message_ids(), campaign=key)
+    revoked = 0
     for start in range(0, len(reports), _EVENT_CHUNK):  # one provider request each
-        record_events(run.engine, reports[start : start + _EVENT_CHUNK])
-    return after, outcomes, events
+        chunk = reports[start : start + _EVENT_CHUNK]
+        revoked += record_events(run.engine, chunk, on_complaint=run.on_complaint).revoked
+    return after, outcomes, revoked

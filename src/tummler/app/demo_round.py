@@ -10,7 +10,6 @@ attach to their delivery and decision the way a real provider's callbacks do.
 from __future__ import annotations
 
 import asyncio
-import csv
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +22,6 @@ from sqlalchemy import Engine, func, select
 
 from tummler.app.callbacks import IncomingEvent
 from tummler.app.contacts import set_stages
-from tummler.app.ingest import import_file
 from tummler.app.learning import promote
 from tummler.app.outbox import OutboxReport, SendRules, Unsubscribe, run_outbox
 from tummler.core.clock import Clock, FrozenClock, ensure_utc
@@ -49,7 +47,6 @@ __all__ = [
     "outcome_reports",
     "planned_audience",
     "promote_if_better",
-    "revoke_unsubscribed",
     "sent_deliveries",
 ]
 
@@ -283,28 +280,6 @@ def promote_if_better(
         f"promoted {report.promoted}: {report.estimator} estimate "
         f"{report.candidate_estimate:.4f}{low} ({previous})"
     )
-
-
-def revoke_unsubscribed(
-    engine: Engine,
-    directory: Path,
-    population: Population,
-    events: EventLog,
-    *,
-    key: str,
-    clock: Clock,
-) -> int:
-    """Unsubscribes revoke consent on their channel: a consent file, imported like any other.
-    Returns the revocations imported."""
-    rows = events.consent_rows(population, source=f"unsubscribe after {key}")
-    if not rows:
-        return 0
-    path = directory / "data" / f"{key}-unsubscribes.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({**row, "at": row["at"].isoformat()} for row in rows)
-    return import_file(engine, "consent", path, clock=clock).inserted
 
 
 def move_stages(
