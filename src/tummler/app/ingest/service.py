@@ -31,7 +31,7 @@ import phonenumbers
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tummler.app.consent import revocations, write_revocations
+from tummler.app.consent import REVOKING_EVENTS, revocations, write_revocations
 from tummler.app.csv_cells import neutralize_formula
 from tummler.app.ingest.loader import (
     WriteCounts,
@@ -678,6 +678,7 @@ def _revoke(
         [
             revocation
             for _, row in good
+            if row[1] in REVOKING_EVENTS  # the other events imply none: no call for each
             for revocation in revocations(
                 ids[row[0]], row[1], row[3], source=row[5], at=row[2], on_complaint=on_complaint
             )
