@@ -636,3 +636,13 @@ def test_consent_dated_in_the_future_is_rejected(
         assert (reject["line"], reject["field"]) == ("3", "at")
         assert "in the future" in reject["reason"]
         assert "2026-03-01T00:05:00+00:00" in reject["reason"]
+
+
+def test_the_examples_in_the_schemas_docstrings_run() -> None:
+    """``declared_attribute``, ``attribute_value`` and ``lookalike_columns`` show their rules."""
+    import doctest
+
+    from tummler.app.ingest import schemas
+
+    failures, tried = doctest.testmod(schemas)
+    assert (failures, tried > 0) == (0, True)
