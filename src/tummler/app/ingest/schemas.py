@@ -674,105 +674,130 @@ def schema_for(
     ``now``, any time is accepted).
     """
     if kind is ImportKind.CONTACTS:
-        return KindSchema(
-            kind,
-            (
-                FieldSpec("external_id", _text(255), required=True, fast=_fast_text(255)),
-                FieldSpec("time_zone", _time_zone),
-                FieldSpec("locale", _locale),
-                FieldSpec("stage", _choice(Stage), fast=_fast_choice(Stage)),
-                FieldSpec("email", normalize_email),
-                FieldSpec("phone", lambda raw: normalize_phone(raw, default_region)),
-            ),
-            extras_to_attributes=True,
-        )
+        return _contacts_schema(default_region)
     if kind is ImportKind.IDENTITIES:
-        normalize = _address(default_region)
-
-        def finish_identity(values: list[Any]) -> None:
-            try:
-                values[2] = normalize(values[1], values[2])
-            except FieldError as exc:
-                raise FieldError(str(exc), field="address", value=shown(values[2])) from None
-
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("contact_external_id"),
-                _channel(required=True),
-                FieldSpec("address", lambda raw: raw, required=True),
-            ),
-            finish=finish_identity,
-        )
+        return _identities_schema(default_region)
     if kind is ImportKind.CONSENT:
-        if now is None:
-            at = FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp)
-        else:
-            parse_at, fast_at = _not_after(now + CLOCK_SKEW)
-            at = FieldSpec("at", parse_at, required=True, fast=fast_at)
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("contact_external_id"),
-                _channel(required=True),
-                FieldSpec(
-                    "status",
-                    _choice(ConsentStatus),
-                    required=True,
-                    fast=_fast_choice(ConsentStatus),
-                ),
-                at,
-                FieldSpec("source", _text(255), default="import", fast=_fast_text(255)),
-            ),
-        )
+        return _consent_schema(now)
     if kind is ImportKind.EVENTS:
-
-        def complete_events(columns: list[list[Any]]) -> None:
-            ids = columns[6]
-            if None not in ids:
-                return
-            contact, event_type, at, channel, value = columns[:5]
-            columns[6] = [
-                derived_event_id(contact[i], event_type[i], channel[i], at[i], value[i])
-                if given is None and None not in (contact[i], event_type[i], at[i])
-                else given
-                for i, given in enumerate(ids)
-            ]
-
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("contact_external_id"),
-                FieldSpec("type", _choice(EventType), required=True, fast=_fast_choice(EventType)),
-                FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp),
-                _channel(required=False),
-                FieldSpec("value", parse_number, fast=_fast_number()),
-                FieldSpec("source", _text(64), default="import", fast=_fast_text(64)),
-                FieldSpec("provider_event_id", _text(255), fast=_fast_text(255)),
-            ),
-            complete=complete_events,
-        )
+        return _events_schema()
     if kind is ImportKind.EDGES:
+        return _edges_schema()
+    return _mentions_schema()
 
-        def finish_edge(values: list[Any]) -> None:
-            if values[0] == values[1]:
-                raise FieldError(
-                    "an edge from a contact to itself", field="target_external_id", value=values[1]
-                )
 
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("source_external_id"),
-                _contact_ref("target_external_id"),
-                FieldSpec("kind", _choice(EdgeKind), required=True, fast=_fast_choice(EdgeKind)),
-                FieldSpec(
-                    "weight", _bounded_number(0.0, 1e9), default=1.0, fast=_fast_number(0.0, 1e9)
-                ),
-                FieldSpec("at", parse_timestamp, fast=_fast_timestamp),
+def _contacts_schema(default_region: str | None) -> KindSchema:
+    return KindSchema(
+        ImportKind.CONTACTS,
+        (
+            FieldSpec("external_id", _text(255), required=True, fast=_fast_text(255)),
+            FieldSpec("time_zone", _time_zone),
+            FieldSpec("locale", _locale),
+            FieldSpec("stage", _choice(Stage), fast=_fast_choice(Stage)),
+            FieldSpec("email", normalize_email),
+            FieldSpec("phone", lambda raw: normalize_phone(raw, default_region)),
+        ),
+        extras_to_attributes=True,
+    )
+
+
+def _identities_schema(default_region: str | None) -> KindSchema:
+    normalize = _address(default_region)
+
+    def finish_identity(values: list[Any]) -> None:
+        try:
+            values[2] = normalize(values[1], values[2])
+        except FieldError as exc:
+            raise FieldError(str(exc), field="address", value=shown(values[2])) from None
+
+    return KindSchema(
+        ImportKind.IDENTITIES,
+        (
+            _contact_ref("contact_external_id"),
+            _channel(required=True),
+            FieldSpec("address", lambda raw: raw, required=True),
+        ),
+        finish=finish_identity,
+    )
+
+
+def _consent_schema(now: datetime | None) -> KindSchema:
+    if now is None:
+        at = FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp)
+    else:
+        parse_at, fast_at = _not_after(now + CLOCK_SKEW)
+        at = FieldSpec("at", parse_at, required=True, fast=fast_at)
+    return KindSchema(
+        ImportKind.CONSENT,
+        (
+            _contact_ref("contact_external_id"),
+            _channel(required=True),
+            FieldSpec(
+                "status",
+                _choice(ConsentStatus),
+                required=True,
+                fast=_fast_choice(ConsentStatus),
             ),
-            finish=finish_edge,
+            at,
+            FieldSpec("source", _text(255), default="import", fast=_fast_text(255)),
+        ),
+    )
+
+
+def _events_schema() -> KindSchema:
+    return KindSchema(
+        ImportKind.EVENTS,
+        (
+            _contact_ref("contact_external_id"),
+            FieldSpec("type", _choice(EventType), required=True, fast=_fast_choice(EventType)),
+            FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp),
+            _channel(required=False),
+            FieldSpec("value", parse_number, fast=_fast_number()),
+            FieldSpec("source", _text(64), default="import", fast=_fast_text(64)),
+            FieldSpec("provider_event_id", _text(255), fast=_fast_text(255)),
+        ),
+        complete=_derive_event_ids,
+    )
+
+
+def _derive_event_ids(columns: list[list[Any]]) -> None:
+    """Give an event without ``provider_event_id`` the one its content derives (``derived_event_id``)."""
+    ids = columns[6]
+    if None not in ids:
+        return
+    contact, event_type, at, channel, value = columns[:5]
+    columns[6] = [
+        derived_event_id(contact[i], event_type[i], channel[i], at[i], value[i])
+        if given is None and None not in (contact[i], event_type[i], at[i])
+        else given
+        for i, given in enumerate(ids)
+    ]
+
+
+def _edges_schema() -> KindSchema:
+    return KindSchema(
+        ImportKind.EDGES,
+        (
+            _contact_ref("source_external_id"),
+            _contact_ref("target_external_id"),
+            FieldSpec("kind", _choice(EdgeKind), required=True, fast=_fast_choice(EdgeKind)),
+            FieldSpec(
+                "weight", _bounded_number(0.0, 1e9), default=1.0, fast=_fast_number(0.0, 1e9)
+            ),
+            FieldSpec("at", parse_timestamp, fast=_fast_timestamp),
+        ),
+        finish=_refuse_self_edge,
+    )
+
+
+def _refuse_self_edge(values: list[Any]) -> None:
+    if values[0] == values[1]:
+        raise FieldError(
+            "an edge from a contact to itself", field="target_external_id", value=values[1]
         )
+
+
+def _mentions_schema() -> KindSchema:
     return KindSchema(
         ImportKind.MENTIONS,
         (
