@@ -638,11 +638,11 @@ def test_consent_dated_in_the_future_is_rejected(
         assert "2026-03-01T00:05:00+00:00" in reject["reason"]
 
 
-def test_the_examples_in_the_schemas_docstrings_run() -> None:
+@pytest.mark.parametrize("module", ["schemas", "lookalikes"])
+def test_the_examples_in_the_docstrings_run(module: str) -> None:
     """``declared_attribute``, ``attribute_value`` and ``lookalike_columns`` show their rules."""
     import doctest
+    import importlib
 
-    from tummler.app.ingest import schemas
-
-    failures, tried = doctest.testmod(schemas)
+    failures, tried = doctest.testmod(importlib.import_module(f"tummler.app.ingest.{module}"))
     assert (failures, tried > 0) == (0, True)

@@ -40,6 +40,7 @@ from tummler.app.ingest.loader import (
     resolve_contacts,
     write_rows,
 )
+from tummler.app.ingest.lookalikes import lookalike_columns, lookalike_warning
 from tummler.app.ingest.readers import FileFormat, detect_format, open_reader
 from tummler.app.ingest.schemas import (
     ATTRIBUTE_TYPES,
@@ -48,8 +49,6 @@ from tummler.app.ingest.schemas import (
     Reject,
     RowValidator,
     RowWarning,
-    lookalike_columns,
-    lookalike_warning,
     schema_for,
 )
 from tummler.app.personal_files import remember_personal_file
