@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, event, select, text
 
 from example_files import write_example_data
+from test_import_validation import read_rejects
 from tummler.app.ingest import ImportReport, import_file
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, StoreError
@@ -298,11 +299,6 @@ def test_example_data_imports_cleanly(engine: Engine, tmp_path: Path) -> None:
         report = import_file(engine, kind, path, clock=FrozenClock(T0))
         assert report.rejected == 0, (kind, report.top_reasons)
         assert report.inserted == report.rows_read > 0, kind
-
-
-def read_rejects(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_an_address_held_by_another_contact_is_reported_not_dropped(
