@@ -465,6 +465,9 @@ def test_undeclared_attributes_keep_their_inferred_types(store: Engine, tmp_path
     path.write_text("external_id,score,vip\nk1,abc,maybe\n", encoding="utf-8")
     report = import_file(store, "contacts", path, attribute_types={"other": "number"})
     assert (report.accepted, report.rejected) == (1, 0)
+    with store.connect() as connection:
+        found = connection.scalar(text("SELECT attributes FROM contacts WHERE external_id = 'k1'"))
+    assert json.loads(found) == {"score": "abc", "vip": "maybe"}
 
 
 def test_a_repeated_external_id_is_reported_and_the_later_row_wins(
