@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from test_import_validation import read_rejects
 from tummler.app import csv_cells
 from tummler.app.csv_cells import neutralize_formula
 from tummler.app.ingest import import_file
@@ -57,7 +58,6 @@ def test_the_rejects_file_neutralises_the_values_it_quotes(engine: Engine, tmp_p
         writer.writerows([f"x{i}", cell] for i, cell in enumerate(HOSTILE))
     report = import_file(engine, "contacts", path)
     assert report.rejected == len(HOSTILE)
-    with (tmp_path / "contacts.rejects.csv").open(encoding="utf-8", newline="") as handle:
-        values = [row["value"] for row in csv.DictReader(handle)]
+    values = [row["value"] for row in read_rejects(tmp_path / "contacts.rejects.csv")]
     assert values == [neutralize_formula(cell) for cell in HOSTILE]
     assert all(value.startswith("'") for value in values)

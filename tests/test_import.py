@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, event, select, text
 
 from example_files import write_example_data
+from test_import_validation import read_rejects
 from tummler.app.ingest import ImportReport, import_file
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, StoreError
@@ -300,11 +301,6 @@ def test_example_data_imports_cleanly(engine: Engine, tmp_path: Path) -> None:
         assert report.inserted == report.rows_read > 0, kind
 
 
-def read_rejects(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def test_an_address_held_by_another_contact_is_reported_not_dropped(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -345,3 +341,27 @@ def test_an_address_held_by_another_contact_is_reported_not_dropped(
     assert (reject["line"], reject["field"], reject["outcome"]) == ("2", "address", "rejected")
     assert "already belongs to contact k1: an address belongs to one person" in reject["reason"]
     assert dump(engine, "channel_identities") == before
+
+
+def test_a_forgotten_person_given_twice_is_suppressed_and_quoted_nowhere(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Suppression comes before the repeated-id warning: the rejects file never names them."""
+    from tummler.app.privacy import forget_person
+    from tummler.core.randomness import make_rng
+
+    first = write_table(tmp_path / "first.csv", ["external_id"], [["gone"], ["kept"]])
+    import_file(engine, "contacts", first, clock=FrozenClock(T0))
+    forget_person(engine, person="gone", actor="dpo", clock=FrozenClock(T0), rng=make_rng(1))
+    path = write_table(
+        tmp_path / "contacts.csv",
+        ["external_id", "stage"],
+        [["gone", "customer"], ["kept", "customer"], ["gone", "lapsed"], ["kept", "lapsed"]],
+    )
+    report = import_file(engine, "contacts", path, clock=FrozenClock(T0 + timedelta(hours=1)))
+    assert (report.suppressed, report.accepted, report.rejected) == (2, 2, 0)
+    [warning] = report.warnings
+    assert (warning.rows, warning.lines) == (1, (5,))
+    rows = read_rejects(tmp_path / "contacts.rejects.csv")
+    assert [(r["line"], r["value"]) for r in rows] == [("5", "kept")]
+    assert "gone" not in (tmp_path / "contacts.rejects.csv").read_text(encoding="utf-8")

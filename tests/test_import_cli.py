@@ -18,6 +18,7 @@ from example_files import write_example_data
 from tummler.app.workspace import init_workspace, open_store, store_status
 from tummler.cli.main import app
 from tummler.core.settings import Settings
+from tummler.core.vocabulary import ChannelKind
 
 runner = CliRunner()
 
@@ -200,3 +201,26 @@ def test_ctrl_c_says_what_was_committed_and_that_a_rerun_resumes(tmp_path: Path)
     summary = json.loads(again.stdout)
     assert (summary["inserted"], summary["unchanged"]) == (200_000 - rows, rows)
     assert _stored_events(settings) == 200_000
+
+
+@pytest.mark.parametrize(("scope", "revoked"), [("channel", 1), ("all", len(ChannelKind))])
+def test_an_imported_complaint_revokes_what_the_strategy_says(
+    tmp_path: Path, scope: str, revoked: int
+) -> None:
+    workspace = tmp_path / "ws"
+    init_workspace(workspace)
+    strategy = workspace / "strategy.yaml"
+    text = strategy.read_text(encoding="utf-8")
+    assert "on_complaint: channel" in text
+    strategy.write_text(text.replace("on_complaint: channel", f"on_complaint: {scope}"))
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("external_id\nk1\n", encoding="utf-8")
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "contact_external_id,type,at,channel\nk1,complained,2026-01-01T00:00:00Z,email\n",
+        encoding="utf-8",
+    )
+    for kind, path in (("contacts", contacts), ("events", events)):
+        result = runner.invoke(app, ["-w", str(workspace), "import", kind, str(path), "--json"])
+        assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["revoked"] == revoked

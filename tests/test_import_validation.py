@@ -465,6 +465,9 @@ def test_undeclared_attributes_keep_their_inferred_types(store: Engine, tmp_path
     path.write_text("external_id,score,vip\nk1,abc,maybe\n", encoding="utf-8")
     report = import_file(store, "contacts", path, attribute_types={"other": "number"})
     assert (report.accepted, report.rejected) == (1, 0)
+    with store.connect() as connection:
+        found = connection.scalar(text("SELECT attributes FROM contacts WHERE external_id = 'k1'"))
+    assert json.loads(found) == {"score": "abc", "vip": "maybe"}
 
 
 def test_a_repeated_external_id_is_reported_and_the_later_row_wins(
@@ -636,3 +639,13 @@ def test_consent_dated_in_the_future_is_rejected(
         assert (reject["line"], reject["field"]) == ("3", "at")
         assert "in the future" in reject["reason"]
         assert "2026-03-01T00:05:00+00:00" in reject["reason"]
+
+
+@pytest.mark.parametrize("module", ["schemas", "lookalikes"])
+def test_the_examples_in_the_docstrings_run(module: str) -> None:
+    """``declared_attribute``, ``attribute_value`` and ``lookalike_columns`` show their rules."""
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module(f"tummler.app.ingest.{module}"))
+    assert (failures, tried > 0) == (0, True)

@@ -23,7 +23,7 @@ from tummler.cli.context import console, error_console, state
 from tummler.core.errors import InputError, TummlerError
 
 if TYPE_CHECKING:
-    from tummler.app.ingest import ImportReport
+    from tummler.app.ingest import ImportKind, ImportReport
     from tummler.cli.context import CLIState
 
 import_app = typer.Typer(
@@ -132,6 +132,19 @@ def _interrupted(report: ImportReport, as_json: bool) -> None:
     )
 
 
+def _strategy_options(cli: CLIState, kind: ImportKind) -> dict[str, Any]:
+    """What the workspace's strategy tells an import of ``kind``, read only for the kinds it
+    concerns: what an imported complaint revokes (events), the declared attribute types (contacts)."""
+    from tummler.app.ingest import ImportKind
+    from tummler.app.strategy import consent_rules
+
+    if kind is ImportKind.EVENTS:
+        return {"on_complaint": consent_rules(cli.settings.workspace).on_complaint}
+    if kind is ImportKind.CONTACTS:
+        return {"attribute_types": _attribute_types(cli)}
+    return {}
+
+
 def _attribute_types(cli: CLIState) -> dict[str, str] | None:
     """The attribute types ``strategy.yaml`` declares; ``None`` (and a note) when it cannot be read."""
     from tummler.app.strategy import read_workspace_strategy
@@ -163,29 +176,22 @@ def _run(
     as_json: bool,
 ) -> None:
     from tummler.app.ingest import ImportInterrupted, ImportKind, import_file
-    from tummler.app.strategy import consent_rules
 
     kind = ImportKind(kind_name)
     cli = state(ctx)
     try:
         mapping = _mapping(pairs, mapping_file)
         engine = cli.engine
-        batch_size = cli.settings.import_batch_size
-        on_complaint = consent_rules(cli.settings.workspace).on_complaint
-        attribute_types = _attribute_types(cli) if kind is ImportKind.CONTACTS else None
+        options: dict[str, Any] = {
+            "mapping": mapping,
+            "file_format": file_format,
+            "rejects_path": rejects,
+            "batch_size": cli.settings.import_batch_size,
+            "default_region": default_region,
+            **_strategy_options(cli, kind),
+        }
         if as_json or not console.is_terminal:
-            report = import_file(
-                engine,
-                kind,
-                file,
-                mapping=mapping,
-                file_format=file_format,
-                rejects_path=rejects,
-                batch_size=batch_size,
-                default_region=default_region,
-                on_complaint=on_complaint,
-                attribute_types=attribute_types,
-            )
+            report = import_file(engine, kind, file, **options)
         else:
             with Progress(
                 TextColumn(f"importing {kind.value}"),
@@ -200,19 +206,7 @@ def _run(
                 def advance(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
 
-                report = import_file(
-                    engine,
-                    kind,
-                    file,
-                    mapping=mapping,
-                    file_format=file_format,
-                    rejects_path=rejects,
-                    batch_size=batch_size,
-                    default_region=default_region,
-                    progress=advance,
-                    on_complaint=on_complaint,
-                    attribute_types=attribute_types,
-                )
+                report = import_file(engine, kind, file, progress=advance, **options)
     except ImportInterrupted as interrupted:
         _interrupted(interrupted.report, as_json)
         raise typer.Exit(130) from None

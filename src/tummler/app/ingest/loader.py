@@ -382,8 +382,25 @@ def _write_contacts(
     a change of time zone or locale alone is not history, and an unchanged contact writes nothing,
     so that importing the same file again writes no history either.
     """
+    original = _stored_contacts(connection, sorted({row[0] for row in rows}))
+    state = {external_id: dict(values) for external_id, values in original.items()}
+    inserted, addresses = _apply_rows(state, rows)
+    _insert_new(connection, state, now)
+    updated = _update_changed(connection, state, original, now)
+    _record_history(connection, state, original, now, source)
+    identities = 0
+    if addresses:
+        created = now if connection.dialect.name == "postgresql" else _sqlite_text(now)
+        records = [
+            (state[ext]["id"], channel, address, created) for ext, channel, address in addresses
+        ]
+        identities = _bulk_insert(connection, _TARGETS[ImportKind.IDENTITIES], records)
+    return WriteCounts(inserted=inserted, updated=updated, identities=identities)
+
+
+def _stored_contacts(connection: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored state of the contacts ``ids`` names, by external id (absent: not stored yet)."""
     table = _CONTACTS
-    ids = sorted({row[0] for row in rows})
     query = select(
         table.c.id,
         table.c.external_id,
@@ -392,10 +409,8 @@ def _write_contacts(
         table.c.locale,
         table.c.stage,
     ).where(any_of(table.c.external_id, ids, connection.dialect.name))
-    state: dict[str, dict[str, Any]] = {}
-    original: dict[str, dict[str, Any]] = {}
-    for contact_id, external_id, attributes, time_zone, locale, stage in connection.execute(query):
-        state[external_id] = {
+    return {
+        external_id: {
             "id": contact_id,
             "attributes": dict(attributes or {}),
             "time_zone": time_zone,
@@ -403,7 +418,17 @@ def _write_contacts(
             "stage": stage,
             "new": False,
         }
-        original[external_id] = dict(state[external_id])
+        for contact_id, external_id, attributes, time_zone, locale, stage in connection.execute(
+            query
+        )
+    }
+
+
+def _apply_rows(
+    state: dict[str, dict[str, Any]], rows: Sequence[Sequence[Any]]
+) -> tuple[int, list[tuple[str, str, str]]]:
+    """Apply ``rows`` in file order to ``state``; returns the new contacts' count and the
+    ``(external id, channel, address)`` of their e-mail addresses and phone numbers."""
     inserted = 0
     addresses: list[tuple[str, str, str]] = []
     for external_id, time_zone, locale, stage, email, phone, attributes in rows:
@@ -427,7 +452,12 @@ def _write_contacts(
             addresses.append((external_id, "email", email))
         if phone is not None:
             addresses.append((external_id, "sms", phone))
+    return inserted, addresses
 
+
+def _insert_new(connection: Connection, state: dict[str, dict[str, Any]], now: datetime) -> None:
+    """Insert the new contacts of ``state`` and note their ids in it."""
+    table = _CONTACTS
     fresh = [
         {
             "external_id": external_id,
@@ -447,6 +477,16 @@ def _write_contacts(
         )
         for contact_id, external_id in returned:
             state[external_id]["id"] = contact_id
+
+
+def _update_changed(
+    connection: Connection,
+    state: dict[str, dict[str, Any]],
+    original: dict[str, dict[str, Any]],
+    now: datetime,
+) -> int:
+    """Write the stored contacts whose final state differs from the store's; returns how many."""
+    table = _CONTACTS
     changed = [
         {
             "b_id": values["id"],
@@ -464,6 +504,17 @@ def _write_contacts(
             table.update().where(table.c.id == bindparam("b_id")),
             changed,
         )
+    return len(changed)
+
+
+def _record_history(
+    connection: Connection,
+    state: dict[str, dict[str, Any]],
+    original: dict[str, dict[str, Any]],
+    now: datetime,
+    source: str,
+) -> None:
+    """One history row per new contact and per contact whose stage or attributes changed."""
     moved = [
         external_id
         for external_id, values in state.items()
@@ -486,11 +537,3 @@ def _write_contacts(
         for external_id in moved
     ]
     record_changes(connection, history)
-    identities = 0
-    if addresses:
-        created = now if connection.dialect.name == "postgresql" else _sqlite_text(now)
-        records = [
-            (state[ext]["id"], channel, address, created) for ext, channel, address in addresses
-        ]
-        identities = _bulk_insert(connection, _TARGETS[ImportKind.IDENTITIES], records)
-    return WriteCounts(inserted=inserted, updated=len(changed), identities=identities)

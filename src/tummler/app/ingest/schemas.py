@@ -51,8 +51,6 @@ __all__ = [
     "RowWarning",
     "declared_attribute",
     "derived_event_id",
-    "lookalike_columns",
-    "lookalike_warning",
     "normalize_email",
     "normalize_phone",
     "parse_timestamp",
@@ -572,85 +570,6 @@ def _declared_text(raw: Any) -> str:
     return value if isinstance(value, str) else str(raw)
 
 
-# --- columns that look like a field --------------------------------------------------------------
-
-#: Other names files use for a field, compared without case, spaces, dashes, dots or underscores
-#: (so ``e-mail``, ``E_Mail`` and ``email`` are one name).
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "external_id": ("id", "customerid", "contactid", "clientid", "userid"),
-    "time_zone": ("tz", "tzid", "zone", "timezonename", "ianatimezone", "olson"),
-    "locale": ("language", "lang", "languagecode", "languagetag"),
-    "stage": ("lifecyclestage", "lifecycle"),
-    "email": ("mail", "emailaddress", "mailaddress"),
-    "phone": (
-        "phonenumber",
-        "mobile",
-        "mobilephone",
-        "mobilenumber",
-        "cell",
-        "cellphone",
-        "telephone",
-        "tel",
-        "msisdn",
-    ),
-    "contact_external_id": ("contactid", "customerid", "externalid", "contact", "userid"),
-    "at": ("timestamp", "time", "datetime", "date", "occurredat", "createdat", "ts", "when"),
-    "type": ("eventtype", "event"),
-    "status": ("consent", "consentstatus"),
-    "value": ("amount", "revenue", "price"),
-    "provider_event_id": ("eventid", "messageid"),
-    "source_external_id": ("source", "from", "sourceid"),
-    "target_external_id": ("target", "to", "targetid"),
-    "author_handle": ("author", "handle"),
-    "text": ("body", "content", "message"),
-}
-#: What goes wrong when a look-alike column is not read as its field.
-_CONSEQUENCES = {
-    "time_zone": " (until then, new contacts are in UTC and quiet hours fall at the wrong time)",
-}
-
-
-def _plain(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def lookalike_columns(schema: KindSchema, columns: Sequence[str]) -> list[tuple[str, str]]:
-    """``(column, field)`` for each column that is not a field but looks like one that is absent.
-
-    ``timezone`` looks like ``time_zone``, ``e-mail`` like ``email``, ``phone_number`` like
-    ``phone``: a contact's such column would become an attribute, another kind's would be ignored.
-    Columns named ``attributes.NAME`` are attributes on purpose and never look like a field.
-
-    >>> lookalike_columns(schema_for(ImportKind.CONTACTS), ["external_id", "timezone", "city"])
-    [('timezone', 'time_zone')]
-    """
-    absent = [name for name in schema.names if name not in columns]
-    found: list[tuple[str, str]] = []
-    for column in columns:
-        if column in schema.names or column.startswith("attributes."):
-            continue
-        plain = _plain(column)
-        for name in absent:
-            if plain == _plain(name) or plain in _ALIASES.get(name, ()):
-                found.append((column, name))
-                break
-    return found
-
-
-def lookalike_warning(schema: KindSchema, column: str, field: str) -> str:
-    """What to tell the user about a ``column`` that looks like ``field``."""
-    fate = "imported as an attribute" if schema.extras_to_attributes else "ignored"
-    keep = (
-        f"; to keep it an attribute, --map attributes.{column}={column}"
-        if schema.extras_to_attributes
-        else ""
-    )
-    return (
-        f"column {column!r} looks like the field {field} but is {fate}: to read it as {field}, "
-        f"pass --map {field}={column}{_CONSEQUENCES.get(field, '')}{keep}"
-    )
-
-
 # --- the kinds -------------------------------------------------------------------------------------
 
 
@@ -674,105 +593,130 @@ def schema_for(
     ``now``, any time is accepted).
     """
     if kind is ImportKind.CONTACTS:
-        return KindSchema(
-            kind,
-            (
-                FieldSpec("external_id", _text(255), required=True, fast=_fast_text(255)),
-                FieldSpec("time_zone", _time_zone),
-                FieldSpec("locale", _locale),
-                FieldSpec("stage", _choice(Stage), fast=_fast_choice(Stage)),
-                FieldSpec("email", normalize_email),
-                FieldSpec("phone", lambda raw: normalize_phone(raw, default_region)),
-            ),
-            extras_to_attributes=True,
-        )
+        return _contacts_schema(default_region)
     if kind is ImportKind.IDENTITIES:
-        normalize = _address(default_region)
-
-        def finish_identity(values: list[Any]) -> None:
-            try:
-                values[2] = normalize(values[1], values[2])
-            except FieldError as exc:
-                raise FieldError(str(exc), field="address", value=shown(values[2])) from None
-
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("contact_external_id"),
-                _channel(required=True),
-                FieldSpec("address", lambda raw: raw, required=True),
-            ),
-            finish=finish_identity,
-        )
+        return _identities_schema(default_region)
     if kind is ImportKind.CONSENT:
-        if now is None:
-            at = FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp)
-        else:
-            parse_at, fast_at = _not_after(now + CLOCK_SKEW)
-            at = FieldSpec("at", parse_at, required=True, fast=fast_at)
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("contact_external_id"),
-                _channel(required=True),
-                FieldSpec(
-                    "status",
-                    _choice(ConsentStatus),
-                    required=True,
-                    fast=_fast_choice(ConsentStatus),
-                ),
-                at,
-                FieldSpec("source", _text(255), default="import", fast=_fast_text(255)),
-            ),
-        )
+        return _consent_schema(now)
     if kind is ImportKind.EVENTS:
-
-        def complete_events(columns: list[list[Any]]) -> None:
-            ids = columns[6]
-            if None not in ids:
-                return
-            contact, event_type, at, channel, value = columns[:5]
-            columns[6] = [
-                derived_event_id(contact[i], event_type[i], channel[i], at[i], value[i])
-                if given is None and None not in (contact[i], event_type[i], at[i])
-                else given
-                for i, given in enumerate(ids)
-            ]
-
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("contact_external_id"),
-                FieldSpec("type", _choice(EventType), required=True, fast=_fast_choice(EventType)),
-                FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp),
-                _channel(required=False),
-                FieldSpec("value", parse_number, fast=_fast_number()),
-                FieldSpec("source", _text(64), default="import", fast=_fast_text(64)),
-                FieldSpec("provider_event_id", _text(255), fast=_fast_text(255)),
-            ),
-            complete=complete_events,
-        )
+        return _events_schema()
     if kind is ImportKind.EDGES:
+        return _edges_schema()
+    return _mentions_schema()
 
-        def finish_edge(values: list[Any]) -> None:
-            if values[0] == values[1]:
-                raise FieldError(
-                    "an edge from a contact to itself", field="target_external_id", value=values[1]
-                )
 
-        return KindSchema(
-            kind,
-            (
-                _contact_ref("source_external_id"),
-                _contact_ref("target_external_id"),
-                FieldSpec("kind", _choice(EdgeKind), required=True, fast=_fast_choice(EdgeKind)),
-                FieldSpec(
-                    "weight", _bounded_number(0.0, 1e9), default=1.0, fast=_fast_number(0.0, 1e9)
-                ),
-                FieldSpec("at", parse_timestamp, fast=_fast_timestamp),
+def _contacts_schema(default_region: str | None) -> KindSchema:
+    return KindSchema(
+        ImportKind.CONTACTS,
+        (
+            FieldSpec("external_id", _text(255), required=True, fast=_fast_text(255)),
+            FieldSpec("time_zone", _time_zone),
+            FieldSpec("locale", _locale),
+            FieldSpec("stage", _choice(Stage), fast=_fast_choice(Stage)),
+            FieldSpec("email", normalize_email),
+            FieldSpec("phone", lambda raw: normalize_phone(raw, default_region)),
+        ),
+        extras_to_attributes=True,
+    )
+
+
+def _identities_schema(default_region: str | None) -> KindSchema:
+    normalize = _address(default_region)
+
+    def finish_identity(values: list[Any]) -> None:
+        try:
+            values[2] = normalize(values[1], values[2])
+        except FieldError as exc:
+            raise FieldError(str(exc), field="address", value=shown(values[2])) from None
+
+    return KindSchema(
+        ImportKind.IDENTITIES,
+        (
+            _contact_ref("contact_external_id"),
+            _channel(required=True),
+            FieldSpec("address", lambda raw: raw, required=True),
+        ),
+        finish=finish_identity,
+    )
+
+
+def _consent_schema(now: datetime | None) -> KindSchema:
+    if now is None:
+        at = FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp)
+    else:
+        parse_at, fast_at = _not_after(now + CLOCK_SKEW)
+        at = FieldSpec("at", parse_at, required=True, fast=fast_at)
+    return KindSchema(
+        ImportKind.CONSENT,
+        (
+            _contact_ref("contact_external_id"),
+            _channel(required=True),
+            FieldSpec(
+                "status",
+                _choice(ConsentStatus),
+                required=True,
+                fast=_fast_choice(ConsentStatus),
             ),
-            finish=finish_edge,
+            at,
+            FieldSpec("source", _text(255), default="import", fast=_fast_text(255)),
+        ),
+    )
+
+
+def _events_schema() -> KindSchema:
+    return KindSchema(
+        ImportKind.EVENTS,
+        (
+            _contact_ref("contact_external_id"),
+            FieldSpec("type", _choice(EventType), required=True, fast=_fast_choice(EventType)),
+            FieldSpec("at", parse_timestamp, required=True, fast=_fast_timestamp),
+            _channel(required=False),
+            FieldSpec("value", parse_number, fast=_fast_number()),
+            FieldSpec("source", _text(64), default="import", fast=_fast_text(64)),
+            FieldSpec("provider_event_id", _text(255), fast=_fast_text(255)),
+        ),
+        complete=_derive_event_ids,
+    )
+
+
+def _derive_event_ids(columns: list[list[Any]]) -> None:
+    """Give an event without ``provider_event_id`` the one its content derives (``derived_event_id``)."""
+    ids = columns[6]
+    if None not in ids:
+        return
+    contact, event_type, at, channel, value = columns[:5]
+    columns[6] = [
+        derived_event_id(contact[i], event_type[i], channel[i], at[i], value[i])
+        if given is None and None not in (contact[i], event_type[i], at[i])
+        else given
+        for i, given in enumerate(ids)
+    ]
+
+
+def _edges_schema() -> KindSchema:
+    return KindSchema(
+        ImportKind.EDGES,
+        (
+            _contact_ref("source_external_id"),
+            _contact_ref("target_external_id"),
+            FieldSpec("kind", _choice(EdgeKind), required=True, fast=_fast_choice(EdgeKind)),
+            FieldSpec(
+                "weight", _bounded_number(0.0, 1e9), default=1.0, fast=_fast_number(0.0, 1e9)
+            ),
+            FieldSpec("at", parse_timestamp, fast=_fast_timestamp),
+        ),
+        finish=_refuse_self_edge,
+    )
+
+
+def _refuse_self_edge(values: list[Any]) -> None:
+    if values[0] == values[1]:
+        raise FieldError(
+            "an edge from a contact to itself", field="target_external_id", value=values[1]
         )
+
+
+def _mentions_schema() -> KindSchema:
     return KindSchema(
         ImportKind.MENTIONS,
         (

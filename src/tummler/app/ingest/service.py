@@ -14,6 +14,7 @@ address or handle is on the suppression list, :mod:`tummler.app.suppression`) is
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import signal
 import sqlite3
@@ -22,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,7 +31,7 @@ import phonenumbers
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tummler.app.consent import revocations, write_revocations
+from tummler.app.consent import REVOKING_EVENTS, revocations, write_revocations
 from tummler.app.csv_cells import neutralize_formula
 from tummler.app.ingest.loader import (
     WriteCounts,
@@ -38,15 +40,15 @@ from tummler.app.ingest.loader import (
     resolve_contacts,
     write_rows,
 )
+from tummler.app.ingest.lookalikes import lookalike_columns, lookalike_warning
 from tummler.app.ingest.readers import FileFormat, detect_format, open_reader
 from tummler.app.ingest.schemas import (
     ATTRIBUTE_TYPES,
     ImportKind,
+    KindSchema,
     Reject,
     RowValidator,
     RowWarning,
-    lookalike_columns,
-    lookalike_warning,
     schema_for,
 )
 from tummler.app.personal_files import remember_personal_file
@@ -194,6 +196,18 @@ class _RejectsFile:
             for message, (rows, lines, _) in self.warned.items()
         ]
 
+    @classmethod
+    def beside(cls, path: Path, rejects_path: Path | str | None) -> _RejectsFile:
+        """The rejects file of the input ``path``: ``rejects_path``, or the default beside it."""
+        rejects = cls(Path(rejects_path) if rejects_path else default_rejects_path(path))
+        if rejects.path.resolve() == path.resolve():
+            raise InputError(
+                "the rejects file would overwrite the input: give another --rejects path",
+                file=path,
+                field="--rejects",
+            )
+        return rejects
+
     @property
     def written(self) -> bool:
         return self._writer is not None
@@ -203,6 +217,7 @@ class _RejectsFile:
             self._handle.close()
 
 
+@functools.cache
 def _driver_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [SQLAlchemyError, sqlite3.Error]
     try:
@@ -215,15 +230,14 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
 
 
 def _column_names(
-    header: tuple[str, ...], mapping: Mapping[str, str] | None, kind: ImportKind, path: Path
+    header: tuple[str, ...], mapping: Mapping[str, str] | None, schema: KindSchema, path: Path
 ) -> dict[str, str]:
     """File column → field name, from ``mapping`` (field → file column); checks both sides."""
-    schema = schema_for(kind)
     renames: dict[str, str] = {}
     for field_name, column_name in (mapping or {}).items():
         if field_name not in schema.names and not schema.extras_to_attributes:
             raise InputError(
-                f"--map names an unknown field {field_name!r}; the fields of {kind} are: "
+                f"--map names an unknown field {field_name!r}; the fields of {schema.kind} are: "
                 f"{', '.join(schema.names)}",
                 field=field_name,
             )
@@ -317,6 +331,47 @@ def import_file(
         On Ctrl-C (it is a ``KeyboardInterrupt``): the same, with the report of what was committed.
     """
     clock = clock or SystemClock()
+    kind, default_region = _checked_options(kind, batch_size, default_region, attribute_types)
+    path = Path(path)
+    fmt: FileFormat = detect_format(path, file_format)
+    reader = open_reader(path, fmt)
+    started = clock.now()
+    schema = schema_for(kind, default_region=default_region, now=started)
+    renames = _column_names(reader.header, mapping, schema, path)
+    _check_required_columns(schema, reader.header, renames, path, fmt)
+    rejects = _RejectsFile.beside(path, rejects_path)
+    job = _Job.of(schema, path, fmt, clock, on_complaint)
+    validators = _Validators(schema, renames, attribute_types)
+    tally = _Tally()
+    with _cyclic_gc_paused():
+        try:
+            for chunk in reader.chunks(batch_size):
+                good, bad = validators.of(chunk.columns).validate(chunk.lines, chunk.rows)
+                bad.extend(chunk.problems)
+                warned: list[RowWarning] = []
+                if good:
+                    _commit_batch(engine, job, chunk.lines, good, bad, warned, tally)
+                rejects.write(bad, warned)
+                tally.read += len(chunk.rows) + len({p.line for p in chunk.problems})
+                tally.rejected += len({reject.line for reject in bad})
+                if progress is not None:
+                    progress(chunk.done, reader.total)
+        except KeyboardInterrupt:
+            raise ImportInterrupted(_report(job, tally, rejects, validators, started)) from None
+        finally:
+            rejects.close()
+            if rejects.written:  # it quotes rows: forgetting a person must find them there too
+                remember_personal_file(engine, rejects.path, "rejects", now=clock.now())
+    return _report(job, tally, rejects, validators, started)
+
+
+def _checked_options(
+    kind: ImportKind | str,
+    batch_size: int,
+    default_region: str | None,
+    attribute_types: Mapping[str, str] | None,
+) -> tuple[ImportKind, str | None]:
+    """The import's kind and region, once its options are checked (before the file is opened)."""
     try:
         kind = ImportKind(kind)
     except ValueError:
@@ -340,143 +395,241 @@ def import_file(
                 f"{', '.join(ATTRIBUTE_TYPES)}",
                 field="attribute_types",
             )
-    path = Path(path)
-    fmt: FileFormat = detect_format(path, file_format)
-    reader = open_reader(path, fmt)
-    renames = _column_names(reader.header, mapping, kind, path)
-    started = clock.now()
-    schema = schema_for(kind, default_region=default_region, now=started)
-    present = [renames.get(name, name) for name in reader.header]
-    missing = [name for name in schema.required if name not in present]
-    if missing:
-        hints = "".join(
-            f" (the file's {column!r} looks like {field}: --map {field}={column})"
-            for column, field in lookalike_columns(schema, present)
-            if field in missing
-        )
-        raise InputError(
-            f"missing required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(map(repr, missing))}; the file has: {', '.join(reader.header)}. "
-            f"Rename them or map yours with --map FIELD=COLUMN{hints}",
-            file=path,
-            line=1 if fmt is not FileFormat.PARQUET else None,
-        )
-    references = [spec.name for spec in schema.fields if spec.contact_ref]
-    positions = [schema.index(name) for name in references]
+    return kind, default_region
 
-    rejects = _RejectsFile(Path(rejects_path) if rejects_path else default_rejects_path(path))
-    if rejects.path.resolve() == path.resolve():
-        raise InputError(
-            "the rejects file would overwrite the input: give another --rejects path",
-            file=path,
-            field="--rejects",
-        )
-    validators: dict[tuple[str, ...], RowValidator] = {}
-    column_warnings: dict[str, None] = {}
-    first_lines: dict[str, int] = {}
-    errors = _driver_errors()
-    # Each chunk allocates hundreds of thousands of small lists and tuples, none of them in a cycle;
-    # the cyclic garbage collector would walk them over and over (a third of the import's time).
-    # It is switched off for the import and restored afterwards.
+
+def _check_required_columns(
+    schema: KindSchema,
+    header: tuple[str, ...],
+    renames: Mapping[str, str],
+    path: Path,
+    fmt: FileFormat,
+) -> None:
+    """Refuse a file without the kind's required columns, naming a look-alike to ``--map``."""
+    present = [renames.get(name, name) for name in header]
+    missing = [name for name in schema.required if name not in present]
+    if not missing:
+        return
+    hints = "".join(
+        f" (the file's {column!r} looks like {field}: --map {field}={column})"
+        for column, field in lookalike_columns(schema, present)
+        if field in missing
+    )
+    raise InputError(
+        f"missing required column{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(map(repr, missing))}; the file has: {', '.join(header)}. "
+        f"Rename them or map yours with --map FIELD=COLUMN{hints}",
+        file=path,
+        line=1 if fmt is not FileFormat.PARQUET else None,
+    )
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Switch the cyclic garbage collector off for the block, and back on if it was on.
+
+    Each chunk allocates hundreds of thousands of small lists and tuples, none of them in a cycle;
+    the collector would walk them over and over (a third of the import's time).
+    """
     collecting = gc.isenabled()
     gc.disable()
-    read = accepted = rejected = inserted = updated = identities = batches = 0
-    suppressed = revoked = 0
-
-    def report() -> ImportReport:
-        return ImportReport(
-            kind=kind.value,
-            path=str(path),
-            file_format=fmt.value,
-            rows_read=read,
-            accepted=accepted,
-            inserted=inserted,
-            updated=updated,
-            unchanged=accepted - inserted - updated,
-            rejected=rejected,
-            batches=batches,
-            rejects_path=str(rejects.path) if rejects.written else None,
-            top_reasons=tuple(rejects.reasons.most_common(5)),
-            identities_added=identities,
-            seconds=(clock.now() - started).total_seconds(),
-            warnings=(*map(ImportWarning, column_warnings), *rejects.summary()),
-            suppressed=suppressed,
-            revoked=revoked,
-        )
-
     try:
-        for chunk in reader.chunks(batch_size):
-            columns = tuple(renames.get(name, name) for name in chunk.columns)
-            validator = validators.get(columns)
-            if validator is None:
-                validator = validators[columns] = RowValidator(schema, columns, attribute_types)
-                for column, field_name in lookalike_columns(schema, columns):
-                    column_warnings[lookalike_warning(schema, column, field_name)] = None
-            good, bad = validator.validate(chunk.lines, chunk.rows)
-            bad.extend(chunk.problems)
-            warned: list[RowWarning] = []
-            if good:
-                try:
-                    with engine.connect() as connection:
-                        transaction = connection.begin()
-                        prepare_connection(connection)
-                        before = len(good)
-                        good = _unsuppressed(connection, kind, good, positions)
-                        chunk_suppressed = before - len(good)
-                        if kind is ImportKind.CONTACTS:
-                            warned += _repeated_ids(good, first_lines)
-                        ids: dict[str, int] = {}
-                        if references:
-                            wanted = {row[p] for _, row in good for p in positions}
-                            wanted.discard(None)
-                            ids = resolve_contacts(connection, wanted)
-                            good = _keep_known(good, positions, references, ids, bad)
-                        counts = write_rows(
-                            connection,
-                            kind,
-                            [row for _, row in good],
-                            ids,
-                            clock.now(),
-                            source=f"import:{path.name}",
-                        )
-                        good = _held_elsewhere(connection, kind, good, counts, bad, warned)
-                        chunk_revoked = (
-                            _revoke(connection, good, ids, on_complaint, clock)
-                            if kind is ImportKind.EVENTS
-                            else 0
-                        )
-                        with _interrupts_held():  # a committed batch is always counted
-                            transaction.commit()
-                            suppressed += chunk_suppressed
-                            revoked += chunk_revoked
-                            inserted += counts.inserted
-                            updated += counts.updated
-                            identities += counts.identities
-                            batches += 1
-                            accepted += len(good)
-                except errors as exc:
-                    first, last = chunk.lines[0], chunk.lines[-1]
-                    unit = "row" if fmt is FileFormat.PARQUET else "line"
-                    raise StoreError(
-                        f"{path}: the database refused the batch of {unit}s {first}–{last} "
-                        f"({_short(exc)}); it was rolled back, the {batches} batch(es) before it "
-                        "are committed. Fix the cause and import the file again: rows already "
-                        "imported are left as they are."
-                    ) from exc
-            rejects.write(bad, warned)
-            read += len(chunk.rows) + len({p.line for p in chunk.problems})
-            rejected += len({reject.line for reject in bad})
-            if progress is not None:
-                progress(chunk.done, reader.total)
-    except KeyboardInterrupt:
-        raise ImportInterrupted(report()) from None
+        yield
     finally:
-        rejects.close()
-        if rejects.written:  # it quotes rows: forgetting a person must find them there too
-            remember_personal_file(engine, rejects.path, "rejects", now=clock.now())
         if collecting:
             gc.enable()
-    return report()
+
+
+class _Validators:
+    """One :class:`RowValidator` per layout of columns (JSON Lines objects may differ in keys), and
+    the warnings about columns that look like a field, collected as layouts are met."""
+
+    def __init__(
+        self,
+        schema: KindSchema,
+        renames: Mapping[str, str],
+        attribute_types: Mapping[str, str] | None,
+    ) -> None:
+        self._schema = schema
+        self._renames = renames
+        self._attribute_types = attribute_types
+        self._by_columns: dict[tuple[str, ...], RowValidator] = {}
+        #: the warnings, in the order met, each once (a dict keeps the order)
+        self.column_warnings: dict[str, None] = {}
+
+    def of(self, file_columns: Sequence[str]) -> RowValidator:
+        """The validator of a chunk whose columns are ``file_columns`` (before ``--map``)."""
+        columns = tuple(self._renames.get(name, name) for name in file_columns)
+        validator = self._by_columns.get(columns)
+        if validator is None:
+            validator = RowValidator(self._schema, columns, self._attribute_types)
+            self._by_columns[columns] = validator
+            for column, field_name in lookalike_columns(self._schema, columns):
+                self.column_warnings[lookalike_warning(self._schema, column, field_name)] = None
+        return validator
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What every batch of one import shares."""
+
+    kind: ImportKind
+    path: Path
+    file_format: FileFormat
+    clock: Clock
+    on_complaint: ComplaintScope
+    #: the fields that name a contact by external id, and their positions in a validated row
+    references: list[str]
+    positions: list[int]
+    #: contacts: external id → the line that first gave it; grows over the whole file
+    first_lines: dict[str, int]
+
+    @classmethod
+    def of(
+        cls,
+        schema: KindSchema,
+        path: Path,
+        file_format: FileFormat,
+        clock: Clock,
+        on_complaint: ComplaintScope,
+    ) -> _Job:
+        references = [spec.name for spec in schema.fields if spec.contact_ref]
+        positions = [schema.index(name) for name in references]
+        return cls(schema.kind, path, file_format, clock, on_complaint, references, positions, {})
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchCounts:
+    """What one batch wrote, counted once it is committed."""
+
+    accepted: int
+    inserted: int
+    updated: int
+    identities: int
+    suppressed: int
+    revoked: int
+
+
+@dataclass(slots=True)
+class _Tally:
+    """The import's counts so far: what the report says, also when the import is interrupted."""
+
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    inserted: int = 0
+    updated: int = 0
+    identities: int = 0
+    batches: int = 0
+    suppressed: int = 0
+    revoked: int = 0
+
+    def add(self, batch: _BatchCounts) -> None:
+        """Count a committed batch."""
+        self.accepted += batch.accepted
+        self.inserted += batch.inserted
+        self.updated += batch.updated
+        self.identities += batch.identities
+        self.suppressed += batch.suppressed
+        self.revoked += batch.revoked
+        self.batches += 1
+
+
+def _report(
+    job: _Job,
+    tally: _Tally,
+    rejects: _RejectsFile,
+    validators: _Validators,
+    started: datetime,
+) -> ImportReport:
+    return ImportReport(
+        kind=job.kind.value,
+        path=str(job.path),
+        file_format=job.file_format.value,
+        rows_read=tally.read,
+        accepted=tally.accepted,
+        inserted=tally.inserted,
+        updated=tally.updated,
+        unchanged=tally.accepted - tally.inserted - tally.updated,
+        rejected=tally.rejected,
+        batches=tally.batches,
+        rejects_path=str(rejects.path) if rejects.written else None,
+        top_reasons=tuple(rejects.reasons.most_common(5)),
+        identities_added=tally.identities,
+        seconds=(job.clock.now() - started).total_seconds(),
+        warnings=(*map(ImportWarning, validators.column_warnings), *rejects.summary()),
+        suppressed=tally.suppressed,
+        revoked=tally.revoked,
+    )
+
+
+def _commit_batch(
+    engine: Engine,
+    job: _Job,
+    lines: Sequence[int],
+    good: list[tuple[int, Sequence[Any]]],
+    bad: list[Reject],
+    warned: list[RowWarning],
+    tally: _Tally,
+) -> None:
+    """Write a batch in one transaction and count it as it commits; a refusal names its lines."""
+    try:
+        with engine.connect() as connection:
+            transaction = connection.begin()
+            batch = _write_batch(connection, job, good, bad, warned)
+            with _interrupts_held():  # a committed batch is always counted
+                transaction.commit()
+                tally.add(batch)
+    except _driver_errors() as exc:
+        unit = "row" if job.file_format is FileFormat.PARQUET else "line"
+        raise StoreError(
+            f"{job.path}: the database refused the batch of {unit}s {lines[0]}–{lines[-1]} "
+            f"({_short(exc)}); it was rolled back, the {tally.batches} batch(es) before it "
+            "are committed. Fix the cause and import the file again: rows already "
+            "imported are left as they are."
+        ) from exc
+
+
+def _write_batch(
+    connection: Connection,
+    job: _Job,
+    good: list[tuple[int, Sequence[Any]]],
+    bad: list[Reject],
+    warned: list[RowWarning],
+) -> _BatchCounts:
+    """Write a batch's validated rows in the open transaction; rows refused on the way go to ``bad``.
+
+    Rows about forgotten people leave first, before anything could quote them in the rejects file
+    (a repeated id, an unknown contact); an imported unsubscribe or complaint revokes consent in
+    this same transaction.
+    """
+    prepare_connection(connection)
+    unsuppressed = _unsuppressed(connection, job.kind, good, job.positions)
+    if job.kind is ImportKind.CONTACTS:
+        warned += _repeated_ids(unsuppressed, job.first_lines)
+    kept, ids = _known_contacts(connection, job, unsuppressed, bad)
+    counts = write_rows(
+        connection,
+        job.kind,
+        [row for _, row in kept],
+        ids,
+        job.clock.now(),
+        source=f"import:{job.path.name}",
+    )
+    kept = _held_elsewhere(connection, job.kind, kept, counts, bad, warned)
+    revoked = (
+        _revoke(connection, kept, ids, job.on_complaint, job.clock)
+        if job.kind is ImportKind.EVENTS
+        else 0
+    )
+    return _BatchCounts(
+        accepted=len(kept),
+        inserted=counts.inserted,
+        updated=counts.updated,
+        identities=counts.identities,
+        suppressed=len(good) - len(unsuppressed),
+        revoked=revoked,
+    )
 
 
 def _suppression_keys(kind: ImportKind, row: Sequence[Any], refs: list[int]) -> list[str]:
@@ -524,6 +677,7 @@ def _revoke(
         [
             revocation
             for _, row in good
+            if row[1] in REVOKING_EVENTS  # the other events imply none: no call for each
             for revocation in revocations(
                 ids[row[0]], row[1], row[3], source=row[5], at=row[2], on_complaint=on_complaint
             )
@@ -532,28 +686,31 @@ def _revoke(
     )
 
 
-def _keep_known(
-    good: list[tuple[int, Sequence[Any]]],
-    positions: list[int],
-    names: list[str],
-    ids: dict[str, int],
-    bad: list[Reject],
-) -> list[tuple[int, Sequence[Any]]]:
-    wanted = {row[p] for _, row in good for p in positions}
+def _known_contacts(
+    connection: Connection, job: _Job, good: list[tuple[int, Sequence[Any]]], bad: list[Reject]
+) -> tuple[list[tuple[int, Sequence[Any]]], dict[str, int]]:
+    """The rows whose contact references are all in the store, and their contacts' ids.
+
+    A row that names an unknown contact is rejected (``bad``) for each reference it cannot resolve.
+    """
+    if not job.references:
+        return good, {}
+    wanted = {row[p] for _, row in good for p in job.positions}
     wanted.discard(None)
+    ids = resolve_contacts(connection, wanted)
     if wanted <= ids.keys():
-        return good
+        return good, ids
     kept: list[tuple[int, Sequence[Any]]] = []
     for line, row in good:
         unknown = False
-        for position, name in zip(positions, names, strict=True):
+        for position, name in zip(job.positions, job.references, strict=True):
             value = row[position]
             if value is not None and value not in ids:
                 bad.append(Reject(line, name, value, _UNKNOWN_CONTACT))
                 unknown = True
         if not unknown:
             kept.append((line, row))
-    return kept
+    return kept, ids
 
 
 @contextmanager
