@@ -29,23 +29,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
-    String,
     Table,
-    any_,
-    bindparam,
     func,
     insert,
-    literal,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
 
 from tummler.core.errors import InputError, NotFoundError
 from tummler.core.vocabulary import Stage
+from tummler.store.database import one_of
 from tummler.store.models import Contact, ContactChange
 from tummler.store.types import sqlite_timestamp
 
@@ -119,16 +113,6 @@ def _check_source(source: str) -> str:
     return source[:SOURCE_MAX_LENGTH]
 
 
-def _matching(target: ColumnElement[Any], values: list[Any], dialect: str) -> ColumnElement[bool]:
-    """``target`` is one of ``values`` (all ints or all texts), with one bound parameter."""
-    if dialect == "postgresql":
-        if values and isinstance(values[0], str):
-            return target == any_(literal(values, ARRAY(String())))
-        return target == any_(literal(values, ARRAY(BigInteger())))
-    rows = func.json_each(bindparam(None, json.dumps(values))).table_valued("value")
-    return target.in_(select(rows.c.value))
-
-
 def _resolve(connection: Connection, changes: Mapping[Any, Any]) -> tuple[list[int], list[str]]:
     """Contact ids and stage values from ``changes``; checks every key and stage first."""
     by_id: dict[int, str] = {}
@@ -158,7 +142,7 @@ def _resolve(connection: Connection, changes: Mapping[Any, Any]) -> tuple[list[i
             str(external_id): int(contact_id)
             for external_id, contact_id in connection.execute(
                 select(_CONTACTS.c.external_id, _CONTACTS.c.id).where(
-                    _matching(_CONTACTS.c.external_id, names, dialect)
+                    one_of(_CONTACTS.c.external_id, names, dialect=dialect)
                 )
             )
         }
@@ -354,7 +338,7 @@ def latest_changes(connection: Connection, contact_ids: Iterable[int]) -> dict[i
             (int(contact_id), _as_datetime(at))
             for contact_id, at in connection.execute(
                 select(_CHANGES.c.contact_id, func.max(_CHANGES.c.changed_at))
-                .where(_matching(_CHANGES.c.contact_id, chunk, connection.dialect.name))
+                .where(one_of(_CHANGES.c.contact_id, chunk, dialect=connection.dialect.name))
                 .group_by(_CHANGES.c.contact_id)
             )
         )

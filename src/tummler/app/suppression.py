@@ -35,7 +35,7 @@ from sqlalchemy import Connection, select
 
 from tummler.core.errors import StoreError
 from tummler.core.vocabulary import ChannelKind
-from tummler.store.database import conflict_insert
+from tummler.store.database import conflict_insert, one_of
 from tummler.store.models import StoreSecret, Suppression
 
 __all__ = [
@@ -106,16 +106,13 @@ class Suppressions:
         """The ``keys`` that belong to a forgotten person — one query, whatever their number."""
         if self.empty:
             return set()
-        # here, not at the top: the import service, which tummler.app.ingest loads, imports this
-        from tummler.app.ingest.loader import any_of
-
         by_digest = {self.digest(key): key for key in set(keys)}
         if not by_digest:
             return set()
         table = Suppression.__table__
         found = connection.execute(
             select(table.c.digest).where(
-                any_of(table.c.digest, sorted(by_digest), connection.dialect.name)
+                one_of(table.c.digest, sorted(by_digest), dialect=connection.dialect.name)
             )
         ).scalars()
         return {by_digest[digest] for digest in found}

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    inspect,
+    literal,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +37,7 @@ __all__ = [
     "head_revision",
     "is_postgres",
     "masked_url",
+    "one_of",
     "session_scope",
     "upgrade",
 ]
@@ -73,6 +88,18 @@ def conflict_insert(table: Any, *, dialect: str) -> Any:
     ``on_conflict_do_update``), for the store's ``dialect`` name (``postgresql`` or ``sqlite``)."""
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table)
+
+
+def one_of(target: Any, values: list[Any], *, dialect: str) -> Any:
+    """``target`` is one of ``values`` (all ints or all texts), with one bound parameter whatever
+    their number: an array on PostgreSQL, ``json_each`` on SQLite (whose parameter count is capped).
+    """
+    if dialect == "postgresql":
+        if values and isinstance(values[0], str):
+            return target == any_(literal(values, ARRAY(String())))
+        return target == any_(literal(values, ARRAY(BigInteger())))
+    rows = func.json_each(bindparam(None, json.dumps(values))).table_valued("value")
+    return target.in_(select(rows.c.value))
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -43,28 +43,22 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    String,
     Table,
-    any_,
     bindparam,
-    func,
     insert,
-    literal,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
 
 from tummler.app.contacts import latest_changes, record_changes
 from tummler.app.ingest.schemas import ImportKind
+from tummler.store.database import one_of
 from tummler.store.models import Contact
 
 __all__ = [
     "SQLITE_IMPORT_CACHE_KIB",
     "WriteCounts",
     "address_holders",
-    "any_of",
     "prepare_connection",
     "resolve_contacts",
     "write_consent",
@@ -145,14 +139,6 @@ _BINARY_TYPES = {
 _CONSENT_KEY = ("contact_id", "channel", "status", "source", "at")
 
 
-def any_of(target: ColumnElement[str], ids: list[str], dialect: str) -> ColumnElement[bool]:
-    """``target`` is one of ``ids``, with one bound parameter whatever the number of ids."""
-    if dialect == "postgresql":
-        return target == any_(literal(ids, ARRAY(String)))
-    values = func.json_each(bindparam("ids", json.dumps(ids))).table_valued("value")
-    return target.in_(select(values.c.value))
-
-
 def resolve_contacts(connection: Connection, external_ids: Iterable[str]) -> dict[str, int]:
     """Map the contacts' external ids to ``contacts.id`` — one query, whatever the number of ids.
 
@@ -163,7 +149,7 @@ def resolve_contacts(connection: Connection, external_ids: Iterable[str]) -> dic
         return {}
     table = _CONTACTS
     query = select(table.c.external_id, table.c.id).where(
-        any_of(table.c.external_id, ids, connection.dialect.name)
+        one_of(table.c.external_id, ids, dialect=connection.dialect.name)
     )
     return {str(row[0]): int(row[1]) for row in connection.execute(query)}
 
@@ -408,7 +394,7 @@ def _stored_contacts(connection: Connection, ids: list[str]) -> dict[str, dict[s
         table.c.time_zone,
         table.c.locale,
         table.c.stage,
-    ).where(any_of(table.c.external_id, ids, connection.dialect.name))
+    ).where(one_of(table.c.external_id, ids, dialect=connection.dialect.name))
     return {
         external_id: {
             "id": contact_id,
