@@ -17,14 +17,13 @@ from pathlib import Path
 from select import select as ready
 
 import pytest
-import typer
 import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from cli_app import cli_app
 from tummler.api import ApiSettings, Role, app_from_environment, create_app, hash_api_key
-from tummler.cli.context import CLIState
 from tummler.cli.serve import serve
 from tummler.core.errors import ConfigError, MissingDependencyError
 from tummler.core.settings import Settings
@@ -119,13 +118,7 @@ def test_the_serve_factory_refuses_a_folder_without_a_store(
 
 
 def test_tummler_serve_refuses_a_folder_without_a_store_before_listening(tmp_path: Path) -> None:
-    cli = typer.Typer()
-
-    @cli.callback()
-    def _root(ctx: typer.Context) -> None:
-        ctx.obj = CLIState(workspace=tmp_path)
-
-    cli.command()(serve)
+    cli = cli_app(tmp_path, serve)
     result = CliRunner().invoke(cli, ["serve", "--port", str(_free_port())])
     assert isinstance(result.exception, ConfigError)
     assert "no tummler workspace" in str(result.exception)
@@ -147,13 +140,7 @@ def test_tummler_serve_names_a_missing_package_of_the_api_extra_before_serving(
     monkeypatch.setitem(sys.modules, module, None)  # how Python marks a module it cannot import
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(args))
-    cli = typer.Typer()
-
-    @cli.callback()
-    def _root(ctx: typer.Context) -> None:
-        ctx.obj = CLIState(workspace=tmp_path)
-
-    cli.command()(serve)
+    cli = cli_app(tmp_path, serve)
     result = CliRunner().invoke(cli, ["serve", "--port", str(_free_port())])
     assert isinstance(result.exception, MissingDependencyError)
     assert str(result.exception).startswith(f"{package} is not installed")
@@ -166,13 +153,7 @@ def test_tummler_serve_names_a_busy_port_before_printing_its_banner(
 ) -> None:
     shutil.copyfile(sqlite_template, tmp_path / "tummler.db")
     monkeypatch.setenv("TUMMLER_WORKSPACE", str(tmp_path))  # restored after the test
-    cli = typer.Typer()
-
-    @cli.callback()
-    def _root(ctx: typer.Context) -> None:
-        ctx.obj = CLIState(workspace=tmp_path)
-
-    cli.command()(serve)
+    cli = cli_app(tmp_path, serve)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from cli_app import cli_app
 from seeding import add_reachable, record_sends
 from tummler.app.contacts import set_stages
 from tummler.app.learning import (
@@ -37,7 +38,6 @@ from tummler.app.learning import (
 from tummler.app.planning import explain_decision, plan_campaign
 from tummler.app.workspace import init_workspace
 from tummler.cli import learn as learn_cli
-from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, PolicyError
 from tummler.evaluate import Comparison
@@ -85,17 +85,7 @@ def _seed(engine: Engine, n: int) -> None:
 
 def _learn_cli(workspace: Path) -> typer.Typer:
     """`tummler learn` and `tummler evaluate` on ``workspace``, for CliRunner."""
-    app = typer.Typer()
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        cli = CLIState(workspace=workspace)
-        ctx.obj = cli
-        ctx.call_on_close(cli.close)
-
-    app.command("learn")(learn_cli.learn)
-    app.command("evaluate")(learn_cli.evaluate)
-    return app
+    return cli_app(workspace, learn_cli.learn, learn_cli.evaluate)
 
 
 def _plan(engine: Engine, workspace: Path, at: datetime, seed: int) -> Any:

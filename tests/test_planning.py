@@ -19,6 +19,7 @@ import typer
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from cli_app import cli_app
 from seeding import add_reachable
 from tummler.app.consent import consent_names, latest_granted
 from tummler.app.planning import (
@@ -30,7 +31,6 @@ from tummler.app.planning import (
 from tummler.app.strategy import sync_campaigns
 from tummler.app.workspace import init_workspace
 from tummler.cli import plan as plan_cli
-from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import NotFoundError, StrategyError
 from tummler.store.database import connect, session_scope
@@ -407,17 +407,7 @@ def cli_workspace(workspace: Path) -> Path:
 
 def _app(workspace: Path) -> typer.Typer:
     """The two commands as ``tummler`` registers them, under a root that opens this workspace."""
-    app = typer.Typer()
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        cli = CLIState(workspace=workspace)
-        ctx.obj = cli
-        ctx.call_on_close(cli.close)
-
-    app.command("plan")(plan_cli.plan)
-    app.command("explain")(plan_cli.explain)
-    return app
+    return cli_app(workspace, plan_cli.plan, plan_cli.explain)
 
 
 def test_cli_plan_and_explain(cli_workspace: Path) -> None:

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from cli_app import cli_app
 from tummler.app.workspace import init_workspace
-from tummler.cli.context import CLIState
 from tummler.cli.strategy import strategy_app
 from tummler.strategy import (
     EXAMPLES_DIR,
@@ -180,15 +179,7 @@ def test_strategy_show_prints_the_caps(tmp_path: Path) -> None:
     (workspace / "campaigns" / "fresh-roast-reorder.yaml").write_text(
         _with_caps("{sms: 10.0}"), encoding="utf-8"
     )
-    app = typer.Typer()
-
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        cli = CLIState(workspace=workspace)
-        ctx.obj = cli
-        ctx.call_on_close(cli.close)
-
-    app.add_typer(strategy_app, name="strategy")
+    app = cli_app(workspace, strategy=strategy_app)
     shown = CliRunner().invoke(app, ["strategy", "show"])
     assert shown.exit_code == 0, shown.output
     words = " ".join("".join(c for c in shown.output if c not in "│├└─").split())  # tree wraps
