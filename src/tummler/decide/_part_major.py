@@ -18,11 +18,8 @@ import numpy.typing as npt
 
 from tummler.decide._actions import ActionSet
 from tummler.decide._eligibility import Eligibility
-from tummler.decide._policies import FactorGaussian
+from tummler.decide._gaussian import _SINGLE_THREADED, FactorGaussian
 from tummler.decide._selection import SlotPenalty
-
-#: Multiply-adds below which OpenBLAS runs a matrix product on the calling thread.
-_SINGLE_THREADED = 200_000
 
 
 def _link(link: str, linear: npt.NDArray[np.float32]) -> npt.NDArray[np.floating[Any]]:

@@ -59,8 +59,9 @@ from tummler.core.randomness import make_rng
 from tummler.decide._actions import ActionSet
 from tummler.decide._chunks import NOISE_BLOCK, _BlockNoise, _Part, _pieces, _subset
 from tummler.decide._eligibility import Eligibility
+from tummler.decide._gaussian import FactorGaussian
 from tummler.decide._part_major import _best_per_channel_t, _PartDraw, _point_values_t
-from tummler.decide._policies import FactorGaussian, FactorScores, Policy
+from tummler.decide._policies import FactorScores, Policy
 from tummler.decide._propensities import _deterministic, _shares
 from tummler.decide._selection import (
     SelectionRules,

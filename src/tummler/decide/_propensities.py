@@ -21,8 +21,9 @@ import numpy.typing as npt
 from tummler.decide._actions import ActionSet
 from tummler.decide._chunks import _Part
 from tummler.decide._eligibility import Eligibility
+from tummler.decide._gaussian import FactorGaussian
 from tummler.decide._part_major import _link, _PartDraw
-from tummler.decide._policies import FactorGaussian, Policy, Sampler
+from tummler.decide._policies import Policy, Sampler
 from tummler.decide._selection import (
     SelectionRules,
     SlotPenalty,
