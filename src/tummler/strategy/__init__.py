@@ -27,12 +27,17 @@ from tummler.strategy._consistency import (
     tfidf_vectorizer,
     tokenize,
 )
+from tummler.strategy._evaluation import (
+    ContactColumns,
+    ContactView,
+    evaluate,
+    matches,
+    unmet_conditions,
+)
 from tummler.strategy._expression import (
     CONTACT_FIELDS,
     And,
     Compare,
-    ContactColumns,
-    ContactView,
     Expression,
     ExpressionError,
     Field,
@@ -43,13 +48,9 @@ from tummler.strategy._expression import (
     Scalar,
     Truthy,
     attribute_names,
-    evaluate,
     leaves,
-    matches,
     parse_duration,
-    parse_expression,
     predicate_arguments,
-    unmet_conditions,
 )
 from tummler.strategy._findings import Finding, Severity, has_errors
 from tummler.strategy._loading import (
@@ -91,6 +92,7 @@ from tummler.strategy._models import (
     VariantText,
     Visibility,
 )
+from tummler.strategy._parser import parse_expression
 from tummler.strategy._realism import (
     AudienceBaseline,
     RealismAssessment,

@@ -32,7 +32,6 @@ from tummler.strategy._expression import (
     Truthy,
     attribute_names,
     leaves,
-    parse_expression,
     predicate_arguments,
 )
 from tummler.strategy._findings import Finding, Severity
@@ -45,6 +44,7 @@ from tummler.strategy._models import (
     Urgency,
     Visibility,
 )
+from tummler.strategy._parser import parse_expression
 from tummler.strategy._realism import AudienceBaseline, assess_target
 
 __all__ = [
