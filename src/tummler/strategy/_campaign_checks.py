@@ -8,6 +8,7 @@ lengths, template fields), a channel no one in the audience may receive.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from tummler.core.vocabulary import Stage
 from tummler.strategy._channel_checks import spend_cap_findings
@@ -51,17 +52,47 @@ def _unknown(kind: str, key: str, known: Iterable[str], where: str) -> str:
     return f"{kind} {key!r} is not in {where} (known: {options}); fix the name or add it there"
 
 
+@dataclass(frozen=True)
+class _Check:
+    """One campaign checked against one strategy: what every step reads."""
+
+    document: CampaignDocument
+    strategy: Strategy
+    #: the strategy file, as findings name it
+    where: str
+
+    @property
+    def campaign(self) -> Campaign:
+        return self.document.campaign
+
+    def error(self, code: str, message: str, *path: str | int, key: bool = False) -> Finding:
+        return self.document.source.finding(Severity.ERROR, code, message, *path, key=key)
+
+    def unknown_channel(self, key: str) -> str:
+        return _unknown("channel", key, (c.id for c in self.strategy.channels), self.where)
+
+
 def check_campaign(
     document: CampaignDocument, strategy: Strategy, *, strategy_file: str | None = None
 ) -> list[Finding]:
     """The campaign's trace to the strategy and its variants against each channel's norms."""
-    campaign, source = document.campaign, document.source
-    where = strategy_file or "strategy.yaml"
+    check = _Check(document, strategy, strategy_file or "strategy.yaml")
+    return [
+        *_trace(check),
+        *_message_notes(check),
+        *_channel_list(check),
+        *_spend_caps(check),
+        *_variants(check),
+    ]
+
+
+def _trace(check: _Check) -> list[Finding]:
+    """The objective, pillar and audience the campaign names must be the strategy's."""
+    campaign, strategy, where = check.campaign, check.strategy, check.where
     findings: list[Finding] = []
     if strategy.objective(campaign.objective) is None:
         findings.append(
-            source.finding(
-                Severity.ERROR,
+            check.error(
                 "unknown-objective",
                 _unknown(
                     "objective", campaign.objective, (o.id for o in strategy.objectives), where
@@ -71,25 +102,29 @@ def check_campaign(
         )
     if campaign.pillar is not None and strategy.pillar(campaign.pillar) is None:
         findings.append(
-            source.finding(
-                Severity.ERROR,
+            check.error(
                 "unknown-pillar",
                 _unknown("pillar", campaign.pillar, (p.id for p in strategy.brand.pillars), where),
                 "pillar",
             )
         )
-    audience = strategy.audience(campaign.audience) if campaign.audience else None
-    if campaign.audience is not None and audience is None:
+    if campaign.audience is not None and strategy.audience(campaign.audience) is None:
         findings.append(
-            source.finding(
-                Severity.ERROR,
+            check.error(
                 "unknown-audience",
                 _unknown("audience", campaign.audience, (a.id for a in strategy.audiences), where),
                 "audience",
             )
         )
+    return findings
+
+
+def _message_notes(check: _Check) -> list[Finding]:
+    """What a critical or transactional message is allowed, said once so that no one is surprised."""
+    campaign, source = check.campaign, check.document.source
+    findings: list[Finding] = []
     if campaign.message.urgency is Urgency.CRITICAL:
-        overrides = [o.value for o in strategy.lever_policy.critical_overrides]
+        overrides = [o.value for o in check.strategy.lever_policy.critical_overrides]
         findings.append(
             source.finding(
                 Severity.INFO,
@@ -113,22 +148,20 @@ def check_campaign(
                 "category",
             )
         )
-    known_channels = [c.id for c in strategy.channels]
-    for index, key in enumerate(campaign.channels):
-        if strategy.channel(key) is None:
+    return findings
+
+
+def _channel_list(check: _Check) -> list[Finding]:
+    """Every channel the campaign allows is the strategy's and has a variant."""
+    findings: list[Finding] = []
+    for index, key in enumerate(check.campaign.channels):
+        if check.strategy.channel(key) is None:
             findings.append(
-                source.finding(
-                    Severity.ERROR,
-                    "unknown-channel",
-                    _unknown("channel", key, known_channels, where),
-                    "channels",
-                    index,
-                )
+                check.error("unknown-channel", check.unknown_channel(key), "channels", index)
             )
-        elif key not in campaign.variants:
+        elif key not in check.campaign.variants:
             findings.append(
-                source.finding(
-                    Severity.ERROR,
+                check.error(
                     "no-variant",
                     f"channel {key!r} is allowed but has no variant; add one under "
                     f"`variants: {key}:` or remove it from `channels`",
@@ -136,14 +169,20 @@ def check_campaign(
                     index,
                 )
             )
+    return findings
+
+
+def _spend_caps(check: _Check) -> list[Finding]:
+    """Every spend cap is on a channel the campaign uses, and lets at least one send out."""
+    campaign = check.campaign
+    findings: list[Finding] = []
     for key, amount in campaign.spend_caps.items():
-        channel = strategy.channel(key)
+        channel = check.strategy.channel(key)
         if channel is None:
             findings.append(
-                source.finding(
-                    Severity.ERROR,
+                check.error(
                     "unknown-channel",
-                    "spend_caps: " + _unknown("channel", key, known_channels, where),
+                    "spend_caps: " + check.unknown_channel(key),
                     "spend_caps",
                     key,
                     key=True,
@@ -151,8 +190,7 @@ def check_campaign(
             )
         elif key not in campaign.channel_ids:
             findings.append(
-                source.finding(
-                    Severity.ERROR,
+                check.error(
                     "spend-cap-unused-channel",
                     f"spend_caps caps channel {key!r}, which this campaign does not use "
                     f"(channels: {', '.join(campaign.channel_ids)}); remove the cap or add the "
@@ -164,28 +202,30 @@ def check_campaign(
             )
         else:
             findings += spend_cap_findings(
-                channel, amount, f"spend_caps.{key}", source, ("spend_caps", key)
+                channel, amount, f"spend_caps.{key}", check.document.source, ("spend_caps", key)
             )
+    return findings
+
+
+def _variants(check: _Check) -> list[Finding]:
+    """Each channel's variants: a known, allowed channel, its norms, a stage the audience holds."""
+    campaign, strategy = check.campaign, check.strategy
+    audience = strategy.audience(campaign.audience) if campaign.audience else None
     stages = audience_stages(parse_expression(audience.filter)) if audience else None
+    findings: list[Finding] = []
     for key in campaign.variants:
         channel = strategy.channel(key)
         if channel is None:
             if key not in campaign.channels:
                 findings.append(
-                    source.finding(
-                        Severity.ERROR,
-                        "unknown-channel",
-                        _unknown("channel", key, known_channels, where),
-                        "variants",
-                        key,
-                        key=True,
+                    check.error(
+                        "unknown-channel", check.unknown_channel(key), "variants", key, key=True
                     )
                 )
             continue
         if campaign.channels and key not in campaign.channels:
             findings.append(
-                source.finding(
-                    Severity.ERROR,
+                check.error(
                     "channel-not-allowed",
                     f"variants for channel {key!r}, which the campaign's `channels` do not allow; "
                     "add it to `channels` or remove these variants",
@@ -194,13 +234,10 @@ def check_campaign(
                     key=True,
                 )
             )
-        findings += _check_norms(
-            campaign, channel, variants_path=("variants", key), document=document, strategy=strategy
-        )
+        findings += _check_norms(check, channel, ("variants", key))
         if stages is not None and not stages & {s.value for s in channel.stages_allowed}:
             findings.append(
-                source.finding(
-                    Severity.ERROR,
+                check.error(
                     "norm-stage",
                     f"channel {key!r} allows stages {', '.join(s.value for s in channel.stages_allowed)}"
                     f" but audience {campaign.audience!r} holds only {', '.join(sorted(stages))}: "
@@ -213,20 +250,36 @@ def check_campaign(
     return findings
 
 
-def _check_norms(
-    campaign: Campaign,
-    channel: Channel,
-    *,
-    variants_path: tuple[str, str],
-    document: CampaignDocument,
-    strategy: Strategy,
-) -> list[Finding]:
-    source = document.source
-    findings: list[Finding] = []
-    if channel.public and campaign.message.visibility is Visibility.PRIVATE:
+def _check_norms(check: _Check, channel: Channel, variants_path: tuple[str, str]) -> list[Finding]:
+    """One channel's variants against its norms: visibility, distinct ids, each text field."""
+    findings = _visibility(check, channel, variants_path)
+    variants = check.campaign.variants[variants_path[1]]
+    for key in duplicates(v.id for v in variants):
         findings.append(
-            source.finding(
-                Severity.ERROR,
+            check.error(
+                "duplicate-id",
+                f"channel {channel.id!r} has two variants with id {key!r}; give each its own id",
+                *variants_path,
+            )
+        )
+    known = _known_template_fields(check.strategy)
+    for index, variant in enumerate(variants):
+        for name in _VARIANT_FIELDS:
+            template: str | None = getattr(variant, name)
+            if template is not None:
+                findings += _text_field(
+                    check, channel, variant.id, name, template, (*variants_path, index, name), known
+                )
+    return findings
+
+
+def _visibility(check: _Check, channel: Channel, variants_path: tuple[str, str]) -> list[Finding]:
+    """A private or transactional message on a public channel: everyone would read it."""
+    message = check.campaign.message
+    findings: list[Finding] = []
+    if channel.public and message.visibility is Visibility.PRIVATE:
+        findings.append(
+            check.error(
                 "norm-visibility",
                 f"the message is private but channel {channel.id!r} is public: everyone would read "
                 "it; set `message: visibility: public` or drop this channel",
@@ -234,10 +287,9 @@ def _check_norms(
                 key=True,
             )
         )
-    if channel.public and campaign.message.category is MessageCategory.TRANSACTIONAL:
+    if channel.public and message.category is MessageCategory.TRANSACTIONAL:
         findings.append(
-            source.finding(
-                Severity.ERROR,
+            check.error(
                 "norm-transactional",
                 f"the message is transactional (about one person's account or order) but channel "
                 f"{channel.id!r} is public: everyone would read it; drop this channel or make "
@@ -246,59 +298,52 @@ def _check_norms(
                 key=True,
             )
         )
-    known = _known_template_fields(strategy)
-    variant_ids = [v.id for v in campaign.variants[variants_path[1]]]
-    for key in duplicates(variant_ids):
+    return findings
+
+
+def _text_field(
+    check: _Check,
+    channel: Channel,
+    variant: str,
+    name: str,
+    template: str,
+    path: tuple[str | int, ...],
+    known: set[str],
+) -> list[Finding]:
+    """One text field of a variant: allowed on the channel, within its length, a sound template
+    that reads only fields contacts have."""
+    findings: list[Finding] = []
+    limit: int | None = getattr(channel.limits, name)
+    if limit == 0:
         findings.append(
-            source.finding(
-                Severity.ERROR,
-                "duplicate-id",
-                f"channel {channel.id!r} has two variants with id {key!r}; give each its own id",
-                *variants_path,
+            check.error(
+                "norm-field",
+                f"channel {channel.id!r} has no {name} (its limit is 0); remove it",
+                *path,
             )
         )
-    for index, variant in enumerate(campaign.variants[variants_path[1]]):
-        for name in _VARIANT_FIELDS:
-            template: str | None = getattr(variant, name)
-            if template is None:
-                continue
-            path = (*variants_path, index, name)
-            limit: int | None = getattr(channel.limits, name)
-            if limit == 0:
-                findings.append(
-                    source.finding(
-                        Severity.ERROR,
-                        "norm-field",
-                        f"channel {channel.id!r} has no {name} (its limit is 0); remove it",
-                        *path,
-                    )
+    elif limit is not None and (length := _rendered_length(template)) > limit:
+        findings.append(
+            check.error(
+                "norm-length",
+                f"{name} of variant {variant!r} is {length} characters without its "
+                f"fields; channel {channel.id!r} allows {limit}: shorten it",
+                *path,
+            )
+        )
+    fields, problems = template_fields(template)
+    for problem in problems:
+        findings.append(check.error("template-syntax", f"{name}: {problem}", *path))
+    for template_field in fields:
+        if template_field.name not in known:
+            findings.append(
+                check.error(
+                    "norm-template-field",
+                    f"{name} of variant {variant!r} uses {{{{ {template_field.name} }}}}, "
+                    "which contacts do not have; use external_id, locale, time_zone, stage "
+                    "or an attribute declared under `attributes:` in the strategy "
+                    f"(declared: {', '.join(sorted(check.strategy.attributes)) or 'none'})",
+                    *path,
                 )
-            elif limit is not None and (length := _rendered_length(template)) > limit:
-                findings.append(
-                    source.finding(
-                        Severity.ERROR,
-                        "norm-length",
-                        f"{name} of variant {variant.id!r} is {length} characters without its "
-                        f"fields; channel {channel.id!r} allows {limit}: shorten it",
-                        *path,
-                    )
-                )
-            fields, problems = template_fields(template)
-            for problem in problems:
-                findings.append(
-                    source.finding(Severity.ERROR, "template-syntax", f"{name}: {problem}", *path)
-                )
-            for template_field in fields:
-                if template_field.name not in known:
-                    findings.append(
-                        source.finding(
-                            Severity.ERROR,
-                            "norm-template-field",
-                            f"{name} of variant {variant.id!r} uses {{{{ {template_field.name} }}}}, "
-                            "which contacts do not have; use external_id, locale, time_zone, stage "
-                            "or an attribute declared under `attributes:` in the strategy "
-                            f"(declared: {', '.join(sorted(strategy.attributes)) or 'none'})",
-                            *path,
-                        )
-                    )
+            )
     return findings
