@@ -32,22 +32,10 @@ True
 from tummler.simulate._curve import BASELINE_NAMES, RoundValues, baseline_values, sends_value
 from tummler.simulate._history import MENTION_TEMPLATES, History, LegacyPolicy, history
 from tummler.simulate._model import (
-    LENGTHS,
-    URGENCIES,
-    ActionSpace,
-    Message,
-    Outcomes,
     ResponseModel,
     RewardWeights,
-    Sends,
-    SimulationState,
-    Variant,
-    eligible_actions,
     expected_reward,
-    initial_state,
-    local_hours,
     oracle_policy,
-    respond,
 )
 from tummler.simulate._population import (
     AGE_BANDS,
@@ -78,6 +66,7 @@ from tummler.simulate._records import (
     MentionRecord,
     outcome_events,
 )
+from tummler.simulate._respond import respond
 from tummler.simulate._rounds import (
     BestSingleAction,
     DecideFn,
@@ -88,6 +77,14 @@ from tummler.simulate._rounds import (
     RoundsResult,
     SendToAll,
     run_rounds,
+)
+from tummler.simulate._sends import LENGTHS, URGENCIES, ActionSpace, Message, Sends, Variant
+from tummler.simulate._state import (
+    Outcomes,
+    SimulationState,
+    eligible_actions,
+    initial_state,
+    local_hours,
 )
 
 __all__ = [

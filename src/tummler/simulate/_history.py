@@ -10,15 +10,7 @@ import numpy as np
 
 from tummler.core.errors import InputError
 from tummler.core.vocabulary import ChannelKind
-from tummler.simulate._model import (
-    Message,
-    ResponseModel,
-    Sends,
-    SimulationState,
-    initial_state,
-    local_hours,
-    respond,
-)
+from tummler.simulate._model import ResponseModel
 from tummler.simulate._population import CHANNELS, IntArray, Population
 from tummler.simulate._records import (
     MENTION_TOPICS,
@@ -26,6 +18,9 @@ from tummler.simulate._records import (
     MentionLog,
     outcome_events,
 )
+from tummler.simulate._respond import respond
+from tummler.simulate._sends import Message, Sends
+from tummler.simulate._state import SimulationState, initial_state, local_hours
 
 __all__ = ["MENTION_TEMPLATES", "History", "LegacyPolicy", "history"]
 

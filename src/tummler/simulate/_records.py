@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 
 from tummler.core.vocabulary import ConsentStatus, EventType
-from tummler.simulate._model import Outcomes
 from tummler.simulate._population import (
     CHANNELS,
     CONTACT_REF,
@@ -23,6 +22,7 @@ from tummler.simulate._population import (
     IntArray,
     Population,
 )
+from tummler.simulate._state import Outcomes
 
 __all__ = [
     "EVENT_TYPES",
