@@ -38,18 +38,6 @@ from tummler.simulate._model import (
     oracle_policy,
 )
 from tummler.simulate._population import (
-    AGE_BANDS,
-    ATTRIBUTES,
-    CHANNELS,
-    CONTACT_REF,
-    EDGE_KINDS,
-    EMOTIONS,
-    IMPORT_COLUMNS,
-    INTERESTS,
-    LTV_BANDS,
-    SIGNUP_CHANNELS,
-    STAGES,
-    TOPICS,
     HiddenTruth,
     Population,
     SocialGraph,
@@ -85,6 +73,20 @@ from tummler.simulate._state import (
     eligible_actions,
     initial_state,
     local_hours,
+)
+from tummler.simulate._tables import (
+    AGE_BANDS,
+    ATTRIBUTES,
+    CHANNELS,
+    CONTACT_REF,
+    EDGE_KINDS,
+    EMOTIONS,
+    IMPORT_COLUMNS,
+    INTERESTS,
+    LTV_BANDS,
+    SIGNUP_CHANNELS,
+    STAGES,
+    TOPICS,
 )
 
 __all__ = [

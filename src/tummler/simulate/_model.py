@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from tummler.core.errors import InputError
-from tummler.simulate._population import (
+from tummler.simulate._population import Population
+from tummler.simulate._sends import LENGTHS, URGENCIES, ActionSpace, Message
+from tummler.simulate._state import (
+    SimulationState,
+    _timestamp,
+    eligible_actions,
+)
+from tummler.simulate._tables import (
     AFFINITY_BASE,
     CHANNELS,
     EMOTIONS,
@@ -23,13 +30,6 @@ from tummler.simulate._population import (
     BoolArray,
     FloatArray,
     IntArray,
-    Population,
-)
-from tummler.simulate._sends import LENGTHS, URGENCIES, ActionSpace, Message
-from tummler.simulate._state import (
-    SimulationState,
-    _timestamp,
-    eligible_actions,
 )
 
 __all__ = [

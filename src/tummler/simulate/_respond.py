@@ -17,13 +17,10 @@ from tummler.simulate._model import (
     _person_terms,
     _probabilities,
 )
-from tummler.simulate._population import (
-    CHANNELS,
-    STAGES,
-    Population,
-)
+from tummler.simulate._population import Population
 from tummler.simulate._sends import Message, Sends
 from tummler.simulate._state import Outcomes, SimulationState, _offsets, _timestamp
+from tummler.simulate._tables import CHANNELS, STAGES
 
 __all__ = ["respond"]
 

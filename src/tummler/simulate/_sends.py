@@ -9,13 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tummler.core.errors import InputError
-from tummler.simulate._population import (
-    CHANNELS,
-    EMOTIONS,
-    TOPICS,
-    FloatArray,
-    IntArray,
-)
+from tummler.simulate._tables import CHANNELS, EMOTIONS, TOPICS, FloatArray, IntArray
 
 __all__ = ["LENGTHS", "URGENCIES", "ActionSpace", "Message", "Sends", "Variant"]
 

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from tummler.simulate._population import BoolArray, FloatArray, IntArray, Population
+from tummler.simulate._population import Population
 from tummler.simulate._sends import ActionSpace
+from tummler.simulate._tables import BoolArray, FloatArray, IntArray
 
 __all__ = ["Outcomes", "SimulationState", "eligible_actions", "initial_state", "local_hours"]
 
