@@ -8,6 +8,7 @@ workspace's ``tummler.toml`` and the defaults below. The workspace is the direct
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ from pydantic_settings import (
 
 from tummler.core.errors import ConfigError
 
-__all__ = ["SETTINGS_FILE", "Environment", "Settings", "load_settings", "public_base_url"]
+__all__ = [
+    "SETTINGS_FILE",
+    "Environment",
+    "Settings",
+    "load_settings",
+    "mask_url",
+    "public_base_url",
+]
 
 SETTINGS_FILE = "tummler.toml"
 _DEFAULT_SQLITE_NAME = "tummler.db"
@@ -51,6 +59,27 @@ def public_base_url(value: str, *, what: str = "public_url") -> str:
             f"{what} {value!r} must be an http(s) URL with a host, e.g. https://brand.example"
         )
     return value.strip().rstrip("/")
+
+
+#: ``scheme://user:password@`` in a URL: what :func:`mask_url` hides when SQLAlchemy cannot parse it.
+_USER_PASSWORD = re.compile(r"(?P<head>//[^/:@]*):[^/@]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password hidden: the one way tummler prints a database URL.
+
+    >>> mask_url("postgresql+psycopg://brand:s3cret@db.example/tummler")
+    'postgresql+psycopg://brand:***@db.example/tummler'
+    >>> mask_url("sqlite:///tummler.db")
+    'sqlite:///tummler.db'
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy reads: hide what looks like one
+        return _USER_PASSWORD.sub(r"\g<head>:***@", url)
 
 
 class Settings(BaseSettings):
@@ -122,6 +151,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.default_sqlite_path.resolve()}"
+
+    @property
+    def masked_database_url(self) -> str:
+        """:attr:`resolved_database_url` with its password hidden, for anything printed."""
+        return mask_url(self.resolved_database_url)
 
     @property
     def default_sqlite_path(self) -> Path:

@@ -71,7 +71,7 @@ above. Anything else a connector raises is a bug or a misconfiguration: ``unknow
 The jobs, one module each: ``_enqueue`` (decisions become deliveries; what is due), ``_rules`` (the
 strategy's send-time rules, unsubscribe links), ``_compose`` (read, check and render one message),
 ``_leases`` (claims, the lease, crash recovery), ``_worker`` (send and record; :func:`run_outbox`),
-``_report`` (what a run did).
+``_report`` (what a run did), ``_listing`` (what is in the outbox).
 """
 
 from tummler.app.outbox._compose import MessageComposer
@@ -84,6 +84,7 @@ from tummler.app.outbox._enqueue import (
     lookup_campaign,
 )
 from tummler.app.outbox._leases import IN_FLIGHT
+from tummler.app.outbox._listing import DeliveryListing, DeliveryRow, list_deliveries
 from tummler.app.outbox._report import DeliveryOutcome, OutboxReport
 from tummler.app.outbox._rules import (
     PLACEHOLDER_PUBLIC_URL,
@@ -99,7 +100,9 @@ __all__ = [
     "PLACEHOLDER_PUBLIC_URL",
     "ChannelRule",
     "Connectors",
+    "DeliveryListing",
     "DeliveryOutcome",
+    "DeliveryRow",
     "EnqueueReport",
     "MessageComposer",
     "OutboxReport",
@@ -109,6 +112,7 @@ __all__ = [
     "enqueue",
     "enqueue_planned",
     "idempotency_key",
+    "list_deliveries",
     "lookup_campaign",
     "needs_unsubscribe",
     "run_outbox",
