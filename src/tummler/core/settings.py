@@ -120,6 +120,32 @@ class Settings(BaseSettings):
         "https://brand.example: e-mails' unsubscribe links point to it.",
     )
 
+    # The channel connectors (``tummler send``): raw text, checked where the connectors are
+    # built (:func:`tummler.app.connectors.build_connectors`), whose errors name the variable.
+    smtp_host: str | None = Field(default=None, description="SMTP server: enables e-mail.")
+    smtp_port: str | None = Field(default=None, description="SMTP port (587).")
+    smtp_sender: str | None = Field(default=None, description="The From of e-mails.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_tls: str | None = Field(default=None, description="starttls (default), implicit, none.")
+    webhook_url: str | None = Field(default=None, description="Webhook endpoint: enables it.")
+    webhook_secret: SecretStr | None = Field(default=None, description="Signs webhook bodies.")
+    sms_url: str | None = Field(default=None, description="SMS provider endpoint: enables SMS.")
+    sms_token: SecretStr | None = Field(default=None, description="SMS provider token.")
+    sms_sender: str | None = Field(default=None, description="The SMS sender id or number.")
+    mastodon_url: str | None = Field(default=None, description="Mastodon instance: enables it.")
+    mastodon_token: SecretStr | None = Field(default=None, description="Mastodon access token.")
+    bluesky_identifier: str | None = Field(default=None, description="Bluesky handle: enables it.")
+    bluesky_app_password: SecretStr | None = Field(
+        default=None, description="Bluesky app password."
+    )
+    bluesky_service: str | None = Field(default=None, description="atproto service URL.")
+    email_rate: str | None = Field(default=None, description="E-mails a second (a token bucket).")
+    webhook_rate: str | None = Field(default=None, description="Webhook calls a second.")
+    sms_rate: str | None = Field(default=None, description="SMS a second.")
+    mastodon_rate: str | None = Field(default=None, description="Mastodon posts a second.")
+    bluesky_rate: str | None = Field(default=None, description="Bluesky posts a second.")
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
