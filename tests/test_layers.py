@@ -37,8 +37,9 @@ ALLOWED: dict[str, set[str]] = {
         "strategy",
         "simulate",
     },
-    "cli": {"core", "app", "store"},
-    "api": {"core", "app", "store"},
+    # entry points call services only: never the store, nor the connectors
+    "cli": {"core", "app"},
+    "api": {"core", "app"},
     "web": {"core", "app", "api"},
 }
 #: Pure modules may import each other only through their package's public ``__init__``.

@@ -854,9 +854,10 @@ def test_bad_worker_options_are_refused(
 
 
 class NoIdempotencySink(FileSinkConnector):
-    """A real file sink under the name of a connector whose provider cannot de-duplicate."""
+    """A real file sink that, like Bluesky, cannot de-duplicate a resend."""
 
     name: ClassVar[str] = "bluesky"
+    resend_in_doubt: ClassVar[bool] = False
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ workspace's ``tummler.toml`` and the defaults below. The workspace is the direct
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ from pydantic_settings import (
 
 from tummler.core.errors import ConfigError
 
-__all__ = ["SETTINGS_FILE", "Environment", "Settings", "load_settings", "public_base_url"]
+__all__ = [
+    "SETTINGS_FILE",
+    "Environment",
+    "Settings",
+    "load_settings",
+    "mask_url",
+    "public_base_url",
+]
 
 SETTINGS_FILE = "tummler.toml"
 _DEFAULT_SQLITE_NAME = "tummler.db"
@@ -51,6 +59,27 @@ def public_base_url(value: str, *, what: str = "public_url") -> str:
             f"{what} {value!r} must be an http(s) URL with a host, e.g. https://brand.example"
         )
     return value.strip().rstrip("/")
+
+
+#: ``scheme://user:password@`` in a URL: what :func:`mask_url` hides when SQLAlchemy cannot parse it.
+_USER_PASSWORD = re.compile(r"(?P<head>//[^/:@]*):[^/@]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password hidden: the one way tummler prints a database URL.
+
+    >>> mask_url("postgresql+psycopg://brand:s3cret@db.example/tummler")
+    'postgresql+psycopg://brand:***@db.example/tummler'
+    >>> mask_url("sqlite:///tummler.db")
+    'sqlite:///tummler.db'
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy reads: hide what looks like one
+        return _USER_PASSWORD.sub(r"\g<head>:***@", url)
 
 
 class Settings(BaseSettings):
@@ -91,6 +120,32 @@ class Settings(BaseSettings):
         "https://brand.example: e-mails' unsubscribe links point to it.",
     )
 
+    # The channel connectors (``tummler send``): raw text, checked where the connectors are
+    # built (:func:`tummler.app.connectors.build_connectors`), whose errors name the variable.
+    smtp_host: str | None = Field(default=None, description="SMTP server: enables e-mail.")
+    smtp_port: str | None = Field(default=None, description="SMTP port (587).")
+    smtp_sender: str | None = Field(default=None, description="The From of e-mails.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_tls: str | None = Field(default=None, description="starttls (default), implicit, none.")
+    webhook_url: str | None = Field(default=None, description="Webhook endpoint: enables it.")
+    webhook_secret: SecretStr | None = Field(default=None, description="Signs webhook bodies.")
+    sms_url: str | None = Field(default=None, description="SMS provider endpoint: enables SMS.")
+    sms_token: SecretStr | None = Field(default=None, description="SMS provider token.")
+    sms_sender: str | None = Field(default=None, description="The SMS sender id or number.")
+    mastodon_url: str | None = Field(default=None, description="Mastodon instance: enables it.")
+    mastodon_token: SecretStr | None = Field(default=None, description="Mastodon access token.")
+    bluesky_identifier: str | None = Field(default=None, description="Bluesky handle: enables it.")
+    bluesky_app_password: SecretStr | None = Field(
+        default=None, description="Bluesky app password."
+    )
+    bluesky_service: str | None = Field(default=None, description="atproto service URL.")
+    email_rate: str | None = Field(default=None, description="E-mails a second (a token bucket).")
+    webhook_rate: str | None = Field(default=None, description="Webhook calls a second.")
+    sms_rate: str | None = Field(default=None, description="SMS a second.")
+    mastodon_rate: str | None = Field(default=None, description="Mastodon posts a second.")
+    bluesky_rate: str | None = Field(default=None, description="Bluesky posts a second.")
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -122,6 +177,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.default_sqlite_path.resolve()}"
+
+    @property
+    def masked_database_url(self) -> str:
+        """:attr:`resolved_database_url` with its password hidden, for anything printed."""
+        return mask_url(self.resolved_database_url)
 
     @property
     def default_sqlite_path(self) -> Path:
