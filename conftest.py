@@ -4,7 +4,8 @@ A package that needs an optional extra (``tummler.api`` raises :class:`MissingDe
 import without FastAPI) is left out of the run where the extra is not installed, and the summary says
 so; any other import error stays an error. The Alembic migrations only import inside Alembic.
 
-This file sits beside the package, not in it: it is not installed.
+It sits at the root, not in ``src/``: there it would be importable as a module named ``conftest``
+beside the package, and clash with ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 
 from tummler.core.errors import MissingDependencyError
 
-SRC = Path(__file__).parent
-collect_ignore = ["tummler/store/migrations"]
+SRC = Path(__file__).parent / "src"
+collect_ignore = ["src/tummler/store/migrations"]
 
 # Doctests that fail in modules another change owns, by pytest's node id; marked xfail until that
 # change fixes the example (then the strict xfail turns red, and its line here goes).
