@@ -288,7 +288,8 @@ class World:
         return cls(intercept=rng.normal(-1.5, 0.4, size=k), theta=rng.normal(0, 0.5, size=(k, d)))
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.intercept + x @ self.theta.T)))
+        p: np.ndarray = 1.0 / (1.0 + np.exp(-(self.intercept + x @ self.theta.T)))
+        return p
 
     def log(self, n: int, rng: np.random.Generator) -> LoggedBandit:
         k, d = self.theta.shape
@@ -757,10 +758,16 @@ def replay_history(view: BrandView, learn: Callable[[np.ndarray, Any], None] | N
     column_of[np.asarray(brand.space.channels)] = np.arange(len(brand.space.channels))
 
     def keys(rows: np.ndarray) -> np.ndarray:
-        return (events.send_at[rows] * n + events.contact[rows]) * c_all + events.channel[rows]
+        key: np.ndarray = (
+            events.send_at[rows] * n + events.contact[rows]
+        ) * c_all + events.channel[rows]
+        return key
 
     def of(*types: EventType) -> np.ndarray:
-        return np.isin(events.type, [EVENT_TYPES.index(t) for t in types]) & (events.channel >= 0)
+        rows: np.ndarray = np.isin(events.type, [EVENT_TYPES.index(t) for t in types]) & (
+            events.channel >= 0
+        )
+        return rows
 
     sends = np.flatnonzero(of(EventType.DELIVERED, EventType.BOUNCED))
     send_key = keys(sends)
@@ -877,13 +884,14 @@ class ThompsonLearner:
             return outcome["clicked"].astype(np.float64)
         w = self.brand.model.reward
         cost = np.asarray(w.channel_cost)[np.asarray(self.brand.space.channels)[column]]
-        return (
+        reward: np.ndarray = (
             w.clicked * outcome["clicked"]
             + w.replied * outcome["replied"]
             + w.unsubscribed * outcome["unsubscribed"]
             + w.complained * outcome["complained"]
             - cost
         )
+        return reward
 
     def _informed_prior(self) -> None:
         """Start every channel's intercept at the click rate pooled over the brand's logs."""
@@ -946,7 +954,8 @@ class ThompsonLearner:
         values = np.where(round_.eligible[:, :k], values, -np.inf)
         best = values.argmax(axis=1)
         send = values[np.arange(n), best] > 0.0
-        return np.where(send, best, k)
+        chosen: np.ndarray = np.where(send, best, k)
+        return chosen
 
     def learn(self, round_: Any, sends: Any, outcomes: Any) -> None:
         if self.x is None or not len(outcomes):

@@ -125,7 +125,9 @@ def _http_url(loopback: Loopback, port: int | None, path: str) -> str:
     return f"http://127.0.0.1:{_port(loopback.http_server().port, port)}{path}"
 
 
-def _message(channel: ChannelKind, to: str, publicity: Publicity = Publicity.PRIVATE):
+def _message(
+    channel: ChannelKind, to: str, publicity: Publicity = Publicity.PRIVATE
+) -> Callable[[str], OutboundMessage]:
     def make(key: str) -> OutboundMessage:
         return OutboundMessage(
             channel=channel,

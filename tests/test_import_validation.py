@@ -492,7 +492,9 @@ def test_a_repeated_external_id_is_reported_and_the_later_row_wins(
     ]
     assert "also on line 2" in rows[0]["reason"]
     with store.connect() as connection:
-        stages = dict(connection.execute(text("SELECT external_id, stage FROM contacts")).all())
+        stages = dict(
+            connection.execute(text("SELECT external_id, stage FROM contacts")).tuples().all()
+        )
     assert (stages["d1"], stages["d2"]) == ("customer", "customer")
 
 

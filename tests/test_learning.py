@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from cli_app import rooted_cli_app
 from tummler.app.learning import (
     POLICY_FILE_FORMAT,
     PROMOTE_ACTION,
@@ -36,7 +36,6 @@ from tummler.app.learning import (
 from tummler.app.logs import read_logged_bandit
 from tummler.app.workspace import init_workspace
 from tummler.cli import learn as learn_cli
-from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, NotFoundError, PolicyError
 from tummler.evaluate import Comparison
@@ -289,20 +288,8 @@ def test_promotion_on_a_log_without_any_reward_keeps_the_promoted_version(
 
 
 def _app() -> typer.Typer:
-    """The two commands under a root that takes ``--workspace``, as ``tummler.cli.main`` does."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root(
-        ctx: typer.Context,
-        workspace: Annotated[Path | None, typer.Option("--workspace", "-w")] = None,
-    ) -> None:
-        ctx.obj = CLIState(workspace=workspace)
-        ctx.call_on_close(ctx.obj.close)
-
-    app.command()(learn_cli.learn)
-    app.command()(learn_cli.evaluate)
-    return app
+    """The two commands under the root that takes ``--workspace``, as ``tummler`` registers them."""
+    return rooted_cli_app(learn_cli.learn, learn_cli.evaluate)
 
 
 runner = CliRunner()

@@ -22,6 +22,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
+from cli_app import rooted_cli_app
 from deliver_servers import PROVIDER_REASON, RETRY_AFTER_S, Fault, HttpServer, SmtpServer, free_port
 from tummler.app.outbox import (
     IN_FLIGHT,
@@ -267,7 +268,9 @@ def test_every_delivery_is_sent_once_rendered_with_its_unsubscribe_link(
     assert max(ids.values()) == 1
     first = min(received, key=lambda m: str(m.message["To"]))
     assert str(first.message["Subject"]) == "Hello Person0"
-    assert "Hi Person0, spring is here." in first.message.get_body(("plain",)).get_content()
+    plain = first.message.get_body(("plain",))
+    assert plain is not None
+    assert "Hi Person0, spring is here." in plain.get_content()
     link = str(first.message["List-Unsubscribe"]).strip()
     assert link.startswith("<https://brand.test/unsubscribe/")
     # the link in the header is honoured: it revokes e-mail consent of exactly that contact
@@ -368,6 +371,7 @@ def test_a_marketing_email_enqueued_after_the_refusal_check_is_skipped_not_sent(
     enqueue(engine, "spring", clock=FrozenClock(NOW))
     with engine.connect() as connection:
         delivery_id = connection.scalar(select(models.Delivery.id))
+    assert delivery_id is not None
     composer = MessageComposer(engine, rules=SendRules(), clock=FrozenClock(NOW), unsubscribe=None)
     context = composer.load(delivery_id)
     rule = SendRules().rule("email")
@@ -1012,7 +1016,6 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_and_doubles_nothing(
 def test_tummler_send_refuses_marketing_email_without_a_public_url_then_sends_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer
 ) -> None:
-    import typer
     from typer.testing import CliRunner
 
     from tummler.app.workspace import init_workspace, open_store
@@ -1037,9 +1040,7 @@ def test_tummler_send_refuses_marketing_email_without_a_public_url_then_sends_wi
         "TUMMLER_SMTP_TLS": "none",
     }.items():
         monkeypatch.setenv(name, value)
-    app = typer.Typer()
-    app.command()(send_command)
-    app.command()(deliveries_command)
+    app = rooted_cli_app(send_command, deliveries_command)
     runner = CliRunner()
     refused = runner.invoke(app, ["send", "--once", "--campaign", "spring"])
     assert isinstance(refused.exception, ConfigError), refused.output

@@ -19,7 +19,6 @@ from tummler.app.strategy import (
     sync_campaigns,
     write_example_strategy,
 )
-from tummler.app.workspace import init_workspace
 from tummler.cli.main import app
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import StrategyError
@@ -287,13 +286,6 @@ def _run(*args: str) -> Result:
 
 def _said(result: Result) -> str:
     return " ".join(result.output.split())
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    directory = tmp_path / "ws"
-    init_workspace(directory)
-    return directory
 
 
 def test_init_writes_a_strategy_that_passes_the_check(workspace: Path) -> None:
