@@ -39,7 +39,7 @@ from tummler.app.unsubscribe import honour_unsubscribe
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError, NotFoundError
 from tummler.core.randomness import make_rng
-from tummler.core.vocabulary import ChannelKind, ConsentStatus
+from tummler.core.vocabulary import ChannelKind, ConsentStatus, Override
 from tummler.deliver import (
     BlueskyConnector,
     Connector,
@@ -603,7 +603,9 @@ def test_the_fatigue_cap_is_checked_again_at_send_time(
     enqueue(engine, "second", clock=clock)
     enqueue(engine, "alert", clock=clock)
     rules = SendRules(
-        fatigue_window=timedelta(days=7), fatigue_cap=1, critical_overrides=frozenset({"fatigue"})
+        fatigue_window=timedelta(days=7),
+        fatigue_cap=1,
+        critical_overrides=frozenset({Override.FATIGUE}),
     )
     report = work(engine, {"email": smtp(smtp_server)}, clock, rules=rules, campaign="second")
     assert report.counts == Counter({"skipped": 2})

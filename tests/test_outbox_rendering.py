@@ -221,10 +221,8 @@ def test_honouring_a_link_revokes_consent_once(engine: Engine) -> None:
 
 def configured(workspace: Path, environ: dict[str, str]) -> Settings:
     """Settings as the ``TUMMLER_*`` variables in ``environ`` would give them."""
-    return Settings(
-        workspace=workspace,
-        **{name.removeprefix("TUMMLER_").lower(): value for name, value in environ.items()},
-    )
+    fields = {name.removeprefix("TUMMLER_").lower(): value for name, value in environ.items()}
+    return Settings.model_validate({"workspace": workspace, **fields})
 
 
 def test_connectors_are_built_from_the_environment_and_secrets_are_masked(tmp_path: Path) -> None:
