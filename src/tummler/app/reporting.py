@@ -16,7 +16,7 @@ Two sources, one shape of answer:
   workspace.
 
 Both return frozen dataclass trees with ``to_dict()`` (plain JSON types; NaN becomes ``None``),
-which the terminal tables, ``--json`` and the HTML page (:mod:`tummler.app.report_html`) render.
+which the terminal tables, ``--json`` and the HTML page (:mod:`tummler.web`) render.
 
 **Decisions whose message has not gone out.** A planned send has a result only once it is sent,
 so the store report reads each decision's :class:`~tummler.app.attribution.SendState` as of the
@@ -55,7 +55,7 @@ from sqlalchemy import Engine, select
 
 from tummler.app.attribution import HAPPENED, SendState, read_send_states
 from tummler.app.contacts import stages_as_of
-from tummler.app.logs import read_logged_bandit
+from tummler.app.ingest import read_logged_bandit
 from tummler.core.clock import ensure_utc
 from tummler.core.errors import InputError, NotFoundError
 from tummler.core.vocabulary import EventType
@@ -83,7 +83,7 @@ from tummler.store.database import session_scope
 from tummler.store.models import Campaign, Decision, Event, PolicyVersion, Variant
 from tummler.strategy import Strategy
 
-# ``BreadthDepth``, ``CellResponse``, ``Lift`` and ``StageTransitions`` are re-exported for the
+# ``BreadthDepth``, ``CellResponse``, ``GoalProgress``, ``Lift`` and ``StageTransitions`` are re-exported for the
 # command's tables: the CLI layer may not import ``tummler.measure`` itself.
 __all__ = [
     "ENGAGEMENT_EVENTS",
@@ -92,6 +92,7 @@ __all__ = [
     "BreadthDepth",
     "CampaignReport",
     "CellResponse",
+    "GoalProgress",
     "LearningPoint",
     "Lift",
     "LogReport",
@@ -251,7 +252,7 @@ def log_report(path: str | Path, *, control: str, alpha: float = 0.05) -> LogRep
     Raises
     ------
     InputError
-        When the file cannot be read (see :func:`~tummler.app.logs.read_logged_bandit`), when
+        When the file cannot be read (see :func:`~tummler.app.ingest.read_logged_bandit`), when
         ``control`` is not one of its actions, or when ``alpha`` is outside (0, 1).
     """
     if not 0.0 < alpha < 1.0:
