@@ -37,9 +37,10 @@ ALLOWED: dict[str, set[str]] = {
         "strategy",
         "simulate",
     },
-    "cli": {"core", "app", "store"},
+    "cli": {"core", "app", "store", "demo", "web"},
     "api": {"core", "app", "store"},
     "web": {"core", "app", "api"},
+    "demo": {"core", "app", "deliver", "simulate", "strategy", "store", "web"},
 }
 #: Pure modules may import each other only through their package's public ``__init__``.
 PURE = {"decide", "learn", "evaluate", "measure", "listen", "influence", "strategy", "simulate"}

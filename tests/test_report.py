@@ -28,9 +28,8 @@ from typer.testing import CliRunner
 
 from seeding import add_reachable, record_sends
 from tummler.app.attribution import SendState
-from tummler.app.logs import experiment_to_log
+from tummler.app.ingest import experiment_to_log
 from tummler.app.planning import plan_campaign
-from tummler.app.report_html import render_store_html, write_html
 from tummler.app.reporting import (
     ObjectiveSpec,
     _send_progress,
@@ -54,6 +53,7 @@ from tummler.store.models import (
     PolicyVersion,
     Variant,
 )
+from tummler.web import render_store_html, write_html
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 AS_OF = datetime(2026, 4, 1, tzinfo=UTC)

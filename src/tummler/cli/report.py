@@ -280,7 +280,6 @@ def report(
     ] = None,
 ) -> None:
     """What each campaign changed, for whom, at what cost: lift, variants, timing, ROI, goals."""
-    from tummler.app.report_html import write_html
     from tummler.app.reporting import (
         LogReport,
         log_report,
@@ -288,6 +287,7 @@ def report(
         parse_as_of,
         store_report,
     )
+    from tummler.web import write_html
 
     result: StoreReport | LogReport
     if log is not None:
