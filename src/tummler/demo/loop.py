@@ -21,7 +21,7 @@ and then, round after round:
 Each round addresses one cohort of the brand (a contiguous run of external ids, so a random share;
 about 1,000 people by default): a different audience every round, as a brand's sends have, and what
 keeps a round's outbox, learning and evaluation proportionate. The HTML report
-(:func:`store_report` + :mod:`tummler.app.report_html`) ends it, with the learning curve against
+(:func:`store_report` + :mod:`tummler.web`) ends it, with the learning curve against
 the baselines.
 """
 
@@ -40,7 +40,21 @@ from sqlalchemy import Engine
 
 from tummler.app.callbacks import record_events
 from tummler.app.connectors import build_connectors
-from tummler.app.demo_brand import (
+from tummler.app.ingest import ImportReport
+from tummler.app.learning import learn_from_store
+from tummler.app.outbox import SendRules, Unsubscribe, enqueue
+from tummler.app.planning import plan_campaign
+from tummler.app.reporting import objective_specs, store_report
+from tummler.app.strategy import check_workspace_strategy
+from tummler.app.unsubscribe import unsubscribe_key
+from tummler.app.workspace import StoreStatus, init_workspace, open_store, store_status
+from tummler.core.clock import Clock, FrozenClock
+from tummler.core.errors import ConfigError, InputError
+from tummler.core.randomness import make_rng
+from tummler.core.settings import Settings
+from tummler.core.vocabulary import ChannelKind
+from tummler.deliver import Connector, SmtpConnector
+from tummler.demo.brand import (
     DEMO_BRAND,
     OBJECTIVE,
     DemoBrand,
@@ -52,7 +66,7 @@ from tummler.app.demo_brand import (
     write_round_campaign,
     write_strategy,
 )
-from tummler.app.demo_round import (
+from tummler.demo.round import (
     SentDeliveries,
     deliver_round,
     move_stages,
@@ -61,22 +75,7 @@ from tummler.app.demo_round import (
     promote_if_better,
     sent_deliveries,
 )
-from tummler.app.demo_smtp import LoopbackSmtp
-from tummler.app.ingest import ImportReport
-from tummler.app.learning import learn_from_store
-from tummler.app.outbox import SendRules, Unsubscribe, enqueue
-from tummler.app.planning import plan_campaign
-from tummler.app.report_html import SimulatedCurve, write_html
-from tummler.app.reporting import objective_specs, store_report
-from tummler.app.strategy import check_workspace_strategy
-from tummler.app.unsubscribe import unsubscribe_key
-from tummler.app.workspace import StoreStatus, init_workspace, open_store, store_status
-from tummler.core.clock import Clock, FrozenClock
-from tummler.core.errors import ConfigError, InputError
-from tummler.core.randomness import make_rng
-from tummler.core.settings import Settings
-from tummler.core.vocabulary import ChannelKind
-from tummler.deliver import Connector, SmtpConnector
+from tummler.demo.smtp import LoopbackSmtp
 from tummler.simulate import (
     BASELINE_NAMES,
     History,
@@ -94,6 +93,7 @@ from tummler.simulate import (
     respond,
 )
 from tummler.strategy import ComplaintScope, Finding, Severity, Strategy
+from tummler.web import SimulatedCurve, write_html
 
 __all__ = ["BASELINE_NAMES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
 
@@ -265,22 +265,13 @@ def run_demo(
     step = on_step or (lambda _message: None)
     watch = _Stopwatch()
     fresh = _prepare(directory, step)
-
-    today = clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - (rounds + 2) * _ROUND_INTERVAL
-    origin = start - timedelta(days=HISTORY_DAYS)
-    model = brand.model()
-    seeds = np.random.SeedSequence(seed).spawn(4)
+    start = _first_round(clock, rounds)
     population_rng, history_rng, response_rng, baseline_rng = (
-        np.random.default_rng(s) for s in seeds
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-
     with watch("simulate the brand"):
         step(f"simulating {contacts:,} people and {HISTORY_DAYS} days of history")
-        population = make_population(contacts, population_rng, origin=origin)
-        past = history(
-            population, model, history_rng, days=HISTORY_DAYS, legacy=_LEGACY, brand=brand.name
-        )
+        model, population, past = _simulate(brand, contacts, start, population_rng, history_rng)
 
     store_clock = FrozenClock(start)
     with watch("workspace and import"):
@@ -295,26 +286,10 @@ def run_demo(
             step=step,
         )
 
-    smtp_server = LoopbackSmtp().start() if smtp else None
-    try:
+    with _disposed(engine), _loopback_smtp(smtp) as smtp_server:
         with watch("strategy check"):
             step("checking the strategy and its campaigns")
             strategy, findings = _checked_strategy(directory, engine, store_clock)
-            rules = SendRules.from_strategy(strategy)
-            # e-mails carry working unsubscribe links: `tummler serve` in the demo's workspace
-            links = Unsubscribe(DEMO_PUBLIC_URL, unsubscribe_key(settings))
-
-        def connectors() -> dict[str, Connector]:
-            chosen = build_connectors(settings, clock=store_clock, dry_run=True)
-            if smtp_server is not None:
-                chosen[ChannelKind.EMAIL.value] = SmtpConnector(
-                    host=smtp_server.host,
-                    port=smtp_server.port,
-                    sender=f"{brand.name} <news@northwind.example>",
-                    clock=store_clock,
-                )
-            return chosen
-
         run = _Run(
             engine=engine,
             directory=directory,
@@ -323,10 +298,11 @@ def run_demo(
             model=model,
             cohorts=cohorts,
             clock=store_clock,
-            rules=rules,
+            rules=SendRules.from_strategy(strategy),
             on_complaint=strategy.consent.on_complaint,
-            unsubscribe=links,
-            connectors=connectors,
+            # e-mails carry working unsubscribe links: `tummler serve` in the demo's workspace
+            unsubscribe=Unsubscribe(DEMO_PUBLIC_URL, unsubscribe_key(settings)),
+            connectors=_connectors(settings, brand, store_clock, smtp_server),
             index={str(e): i for i, e in enumerate(population.external_id.tolist())},
             seed=seed,
             response_rng=response_rng,
@@ -334,32 +310,19 @@ def run_demo(
             watch=watch,
             step=step,
         )
-        state = past.state
-        done: list[DemoRound] = []
-        for r in range(rounds):
-            at = start + r * _ROUND_INTERVAL
-            store_clock.advance(at - store_clock.now())
-            played, state = _round(run, r, state=state, at=at)
-            done.append(played)
-            if on_round is not None:
-                on_round(played)
-
+        done = _play(run, rounds, start=start, state=past.state, on_round=on_round)
         with watch("report"):
             step("writing the HTML report")
             target = html or directory / "report.html"
-            end = start + rounds * _ROUND_INTERVAL
-            _write_report(engine, strategy, done, target, as_of=end + timedelta(days=1), seed=seed)
+            as_of = start + (rounds + 1) * _ROUND_INTERVAL
+            _write_report(engine, strategy, done, target, as_of=as_of, seed=seed)
             status = store_status(engine)
         received = None if smtp_server is None else len(smtp_server.received)
-    finally:
-        if smtp_server is not None:
-            smtp_server.stop()
-        engine.dispose()
     return DemoReport(
         workspace=directory,
         contacts=contacts,
         imports=imports,
-        findings=tuple(findings),
+        findings=findings,
         rounds=tuple(done),
         html=target,
         status=status,
@@ -368,6 +331,90 @@ def run_demo(
         started_fresh=fresh,
         example_contact=cohort_bounds(population, cohorts, (rounds - 1) % cohorts)[0],
     )
+
+
+@contextmanager
+def _disposed(engine: Engine) -> Iterator[Engine]:
+    """``engine``, disposed of on the way out, however the demo ends."""
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _loopback_smtp(wanted: bool) -> Iterator[LoopbackSmtp | None]:
+    """A running loopback SMTP server when ``wanted`` (stopped on the way out), else ``None``."""
+    if not wanted:
+        yield None
+        return
+    with LoopbackSmtp() as server:
+        yield server
+
+
+def _simulate(
+    brand: DemoBrand,
+    contacts: int,
+    start: datetime,
+    population_rng: np.random.Generator,
+    history_rng: np.random.Generator,
+) -> tuple[ResponseModel, Population, History]:
+    """The brand's response model, its people, and their legacy history over the days before
+    ``start``."""
+    model = brand.model()
+    origin = start - timedelta(days=HISTORY_DAYS)
+    population = make_population(contacts, population_rng, origin=origin)
+    past = history(
+        population, model, history_rng, days=HISTORY_DAYS, legacy=_LEGACY, brand=brand.name
+    )
+    return model, population, past
+
+
+def _first_round(clock: Clock, rounds: int) -> datetime:
+    """When the first round starts: the rounds end the day before ``clock``'s date (midnight UTC),
+    so that ``tummler report`` sees them all."""
+    today = clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - (rounds + 2) * _ROUND_INTERVAL
+
+
+def _connectors(
+    settings: Settings, brand: DemoBrand, clock: Clock, smtp_server: LoopbackSmtp | None
+) -> Callable[[], dict[str, Connector]]:
+    """What the outbox sends through: the dry-run sinks, and the loopback SMTP server for e-mail
+    when the demo runs one."""
+
+    def chosen() -> dict[str, Connector]:
+        built = build_connectors(settings, clock=clock, dry_run=True)
+        if smtp_server is not None:
+            built[ChannelKind.EMAIL.value] = SmtpConnector(
+                host=smtp_server.host,
+                port=smtp_server.port,
+                sender=f"{brand.name} <news@northwind.example>",
+                clock=clock,
+            )
+        return built
+
+    return chosen
+
+
+def _play(
+    run: _Run,
+    rounds: int,
+    *,
+    start: datetime,
+    state: SimulationState,
+    on_round: Callable[[DemoRound], None] | None,
+) -> list[DemoRound]:
+    """Play the rounds one a day from ``start``, each from the state the last one left."""
+    done: list[DemoRound] = []
+    for r in range(rounds):
+        at = start + r * _ROUND_INTERVAL
+        run.clock.advance(at - run.clock.now())
+        played, state = _round(run, r, state=state, at=at)
+        done.append(played)
+        if on_round is not None:
+            on_round(played)
+    return done
 
 
 def _checked_sizes(contacts: int, rounds: int, cohorts: int | None) -> int:
