@@ -32,11 +32,11 @@ from tummler.app.ingest import experiment_to_log
 from tummler.app.planning import plan_campaign
 from tummler.app.reporting import (
     ObjectiveSpec,
-    _send_progress,
     log_report,
     parse_as_of,
     store_report,
 )
+from tummler.app.reporting.records import send_progress
 from tummler.app.workspace import init_workspace, open_store
 from tummler.cli import report as report_cli
 from tummler.cli.main import _root
@@ -477,7 +477,7 @@ def test_the_report_as_of_a_time_sees_the_sends_made_by_then(engine: Engine) -> 
     ],
 )
 def test_send_progress_in_words(states: list[str], expected: tuple[Any, ...]) -> None:
-    progress = _send_progress([SendState(s) for s in states])
+    progress = send_progress([SendState(s) for s in states])
     planned, sent, waiting, not_sent, share, message = expected
     assert (progress.planned, progress.sent, progress.waiting, progress.not_sent) == (
         planned,
