@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tummler.app.callbacks.events import EventProblem, IncomingEvent, RejectedEventsError
-from tummler.app.ingest.schemas import (
+from tummler.app.ingest.fields import (
     FieldError,
     normalize_email,
     normalize_phone,

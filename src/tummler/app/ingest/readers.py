@@ -27,7 +27,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from tummler.app.ingest.schemas import MISSING, Reject, shown
+from tummler.app.ingest.fields import MISSING, shown
+from tummler.app.ingest.validation import Reject
 from tummler.core.errors import InputError
 
 __all__ = ["FileFormat", "RowChunk", "TableReader", "detect_format", "open_reader"]

@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tummler.app.consent import REVOKING_EVENTS, revocations, write_revocations
 from tummler.app.csv_cells import neutralize_formula
+from tummler.app.ingest.attributes import ATTRIBUTE_TYPES
 from tummler.app.ingest.loader import (
     WriteCounts,
     address_holders,
@@ -42,15 +43,8 @@ from tummler.app.ingest.loader import (
 )
 from tummler.app.ingest.lookalikes import lookalike_columns, lookalike_warning
 from tummler.app.ingest.readers import FileFormat, detect_format, open_reader
-from tummler.app.ingest.schemas import (
-    ATTRIBUTE_TYPES,
-    ImportKind,
-    KindSchema,
-    Reject,
-    RowValidator,
-    RowWarning,
-    schema_for,
-)
+from tummler.app.ingest.schemas import ImportKind, KindSchema, schema_for
+from tummler.app.ingest.validation import Reject, RowValidator, RowWarning
 from tummler.app.personal_files import remember_personal_file
 from tummler.app.suppression import Suppressions, external_id_key, identity_key
 from tummler.core.clock import Clock, SystemClock
