@@ -19,15 +19,10 @@ from tummler.app.ingest.logged_bandit import (
     read_logged_bandit,
 )
 from tummler.app.ingest.readers import FileFormat
+from tummler.app.ingest.rejects import default_rejects_path
+from tummler.app.ingest.report import ImportInterrupted, ImportReport, ImportWarning
 from tummler.app.ingest.schemas import ImportKind
-from tummler.app.ingest.service import (
-    ImportInterrupted,
-    ImportReport,
-    ImportWarning,
-    Progress,
-    default_rejects_path,
-    import_file,
-)
+from tummler.app.ingest.service import Progress, import_file
 
 __all__ = [
     "ROLES",
