@@ -92,6 +92,8 @@ class UndecidedError(Exception):
 
 
 def text_parser(max_length: int, *, lower: bool = False) -> Parser:
+    """Text of at most ``max_length`` characters, stripped (and lower-cased when ``lower``)."""
+
     def parse(raw: Any) -> str:
         if isinstance(raw, bool | dict | list):
             raise FieldError("expected text")
@@ -106,6 +108,7 @@ def text_parser(max_length: int, *, lower: bool = False) -> Parser:
 
 
 def choice_parser(enum: type[StrEnum]) -> Parser:
+    """One of ``enum``'s values, in any case."""
     allowed = {member.value for member in enum}
     listing = ", ".join(sorted(allowed))
 
@@ -140,6 +143,8 @@ def parse_number(raw: Any) -> float:
 
 
 def bounded_number_parser(low: float, high: float) -> Parser:
+    """A finite number between ``low`` and ``high``."""
+
     def parse(raw: Any) -> float:
         value = parse_number(raw)
         if not low <= value <= high:
@@ -237,6 +242,7 @@ def _time_zones() -> frozenset[str]:
 
 
 def parse_time_zone(raw: Any) -> str:
+    """An IANA time zone name (``Europe/Paris``)."""
     value = str(raw).strip()
     if value not in _time_zones():
         raise FieldError("unknown time zone: use an IANA name such as Europe/Berlin or UTC")
@@ -247,6 +253,7 @@ _LOCALE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")
 
 
 def parse_locale(raw: Any) -> str:
+    """A language tag (``en``, ``de-CH``; ``pt_BR`` becomes ``pt-BR``)."""
     value = str(raw).strip()
     if len(value) > 35 or not _LOCALE.fullmatch(value):
         raise FieldError("not a language tag such as en, de-CH or pt_BR")
@@ -312,6 +319,8 @@ def address_parser(default_region: str | None) -> Callable[[str, Any], str]:
 
 
 def fast_text(max_length: int, *, lower: bool = False) -> FastParser:
+    """The column-wise :func:`text_parser`: refuses a column with any value it would not pass as is."""
+
     def fast(column: Sequence[str], required: bool, default: Any) -> list[Any]:
         values = [value.strip() for value in column]
         if lower:
@@ -328,6 +337,7 @@ def fast_text(max_length: int, *, lower: bool = False) -> FastParser:
 
 
 def fast_choice(enum: type[StrEnum]) -> FastParser:
+    """The column-wise :func:`choice_parser`: one set look-up per value."""
     allowed = frozenset(member.value for member in enum)
     allowed_or_empty = allowed | {""}
 
@@ -342,6 +352,7 @@ def fast_choice(enum: type[StrEnum]) -> FastParser:
 
 
 def fast_timestamp(column: Sequence[str], required: bool, default: Any) -> list[Any]:
+    """The column-wise :func:`parse_timestamp` for ISO 8601 text."""
     # Only ISO dates (YYYY-...): plain numbers are unix seconds, left to the per-value parser.
     if not all(value[4:5] == "-" for value in column if value or required):
         raise UndecidedError
@@ -367,6 +378,8 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def fast_number(low: float = -math.inf, high: float = math.inf) -> FastParser:
+    """The column-wise :func:`bounded_number_parser` for plain decimal text."""
+
     def fast(column: Sequence[str], required: bool, default: Any) -> list[Any]:
         values = [float(value) if value else default for value in column]
         present = [value for value in values if value is not None]

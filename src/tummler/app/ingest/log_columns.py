@@ -57,6 +57,7 @@ class Locator:
 
 
 def read_table(path: Path) -> tuple[pa.Table, Locator]:
+    """The log as an Arrow table, and the locator its errors name lines or rows with."""
     if not path.is_file():
         raise InputError("file not found; check the path", file=path)
     suffixes = [s.lower() for s in path.suffixes]
@@ -92,6 +93,7 @@ def is_index(name: str) -> bool:
 
 
 def column_array(table: pa.Table, name: str) -> pa.Array:
+    """The column ``name`` as one Arrow array."""
     return table.column(name).combine_chunks()
 
 
@@ -143,6 +145,7 @@ def numeric_column(column: pa.Array, name: str, where: Locator, what: str) -> Fl
 
 
 def whole_numbers(values: FloatArray, name: str, where: Locator, what: str) -> IntArray:
+    """``values`` as integers, or an InputError naming the first that is not whole."""
     fractional = values != np.round(values)
     if fractional.any():
         row = int(np.flatnonzero(fractional)[0])
@@ -151,6 +154,7 @@ def whole_numbers(values: FloatArray, name: str, where: Locator, what: str) -> I
 
 
 def timestamp_column(column: pa.Array, name: str, where: Locator) -> npt.NDArray[np.datetime64]:
+    """The column as ``datetime64[us]`` in UTC, or an InputError naming the first bad value."""
     null = _first_null(column)
     if null is not None:
         raise where.error("missing timestamp; fill it or drop the column", row=null, field=name)
@@ -274,6 +278,7 @@ class FeatureEncoding:
 
 
 def action_text(column: pa.Array, name: str, where: Locator) -> npt.NDArray[np.str_]:
+    """The logged actions as text, or an InputError naming the first missing one."""
     null = _first_null(column)
     if null is not None:
         raise where.error(
@@ -296,6 +301,7 @@ def action_text(column: pa.Array, name: str, where: Locator) -> npt.NDArray[np.s
 
 
 def sorted_action_names(names: npt.NDArray[np.str_]) -> list[str]:
+    """The actions sorted, numerically when every one is a whole number."""
     try:
         return [str(v) for v in sorted(names.tolist(), key=int)]
     except ValueError:

@@ -43,6 +43,8 @@ _UTF16 = "the file looks like UTF-16 text: re-save it as UTF-8"
 
 
 class FileFormat(StrEnum):
+    """The formats an import reads."""
+
     CSV = "csv"
     JSONL = "jsonl"
     PARQUET = "parquet"
