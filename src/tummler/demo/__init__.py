@@ -6,10 +6,12 @@ real importer, and plans, delivers, records responses, learns and reports throug
 
 - :mod:`~tummler.demo.loop`: the rounds, from the workspace to the HTML report (:func:`run_demo`);
 - :mod:`~tummler.demo.brand`: the simulated brand's levers, strategy, campaigns and import files;
-- :mod:`~tummler.demo.round`: one round's delivery, the people's responses and the promotion;
+- :mod:`~tummler.demo.play`: one round through the services, and the baselines valued on its state;
+- :mod:`~tummler.demo.round`: between the store and the simulator: deliver, read back, answer;
 - :mod:`~tummler.demo.smtp`: a loopback SMTP server for ``tummler demo --smtp``.
 """
 
-from tummler.demo.loop import BASELINE_NAMES, DEMO_MARKER, DemoReport, DemoRound, run_demo
+from tummler.demo.loop import BASELINE_NAMES, DEMO_MARKER, DemoReport, run_demo
+from tummler.demo.play import DemoRound
 
 __all__ = ["BASELINE_NAMES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
