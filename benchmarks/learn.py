@@ -10,7 +10,7 @@ Sections, each printed as a table; the last line is one JSON object with every f
     action distribution per position read off its own logs' propensities) estimated from the
     ``random`` logs, against the on-policy click rate of the ``bts`` logs: relative error per
     estimator.
-(b) ``hillstrom``: the e-mail experiment as a logged bandit (``tummler.app.logs.experiment_to_log``).
+(b) ``hillstrom``: the e-mail experiment as a logged bandit (``tummler.app.ingest.experiment_to_log``).
     Learn on half the customers, evaluate on the other half with IPS and DR against "everyone gets
     the best e-mail" and "nobody gets one": conversions and spend per 1,000 customers, with 95 %
     bootstrap intervals.
@@ -69,8 +69,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tummler import evaluate
+from tummler.app.ingest import LoggedBandit, experiment_to_log, read_logged_bandit
 from tummler.app.learning import fit_policy
-from tummler.app.logs import LoggedBandit, experiment_to_log, read_logged_bandit
 from tummler.evaluate import (
     LoggedData,
     context_free_policy,

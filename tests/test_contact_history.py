@@ -33,7 +33,6 @@ from tummler.app.contacts import (
     stages_as_of,
 )
 from tummler.app.ingest import import_file
-from tummler.app.report_html import render_store_html
 from tummler.app.reporting import store_report
 from tummler.app.workspace import init_workspace, open_store
 from tummler.cli import report as report_cli
@@ -44,6 +43,7 @@ from tummler.core.vocabulary import Stage
 from tummler.store.database import connect, current_revision, head_revision, upgrade
 from tummler.store.models import Campaign, Contact, ContactChange, Decision
 from tummler.store.throwaway import ThrowawayPostgres
+from tummler.web import render_store_html
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 HOUR = timedelta(hours=1)

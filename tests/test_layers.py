@@ -38,9 +38,10 @@ ALLOWED: dict[str, set[str]] = {
         "simulate",
     },
     # entry points call services only: never the store, nor the connectors
-    "cli": {"core", "app"},
+    "cli": {"core", "app", "demo", "web"},
     "api": {"core", "app"},
     "web": {"core", "app", "api"},
+    "demo": {"core", "app", "deliver", "simulate", "strategy", "web"},
 }
 #: Pure modules may import each other only through their package's public ``__init__``.
 PURE = {"decide", "learn", "evaluate", "measure", "listen", "influence", "strategy", "simulate"}

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cli_app import rooted_cli_app
+from tummler.app.ingest import read_logged_bandit
 from tummler.app.learning import (
     POLICY_FILE_FORMAT,
     PROMOTE_ACTION,
@@ -33,7 +34,6 @@ from tummler.app.learning import (
     save_policy_file,
     store_policy_version,
 )
-from tummler.app.logs import read_logged_bandit
 from tummler.app.workspace import init_workspace
 from tummler.cli import learn as learn_cli
 from tummler.core.clock import FrozenClock

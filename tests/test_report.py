@@ -29,16 +29,15 @@ from typer.testing import CliRunner
 from cli_app import rooted_cli_app
 from seeding import add_reachable, record_sends, workspace_store
 from tummler.app.attribution import SendState
-from tummler.app.logs import experiment_to_log
+from tummler.app.ingest import experiment_to_log
 from tummler.app.planning import plan_campaign
-from tummler.app.report_html import render_store_html, write_html
 from tummler.app.reporting import (
     ObjectiveSpec,
-    _send_progress,
     log_report,
     parse_as_of,
     store_report,
 )
+from tummler.app.reporting.records import send_progress
 from tummler.app.workspace import init_workspace, open_store
 from tummler.cli import report as report_cli
 from tummler.core.clock import FrozenClock
@@ -54,6 +53,7 @@ from tummler.store.models import (
     PolicyVersion,
     Variant,
 )
+from tummler.web import render_store_html, write_html
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 AS_OF = datetime(2026, 4, 1, tzinfo=UTC)
@@ -475,7 +475,7 @@ def test_the_report_as_of_a_time_sees_the_sends_made_by_then(engine: Engine) -> 
     ],
 )
 def test_send_progress_in_words(states: list[str], expected: tuple[Any, ...]) -> None:
-    progress = _send_progress([SendState(s) for s in states])
+    progress = send_progress([SendState(s) for s in states])
     planned, sent, waiting, not_sent, share, message = expected
     assert (progress.planned, progress.sent, progress.waiting, progress.not_sent) == (
         planned,

@@ -14,19 +14,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from tummler.app.callbacks import IncomingEvent
+from tummler.app.campaign_sends import addressed_contacts, next_due, sends
 from tummler.app.contacts import set_stages
 from tummler.app.learning import promote
 from tummler.app.outbox import OutboxReport, SendRules, Unsubscribe, run_outbox
-from tummler.core.clock import Clock, FrozenClock, ensure_utc
+from tummler.core.clock import Clock, FrozenClock
 from tummler.core.errors import PolicyError
-from tummler.core.vocabulary import ChannelKind, DeliveryStatus
+from tummler.core.vocabulary import ChannelKind
 from tummler.deliver import Connector
 from tummler.simulate import (
     CHANNELS,
@@ -36,7 +36,6 @@ from tummler.simulate import (
     Sends,
     SimulationState,
 )
-from tummler.store import models
 
 __all__ = [
     "RESPONSE_SOURCE",
@@ -70,19 +69,9 @@ async def _work_off(
 ) -> OutboxReport:
     total = OutboxReport()
     while True:
-        with engine.connect() as connection:
-            due = connection.scalar(
-                select(func.min(models.Delivery.scheduled_at))
-                .join(models.Decision, models.Decision.id == models.Delivery.decision_id)
-                .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
-                .where(
-                    models.Campaign.key == campaign,
-                    models.Delivery.status == DeliveryStatus.PENDING.value,
-                )
-            )
-        if due is None:
+        at = next_due(engine, campaign)
+        if at is None:
             return total
-        at = ensure_utc(due if isinstance(due, datetime) else datetime.fromisoformat(str(due)))
         if at >= until:
             return total
         clock.advance(max(at - clock.now(), timedelta(0)))
@@ -179,38 +168,19 @@ def sent_deliveries(
     """Read ``campaign``'s sent deliveries and say, for each, whom (the population's index), on
     which channel, at which local hour (from the time it was really sent, in the contact's time
     zone) and with which variant."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                models.Contact.external_id,
-                models.Contact.time_zone,
-                models.Delivery.channel,
-                models.Delivery.sent_at,
-                models.Variant.key,
-                models.Delivery.provider_message_id,
-            )
-            .join(models.Decision, models.Decision.id == models.Delivery.decision_id)
-            .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
-            .join(models.Contact, models.Contact.id == models.Decision.contact_id)
-            .join(models.Variant, models.Variant.id == models.Decision.variant_id)
-            .where(
-                models.Campaign.key == campaign,
-                models.Delivery.status == DeliveryStatus.SENT.value,
-            )
-            .order_by(models.Delivery.id)
-        ).all()
-    hours = []
-    for row in rows:
-        zone = ZoneInfo(row.time_zone)  # cached by zoneinfo itself
-        local = ensure_utc(row.sent_at).astimezone(zone)
-        hours.append(local.hour + local.minute / 60.0 + local.second / 3600.0)
+    sent = sends(engine, campaign)
     return SentDeliveries(
-        contact=np.array([contacts[r.external_id] for r in rows], np.int64),
-        channel=np.array([channels[r.channel] for r in rows], np.int64),
-        hour=np.array(hours, np.float64),
-        variant=np.array([variants[r.key] for r in rows], np.int64),
-        message_id=tuple(str(r.provider_message_id) for r in rows),
+        contact=np.array([contacts[s.contact] for s in sent], np.int64),
+        channel=np.array([channels[s.channel] for s in sent], np.int64),
+        hour=np.array([_hour_of_day(s.sent_local) for s in sent], np.float64),
+        variant=np.array([variants[s.variant] for s in sent], np.int64),
+        message_id=tuple(s.message_id for s in sent),
     )
+
+
+def _hour_of_day(at: datetime) -> float:
+    """The local time of day of ``at`` in hours (09:30 is 9.5)."""
+    return at.hour + at.minute / 60.0 + at.second / 3600.0
 
 
 def outcome_reports(
@@ -245,14 +215,7 @@ def planned_audience(
     engine: Engine, campaign: str, *, contacts: Mapping[str, int], size: int
 ) -> npt.NDArray[np.bool_]:
     """``(size,)``: the population's contacts ``campaign`` decided for and did not hold out."""
-    with engine.connect() as connection:
-        external = connection.scalars(
-            select(models.Contact.external_id)
-            .join(models.Decision, models.Decision.contact_id == models.Contact.id)
-            .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
-            .where(models.Campaign.key == campaign, models.Decision.holdout.is_(False))
-            .distinct()
-        ).all()
+    external = addressed_contacts(engine, campaign)
     mask = np.zeros(size, np.bool_)
     mask[[contacts[e] for e in external]] = True
     return mask

@@ -21,14 +21,13 @@ and then, round after round:
 Each round addresses one cohort of the brand (a contiguous run of external ids, so a random share;
 about 1,000 people by default): a different audience every round, as a brand's sends have, and what
 keeps a round's outbox, learning and evaluation proportionate. The HTML report
-(:func:`store_report` + :mod:`tummler.app.report_html`) ends it, with the learning curve against
+(:func:`store_report` + :mod:`tummler.web`) ends it, with the learning curve against
 the baselines.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,62 +37,40 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine
 
-from tummler.app.callbacks import record_events
 from tummler.app.connectors import build_connectors
-from tummler.app.demo_brand import (
-    DEMO_BRAND,
-    OBJECTIVE,
-    DemoBrand,
-    channel_index,
-    cohort_bounds,
-    import_brand,
-    round_key,
-    variant_index,
-    write_round_campaign,
-    write_strategy,
-)
-from tummler.app.demo_round import (
-    SentDeliveries,
-    deliver_round,
-    move_stages,
-    outcome_reports,
-    planned_audience,
-    promote_if_better,
-    sent_deliveries,
-)
-from tummler.app.demo_smtp import LoopbackSmtp
 from tummler.app.ingest import ImportReport
-from tummler.app.learning import learn_from_store
-from tummler.app.outbox import SendRules, Unsubscribe, enqueue
-from tummler.app.planning import plan_campaign
-from tummler.app.report_html import SimulatedCurve, write_html
+from tummler.app.outbox import SendRules, Unsubscribe
 from tummler.app.reporting import objective_specs, store_report
 from tummler.app.strategy import check_workspace_strategy
 from tummler.app.unsubscribe import unsubscribe_key
 from tummler.app.workspace import StoreStatus, init_workspace, open_store, store_status
 from tummler.core.clock import Clock, FrozenClock
 from tummler.core.errors import ConfigError, InputError
-from tummler.core.randomness import make_rng
 from tummler.core.settings import Settings
 from tummler.core.vocabulary import ChannelKind
 from tummler.deliver import Connector, SmtpConnector
+from tummler.demo.brand import (
+    DEMO_BRAND,
+    DemoBrand,
+    cohort_bounds,
+    import_brand,
+    write_round_campaign,
+    write_strategy,
+)
+from tummler.demo.play import ROUND_INTERVAL, DemoRound, RoundContext, Stopwatch, play_round
+from tummler.demo.smtp import LoopbackSmtp
 from tummler.simulate import (
     BASELINE_NAMES,
     History,
     LegacyPolicy,
-    Message,
-    Outcomes,
     Population,
     ResponseModel,
-    RoundValues,
     SimulationState,
-    baseline_values,
     history,
     make_population,
-    outcome_events,
-    respond,
 )
-from tummler.strategy import ComplaintScope, Finding, Severity, Strategy
+from tummler.strategy import Finding, Severity, Strategy
+from tummler.web import SimulatedCurve, write_html
 
 __all__ = ["BASELINE_NAMES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo"]
 
@@ -101,69 +78,12 @@ __all__ = ["BASELINE_NAMES", "DEMO_MARKER", "DemoReport", "DemoRound", "run_demo
 DEMO_MARKER = ".tummler-demo"
 #: Days of legacy history before the first round.
 HISTORY_DAYS = 90
-_ROUND_INTERVAL = timedelta(days=1)
 #: Where the demo's unsubscribe links point: ``tummler serve`` in its workspace, on its default port.
 DEMO_PUBLIC_URL = "http://127.0.0.1:8000"
 #: The legacy schedule: a weekly newsletter and a monthly SMS to everyone who consented.
 _LEGACY = LegacyPolicy(email_weekdays=(1,))
-_EVENT_CHUNK = 2_000
-#: Outbox outcomes that end a delivery without sending it.
-_NOT_SENT = frozenset({"skipped", "failed", "dead", "unknown"})
 #: About how many people a round addresses by default (the brand is split into cohorts this big).
 _COHORT_SIZE = 1_000
-
-
-@dataclass(frozen=True)
-class DemoRound:
-    """One round, as it really happened.
-
-    Attributes
-    ----------
-    number, campaign, cohort
-        1-based round number, its campaign's key and the cohort it addressed.
-    audience, holdout, planned
-        Contacts planned, held out, and decisions that send.
-    sent, skipped
-        Deliveries the outbox sent, and those it ended without sending (skipped at send time by
-        consent, quiet hours or a cap; failed; given up).
-    clicks, unsubscribes, complaints
-        What the simulated people did with tummler's messages.
-    revoked, stages_moved
-        Consent revocations the unsubscribes and complaints wrote, and contacts whose stage moved.
-    tummler, baselines
-        True expected reward (clicks − unsubscribes − 2 × complaints − cost) of tummler's sends,
-        and of each baseline's choices on the same state, for the same contacts (the cohort less
-        tummler's holdout, whom nobody messages).
-    realized
-        The reward tummler's sends actually earned in the simulation.
-    policy
-        The policy version that planned the round.
-    learned, promoted
-        The version learned after the round, and whether it was promoted.
-    evaluation
-        The promotion's evidence in words.
-    """
-
-    number: int
-    campaign: str
-    cohort: int
-    audience: int
-    holdout: int
-    planned: int
-    sent: int
-    skipped: int
-    clicks: int
-    unsubscribes: int
-    complaints: int
-    revoked: int
-    stages_moved: int
-    tummler: float
-    baselines: Mapping[str, float]
-    realized: float
-    policy: str
-    learned: str | None
-    promoted: bool
-    evaluation: str
 
 
 @dataclass(frozen=True)
@@ -182,19 +102,6 @@ class DemoReport:
     started_fresh: bool = False
     #: A contact the last round decided for, to try ``tummler explain`` on.
     example_contact: str = ""
-
-
-class _Stopwatch:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 def _prepare(directory: Path, step: Callable[[str], None]) -> bool:
@@ -263,24 +170,15 @@ def run_demo(
     """
     cohorts = _checked_sizes(contacts, rounds, cohorts)
     step = on_step or (lambda _message: None)
-    watch = _Stopwatch()
+    watch = Stopwatch()
     fresh = _prepare(directory, step)
-
-    today = clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - (rounds + 2) * _ROUND_INTERVAL
-    origin = start - timedelta(days=HISTORY_DAYS)
-    model = brand.model()
-    seeds = np.random.SeedSequence(seed).spawn(4)
+    start = _first_round(clock, rounds)
     population_rng, history_rng, response_rng, baseline_rng = (
-        np.random.default_rng(s) for s in seeds
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-
     with watch("simulate the brand"):
         step(f"simulating {contacts:,} people and {HISTORY_DAYS} days of history")
-        population = make_population(contacts, population_rng, origin=origin)
-        past = history(
-            population, model, history_rng, days=HISTORY_DAYS, legacy=_LEGACY, brand=brand.name
-        )
+        model, population, past = _simulate(brand, contacts, start, population_rng, history_rng)
 
     store_clock = FrozenClock(start)
     with watch("workspace and import"):
@@ -295,27 +193,11 @@ def run_demo(
             step=step,
         )
 
-    smtp_server = LoopbackSmtp().start() if smtp else None
-    try:
+    with _disposed(engine), _loopback_smtp(smtp) as smtp_server:
         with watch("strategy check"):
             step("checking the strategy and its campaigns")
             strategy, findings = _checked_strategy(directory, engine, store_clock)
-            rules = SendRules.from_strategy(strategy)
-            # e-mails carry working unsubscribe links: `tummler serve` in the demo's workspace
-            links = Unsubscribe(DEMO_PUBLIC_URL, unsubscribe_key(settings))
-
-        def connectors() -> dict[str, Connector]:
-            chosen = build_connectors(settings, clock=store_clock, dry_run=True)
-            if smtp_server is not None:
-                chosen[ChannelKind.EMAIL.value] = SmtpConnector(
-                    host=smtp_server.host,
-                    port=smtp_server.port,
-                    sender=f"{brand.name} <news@northwind.example>",
-                    clock=store_clock,
-                )
-            return chosen
-
-        run = _Run(
+        run = RoundContext(
             engine=engine,
             directory=directory,
             brand=brand,
@@ -323,10 +205,11 @@ def run_demo(
             model=model,
             cohorts=cohorts,
             clock=store_clock,
-            rules=rules,
+            rules=SendRules.from_strategy(strategy),
             on_complaint=strategy.consent.on_complaint,
-            unsubscribe=links,
-            connectors=connectors,
+            # e-mails carry working unsubscribe links: `tummler serve` in the demo's workspace
+            unsubscribe=Unsubscribe(DEMO_PUBLIC_URL, unsubscribe_key(settings)),
+            connectors=_connectors(settings, brand, store_clock, smtp_server),
             index={str(e): i for i, e in enumerate(population.external_id.tolist())},
             seed=seed,
             response_rng=response_rng,
@@ -334,32 +217,19 @@ def run_demo(
             watch=watch,
             step=step,
         )
-        state = past.state
-        done: list[DemoRound] = []
-        for r in range(rounds):
-            at = start + r * _ROUND_INTERVAL
-            store_clock.advance(at - store_clock.now())
-            played, state = _round(run, r, state=state, at=at)
-            done.append(played)
-            if on_round is not None:
-                on_round(played)
-
+        done = _play(run, rounds, start=start, state=past.state, on_round=on_round)
         with watch("report"):
             step("writing the HTML report")
             target = html or directory / "report.html"
-            end = start + rounds * _ROUND_INTERVAL
-            _write_report(engine, strategy, done, target, as_of=end + timedelta(days=1), seed=seed)
+            as_of = start + (rounds + 1) * ROUND_INTERVAL
+            _write_report(engine, strategy, done, target, as_of=as_of, seed=seed)
             status = store_status(engine)
         received = None if smtp_server is None else len(smtp_server.received)
-    finally:
-        if smtp_server is not None:
-            smtp_server.stop()
-        engine.dispose()
     return DemoReport(
         workspace=directory,
         contacts=contacts,
         imports=imports,
-        findings=tuple(findings),
+        findings=findings,
         rounds=tuple(done),
         html=target,
         status=status,
@@ -368,6 +238,90 @@ def run_demo(
         started_fresh=fresh,
         example_contact=cohort_bounds(population, cohorts, (rounds - 1) % cohorts)[0],
     )
+
+
+@contextmanager
+def _disposed(engine: Engine) -> Iterator[Engine]:
+    """``engine``, disposed of on the way out, however the demo ends."""
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _loopback_smtp(wanted: bool) -> Iterator[LoopbackSmtp | None]:
+    """A running loopback SMTP server when ``wanted`` (stopped on the way out), else ``None``."""
+    if not wanted:
+        yield None
+        return
+    with LoopbackSmtp() as server:
+        yield server
+
+
+def _simulate(
+    brand: DemoBrand,
+    contacts: int,
+    start: datetime,
+    population_rng: np.random.Generator,
+    history_rng: np.random.Generator,
+) -> tuple[ResponseModel, Population, History]:
+    """The brand's response model, its people, and their legacy history over the days before
+    ``start``."""
+    model = brand.model()
+    origin = start - timedelta(days=HISTORY_DAYS)
+    population = make_population(contacts, population_rng, origin=origin)
+    past = history(
+        population, model, history_rng, days=HISTORY_DAYS, legacy=_LEGACY, brand=brand.name
+    )
+    return model, population, past
+
+
+def _first_round(clock: Clock, rounds: int) -> datetime:
+    """When the first round starts: the rounds end the day before ``clock``'s date (midnight UTC),
+    so that ``tummler report`` sees them all."""
+    today = clock.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - (rounds + 2) * ROUND_INTERVAL
+
+
+def _connectors(
+    settings: Settings, brand: DemoBrand, clock: Clock, smtp_server: LoopbackSmtp | None
+) -> Callable[[], dict[str, Connector]]:
+    """What the outbox sends through: the dry-run sinks, and the loopback SMTP server for e-mail
+    when the demo runs one."""
+
+    def chosen() -> dict[str, Connector]:
+        built = build_connectors(settings, clock=clock, dry_run=True)
+        if smtp_server is not None:
+            built[ChannelKind.EMAIL.value] = SmtpConnector(
+                host=smtp_server.host,
+                port=smtp_server.port,
+                sender=f"{brand.name} <news@northwind.example>",
+                clock=clock,
+            )
+        return built
+
+    return chosen
+
+
+def _play(
+    run: RoundContext,
+    rounds: int,
+    *,
+    start: datetime,
+    state: SimulationState,
+    on_round: Callable[[DemoRound], None] | None,
+) -> list[DemoRound]:
+    """Play the rounds one a day from ``start``, each from the state the last one left."""
+    done: list[DemoRound] = []
+    for r in range(rounds):
+        at = start + r * ROUND_INTERVAL
+        run.clock.advance(at - run.clock.now())
+        played, state = play_round(run, r, state=state, at=at)
+        done.append(played)
+        if on_round is not None:
+            on_round(played)
+    return done
 
 
 def _checked_sizes(contacts: int, rounds: int, cohorts: int | None) -> int:
@@ -486,153 +440,3 @@ def _curve(rounds: list[DemoRound]) -> SimulatedCurve:
             "that state, not played."
         ),
     )
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What every round of one demo run shares: the store and workspace, the simulated brand and
-    its people, the send rules, the seeds and random streams, and the progress reporting."""
-
-    engine: Engine
-    directory: Path
-    brand: DemoBrand
-    population: Population
-    model: ResponseModel
-    cohorts: int
-    clock: FrozenClock
-    rules: SendRules
-    #: What a simulated complaint revokes: the strategy's ``consent.on_complaint``.
-    on_complaint: ComplaintScope
-    unsubscribe: Unsubscribe
-    connectors: Callable[[], dict[str, Connector]]
-    #: External id → the person's index in the population.
-    index: Mapping[str, int]
-    seed: int
-    response_rng: np.random.Generator
-    baseline_rng: np.random.Generator
-    watch: _Stopwatch
-    step: Callable[[str], None]
-
-
-def _round(
-    run: _Run, r: int, *, state: SimulationState, at: datetime
-) -> tuple[DemoRound, SimulationState]:
-    """Plan, deliver, respond, learn and promote one round; value the baselines on its state."""
-    key = round_key(r)
-    label = f"round {r + 1}"
-    engine, clock, watch, step = run.engine, run.clock, run.watch, run.step
-    with watch("plan"):
-        step(f"{label}: planning {key}")
-        plan = plan_campaign(
-            engine,
-            workspace=run.directory,
-            campaign_key=key,
-            clock=clock,
-            seed=run.seed * 1_000 + r,
-        )
-    with watch("deliver"):
-        step(f"{label}: delivering")
-        enqueue(engine, key, clock=clock)
-        outbox = deliver_round(
-            engine,
-            run.connectors,
-            campaign=key,
-            clock=clock,
-            until=at + _ROUND_INTERVAL,
-            rules=run.rules,
-            rng=make_rng(run.seed * 1_000 + r),
-            unsubscribe=run.unsubscribe,
-        )
-    with watch("simulated responses"):
-        step(f"{label}: people respond")
-        sent = sent_deliveries(
-            engine,
-            key,
-            contacts=run.index,
-            channels=channel_index(run.brand),
-            variants=variant_index(run.brand),
-        )
-        message = run.brand.message(key)
-        values = _baselines(run, r, key, message, state=state, at=at)
-        after, outcomes, revoked = _respond(run, key, message, sent, state=state, at=at)
-        moved_at = at + _ROUND_INTERVAL - timedelta(seconds=1)
-        moved = move_stages(engine, run.population, state, after, at=moved_at)
-    with watch("attribute and learn"):
-        step(f"{label}: learning")
-        clock.advance(max(moved_at - clock.now(), timedelta(0)))
-        # learn_from_store attributes the new events to their decisions first
-        learned = learn_from_store(
-            engine, workspace=run.directory, objective=OBJECTIVE, clock=clock
-        )
-        stored = learned[0].stored if learned else None
-    with watch("evaluate and promote"):
-        step(f"{label}: evaluating {stored or 'nothing new'}")
-        promoted, evaluation = promote_if_better(
-            engine, run.directory, stored, clock=clock, seed=run.seed
-        )
-    counts = outbox.counts
-    done = DemoRound(
-        number=r + 1,
-        campaign=key,
-        cohort=r % run.cohorts + 1,
-        audience=plan.audience,
-        holdout=plan.holdout,
-        planned=sum(plan.sends_per_channel.values()),
-        sent=len(sent.message_id),
-        skipped=sum(n for status, n in counts.items() if status in _NOT_SENT),
-        clicks=int(outcomes.clicked.sum()),
-        unsubscribes=int(outcomes.unsubscribed.sum()),
-        complaints=int(outcomes.complained.sum()),
-        revoked=revoked,
-        stages_moved=moved,
-        tummler=float(outcomes.expected.sum()),
-        baselines=dict(values.value),
-        realized=float(outcomes.reward.sum()),
-        policy=plan.policy,
-        learned=stored,
-        promoted=promoted,
-        evaluation=evaluation,
-    )
-    return done, after
-
-
-def _baselines(
-    run: _Run, r: int, key: str, message: Message, *, state: SimulationState, at: datetime
-) -> RoundValues:
-    """The true value of each baseline's choices for round ``r``'s planned audience, on the state
-    the round started from (valued, never played)."""
-    return baseline_values(
-        run.population,
-        run.model,
-        state,
-        message,
-        run.brand.action_space(),
-        at,
-        audience=planned_audience(run.engine, key, contacts=run.index, size=run.population.n),
-        rng=run.baseline_rng,
-        index=r,
-    )
-
-
-def _respond(
-    run: _Run,
-    key: str,
-    message: Message,
-    sent: SentDeliveries,
-    *,
-    state: SimulationState,
-    at: datetime,
-) -> tuple[SimulationState, Outcomes, int]:
-    """The simulated people's responses to what campaign ``key`` really sent, recorded as provider
-    reports carrying each delivery's message id; the state after them, and the consent
-    revocations their unsubscribes and complaints wrote."""
-    after, outcomes = respond(
-        run.population, run.model, state, message, sent.sends(), at, run.response_rng
-    )
-    events = outcome_events(run.population, outcomes, run.response_rng)
-    reports = outcome_reports(run.population, events, sent.message_ids(), campaign=key)
-    revoked = 0
-    for start in range(0, len(reports), _EVENT_CHUNK):  # one provider request each
-        chunk = reports[start : start + _EVENT_CHUNK]
-        revoked += record_events(run.engine, chunk, on_complaint=run.on_complaint).revoked
-    return after, outcomes, revoked

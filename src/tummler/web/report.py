@@ -17,15 +17,31 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from tummler.app.reporting import CampaignReport, LearningPoint, LogReport, StoreReport
-from tummler.measure import CellResponse, GoalProgress, Lift, StageTransitions
+from tummler.app.reporting import (
+    BreadthDepth,
+    CampaignReport,
+    CellResponse,
+    LearningPoint,
+    Lift,
+    LogReport,
+    StageTransitions,
+    StoreReport,
+)
+from tummler.web.charts import (
+    BAD,
+    GOOD,
+    MUTED,
+    band_plot,
+    bar_plot,
+    goals_plot,
+    interval_plot,
+    lines_plot,
+    number_text,
+    share_text,
+)
 
-__all__ = ["SimulatedCurve", "lines_plot", "render_log_html", "render_store_html", "write_html"]
+__all__ = ["SimulatedCurve", "render_log_html", "render_store_html", "write_html"]
 
-_ACCENT = "#2f6fde"
-_GOOD = "#1b8a5a"
-_BAD = "#c2410c"
-_MUTED = "#8a94a6"
 
 _CSS = """
 :root { color-scheme: light; }
@@ -73,233 +89,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
-def _num(value: float | None, digits: int = 4) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
-def _pct(value: float | None, signed: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:+.1%}" if signed else f"{value:.1%}"
-
-
-@dataclass(frozen=True)
-class _Scale:
-    low: float
-    high: float
-    start: float
-    end: float
-
-    def __call__(self, value: float) -> float:
-        span = self.high - self.low or 1.0
-        return self.start + (value - self.low) / span * (self.end - self.start)
-
-
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    span = high - low
-    if span <= 0 or not math.isfinite(span):
-        return [low]
-    raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
-    first = math.ceil(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
-
-
-def _tick_label(value: float, percent: bool) -> str:
-    if percent:
-        return f"{value * 100:g}%" if abs(value) >= 1e-12 else "0"
-    return f"{value:g}"
-
-
-def _svg_open(plot_id: str, width: int, height: int, title: str) -> str:
-    return (
-        f'<svg id="{escape(plot_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
-        f"<title>{escape(title)}</title>"
-    )
-
-
-def interval_plot(
-    plot_id: str,
-    title: str,
-    rows: Sequence[tuple[str, float, float, float, bool]],
-    *,
-    percent: bool = True,
-    width: int = 960,
-) -> str:
-    """A forest plot: one row per label with its estimate, interval and the zero line.
-
-    ``rows`` are ``(label, estimate, low, high, significant)``; a significant row is drawn in
-    green (or orange when below zero), the others in grey.
-    """
-    row_height, top, bottom, left, right = 34, 16, 36, 230, 30
-    height = top + bottom + row_height * max(len(rows), 1)
-    values = [v for _, e, lo, hi, _ in rows for v in (e, lo, hi) if math.isfinite(v)] + [0.0]
-    low, high = min(values), max(values)
-    pad = (high - low) * 0.08 or 0.01
-    scale = _Scale(low - pad, high + pad, left, width - right)
-    parts = [_svg_open(plot_id, width, height, title)]
-    axis_y = height - bottom
-    for tick in _nice_ticks(scale.low, scale.high):
-        x = scale(tick)
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="#edf0f5"/>'
-            f'<text x="{x:.1f}" y="{axis_y + 18}" font-size="12" text-anchor="middle">'
-            f"{escape(_tick_label(tick, percent))}</text>"
-        )
-    zero = scale(0.0)
-    parts.append(
-        f'<line x1="{zero:.1f}" y1="{top - 4}" x2="{zero:.1f}" y2="{axis_y}" stroke="#5b6b83" '
-        'stroke-dasharray="4 3"/>'
-    )
-    for i, (label, estimate, lo, hi, significant) in enumerate(rows):
-        y = top + row_height * i + row_height / 2
-        colour = (_GOOD if estimate >= 0 else _BAD) if significant else _MUTED
-        parts.append(
-            f'<text x="{left - 12}" y="{y + 4:.1f}" font-size="13" text-anchor="end">'
-            f"{escape(label)}</text>"
-        )
-        if math.isfinite(lo) and math.isfinite(hi):
-            parts.append(
-                f'<line x1="{scale(lo):.1f}" y1="{y:.1f}" x2="{scale(hi):.1f}" y2="{y:.1f}" '
-                f'stroke="{colour}" stroke-width="3" stroke-linecap="round"/>'
-                f'<line x1="{scale(lo):.1f}" y1="{y - 7:.1f}" x2="{scale(lo):.1f}" y2="{y + 7:.1f}" '
-                f'stroke="{colour}" stroke-width="2"/>'
-                f'<line x1="{scale(hi):.1f}" y1="{y - 7:.1f}" x2="{scale(hi):.1f}" y2="{y + 7:.1f}" '
-                f'stroke="{colour}" stroke-width="2"/>'
-            )
-        parts.append(
-            f'<circle cx="{scale(estimate):.1f}" cy="{y:.1f}" r="6" fill="{colour}" '
-            'stroke="#fff" stroke-width="2"/>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def bar_plot(
-    plot_id: str,
-    title: str,
-    rows: Sequence[tuple[str, float, float, float]],
-    *,
-    percent: bool = True,
-    width: int = 460,
-    height: int = 260,
-) -> str:
-    """Vertical bars with interval whiskers: ``(label, value, low, high)`` per bar."""
-    top, bottom, left, right = 16, 44, 52, 12
-    values = [v for _, e, lo, hi in rows for v in (e, lo, hi) if math.isfinite(v)] + [0.0]
-    high = max(values) * 1.1 or 1.0
-    y_scale = _Scale(0.0, high, height - bottom, top)
-    slot = (width - left - right) / max(len(rows), 1)
-    parts = [_svg_open(plot_id, width, height, title)]
-    for tick in _nice_ticks(0.0, high, 4):
-        y = y_scale(tick)
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{escape(_tick_label(tick, percent))}</text>"
-        )
-    for i, (label, value, lo, hi) in enumerate(rows):
-        x = left + slot * i + slot * 0.2
-        bar_width = slot * 0.6
-        y = y_scale(max(value, 0.0))
-        parts.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_width:.1f}" '
-            f'height="{max(y_scale(0.0) - y, 0):.1f}" rx="3" fill="{_ACCENT}" fill-opacity="0.85"/>'
-        )
-        centre = x + bar_width / 2
-        if math.isfinite(lo) and math.isfinite(hi):
-            parts.append(
-                f'<line x1="{centre:.1f}" y1="{y_scale(max(lo, 0.0)):.1f}" x2="{centre:.1f}" '
-                f'y2="{y_scale(hi):.1f}" stroke="#18233a" stroke-width="1.5"/>'
-                f'<line x1="{centre - 6:.1f}" y1="{y_scale(hi):.1f}" x2="{centre + 6:.1f}" '
-                f'y2="{y_scale(hi):.1f}" stroke="#18233a" stroke-width="1.5"/>'
-            )
-        parts.append(
-            f'<text x="{centre:.1f}" y="{height - bottom + 18}" font-size="12" '
-            f'text-anchor="middle">{escape(label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def band_plot(
-    plot_id: str,
-    title: str,
-    x: Sequence[float],
-    estimate: Sequence[float],
-    low: Sequence[float],
-    high: Sequence[float],
-    *,
-    x_ticks: Sequence[tuple[float, str]],
-    x_range: tuple[float, float],
-    percent: bool = True,
-    width: int = 960,
-    height: int = 240,
-) -> str:
-    """A line with its interval as a shaded band; gaps where the estimate is missing."""
-    top, bottom, left, right = 14, 34, 52, 16
-    finite = [v for v in (*estimate, *low, *high) if math.isfinite(v)] + [0.0]
-    y_high = max(finite) * 1.1 or 1.0
-    y_low = min(min(finite), 0.0)
-    xs = _Scale(x_range[0], x_range[1], left, width - right)
-    ys = _Scale(y_low, y_high, height - bottom, top)
-    parts = [_svg_open(plot_id, width, height, title)]
-    for tick in _nice_ticks(y_low, y_high, 4):
-        y = ys(tick)
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{escape(_tick_label(tick, percent))}</text>"
-        )
-    for value, label in x_ticks:
-        parts.append(
-            f'<text x="{xs(value):.1f}" y="{height - bottom + 18}" font-size="11" '
-            f'text-anchor="middle">{escape(label)}</text>'
-        )
-    segments: list[list[int]] = [[]]
-    for i, e in enumerate(estimate):
-        if math.isfinite(e):
-            segments[-1].append(i)
-        elif segments[-1]:
-            segments.append([])
-    for segment in segments:
-        if not segment:
-            continue
-        lows = [low[i] if math.isfinite(low[i]) else estimate[i] for i in segment]
-        highs = [high[i] if math.isfinite(high[i]) else estimate[i] for i in segment]
-        upper = " ".join(f"{xs(x[i]):.1f},{ys(h):.1f}" for i, h in zip(segment, highs, strict=True))
-        lower = " ".join(
-            f"{xs(x[i]):.1f},{ys(lo):.1f}"
-            for i, lo in reversed(list(zip(segment, lows, strict=True)))
-        )
-        parts.append(f'<polygon points="{upper} {lower}" fill="{_ACCENT}" fill-opacity="0.15"/>')
-        line = " ".join(f"{xs(x[i]):.1f},{ys(estimate[i]):.1f}" for i in segment)
-        if len(segment) == 1:
-            # A lone cell (send slots a few hours apart): a dot with its interval as a whisker.
-            i = segment[0]
-            parts.append(
-                f'<line x1="{xs(x[i]):.1f}" y1="{ys(lows[0]):.1f}" x2="{xs(x[i]):.1f}" '
-                f'y2="{ys(highs[0]):.1f}" stroke="{_ACCENT}" stroke-opacity="0.45" '
-                'stroke-width="3" stroke-linecap="round"/>'
-                f'<circle cx="{xs(x[i]):.1f}" cy="{ys(estimate[i]):.1f}" r="3.5" fill="{_ACCENT}"/>'
-            )
-        else:
-            parts.append(
-                f'<polyline points="{line}" fill="none" stroke="{_ACCENT}" stroke-width="2"/>'
-            )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 @dataclass(frozen=True)
 class SimulatedCurve:
     """A learning curve measured in a simulation, where the true value of every choice is known.
@@ -320,71 +109,6 @@ class SimulatedCurve:
     note: str = ""
 
 
-#: Line colours for :func:`lines_plot`, the first for the policy being shown off.
-_SERIES_COLOURS = (_ACCENT, _MUTED, "#b7791f", "#7c3aed", _GOOD, _BAD)
-
-
-def lines_plot(
-    plot_id: str,
-    title: str,
-    x: Sequence[float],
-    series: Sequence[tuple[str, Sequence[float]]],
-    *,
-    x_label: str = "round",
-    width: int = 960,
-    height: int = 300,
-) -> str:
-    """Several lines over the same x, with a legend; the first line is drawn thickest."""
-    top, bottom, left, right = 14, 40, 60, 180
-    values = [v for _, ys in series for v in ys if math.isfinite(v)] or [0.0]
-    y_low, y_high = min(min(values), 0.0), max(max(values), 0.0)
-    if y_high == y_low:
-        y_high = y_low + 1.0
-    pad = (y_high - y_low) * 0.05
-    xs = _Scale(min(x, default=0.0), max(x, default=1.0), left, width - right)
-    ys = _Scale(y_low - pad if y_low < 0 else y_low, y_high + pad, height - bottom, top)
-    parts = [_svg_open(plot_id, width, height, title)]
-    for tick in _nice_ticks(y_low, y_high, 4):
-        y = ys(tick)
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{escape(_tick_label(tick, False))}</text>"
-        )
-    step = max(1, math.ceil(len(x) / 20))
-    for i in range(0, len(x), step):
-        parts.append(
-            f'<text x="{xs(x[i]):.1f}" y="{height - bottom + 16}" font-size="11" '
-            f'text-anchor="middle">{escape(f"{x[i]:g}")}</text>'
-        )
-    parts.append(
-        f'<text x="{(left + width - right) / 2:.1f}" y="{height - 6}" font-size="11" '
-        f'text-anchor="middle">{escape(x_label)}</text>'
-    )
-    for number, (label, ys_values) in enumerate(series):
-        colour = _SERIES_COLOURS[number % len(_SERIES_COLOURS)]
-        points = " ".join(
-            f"{xs(xi):.1f},{ys(v):.1f}"
-            for xi, v in zip(x, ys_values, strict=True)
-            if math.isfinite(v)
-        )
-        thick = 3 if number == 0 else 1.5
-        dash = "" if number == 0 else ' stroke-dasharray="5 3"'
-        if points:
-            parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{colour}" '
-                f'stroke-width="{thick}"{dash}><title>{escape(label)}</title></polyline>'
-            )
-        y = top + 14 + number * 18
-        parts.append(
-            f'<line x1="{width - right + 14}" y1="{y - 4}" x2="{width - right + 34}" '
-            f'y2="{y - 4}" stroke="{colour}" stroke-width="{thick}"{dash}/>'
-            f'<text x="{width - right + 40}" y="{y}" font-size="12">{escape(label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def _version_ticks(curve: Sequence[LearningPoint]) -> list[tuple[float, str]]:
     """Tick labels for the learning curve: every version while they fit, then every k-th (and the
     last), labelled ``v<n>`` once there are more than a few (the policy's name is in the title)."""
@@ -400,12 +124,13 @@ def _simulated_section(curve: SimulatedCurve) -> str:
     head = "".join(f'<th class="num">{escape(label)}</th>' for label, _ in curve.series)
     rows = "".join(
         f'<tr><td class="num">{number}</td>'
-        + "".join(f'<td class="num">{_num(values[i], 1)}</td>' for _, values in curve.series)
+        + "".join(f'<td class="num">{number_text(values[i], 1)}</td>' for _, values in curve.series)
         + "</tr>"
         for i, number in enumerate(curve.rounds)
     )
     totals = "".join(
-        f'<td class="num"><b>{_num(math.fsum(values), 1)}</b></td>' for _, values in curve.series
+        f'<td class="num"><b>{number_text(math.fsum(values), 1)}</b></td>'
+        for _, values in curve.series
     )
     return (
         '<section id="simulated-learning"><h2>Learning curve against the baselines</h2>'
@@ -418,36 +143,6 @@ def _simulated_section(curve: SimulatedCurve) -> str:
     )
 
 
-def goals_plot(plot_id: str, goals: Sequence[GoalProgress], *, width: int = 960) -> str:
-    """One progress bar per objective: the share of the target reached, capped at 150 %."""
-    row_height, top, left, right = 36, 10, 230, 90
-    height = top * 2 + row_height * max(len(goals), 1)
-    bar = width - left - right
-    parts = [_svg_open(plot_id, width, height, "progress against targets")]
-    for i, goal in enumerate(goals):
-        y = top + row_height * i
-        progress = goal.progress if goal.progress is not None else 0.0
-        shown = min(max(progress, 0.0), 1.5) / 1.5
-        colour = _GOOD if progress >= 1.0 else _ACCENT if progress > 0 else _MUTED
-        target_x = left + bar / 1.5
-        parts.append(
-            f'<text x="{left - 12}" y="{y + 21}" font-size="13" text-anchor="end">'
-            f"{escape(goal.objective)}</text>"
-            f'<rect x="{left}" y="{y + 8}" width="{bar}" height="18" rx="9" fill="#edf0f5"/>'
-            f'<rect x="{left}" y="{y + 8}" width="{bar * shown:.1f}" height="18" rx="9" '
-            f'fill="{colour}"/>'
-            f'<line x1="{target_x:.1f}" y1="{y + 4}" x2="{target_x:.1f}" y2="{y + 30}" '
-            'stroke="#18233a" stroke-width="2"/>'
-            f'<text x="{left + bar + 10}" y="{y + 21}" font-size="13">'
-            f"{escape(_pct(goal.progress))}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-# ------------------------------------------------------------------------------------- sections
-
-
 def _verdict(lift: Lift) -> str:
     kind = "effect" if lift.verdict.value == "effect" else "warn"
     if lift.verdict.value == "no_effect":
@@ -457,7 +152,7 @@ def _verdict(lift: Lift) -> str:
 
 def _lift_table(lift: Lift) -> str:
     rate = lift.kind == "rate"
-    fmt = _pct if rate else _num
+    fmt = share_text if rate else number_text
 
     def diff(value: float) -> str:
         return f"{value * 100:+.1f} pp" if rate else f"{value:+.4g}"
@@ -525,7 +220,7 @@ def _stage_movement(
             continue
         cells = []
         for j, (count, share) in enumerate(zip(counts, shares, strict=True)):
-            colour = _GOOD if j > i else _BAD if j < i else _MUTED
+            colour = GOOD if j > i else BAD if j < i else MUTED
             alpha = share if math.isfinite(share) and count else 0.0
             cells.append(
                 f'<td class="num" style="background: {colour}{round(alpha * 0.6 * 255):02x}">'
@@ -553,13 +248,42 @@ def _stage_movement(
 
 
 def _campaign_section(campaign: CampaignReport) -> str:
+    """One campaign: its sends and lift, variants, send time and channels, return, breadth and
+    depth, and stage movements, each where the report has it."""
     slug = _slug(campaign.key)
     out = [
         f'<section id="campaign-{slug}"><h2>Campaign {escape(campaign.key)}</h2>'
         f'<p class="note">objective <b>{escape(campaign.objective)}</b> · KPI '
         f"{escape(campaign.kpi)} · {campaign.n_treated:,} treated, {campaign.n_holdout:,} "
-        "held out</p>"
+        "held out</p>",
+        _campaign_lift(campaign),
+        _variants(campaign),
+        _response_plots(campaign, slug),
     ]
+    if campaign.roi is not None:
+        out.append(f"<h3>Return on cost</h3><p>{escape(campaign.roi.message)}</p>")
+    if campaign.breadth is not None:
+        out.append(_breadth_depth(campaign.breadth))
+    if campaign.stage_movement is not None:
+        out.append(
+            _stage_movement(
+                f"stage-movement-{slug}",
+                campaign.stage_movement,
+                campaign.stage_movement_by_group,
+            )
+        )
+    if campaign.stages:
+        stages = ", ".join(f"{escape(k)} {v:,}" for k, v in campaign.stages.items())
+        out.append(
+            f'<p class="note">Audience by relationship stage at the report\'s time: {stages}</p>'
+        )
+    out.append("</section>")
+    return "".join(out)
+
+
+def _campaign_lift(campaign: CampaignReport) -> str:
+    """What was sent, and the lift over the holdout, or why there is none yet."""
+    out = []
     if campaign.sending.planned:
         out.append(f'<p class="note">Sends: {escape(campaign.sending.message)}.</p>')
     if campaign.lift is None and campaign.sending.nothing_sent:
@@ -572,24 +296,35 @@ def _campaign_section(campaign: CampaignReport) -> str:
         out.append('<p class="verdict warn">No holdout to compare with yet: no lift to report.</p>')
     else:
         out.append(_verdict(campaign.lift) + _lift_table(campaign.lift))
-    if campaign.variants is not None:
-        v = campaign.variants
+    return "".join(out)
+
+
+def _variants(campaign: CampaignReport) -> str:
+    """The variants' rates and probabilities to be best, and the sequential test's reason."""
+    if campaign.variants is None:
+        return ""
+    v = campaign.variants
+    out = [
+        '<h3>Variants</h3><table><tr><th>variant</th><th class="num">sends</th><th class="num">rate</th>'
+        '<th class="num">probability to be best</th></tr>'
+    ]
+    for i, label in enumerate(v.labels):
         out.append(
-            '<h3>Variants</h3><table><tr><th>variant</th><th class="num">sends</th><th class="num">rate</th>'
-            '<th class="num">probability to be best</th></tr>'
+            f'<tr><td>{escape(label)}</td><td class="num">{v.trials[i]:,}</td>'
+            f'<td class="num">{share_text(v.posterior_mean[i])}</td>'
+            f'<td class="num">{share_text(v.probability_best[i])}</td></tr>'
         )
-        for i, label in enumerate(v.labels):
-            out.append(
-                f'<tr><td>{escape(label)}</td><td class="num">{v.trials[i]:,}</td>'
-                f'<td class="num">{_pct(v.posterior_mean[i])}</td>'
-                f'<td class="num">{_pct(v.probability_best[i])}</td></tr>'
-            )
-        out.append("</table>")
-        if campaign.sequential is not None:
-            out.append(
-                f'<p class="note">Sequential test (mSPRT), always valid however often one looks: '
-                f"{escape(campaign.sequential.reason)}</p>"
-            )
+    out.append("</table>")
+    if campaign.sequential is not None:
+        out.append(
+            f'<p class="note">Sequential test (mSPRT), always valid however often one looks: '
+            f"{escape(campaign.sequential.reason)}</p>"
+        )
+    return "".join(out)
+
+
+def _response_plots(campaign: CampaignReport, slug: str) -> str:
+    """Response by hour of week and by channel, side by side, where the report has them."""
     plots = []
     if campaign.send_time is not None and campaign.send_time.cells:
         plots.append(
@@ -609,35 +344,19 @@ def _campaign_section(campaign: CampaignReport) -> str:
             + _cells(c)
             + "</div>"
         )
-    if plots:
-        out.append("".join(plots))
-    if campaign.roi is not None:
-        out.append(f"<h3>Return on cost</h3><p>{escape(campaign.roi.message)}</p>")
-    if campaign.breadth is not None:
-        b = campaign.breadth
-        out.append(
-            '<h3>Breadth and depth</h3><table><tr><th class="num">audience</th><th class="num">reached</th>'
-            '<th class="num">engaged</th><th class="num">engagements per engaged person</th></tr>'
-            f'<tr><td class="num">{b.audience:,}</td><td class="num">{b.reached:,} '
-            f'({_pct(b.reach_share)})</td><td class="num">{b.engaged:,} '
-            f'({_pct(b.share_engaged)})</td><td class="num">{_num(b.engagement_per_engaged, 2)}'
-            "</td></tr></table>"
-        )
-    if campaign.stage_movement is not None:
-        out.append(
-            _stage_movement(
-                f"stage-movement-{slug}",
-                campaign.stage_movement,
-                campaign.stage_movement_by_group,
-            )
-        )
-    if campaign.stages:
-        stages = ", ".join(f"{escape(k)} {v:,}" for k, v in campaign.stages.items())
-        out.append(
-            f'<p class="note">Audience by relationship stage at the report\'s time: {stages}</p>'
-        )
-    out.append("</section>")
-    return "".join(out)
+    return "".join(plots)
+
+
+def _breadth_depth(b: BreadthDepth) -> str:
+    """Reach against engagement per engaged person, as one table row."""
+    return (
+        '<h3>Breadth and depth</h3><table><tr><th class="num">audience</th><th class="num">reached</th>'
+        '<th class="num">engaged</th><th class="num">engagements per engaged person</th></tr>'
+        f'<tr><td class="num">{b.audience:,}</td><td class="num">{b.reached:,} '
+        f'({share_text(b.reach_share)})</td><td class="num">{b.engaged:,} '
+        f'({share_text(b.share_engaged)})</td><td class="num">{number_text(b.engagement_per_engaged, 2)}'
+        "</td></tr></table>"
+    )
 
 
 def _page(title: str, subtitle: str, body: str) -> str:

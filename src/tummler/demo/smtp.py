@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from tummler.core.errors import MissingDependencyError
-from tummler.store.throwaway import free_loopback_port
+from tummler.core.network import free_loopback_port
 
 __all__ = ["LoopbackSmtp", "ReceivedMail"]
 
