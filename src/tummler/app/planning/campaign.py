@@ -90,12 +90,12 @@ def plan_campaign(
     strategy, document = _load_document(workspace, campaign_key, clock)
     setup = _setup(strategy, document.campaign, now)
     seed = _fresh_seed() if seed is None else seed
-    features = _Features(_featurizer(strategy, setup))
+    fresh = _featurizer(strategy, setup)
     with engine.connect() as connection:
         previous = _previous_plan(connection, setup.campaign.id)
-        choice = _choose_policy(connection, setup, features.fresh)
+        choice = _choose_policy(connection, setup, fresh)
         setup = setup.with_harm(choice.harm)
-        features.fitted = choice.featurizer
+        features = _Features(fresh, choice.featurizer)
         caps = _spend_caps(connection, setup, campaign_id=previous.campaign_id)
         audience = _read_audience(
             connection,

@@ -143,6 +143,8 @@ def _minutes(value: Any) -> int:
 
 
 def _setup(strategy: Strategy, campaign: Campaign, now: datetime) -> _Setup:
+    """The campaign's set-up as of ``now``: its channels, horizon, slots, action set and rules,
+    with the overrides a critical message may claim."""
     channels = _planned_channels(strategy, campaign)
     policy = strategy.lever_policy
     overrides = (
