@@ -179,6 +179,23 @@ def test_contacts_load_as_a_view_the_evaluator_reads(engine: Engine) -> None:
     assert revoked == {ids["de-9"], ids["de-10"]}
 
 
+@pytest.mark.parametrize("chunk_size", [1, 4])
+def test_contacts_read_in_chunks_are_the_same_view(engine: Engine, chunk_size: int) -> None:
+    _seed(engine)
+    whole = load_contacts(engine, now=NOW)
+    chunked = load_contacts(engine, now=NOW, chunk_size=chunk_size)
+    assert chunked.ids.tolist() == whole.ids.tolist()
+    for expression in (
+        'engaged_within("36h")',
+        'not consent("email")',
+        'has_identity("email") and consent("email")',
+        'engaged_within("30d") or stage == "customer"',
+    ):
+        assert evaluate(expression, chunked.view).tolist() == (
+            evaluate(expression, whole.view).tolist()
+        )
+
+
 def test_check_with_the_store_warns_about_realism(engine: Engine, tmp_path: Path) -> None:
     _seed(engine)
     (tmp_path / "strategy.yaml").write_text(STRATEGY, encoding="utf-8")
