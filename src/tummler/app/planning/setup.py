@@ -28,7 +28,9 @@ from tummler.decide import (
     ContextFeaturizer,
     EligibilityRules,
     SelectionRules,
+    active_overrides,
     build_action_set,
+    quiet_slots,
 )
 from tummler.learn.harm import ChannelHarm
 from tummler.strategy import (
@@ -147,10 +149,8 @@ def _setup(strategy: Strategy, campaign: Campaign, now: datetime) -> _Setup:
     with the overrides a critical message may claim."""
     channels = _planned_channels(strategy, campaign)
     policy = strategy.lever_policy
-    overrides = (
-        set(policy.critical_overrides)
-        if campaign.message.urgency is Urgency.CRITICAL
-        else set[Override]()
+    overrides = active_overrides(
+        campaign.message.urgency is Urgency.CRITICAL, policy.critical_overrides
     )
     attributes = _message_attributes(campaign.message)
     start, end = _horizon(campaign, now)
@@ -176,7 +176,9 @@ def _setup(strategy: Strategy, campaign: Campaign, now: datetime) -> _Setup:
         slot_minutes=slot_minutes,
         channel_slot=channel_slot,
         quiet_slot=quiet_slots(
-            channels, minute_of_day, overridden=Override.QUIET_HOURS in overrides
+            [c.quiet_hours for c in channels],
+            minute_of_day,
+            overridden=Override.QUIET_HOURS in overrides,
         ),
         eligibility_rules=_eligibility_rules(
             channels,
@@ -259,29 +261,6 @@ def _slot_grid(
     return reference, slot_minutes, times
 
 
-def quiet_slots(
-    channels: Sequence[Channel], minute_of_day: npt.NDArray[np.int64], *, overridden: bool
-) -> npt.NDArray[np.bool_]:
-    """``(n_channels, n_slots)`` whether each slot's local time of day falls in the channel's
-    quiet hours (``[start, end)``, wrapping past midnight when ``start > end``).
-
-    ``overridden``: a critical message that may override quiet hours has none.
-    """
-    quiet = np.zeros((len(channels), minute_of_day.size), bool)
-    if overridden:
-        return quiet
-    for c, channel in enumerate(channels):
-        if channel.quiet_hours is None:
-            continue
-        q0, q1 = _minutes(channel.quiet_hours.start), _minutes(channel.quiet_hours.end)
-        quiet[c] = (
-            (minute_of_day >= q0) & (minute_of_day < q1)
-            if q0 <= q1
-            else (minute_of_day >= q0) | (minute_of_day < q1)
-        )
-    return quiet
-
-
 def _eligibility_rules(
     channels: Sequence[Channel],
     message: MessageAttributes,
@@ -310,7 +289,7 @@ def _eligibility_rules(
 
 
 def _selection_rules(
-    channels: Sequence[Channel], policy: LeverPolicy, overrides: set[Override]
+    channels: Sequence[Channel], policy: LeverPolicy, overrides: frozenset[Override]
 ) -> SelectionRules:
     """Channel costs, the relevance threshold and the lever budget, as overridden."""
     return SelectionRules(
