@@ -93,7 +93,7 @@ from tummler.app.strategy import (
     store_campaign,
 )
 from tummler.core.clock import Clock, ensure_utc
-from tummler.core.errors import InputError, NotFoundError, PolicyError, StrategyError
+from tummler.core.errors import NotFoundError, PolicyError, StrategyError
 from tummler.core.randomness import make_rng
 from tummler.core.vocabulary import ConsentStatus, DeliveryStatus, Stage
 from tummler.decide import (
@@ -111,7 +111,6 @@ from tummler.decide import (
     build_action_set,
     compute_eligibility,
     plan,
-    policy_from_dict,
     reason_names,
 )
 from tummler.learn.harm import ChannelHarm
@@ -1139,98 +1138,40 @@ class _PolicyChoice:
     harm: ChannelHarm = field(default_factory=ChannelHarm)
 
 
-def _policy_parameters(
-    stored: dict[str, Any] | None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A version's policy and featurizer: ``{"policy": ..., "featurizer": ...}`` as this service
-    stores them, or the bare ``Policy.to_dict()`` (the featurizer is then rebuilt from the
-    strategy)."""
-    parameters = dict(stored or {})
-    policy = parameters.get("policy", parameters)
-    featurizer = parameters.get("featurizer")
-    return dict(policy), dict(featurizer) if isinstance(featurizer, dict) else None
-
-
 def _choose_policy(
     connection: Connection, setup: _Setup, fresh: ContextFeaturizer
 ) -> _PolicyChoice:
     """The latest promoted version for the campaign's objective that fits this action set, else a
     fresh logistic Thompson sampling prior."""
-    objective = setup.campaign.objective
-    notes: list[str] = []
-    promoted = connection.execute(
-        select(
-            models.PolicyVersion.id,
-            models.PolicyVersion.name,
-            models.PolicyVersion.version,
-            models.PolicyVersion.parameters,
-        )
-        .where(models.PolicyVersion.name == objective, models.PolicyVersion.promoted.is_(True))
-        .order_by(models.PolicyVersion.version.desc(), models.PolicyVersion.id.desc())
-    ).all()
+    from tummler.app import policies
+
     actions = setup.actions
-    for row in promoted:
-        policy_data, featurizer_data = _policy_parameters(row.parameters)
-        try:
-            policy = policy_from_dict(policy_data)
-            featurizer = (
-                _featurizer_from_dict(featurizer_data) if featurizer_data is not None else fresh
-            )
-            harm = ChannelHarm.from_dict(
-                (row.parameters or {}).get("channel_harm"),
-                origin=f"policy version {row.name}@{row.version}",
-            )
-        except (PolicyError, InputError, KeyError, TypeError, ValueError) as exc:
-            notes.append(f"policy version {row.name}@{row.version} cannot be loaded: {exc}")
-            continue
-        fits = (
-            policy.n_action_features == actions.n_features
-            and policy.n_channels == actions.n_channels
-            and policy.n_context_features == len(featurizer.feature_names())
+
+    def fits(stored: policies.CampaignPolicy) -> bool:
+        featurizer = stored.featurizer or fresh
+        return (
+            stored.policy.n_action_features == actions.n_features
+            and stored.policy.n_channels == actions.n_channels
+            and stored.policy.n_context_features == len(featurizer.feature_names())
         )
-        if fits:
-            return _PolicyChoice(
-                policy,
-                featurizer if featurizer_data is not None else None,
-                int(row.id),
-                tuple(notes),
-                harm,
-            )
-        notes.append(
-            f"policy version {row.name}@{row.version} was made for other channels, variants or "
-            "features than this campaign's; planned with a fresh prior instead"
+
+    chosen, notes = policies.choose_promoted(connection, setup.campaign.objective, fits)
+    if chosen is not None:
+        stored = chosen.policy
+        return _PolicyChoice(
+            stored.policy, stored.featurizer, chosen.id, notes, stored.channel_harm
         )
     prior = LogisticThompson(len(fresh.feature_names()), actions.n_features, actions.n_channels)
-    return _PolicyChoice(prior, None, None, tuple(notes))
+    return _PolicyChoice(prior, None, None, notes)
 
 
 def _record_prior(
     session: Session, setup: _Setup, policy: Policy, featurizer: ContextFeaturizer, now: datetime
 ) -> int:
-    """The fresh prior's version row: reuse an identical one, else add it (promoted, as the
-    objective's only policy so far)."""
-    parameters = {"policy": policy.to_dict(), "featurizer": _featurizer_to_dict(featurizer)}
-    name = setup.campaign.objective
-    rows = session.scalars(
-        select(models.PolicyVersion)
-        .where(models.PolicyVersion.name == name)
-        .order_by(models.PolicyVersion.version)
-    ).all()
-    for row in rows:
-        if row.parent_id is None and row.kind == policy.kind and row.parameters == parameters:
-            return int(row.id)
-    row = models.PolicyVersion(
-        name=name,
-        version=(rows[-1].version + 1) if rows else 0,
-        kind=policy.kind,
-        parameters=parameters,
-        parent_id=None,
-        promoted=True,
-        created_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return int(row.id)
+    """The fresh prior's version row (:func:`tummler.app.policies.record_prior`)."""
+    from tummler.app import policies
+
+    return policies.record_prior(session, setup.campaign.objective, policy, featurizer, now)
 
 
 # ------------------------------------------------------------------------------------- explanations
