@@ -156,60 +156,64 @@ def promote(
         )
     contenders = _contenders(engine, candidate)
     if evaluation is None:
-        specs = [contenders.spec, *([] if contenders.rival is None else [contenders.rival])]
-        if log is not None:
-            evaluation = evaluate_log(
-                log,
-                specs,
-                engine=engine,
-                action_features=action_features,
-                columns=columns,
-                n_bootstrap=n_bootstrap,
-                alpha=alpha,
-                seed=seed,
-                draws=draws,
-            )
-        elif workspace is not None:
-            evaluation = evaluate_store(
-                engine,
-                workspace=workspace,
-                objective=contenders.spec.split("@")[0],
-                candidates=specs,
-                n_bootstrap=n_bootstrap,
-                alpha=alpha,
-                seed=seed,
-                draws=draws,
-                clock=clock,
-            )
-        else:
-            raise InputError(
-                "promoting needs the evidence: a log (--log) or the workspace's logged decisions",
-                field="log",
-            )
-    ours, theirs = _estimates(evaluation, contenders, estimator)
-    verdict = promotion_verdict(ours, theirs, reward_scale=evaluation.reward_scale, force=force)
-    details = _details(evaluation, contenders, estimator, ours, theirs, verdict)
-    if not verdict.promote:
-        return _keep(contenders, estimator, ours, theirs, verdict, details, evaluation.log)
+        evaluation = _evidence(
+            engine,
+            contenders,
+            log=log,
+            workspace=workspace,
+            action_features=action_features,
+            columns=columns,
+            figures={"n_bootstrap": n_bootstrap, "alpha": alpha, "seed": seed, "draws": draws},
+            clock=clock,
+        )
+    figures = _weigh(evaluation, contenders, estimator, force)
+    if not figures.verdict.promote:
+        return _keep(figures)
     entry_id = policies.promote_version(
         engine,
         contenders.id,
         replacing=contenders.rival_id,
         actor=actor,
-        details=details,
+        details=figures.details(),
         now=(clock or SystemClock()).now(),
     )
-    return _report(
-        contenders,
-        estimator,
-        ours,
-        theirs,
-        verdict,
-        details,
+    forced = " (forced)" if figures.verdict.forced else ""
+    return figures.report(
         promoted=contenders.spec,
         audit_entry_id=entry_id,
-        message=f"promoted {contenders.spec}{' (forced)' if verdict.forced else ''}; "
-        f"audit entry #{entry_id}",
+        message=f"promoted {contenders.spec}{forced}; audit entry #{entry_id}",
+    )
+
+
+def _evidence(
+    engine: Engine,
+    contenders: _Contenders,
+    *,
+    log: str | Path | LoggedBandit | None,
+    workspace: Path | None,
+    action_features: str | Path | None,
+    columns: Mapping[str, str] | None,
+    figures: dict[str, Any],
+    clock: Clock | None,
+) -> Evaluation:
+    """Both versions evaluated on ``log``, or else on the store's decisions of their objective."""
+    specs = [contenders.spec, *([] if contenders.rival is None else [contenders.rival])]
+    if log is not None:
+        return evaluate_log(
+            log, specs, engine=engine, action_features=action_features, columns=columns, **figures
+        )
+    if workspace is not None:
+        return evaluate_store(
+            engine,
+            workspace=workspace,
+            objective=contenders.spec.split("@")[0],
+            candidates=specs,
+            clock=clock,
+            **figures,
+        )
+    raise InputError(
+        "promoting needs the evidence: a log (--log) or the workspace's logged decisions",
+        field="log",
     )
 
 
@@ -231,10 +235,66 @@ def _contenders(engine: Engine, candidate: str) -> _Contenders:
         return _Contenders(version.id, spec, current.id, policies.spec_of(current))
 
 
-def _estimates(
-    evaluation: Evaluation, contenders: _Contenders, estimator: str
-) -> tuple[Estimate, Estimate | None]:
-    """The candidate's and the promoted version's estimates under ``estimator``."""
+@dataclass(frozen=True)
+class _Figures:
+    """The two versions' estimates on one evaluation, and the verdict they give."""
+
+    contenders: _Contenders
+    estimator: str
+    ours: Estimate
+    theirs: Estimate | None
+    verdict: PromotionVerdict
+    log: str
+    n_rounds: int
+
+    def details(self) -> dict[str, Any]:
+        """The figures as the audit entry (and ``--json``) records them."""
+        ours, theirs, verdict = self.ours, self.theirs, self.verdict
+        return {
+            "estimator": self.estimator,
+            "log": self.log,
+            "n_rounds": self.n_rounds,
+            "candidate": {
+                "policy": self.contenders.spec,
+                "estimate": ours.value,
+                "ci_low": ours.ci_low,
+            },
+            "previous": None
+            if theirs is None
+            else {
+                "policy": self.contenders.rival,
+                "estimate": theirs.value,
+                "ci_low": theirs.ci_low,
+            },
+            "comparison": None if verdict.comparison is None else verdict.comparison.value,
+            "tie_tolerance": verdict.tolerance,
+            "forced": verdict.forced,
+        }
+
+    def report(
+        self, *, promoted: str | None, audit_entry_id: int | None, message: str
+    ) -> PromotionReport:
+        """The report of what was decided on these figures."""
+        return PromotionReport(
+            candidate=self.contenders.spec,
+            promoted=promoted,
+            previous=self.contenders.rival,
+            estimator=self.estimator,
+            candidate_estimate=self.ours.value,
+            candidate_ci_low=self.ours.ci_low,
+            previous_estimate=None if self.theirs is None else self.theirs.value,
+            comparison=self.verdict.comparison,
+            forced=self.verdict.forced,
+            audit_entry_id=audit_entry_id,
+            message=message,
+            details=self.details(),
+        )
+
+
+def _weigh(
+    evaluation: Evaluation, contenders: _Contenders, estimator: str, force: bool
+) -> _Figures:
+    """The candidate's and the promoted version's estimates under ``estimator``, and the verdict."""
     ours = evaluation.result(*contenders.labels())
     theirs = evaluation.result(*contenders.labels(rival=True)) if contenders.rival else None
     for spec, result in ((contenders.spec, ours), (contenders.rival, theirs)):
@@ -245,97 +305,37 @@ def _estimates(
             )
     assert ours is not None
     try:
-        return ours[estimator], None if theirs is None else theirs[estimator]
+        mine, other = ours[estimator], None if theirs is None else theirs[estimator]
     except KeyError:
         raise InputError(
             f"estimator {estimator!r} needs a reward model, and this log has no context "
             f"features; promote on ips or snips",
             field="estimator",
         ) from None
+    verdict = promotion_verdict(mine, other, reward_scale=evaluation.reward_scale, force=force)
+    return _Figures(
+        contenders, estimator, mine, other, verdict, evaluation.log, evaluation.n_rounds
+    )
 
 
-def _details(
-    evaluation: Evaluation,
-    contenders: _Contenders,
-    estimator: str,
-    ours: Estimate,
-    theirs: Estimate | None,
-    verdict: PromotionVerdict,
-) -> dict[str, Any]:
-    """The figures as the audit entry (and ``--json``) records them."""
-    return {
-        "estimator": estimator,
-        "log": evaluation.log,
-        "n_rounds": evaluation.n_rounds,
-        "candidate": {"policy": contenders.spec, "estimate": ours.value, "ci_low": ours.ci_low},
-        "previous": None
-        if theirs is None
-        else {"policy": contenders.rival, "estimate": theirs.value, "ci_low": theirs.ci_low},
-        "comparison": None if verdict.comparison is None else verdict.comparison.value,
-        "tie_tolerance": verdict.tolerance,
-        "forced": verdict.forced,
-    }
-
-
-def _keep(
-    contenders: _Contenders,
-    estimator: str,
-    ours: Estimate,
-    theirs: Estimate | None,
-    verdict: PromotionVerdict,
-    details: dict[str, Any],
-    log: str,
-) -> PromotionReport:
+def _keep(figures: _Figures) -> PromotionReport:
     """The candidate is not better: refuse when it is worse, keep the promoted one at a tie."""
+    contenders, verdict, theirs = figures.contenders, figures.verdict, figures.theirs
     assert theirs is not None  # a first promotion always goes through
-    figures = (
-        f"its {estimator} lower bound {verdict.bound:.6g} against the promoted "
-        f"{contenders.rival}'s estimate {theirs.value:.6g} on {log}"
+    said = (
+        f"its {figures.estimator} lower bound {verdict.bound:.6g} against the promoted "
+        f"{contenders.rival}'s estimate {theirs.value:.6g} on {figures.log}"
     )
     if verdict.refused:
         raise PolicyError(
-            f"refusing to promote {contenders.spec}: {figures} is below it; gather more logs, "
+            f"refusing to promote {contenders.spec}: {said} is below it; gather more logs, "
             f"or force the promotion (--force) to override"
         )
-    return _report(
-        contenders,
-        estimator,
-        ours,
-        theirs,
-        verdict,
-        details,
+    return figures.report(
         promoted=None,
         audit_entry_id=None,
         message=(
-            f"kept {contenders.rival}: {contenders.spec} is not better ({figures} is a tie, the "
+            f"kept {contenders.rival}: {contenders.spec} is not better ({said} is a tie, the "
             f"same within {verdict.tolerance or 0.0:.1g}); gather more outcomes and evaluate again"
         ),
-    )
-
-
-def _report(
-    contenders: _Contenders,
-    estimator: str,
-    ours: Estimate,
-    theirs: Estimate | None,
-    verdict: PromotionVerdict,
-    details: dict[str, Any],
-    *,
-    promoted: str | None,
-    audit_entry_id: int | None,
-    message: str,
-) -> PromotionReport:
-    return PromotionReport(
-        candidate=contenders.spec,
-        promoted=promoted,
-        previous=contenders.rival,
-        estimator=estimator,
-        candidate_estimate=ours.value,
-        candidate_ci_low=ours.ci_low,
-        previous_estimate=None if theirs is None else theirs.value,
-        comparison=verdict.comparison,
-        forced=verdict.forced,
-        audit_entry_id=audit_entry_id,
-        message=message,
-        details=details,
     )
