@@ -129,3 +129,42 @@ def test_docstring_examples_run() -> None:
         module = importlib.import_module(f"tummler.evaluate.{name}")
         failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert failures == 0, name
+
+
+def test_masked_baselines_spread_over_eligible_actions_only() -> None:
+    eligible = np.array([[True, False, True, True], [False, False, False, True]])
+    reward, action, propensity = [1.0, 0.0], [0, 3], [0.4, 0.9]
+
+    def dist(name: str) -> np.ndarray:
+        return baseline_action_dist(
+            name,
+            reward=reward,
+            action=action,
+            propensity=propensity,
+            n_actions=4,
+            eligible=eligible,
+        )
+
+    uniform = dist("uniform")
+    np.testing.assert_allclose(uniform, np.array([[1 / 3, 0, 1 / 3, 1 / 3], [0, 0, 0, 1]]))
+    logged = dist("logged")
+    # the logged action keeps its propensity, the rest goes to the other eligible actions; a round
+    # with no other eligible action puts everything on the logged one
+    np.testing.assert_allclose(logged, np.array([[0.4, 0, 0.3, 0.3], [0, 0, 0, 1]]))
+    # every importance weight is 1, so IPS is the observed mean
+    assert ips(reward, action, propensity, logged).value == 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "eligible", "message"),
+    [
+        ("uniform", [[False, False]], "needs an eligible action"),
+        ("best-single", [[True, True]], "no form restricted"),
+        ("logged", [[True, True, True]], r"eligible must be \(n, k\)"),
+    ],
+)
+def test_masked_baselines_bad_input(name: str, eligible: list[list[bool]], message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        baseline_action_dist(
+            name, reward=[0.0], action=[0], propensity=[0.5], n_actions=2, eligible=eligible
+        )

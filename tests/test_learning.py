@@ -9,8 +9,10 @@ action 0.40.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -386,3 +388,33 @@ def test_cli_store_and_promote_in_a_workspace(log_file: Path, tmp_path: Path) ->
     assert promotion["promoted"] == "mail@2"
     assert promotion["forced"] is True
     assert promotion["previous"]["policy"] == "mail@1"
+
+
+def test_cli_evaluate_promote_evaluates_the_log_once(
+    log_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--promote decides on the evaluation it printed, the promoted version weighed alongside."""
+    workspace = tmp_path / "ws"
+    init_workspace(workspace)
+    ws = ["-w", str(workspace)]
+    for out in ("one.json", "two.json"):
+        learn = ["learn", "--log", str(log_file), "--out", str(tmp_path / out), "--name", "mail"]
+        assert runner.invoke(_app(), [*ws, *learn]).exit_code == 0
+    evaluate = [*ws, "evaluate", "--log", str(log_file), "--bootstrap", "30", "--promote"]
+    assert runner.invoke(_app(), [*evaluate, "-p", "mail@1"]).exit_code == 0
+    service = sys.modules[evaluate_log.__module__]
+    fits: list[int] = []
+    fit = service.fit_reward_model
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        fits.append(1)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(service, "fit_reward_model", counting)
+    result = runner.invoke(_app(), [*evaluate, "-p", "mail@2", "--force", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert len(fits) == 1  # one evaluation: the promotion reads the figures it was given
+    assert [p["policy"] for p in document["policies"]] == ["mail@2"]
+    assert document["promotion"]["previous"]["policy"] == "mail@1"
+    assert document["promotion"]["promoted"] == "mail@2"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -312,15 +312,6 @@ def _featurizer(strategy: Strategy, setup: _Setup) -> ContextFeaturizer:
         windows=HISTORY_WINDOWS_DAYS,
         message_attributes=tuple(sorted(setup.message)),
     )
-
-
-def _featurizer_to_dict(featurizer: ContextFeaturizer) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(featurizer).items()}
-
-
-def _featurizer_from_dict(data: dict[str, Any]) -> ContextFeaturizer:
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return ContextFeaturizer(**values)
 
 
 @dataclass(eq=False)
