@@ -201,7 +201,7 @@ def _check_inputs(
     if x.ndim != 2 or x.dtype.kind not in "biuf":
         raise PolicyError(
             f"context must be a numeric (n, d) array, got shape {x.shape} and dtype {x.dtype}; "
-            f"encode categorical features as numbers first (tummler.app.logs does)"
+            f"encode categorical features as numbers first (tummler.app.ingest does)"
         )
     x = x.astype(np.float64, copy=False)
     r = np.asarray(reward)

@@ -27,7 +27,7 @@ from tummler.app.learning.logged import (
     workspace_strategy,
 )
 from tummler.app.learning.policy_file import LearnedPolicy, load_policy_file
-from tummler.app.logs import LoggedBandit, read_logged_bandit
+from tummler.app.ingest import LoggedBandit, read_logged_bandit
 from tummler.app.policies import CampaignPolicy
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, NotFoundError

@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from tummler.app import policies
 from tummler.app.learning.policy_file import LearnedPolicy, save_policy_file
-from tummler.app.logs import LoggedBandit, read_logged_bandit
+from tummler.app.ingest import LoggedBandit, read_logged_bandit
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError
 from tummler.learn import fitting
@@ -39,7 +39,7 @@ def fit_policy(
     Parameters
     ----------
     logs
-        The rounds, as :func:`~tummler.app.logs.read_logged_bandit` returns them.
+        The rounds, as :func:`~tummler.app.ingest.read_logged_bandit` returns them.
     kind
         A learning policy kind: ``logistic_thompson`` (rewards in [0, 1]), ``linear_thompson`` or
         ``epsilon_greedy`` (any real reward).
@@ -128,7 +128,7 @@ def learn_from_log(
     Parameters
     ----------
     log, action_features, columns, ignore
-        The log and how to read it (:func:`~tummler.app.logs.read_logged_bandit`).
+        The log and how to read it (:func:`~tummler.app.ingest.read_logged_bandit`).
     out
         Where to write the policy file.
     kind, params

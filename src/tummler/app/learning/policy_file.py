@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tummler.app.logs import LoggedBandit
+from tummler.app.ingest import LoggedBandit
 from tummler.app.policies import (
     LOG_FEATURIZER,
     POLICY_FILE_FORMAT,

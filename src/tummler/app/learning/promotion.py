@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from tummler.app import policies
 from tummler.app.learning.evaluation import Evaluation, evaluate_log, evaluate_store
-from tummler.app.logs import LoggedBandit
+from tummler.app.ingest import LoggedBandit
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, NotFoundError, PolicyError
 from tummler.evaluate import (
