@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tummler.app import policies
+from tummler.app.ingest import LoggedBandit, read_logged_bandit
 from tummler.app.learning.logged import (
     Logged,
     LoggedBatch,
@@ -27,7 +28,6 @@ from tummler.app.learning.logged import (
     workspace_strategy,
 )
 from tummler.app.learning.policy_file import LearnedPolicy, load_policy_file
-from tummler.app.ingest import LoggedBandit, read_logged_bandit
 from tummler.app.policies import CampaignPolicy
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, NotFoundError

@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from tummler.app import policies
-from tummler.app.learning.policy_file import LearnedPolicy, save_policy_file
 from tummler.app.ingest import LoggedBandit, read_logged_bandit
+from tummler.app.learning.policy_file import LearnedPolicy, save_policy_file
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError
 from tummler.learn import fitting

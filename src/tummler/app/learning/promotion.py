@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tummler.app import policies
-from tummler.app.learning.evaluation import Evaluation, evaluate_log, evaluate_store
 from tummler.app.ingest import LoggedBandit
+from tummler.app.learning.evaluation import Evaluation, evaluate_log, evaluate_store
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, NotFoundError, PolicyError
 from tummler.evaluate import (
