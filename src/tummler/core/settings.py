@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tummler.core.api_settings import API_SETTING_NAMES, ApiSettings, read_api_settings
 from tummler.core.errors import ConfigError
 
 __all__ = [
@@ -146,6 +147,30 @@ class Settings(BaseSettings):
     mastodon_rate: str | None = Field(default=None, description="Mastodon posts a second.")
     bluesky_rate: str | None = Field(default=None, description="Bluesky posts a second.")
 
+    # The HTTP API (``tummler serve``): kept as given, checked by :meth:`api` when the API is
+    # built, so that a malformed one stops the API and no other command.
+    api_keys: object = Field(
+        default=None,
+        repr=False,
+        description="Each API key's SHA-256 hex digest → its role: JSON text, or a table in "
+        "tummler.toml.",
+    )
+    api_max_body_bytes: object = Field(
+        default=None, description="The largest request body, in bytes (2 MiB)."
+    )
+    signature_tolerance_s: object = Field(
+        default=None, description="How old a signed provider callback may be, in seconds (300)."
+    )
+    sendgrid_verification_key: SecretStr | None = Field(
+        default=None, description="Verifies SendGrid's signed event webhook (base64 public key)."
+    )
+    mailgun_signing_key: SecretStr | None = Field(
+        default=None, description="Verifies Mailgun's webhooks."
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="Verifies Twilio's status callbacks."
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -170,6 +195,33 @@ class Settings(BaseSettings):
                 "TUMMLER_SECRET_KEY must be set in production (it signs unsubscribe links)"
             )
         return self
+
+    def api(self) -> ApiSettings:
+        """The HTTP API's settings, checked now: what ``tummler serve`` and the app factory use.
+
+        Raises
+        ------
+        ConfigError
+            ``invalid API settings: ...`` when one of them holds a value the API cannot use; in
+            production, when no API key is configured (every event route would answer 401).
+        """
+        given = {field: getattr(self, name) for field, name in API_SETTING_NAMES.items()}
+        return self.refuse_unsafe_api(read_api_settings(given))
+
+    def refuse_unsafe_api(self, api: ApiSettings) -> ApiSettings:
+        """``api``, unless it is unsafe to serve in this environment.
+
+        Raises
+        ------
+        ConfigError
+            In production, when ``api`` has no API key.
+        """
+        if self.environment is Environment.PRODUCTION and not api.api_keys:
+            raise ConfigError(
+                "no API key configured: set TUMMLER_API_KEYS to a JSON object of "
+                '{"<sha256 hex of a key>": "<role>"} (see tummler.api.hash_api_key)'
+            )
+        return api
 
     @property
     def resolved_database_url(self) -> str:
