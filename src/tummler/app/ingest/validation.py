@@ -92,27 +92,16 @@ class RowValidator:
     def validate(
         self, lines: Sequence[int], rows: Sequence[Sequence[Any]]
     ) -> tuple[list[tuple[int, Sequence[Any]]], list[Reject]]:
+        """The chunk's accepted ``(line, row)`` pairs and its rejects, column by column."""
         count = len(rows)
         if count == 0:
             return [], []
         rejects: list[Reject] = []
         bad: set[int] = set()
-        table = list(zip(*rows, strict=True))
-        parsed: list[list[Any]] = []
-        for spec, index in self._plan:
-            if index is None:
-                if spec.required:  # JSON Lines: the key is in no object of this chunk
-                    rejects.extend(
-                        Reject(line, spec.name, "", "missing required value") for line in lines
-                    )
-                    bad.update(range(count))
-                parsed.append([spec.default] * count)
-                continue
-            parsed.append(self._column(spec, table[index], lines, rejects, bad))
+        parsed = self._parse_columns(lines, rows, rejects, bad)
         if self.schema.complete is not None:
             self.schema.complete(parsed)
-        finish = self.schema.finish
-        plain = finish is None and not self.schema.extras_to_attributes
+        plain = self.schema.finish is None and not self.schema.extras_to_attributes
         # Rows that nothing will change stay tuples: one allocation per row fewer.
         assembled: Iterator[Sequence[Any]] = (
             zip(*parsed, strict=True) if plain else map(list, zip(*parsed, strict=True))
@@ -125,24 +114,55 @@ class RowValidator:
             candidates = list(zip(lines, assembled, strict=True))
         if plain:
             return candidates, rejects
+        return self._finish_rows(candidates, lines, rows, rejects), rejects
+
+    def _parse_columns(
+        self,
+        lines: Sequence[int],
+        rows: Sequence[Sequence[Any]],
+        rejects: list[Reject],
+        bad: set[int],
+    ) -> list[list[Any]]:
+        """Each planned field's parsed column; a required key absent from the whole chunk
+        rejects every row."""
+        count = len(rows)
+        table = list(zip(*rows, strict=True))
+        parsed: list[list[Any]] = []
+        for spec, index in self._plan:
+            if index is None:
+                if spec.required:  # JSON Lines: the key is in no object of this chunk
+                    rejects.extend(
+                        Reject(line, spec.name, "", "missing required value") for line in lines
+                    )
+                    bad.update(range(count))
+                parsed.append([spec.default] * count)
+                continue
+            parsed.append(self._column(spec, table[index], lines, rejects, bad))
+        return parsed
+
+    def _finish_rows(
+        self,
+        candidates: list[tuple[int, Sequence[Any]]],
+        lines: Sequence[int],
+        rows: Sequence[Sequence[Any]],
+        rejects: list[Reject],
+    ) -> list[tuple[int, Sequence[Any]]]:
+        """The schema's whole-row check and the extra columns as attributes, row by row."""
+        finish = self.schema.finish
         accepted: list[tuple[int, Sequence[Any]]] = []
         where = {line: number for number, line in enumerate(lines)}
         for line, values in candidates:
             row = list(values)  # already a list here: map(list, ...) above; this only types it
-            if finish is not None:
-                try:
+            try:
+                if finish is not None:
                     finish(row)
-                except FieldError as exc:
-                    rejects.append(Reject(line, exc.field, exc.value, str(exc)))
-                    continue
-            if self.schema.extras_to_attributes:
-                try:
+                if self.schema.extras_to_attributes:
                     row.append(self._attributes(rows[where[line]]))
-                except FieldError as exc:
-                    rejects.append(Reject(line, exc.field, exc.value, str(exc)))
-                    continue
+            except FieldError as exc:
+                rejects.append(Reject(line, exc.field, exc.value, str(exc)))
+                continue
             accepted.append((line, row))
-        return accepted, rejects
+        return accepted
 
     @staticmethod
     def _column(
