@@ -10,7 +10,7 @@ is ``segment``; ``visit``, ``conversion`` and ``spend`` are outcomes):
     .venv/bin/python benchmarks/experiment_to_log.py ../shared/data/hillstrom/hillstrom.csv \\
         hillstrom-conversion.csv --action segment --reward conversion --outcome visit --outcome spend
 
-This is a thin command over :func:`tummler.app.logs.experiment_to_log`.
+This is a thin command over :func:`tummler.app.ingest.experiment_to_log`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from tummler.app.logs import experiment_to_log
+from tummler.app.ingest import experiment_to_log
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -119,7 +119,7 @@ def child_raw(url: str, events: Path, tuned: bool) -> dict[str, Any]:
 
     engine = connect(url)
     with engine.connect() as connection:
-        ids = dict(connection.execute(text("SELECT external_id, id FROM contacts")).all())
+        ids = dict(connection.execute(text("SELECT external_id, id FROM contacts")).tuples().all())
     raw = engine.raw_connection()
     driver: Any = raw.driver_connection
     if tuned and engine.dialect.name == "sqlite":

@@ -10,7 +10,7 @@ Sections, each printed as a table; the last line is one JSON object with every f
     action distribution per position read off its own logs' propensities) estimated from the
     ``random`` logs, against the on-policy click rate of the ``bts`` logs: relative error per
     estimator.
-(b) ``hillstrom``: the e-mail experiment as a logged bandit (``tummler.app.logs.experiment_to_log``).
+(b) ``hillstrom``: the e-mail experiment as a logged bandit (``tummler.app.ingest.experiment_to_log``).
     Learn on half the customers, evaluate on the other half with IPS and DR against "everyone gets
     the best e-mail" and "nobody gets one": conversions and spend per 1,000 customers, with 95 %
     bootstrap intervals.
@@ -69,8 +69,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tummler import evaluate
+from tummler.app.ingest import LoggedBandit, experiment_to_log, read_logged_bandit
 from tummler.app.learning import fit_policy
-from tummler.app.logs import LoggedBandit, experiment_to_log, read_logged_bandit
 from tummler.evaluate import (
     LoggedData,
     context_free_policy,
@@ -288,7 +288,8 @@ class World:
         return cls(intercept=rng.normal(-1.5, 0.4, size=k), theta=rng.normal(0, 0.5, size=(k, d)))
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.intercept + x @ self.theta.T)))
+        p: np.ndarray = 1.0 / (1.0 + np.exp(-(self.intercept + x @ self.theta.T)))
+        return p
 
     def log(self, n: int, rng: np.random.Generator) -> LoggedBandit:
         k, d = self.theta.shape
@@ -757,10 +758,16 @@ def replay_history(view: BrandView, learn: Callable[[np.ndarray, Any], None] | N
     column_of[np.asarray(brand.space.channels)] = np.arange(len(brand.space.channels))
 
     def keys(rows: np.ndarray) -> np.ndarray:
-        return (events.send_at[rows] * n + events.contact[rows]) * c_all + events.channel[rows]
+        key: np.ndarray = (
+            events.send_at[rows] * n + events.contact[rows]
+        ) * c_all + events.channel[rows]
+        return key
 
     def of(*types: EventType) -> np.ndarray:
-        return np.isin(events.type, [EVENT_TYPES.index(t) for t in types]) & (events.channel >= 0)
+        rows: np.ndarray = np.isin(events.type, [EVENT_TYPES.index(t) for t in types]) & (
+            events.channel >= 0
+        )
+        return rows
 
     sends = np.flatnonzero(of(EventType.DELIVERED, EventType.BOUNCED))
     send_key = keys(sends)
@@ -877,13 +884,14 @@ class ThompsonLearner:
             return outcome["clicked"].astype(np.float64)
         w = self.brand.model.reward
         cost = np.asarray(w.channel_cost)[np.asarray(self.brand.space.channels)[column]]
-        return (
+        reward: np.ndarray = (
             w.clicked * outcome["clicked"]
             + w.replied * outcome["replied"]
             + w.unsubscribed * outcome["unsubscribed"]
             + w.complained * outcome["complained"]
             - cost
         )
+        return reward
 
     def _informed_prior(self) -> None:
         """Start every channel's intercept at the click rate pooled over the brand's logs."""
@@ -946,7 +954,8 @@ class ThompsonLearner:
         values = np.where(round_.eligible[:, :k], values, -np.inf)
         best = values.argmax(axis=1)
         send = values[np.arange(n), best] > 0.0
-        return np.where(send, best, k)
+        chosen: np.ndarray = np.where(send, best, k)
+        return chosen
 
     def learn(self, round_: Any, sends: Any, outcomes: Any) -> None:
         if self.x is None or not len(outcomes):

@@ -37,7 +37,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def _batches(n: int, size: int) -> Iterator[range]:
 
 def seed_store(url: str, n: int, batch: int = 20_000) -> float:
     """Fill an empty, migrated store with ``n`` contacts the example campaign plans; seconds."""
-    from sqlalchemy import insert
+    from sqlalchemy import Table, insert
 
     from tummler.store import models
     from tummler.store.database import connect
@@ -126,14 +126,12 @@ def seed_store(url: str, n: int, batch: int = 20_000) -> float:
     engine = connect(url)
     then = NOW - timedelta(days=100)
     tables = [
-        models.Contact.__table__,
-        models.ChannelIdentity.__table__,
-        models.ConsentEvent.__table__,
-        models.Event.__table__,
+        cast(Table, model.__table__)
+        for model in (models.Contact, models.ChannelIdentity, models.ConsentEvent, models.Event)
     ]
     with engine.begin() as connection:
         for rows in _batches(n, batch):
-            contacts = [
+            contacts: list[dict[str, Any]] = [
                 {
                     "id": i + 1,
                     "external_id": f"c{i}",
@@ -170,7 +168,7 @@ def seed_store(url: str, n: int, batch: int = 20_000) -> float:
                             "recorded_at": then,
                         }
                     )
-            events = [
+            events: list[dict[str, Any]] = [
                 {
                     "contact_id": i + 1,
                     "channel": "email",
@@ -183,7 +181,7 @@ def seed_store(url: str, n: int, batch: int = 20_000) -> float:
                 for i in rows
             ]
             for table, values in zip(tables, (contacts, identities, consents, events), strict=True):
-                connection.execute(insert(table), values)  # type: ignore[arg-type]
+                connection.execute(insert(table), values)
     engine.dispose()
     return time.perf_counter() - started
 
@@ -309,9 +307,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps({"seconds": round(seconds, 3)}))
         return {}
     if args.plan_once:  # child: plan once
-        figures = plan_once(args.plan_once[0], args.plan_once[1], int(args.plan_once[2]))
-        print(json.dumps(figures))
-        return figures
+        once = plan_once(args.plan_once[0], args.plan_once[1], int(args.plan_once[2]))
+        print(json.dumps(once))
+        return once
 
     n, d = args.contacts, args.features
     rng = np.random.default_rng(args.seed)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from tummler.app.workspace import init_workspace
 from tummler.core.errors import ConfigError
 from tummler.store.database import connect, upgrade
 from tummler.store.throwaway import ThrowawayPostgres, find_postgres_bindir
@@ -99,3 +100,12 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"real data not found at {DATA_DIR}: set TUMMLER_DATA_DIR to ../shared/data")
     return DATA_DIR
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A fresh workspace, as ``tummler init`` makes it: settings, the example strategy and
+    campaigns, a migrated and empty SQLite store."""
+    directory = tmp_path / "ws"
+    init_workspace(directory)
+    return directory

@@ -92,7 +92,6 @@ def write_example_data(
     rng = make_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     ids = [f"cust-{i:05d}" for i in range(1, contacts + 1)]
-    stages = [s.value for s in Stage]
     files = ExampleFiles(
         contacts=directory / "contacts.csv",
         identities=directory / "identities.csv",
@@ -102,7 +101,21 @@ def write_example_data(
         mentions=directory / "mentions.csv",
     )
 
-    with files.contacts.open("w", encoding="utf-8", newline="") as handle:
+    _write_contacts(files.contacts, ids, rng)
+    has_phone = rng.random(contacts) < 0.6
+    has_social = rng.random(contacts) < 0.3
+    _write_identities(files.identities, ids, has_phone, has_social)
+    _write_consent(files.consent, ids, has_phone, rng, start)
+    _write_events(files.events, ids, rng, start)
+    _write_edges(files.edges, ids, rng)
+    _write_mentions(files.mentions, ids, rng, start)
+    return files
+
+
+def _write_contacts(path: Path, ids: list[str], rng: np.random.Generator) -> None:
+    """Contacts with a name, time zone, stage, city, lifetime value and VIP flag."""
+    stages = [s.value for s in Stage]
+    with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ("external_id", "first_name", "time_zone", "stage", "city", "lifetime_value", "vip")
@@ -120,9 +133,12 @@ def write_example_data(
                 )
             )
 
-    has_phone = rng.random(contacts) < 0.6
-    has_social = rng.random(contacts) < 0.3
-    with files.identities.open("w", encoding="utf-8", newline="") as handle:
+
+def _write_identities(
+    path: Path, ids: list[str], has_phone: np.ndarray, has_social: np.ndarray
+) -> None:
+    """An e-mail address for everyone, a phone and a Mastodon handle for some."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(("contact_external_id", "channel", "address"))
         for index, external_id in enumerate(ids):
@@ -136,7 +152,12 @@ def write_example_data(
                     (external_id, ChannelKind.MASTODON.value, f"@{external_id}@social.example")
                 )
 
-    with files.consent.open("w", encoding="utf-8", newline="") as handle:
+
+def _write_consent(
+    path: Path, ids: list[str], has_phone: np.ndarray, rng: np.random.Generator, start: datetime
+) -> None:
+    """E-mail (and most SMS) granted at sign-up; a few e-mail revocations in the four weeks."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(("contact_external_id", "channel", "status", "at", "source"))
         for index, external_id in enumerate(ids):
@@ -160,8 +181,11 @@ def write_example_data(
                     )
                 )
 
+
+def _write_events(path: Path, ids: list[str], rng: np.random.Generator, start: datetime) -> None:
+    """A few funnels per person: delivered, then perhaps opened, clicked and converted."""
     funnel = (EventType.DELIVERED, EventType.OPENED, EventType.CLICKED, EventType.CONVERTED)
-    with files.events.open("w", encoding="utf-8") as handle:
+    with path.open("w", encoding="utf-8") as handle:
         number = 0
         for external_id in ids:
             for _ in range(int(rng.poisson(3))):
@@ -182,6 +206,9 @@ def write_example_data(
                         record["value"] = round(float(rng.gamma(2.0, 25.0)), 2)
                     handle.write(json.dumps(record) + "\n")
 
+
+def _write_edges(path: Path, ids: list[str], rng: np.random.Generator) -> None:
+    """Random follows and mentions between people, without repeats."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -191,8 +218,8 @@ def write_example_data(
     weights: list[float] = []
     seen: set[tuple[int, int, str]] = set()
     edge_kinds = [k.value for k in EdgeKind]
-    for _ in range(contacts * 3):
-        source, target = (int(x) for x in rng.choice(contacts, size=2, replace=False))
+    for _ in range(len(ids) * 3):
+        source, target = (int(x) for x in rng.choice(len(ids), size=2, replace=False))
         kind = edge_kinds[int(rng.integers(len(edge_kinds)))]
         if (source, target, kind) in seen:
             continue
@@ -210,19 +237,22 @@ def write_example_data(
                 "weight": weights,
             }
         ),
-        files.edges,
+        path,
     )
 
-    with files.mentions.open("w", encoding="utf-8", newline="") as handle:
+
+def _write_mentions(path: Path, ids: list[str], rng: np.random.Generator, start: datetime) -> None:
+    """Posts about the brand on Mastodon, half by known contacts."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ("channel", "external_id", "at", "author_handle", "text", "contact_external_id")
         )
-        for number in range(1, max(contacts // 4, 1) + 1):
+        for number in range(1, max(len(ids) // 4, 1) + 1):
             topic = _TOPICS[int(rng.integers(len(_TOPICS)))]
             text = _PHRASES[topic][int(rng.integers(2))]
             known = rng.random() < 0.5
-            author = ids[int(rng.integers(contacts))] if known else ""
+            author = ids[int(rng.integers(len(ids)))] if known else ""
             writer.writerow(
                 (
                     "mastodon",
@@ -233,4 +263,3 @@ def write_example_data(
                     author,
                 )
             )
-    return files

@@ -7,15 +7,19 @@ when asked, a recent e-mail click (the example campaigns' audiences are the rece
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from tummler.app.outbox import enqueue
+from tummler.app.workspace import open_store
 from tummler.core.clock import FrozenClock
+from tummler.core.settings import load_settings
 from tummler.store.database import session_scope
 from tummler.store.models import (
     Campaign,
@@ -28,6 +32,16 @@ from tummler.store.models import (
 )
 
 DAY = timedelta(days=1)
+
+
+@contextmanager
+def workspace_store(workspace: Path) -> Iterator[Engine]:
+    """An engine on ``workspace``'s store, disposed of when the block ends."""
+    engine = open_store(load_settings(workspace))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def add_reachable(

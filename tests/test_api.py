@@ -348,3 +348,55 @@ def test_bad_api_key_settings_are_refused(
     monkeypatch.setenv("TUMMLER_API_KEYS", value)
     with pytest.raises(ConfigError, match=fragment):
         load_api_settings()
+
+
+def test_bad_api_key_settings_never_quote_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUMMLER_API_KEYS", '{"plain-secret-key": "admin"}')
+    with pytest.raises(ConfigError) as raised:
+        load_api_settings()
+    message = str(raised.value)
+    assert message.startswith("invalid API settings: TUMMLER_API_KEYS (api_keys)")
+    assert "hash_api_key" in message
+    assert "plain" not in message
+    assert raised.value.__cause__ is None  # pydantic's error quotes its input: not chained
+
+
+def test_the_api_settings_are_read_from_tummler_toml_like_every_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TUMMLER_API_KEYS", "TUMMLER_API_MAX_BODY_BYTES", "TUMMLER_SIGNATURE_TOLERANCE_S"):
+        monkeypatch.delenv(name, raising=False)
+    digest = hash_api_key("k")
+    (tmp_path / "tummler.toml").write_text(
+        "api_max_body_bytes = 65536\n"
+        "signature_tolerance_s = 60\n"
+        'mailgun_signing_key = "mailgun-secret"\n'
+        f'[api_keys]\n"{digest}" = "marketer"\n'
+    )
+    settings = Settings(workspace=tmp_path)
+    api = settings.api()
+    assert api.api_keys == {digest: Role.MARKETER}
+    assert (api.max_body_bytes, api.signature_tolerance_s) == (65536, 60)
+    assert load_api_settings(settings) == api
+    for shown in (repr(settings), repr(api), str(api)):
+        assert digest not in shown
+        assert "mailgun-secret" not in shown
+    monkeypatch.setenv("TUMMLER_API_MAX_BODY_BYTES", "1024")  # the environment comes first
+    assert Settings(workspace=tmp_path).api().max_body_bytes == 1024
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TUMMLER_API_KEYS", "{not json"),
+        ("TUMMLER_API_MAX_BODY_BYTES", "lots"),
+        ("TUMMLER_SIGNATURE_TOLERANCE_S", "0"),
+    ],
+)
+def test_a_bad_api_setting_stops_the_api_not_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = Settings(workspace=tmp_path)  # every other command reads its settings
+    with pytest.raises(ConfigError, match=f"^invalid API settings: {variable}"):
+        settings.api()

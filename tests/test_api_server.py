@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from cli_app import cli_app
 from tummler.api import ApiSettings, Role, app_from_environment, create_app, hash_api_key
+from tummler.cli.main import app as cli_main
 from tummler.cli.serve import serve
 from tummler.core.errors import ConfigError, MissingDependencyError
 from tummler.core.settings import Settings
@@ -278,3 +279,29 @@ def test_a_100_mb_body_is_refused_before_it_is_read_and_memory_stays_flat(
     finally:
         server.terminate()
         server.wait(timeout=STARTUP_TIMEOUT_S)
+
+
+@pytest.mark.parametrize("value", ['{"plain-secret-key": "admin"}', "{not json"])
+def test_a_malformed_api_key_setting_stops_serve_with_the_app_factorys_error_not_status(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "tummler.db")
+    monkeypatch.delenv("TUMMLER_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TUMMLER_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("TUMMLER_API_KEYS", value)
+    runner = CliRunner()
+
+    served = runner.invoke(cli_main, ["serve", "--port", str(_free_port())])
+    assert isinstance(served.exception, ConfigError)
+    message = str(served.exception)
+    assert message.startswith("invalid API settings: TUMMLER_API_KEYS")
+    assert "tummler API on" not in served.output  # refused before the banner
+    with pytest.raises(ConfigError) as built:
+        app_from_environment()
+    assert str(built.value) == message
+    assert "plain" not in message
+
+    status = runner.invoke(cli_main, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["backend"] == "sqlite"
+    assert "plain" not in status.output

@@ -16,16 +16,16 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
-import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, Table, insert, select, text
 from typer.testing import CliRunner
 
+from cli_app import rooted_cli_app
 from tummler.app.contacts import (
     StageUpdate,
     contacts_as_of,
@@ -33,11 +33,9 @@ from tummler.app.contacts import (
     stages_as_of,
 )
 from tummler.app.ingest import import_file
-from tummler.app.report_html import render_store_html
 from tummler.app.reporting import store_report
 from tummler.app.workspace import init_workspace, open_store
 from tummler.cli import report as report_cli
-from tummler.cli.main import _root
 from tummler.cli.workspace import db_app
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError, InputError, NotFoundError
@@ -45,17 +43,20 @@ from tummler.core.vocabulary import Stage
 from tummler.store.database import connect, current_revision, head_revision, upgrade
 from tummler.store.models import Campaign, Contact, ContactChange, Decision
 from tummler.store.throwaway import ThrowawayPostgres
+from tummler.web import render_store_html
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+# the tables under the models, for rows written straight in (no history, or an older schema)
+CONTACTS, CAMPAIGNS, DECISIONS = (cast(Table, m.__table__) for m in (Contact, Campaign, Decision))
 
 
 def _contacts(engine: Engine, n: int, *, prefix: str = "c", stage: str = "prospect") -> list[int]:
     """``n`` contacts made directly (no history rows), ids in order."""
     with engine.begin() as connection:
         connection.execute(
-            insert(Contact.__table__),
+            insert(CONTACTS),
             [
                 {
                     "external_id": f"{prefix}{i}",
@@ -349,7 +350,7 @@ def test_a_store_made_with_0001_upgrades_with_one_history_row_per_contact(
     assert current_revision(blank_engine) == "0001"
     with blank_engine.begin() as connection:  # the contacts table is the same in 0001
         connection.execute(
-            insert(Contact.__table__),
+            insert(CONTACTS),
             [
                 {
                     "external_id": f"old-{i}",
@@ -400,7 +401,7 @@ def _campaign_with_audience(engine: Engine, tmp_path: Path) -> list[int]:
     with engine.begin() as connection:
         ids = list(connection.scalars(select(Contact.id).order_by(Contact.id)))
         campaign_id = connection.execute(
-            insert(Campaign.__table__).returning(Campaign.__table__.c.id),
+            insert(CAMPAIGNS).returning(CAMPAIGNS.c.id),
             {
                 "key": "spring",
                 "objective": "sales",
@@ -411,7 +412,7 @@ def _campaign_with_audience(engine: Engine, tmp_path: Path) -> list[int]:
             },
         ).scalar_one()
         connection.execute(
-            insert(Decision.__table__),
+            insert(DECISIONS),
             [
                 {
                     "campaign_id": campaign_id,
@@ -507,11 +508,9 @@ def test_the_movement_matrix_is_in_the_html_page_and_the_terminal(tmp_path: Path
     assert "1 moved closer, 1 fell back" in " ".join(page.split())
     assert "net movement by group: treated +0.0%, holdout +0.0%" in page
 
-    app = typer.Typer()
-    app.callback()(_root)
-    app.command()(report_cli.report)
     result = CliRunner().invoke(
-        app, ["-w", str(directory), "report", "--as-of", "2026-03-03T12:00:00Z"]
+        rooted_cli_app(report_cli.report),
+        ["-w", str(directory), "report", "--as-of", "2026-03-03T12:00:00Z"],
     )
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
@@ -552,7 +551,7 @@ def test_tummler_db_upgrade_brings_a_0001_workspace_to_head(tmp_path: Path) -> N
         upgrade(engine, "0001")
         with engine.begin() as connection:
             connection.execute(
-                insert(Contact.__table__),
+                insert(CONTACTS),
                 {
                     "external_id": "old",
                     "attributes": {"tier": "gold"},
@@ -566,10 +565,9 @@ def test_tummler_db_upgrade_brings_a_0001_workspace_to_head(tmp_path: Path) -> N
         engine.dispose()
     with pytest.raises(ConfigError, match="run `tummler db upgrade`"):
         open_store(settings)
-    app = typer.Typer()
-    app.callback()(_root)
-    app.add_typer(db_app, name="db")
-    result = CliRunner().invoke(app, ["-w", str(tmp_path / "ws"), "db", "upgrade"])
+    result = CliRunner().invoke(
+        rooted_cli_app(db=db_app), ["-w", str(tmp_path / "ws"), "db", "upgrade"]
+    )
     assert result.exit_code == 0, result.output
     assert "schema up to date" in result.output
     engine = open_store(settings)

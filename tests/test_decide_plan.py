@@ -660,6 +660,8 @@ def test_per_contact_scores_have_the_posterior_mean_and_variance(thompson: str) 
     linear = scores.linear_dense()[:, s.actions.available]
     phi = s.actions.features[s.actions.available].astype(np.float64)
     z = (x0.astype(np.float64)[0][None, :, None] * phi[:, None, :]).reshape(phi.shape[0], -1)
+    mean: np.ndarray
+    cov: np.ndarray
     if isinstance(policy, LogisticThompson):
         mean, cov = policy.m, np.diag(1 / policy.q)
     else:
@@ -710,7 +712,8 @@ def test_the_fused_draw_is_the_samplers_draw(which: str, kind: str, seed: int) -
     x = rng.standard_normal((m, D_X)).astype(np.float32)
     policy = POLICIES[kind](D_X, actions.n_features, actions.n_channels)
     if isinstance(policy, LinearThompson):
-        policy.exact_limit = 0  # the diagonal draw, the one the fused path takes
+        # the diagonal draw, the one the fused path takes; this instance shadows the class's limit
+        policy.exact_limit = 0  # type: ignore[misc]
     idx = rng.choice(np.flatnonzero(actions.available), 80)
     policy.update(rng.standard_normal((80, D_X)).astype(np.float32), actions, idx, rng.random(80))
     gaussian = policy._gaussian(x, actions)
@@ -845,7 +848,8 @@ def _holdout_by_sorting(
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n) - starts[inverse[order]]
-    return rank < count[inverse]
+    chosen: np.ndarray = rank < count[inverse]
+    return chosen
 
 
 @settings(max_examples=60, deadline=None)

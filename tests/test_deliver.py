@@ -263,7 +263,11 @@ def test_smtp_upgrades_with_starttls_when_configured(tls_files: tuple[Path, Path
     ],
 )
 def test_smtp_settings_are_checked_when_built(arguments: dict[str, Any], words: str) -> None:
-    settings = {"host": "127.0.0.1", "port": 25, "sender": "news@brand.example"} | arguments
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 25,
+        "sender": "news@brand.example",
+    } | arguments
     with pytest.raises(ConfigError, match=words):
         SmtpConnector(**settings)
 

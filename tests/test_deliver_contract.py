@@ -125,7 +125,9 @@ def _http_url(loopback: Loopback, port: int | None, path: str) -> str:
     return f"http://127.0.0.1:{_port(loopback.http_server().port, port)}{path}"
 
 
-def _message(channel: ChannelKind, to: str, publicity: Publicity = Publicity.PRIVATE):
+def _message(
+    channel: ChannelKind, to: str, publicity: Publicity = Publicity.PRIVATE
+) -> Callable[[str], OutboundMessage]:
     def make(key: str) -> OutboundMessage:
         return OutboundMessage(
             channel=channel,
@@ -331,6 +333,29 @@ def test_connector_names_and_channels_are_declared(case: Case, loopback: Loopbac
     assert connector.name
     assert connector.channels
     assert case.message("k").channel in connector.channels
+
+
+#: Whether each connector's provider de-duplicates a resend, so that the outbox may send an
+#: in-doubt delivery again; Bluesky (atproto) has no idempotency key.
+RESENDS_IN_DOUBT = {
+    "smtp": True,
+    "webhook": True,
+    "sms": True,
+    "mastodon": True,
+    "file": True,
+    "bluesky": False,
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
+def test_each_connector_declares_whether_an_in_doubt_resend_is_safe(case: Case) -> None:
+    declared = vars(case.connector).get("resend_in_doubt")
+    assert declared is not None, f"{case.connector.__name__} must declare resend_in_doubt itself"
+    assert declared is RESENDS_IN_DOUBT[case.connector.name]
+
+
+def test_a_connector_that_says_nothing_makes_no_resend_promise() -> None:
+    assert Connector.resend_in_doubt is False
 
 
 # --------------------------------------------------------------------------- the happy path

@@ -21,9 +21,6 @@ from rich.console import Console
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from tummler.app.demo import DEMO_MARKER, DemoReport, run_demo
-from tummler.app.demo_brand import DEMO_BRAND, DemoBrand
-from tummler.app.demo_round import RESPONSE_SOURCE, STAGE_SOURCE
 from tummler.app.workspace import open_store
 from tummler.cli import demo as demo_cli
 from tummler.cli.main import app
@@ -31,6 +28,9 @@ from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError, InputError
 from tummler.core.settings import load_settings
 from tummler.core.vocabulary import ChannelKind, DeliveryStatus
+from tummler.demo import DEMO_MARKER, DemoReport, run_demo
+from tummler.demo.brand import DEMO_BRAND, DemoBrand
+from tummler.demo.round import RESPONSE_SOURCE, STAGE_SOURCE
 from tummler.simulate import (
     BASELINE_NAMES,
     ResponseModel,
@@ -282,10 +282,11 @@ def test_the_results_table_fits_80_columns(
         )
         for i in range(60)
     )
-    terminal = Console(width=80, file=io.StringIO(), color_system=None)
+    screen = io.StringIO()
+    terminal = Console(width=80, file=screen, color_system=None)
     monkeypatch.setattr(demo_cli, "console", terminal)
     demo_cli._show(replace(small, rounds=rounds))
-    shown = terminal.file.getvalue()
+    shown = screen.getvalue()
     assert "…" not in shown
     lines = shown.splitlines()
     assert max(len(line) for line in lines) <= 80
@@ -310,11 +311,12 @@ def test_the_progress_line_keeps_the_brackets_of_a_path(
         on_step(f"starting fresh: removing the earlier demo run in {where}")
         return small
 
-    terminal = Console(width=200, file=io.StringIO(), force_terminal=True, color_system=None)
+    screen = io.StringIO()
+    terminal = Console(width=200, file=screen, force_terminal=True, color_system=None)
     monkeypatch.setattr(demo_cli, "console", terminal)
-    monkeypatch.setattr("tummler.app.demo.run_demo", steps_only)
+    monkeypatch.setattr("tummler.demo.run_demo", steps_only)
     demo_cli.demo(directory, contacts=50, rounds=1, seed=7, smtp=False, html=None)
-    shown = terminal.file.getvalue()
+    shown = screen.getvalue()
     line = f"starting fresh: removing the earlier demo run in {directory}"
     assert shown.count(line) == 2, shown  # the printed line and the progress bar's last frame
 

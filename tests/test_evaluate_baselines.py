@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,15 @@ from tummler.evaluate import (
 )
 
 
-def logs(seed: int = 0, n: int = 5000, k: int = 4) -> dict[str, np.ndarray]:
+class Logs(TypedDict):
+    """A logged bandit data set, as the estimators take it."""
+
+    reward: np.ndarray
+    action: np.ndarray
+    propensity: np.ndarray
+
+
+def logs(seed: int = 0, n: int = 5000, k: int = 4) -> Logs:
     rng = np.random.default_rng(seed)
     logging = rng.dirichlet(np.ones(k) * 2, size=n)
     action = (logging.cumsum(axis=1) > rng.uniform(size=(n, 1))).argmax(axis=1)
@@ -41,7 +51,7 @@ def test_logged_baseline_is_valued_at_the_on_policy_mean() -> None:
     mean = data["reward"].mean()
     assert ips(action_dist=dist, n_bootstrap=0, **data).value == pytest.approx(mean)
     assert snips(action_dist=dist, n_bootstrap=0, **data).value == pytest.approx(mean)
-    assert baseline_action_dist("logged", n_actions=1, **{**data, "action": 0 * data["action"]})[
+    assert baseline_action_dist("logged", n_actions=1, **(data | {"action": 0 * data["action"]}))[
         0
     ].tolist() == [1.0]
 
@@ -68,7 +78,7 @@ def test_bad_baselines() -> None:
     with pytest.raises(PolicyError, match=r"n_actions = 0 must be a positive integer"):
         baseline_action_dist("uniform", n_actions=0, **data)
     with pytest.raises(PolicyError, match=r"action\[\d\] = \d is outside 0..1"):
-        baseline_action_dist("uniform", n_actions=2, **{**data, "action": np.full(10, 3)})
+        baseline_action_dist("uniform", n_actions=2, **(data | {"action": np.full(10, 3)}))
 
 
 def test_the_public_names_are_all_exported() -> None:
@@ -119,3 +129,42 @@ def test_docstring_examples_run() -> None:
         module = importlib.import_module(f"tummler.evaluate.{name}")
         failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert failures == 0, name
+
+
+def test_masked_baselines_spread_over_eligible_actions_only() -> None:
+    eligible = np.array([[True, False, True, True], [False, False, False, True]])
+    reward, action, propensity = [1.0, 0.0], [0, 3], [0.4, 0.9]
+
+    def dist(name: str) -> np.ndarray:
+        return baseline_action_dist(
+            name,
+            reward=reward,
+            action=action,
+            propensity=propensity,
+            n_actions=4,
+            eligible=eligible,
+        )
+
+    uniform = dist("uniform")
+    np.testing.assert_allclose(uniform, np.array([[1 / 3, 0, 1 / 3, 1 / 3], [0, 0, 0, 1]]))
+    logged = dist("logged")
+    # the logged action keeps its propensity, the rest goes to the other eligible actions; a round
+    # with no other eligible action puts everything on the logged one
+    np.testing.assert_allclose(logged, np.array([[0.4, 0, 0.3, 0.3], [0, 0, 0, 1]]))
+    # every importance weight is 1, so IPS is the observed mean
+    assert ips(reward, action, propensity, logged).value == 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "eligible", "message"),
+    [
+        ("uniform", [[False, False]], "needs an eligible action"),
+        ("best-single", [[True, True]], "no form restricted"),
+        ("logged", [[True, True, True]], r"eligible must be \(n, k\)"),
+    ],
+)
+def test_masked_baselines_bad_input(name: str, eligible: list[list[bool]], message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        baseline_action_dist(
+            name, reward=[0.0], action=[0], propensity=[0.5], n_actions=2, eligible=eligible
+        )

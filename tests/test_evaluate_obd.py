@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tummler.app.logs import read_logged_bandit
+from tummler.app.ingest import read_logged_bandit
 from tummler.evaluate import context_free_policy, evaluate_policy
 
 COLUMNS = {"action": "item_id", "reward": "click", "propensity": "propensity_score"}

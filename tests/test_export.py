@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from seeding import workspace_store
 from tummler.app.csv_cells import neutralize_formula
 from tummler.app.export import (
     ExportFormat,
@@ -25,7 +26,6 @@ from tummler.app.export import (
     default_export_path,
     export_table,
 )
-from tummler.app.workspace import init_workspace
 from tummler.cli.main import app
 from tummler.core.errors import InputError
 from tummler.store.database import connect, session_scope
@@ -644,13 +644,17 @@ def test_an_existing_file_is_never_replaced_unless_asked(
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     # A file that appears while the export runs is not replaced either.
     path.unlink()
+
+    def someone_writes_it(_: int) -> None:
+        path.write_text("theirs\n", encoding="utf-8")
+
     with pytest.raises(InputError, match=message):
         export_table(
             engine,
             kind=ExportKind.CONTACTS,
             path=path,
             export_format=export_format,
-            on_chunk=lambda _: path.write_text("theirs\n", encoding="utf-8"),
+            on_chunk=someone_writes_it,
         )
     assert path.read_text(encoding="utf-8") == "theirs\n"
     assert [p.name for p in path.parent.iterdir()] == [path.name]
@@ -665,17 +669,13 @@ def test_an_existing_file_is_never_replaced_unless_asked(
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    directory = tmp_path / "ws"
-    settings = init_workspace(directory)
-    engine = connect(settings.resolved_database_url)
-    try:
+def populated_workspace(workspace: Path) -> None:
+    """Puts :func:`populate`'s people in the workspace's store."""
+    with workspace_store(workspace) as engine:
         populate(engine)
-    finally:
-        engine.dispose()
-    return directory
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_writes_into_the_workspace_exports_folder_and_leaves_its_files_alone(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -705,6 +705,7 @@ def test_the_default_file_is_named_by_kind_and_utc_time() -> None:
     assert path == Path("ws", "exports", "events-20260301T130405Z.parquet")
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_takes_the_format_from_out(workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "people.parquet"
     result = CliRunner().invoke(
@@ -725,6 +726,7 @@ def test_cli_takes_the_format_from_out(workspace: Path, tmp_path: Path) -> None:
     assert "exported 3 contacts" in result.output
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_refuses_an_unknown_format(workspace: Path) -> None:
     result = CliRunner().invoke(
         app, ["--workspace", str(workspace), "export", "events", "--format", "xlsx"]
@@ -742,6 +744,7 @@ def test_cli_help_says_where_the_file_goes() -> None:
     assert "--no-escape-formulas" in text
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_refuses_to_replace_a_file_without_force(workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "people.csv"
     out.write_text("mine\n", encoding="utf-8")
@@ -760,6 +763,7 @@ def test_cli_refuses_to_replace_a_file_without_force(workspace: Path, tmp_path: 
     assert _read_csv(out)[0] == CONTACT_HEADER
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_writes_formulas_as_text_unless_told_not_to(workspace: Path, tmp_path: Path) -> None:
     engine = connect(settings_url(workspace))
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tummler.core.errors import InputError, PolicyError
-from tummler.learn.harm import PRIOR_SENDS, ChannelHarm, clipped_harm
+from tummler.learn.harm import PRIOR_SENDS, ChannelHarm, clip_rewards, clipped_harm
 
 
 def test_clipped_harm_is_what_clipping_to_0_1_drops_below_0() -> None:
@@ -96,3 +96,12 @@ def test_bad_additions_are_refused(channel: Any, harm: Any, message: str) -> Non
 def test_counts_must_name_the_same_channels() -> None:
     with pytest.raises(PolicyError, match="same channels"):
         ChannelHarm({"sms": 1.0}, {})
+
+
+def test_clip_rewards_only_for_a_logistic_policy() -> None:
+    reward, lost = clip_rewards("logistic_thompson", [1.0, -1.0, 2.5, 0.5])
+    assert reward.tolist() == [1.0, 0.0, 1.0, 0.5]
+    assert lost is not None
+    assert lost.tolist() == [0.0, 1.0, 0.0, 0.0]
+    reward, lost = clip_rewards("linear_thompson", [1.0, -1.0, 2.5])
+    assert (reward.tolist(), lost) == ([1.0, -1.0, 2.5], None)

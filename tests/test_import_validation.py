@@ -492,7 +492,9 @@ def test_a_repeated_external_id_is_reported_and_the_later_row_wins(
     ]
     assert "also on line 2" in rows[0]["reason"]
     with store.connect() as connection:
-        stages = dict(connection.execute(text("SELECT external_id, stage FROM contacts")).all())
+        stages = dict(
+            connection.execute(text("SELECT external_id, stage FROM contacts")).tuples().all()
+        )
     assert (stages["d1"], stages["d2"]) == ("customer", "customer")
 
 
@@ -641,7 +643,7 @@ def test_consent_dated_in_the_future_is_rejected(
         assert "2026-03-01T00:05:00+00:00" in reject["reason"]
 
 
-@pytest.mark.parametrize("module", ["schemas", "lookalikes"])
+@pytest.mark.parametrize("module", ["schemas", "fields", "attributes", "lookalikes"])
 def test_the_examples_in_the_docstrings_run(module: str) -> None:
     """``declared_attribute``, ``attribute_value`` and ``lookalike_columns`` show their rules."""
     import doctest

@@ -9,9 +9,10 @@ action 0.40.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from cli_app import rooted_cli_app
+from tummler.app.ingest import read_logged_bandit
 from tummler.app.learning import (
     POLICY_FILE_FORMAT,
     PROMOTE_ACTION,
@@ -33,10 +36,8 @@ from tummler.app.learning import (
     save_policy_file,
     store_policy_version,
 )
-from tummler.app.logs import read_logged_bandit
 from tummler.app.workspace import init_workspace
 from tummler.cli import learn as learn_cli
-from tummler.cli.context import CLIState
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, NotFoundError, PolicyError
 from tummler.evaluate import Comparison
@@ -289,20 +290,8 @@ def test_promotion_on_a_log_without_any_reward_keeps_the_promoted_version(
 
 
 def _app() -> typer.Typer:
-    """The two commands under a root that takes ``--workspace``, as ``tummler.cli.main`` does."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root(
-        ctx: typer.Context,
-        workspace: Annotated[Path | None, typer.Option("--workspace", "-w")] = None,
-    ) -> None:
-        ctx.obj = CLIState(workspace=workspace)
-        ctx.call_on_close(ctx.obj.close)
-
-    app.command()(learn_cli.learn)
-    app.command()(learn_cli.evaluate)
-    return app
+    """The two commands under the root that takes ``--workspace``, as ``tummler`` registers them."""
+    return rooted_cli_app(learn_cli.learn, learn_cli.evaluate)
 
 
 runner = CliRunner()
@@ -399,3 +388,33 @@ def test_cli_store_and_promote_in_a_workspace(log_file: Path, tmp_path: Path) ->
     assert promotion["promoted"] == "mail@2"
     assert promotion["forced"] is True
     assert promotion["previous"]["policy"] == "mail@1"
+
+
+def test_cli_evaluate_promote_evaluates_the_log_once(
+    log_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--promote decides on the evaluation it printed, the promoted version weighed alongside."""
+    workspace = tmp_path / "ws"
+    init_workspace(workspace)
+    ws = ["-w", str(workspace)]
+    for out in ("one.json", "two.json"):
+        learn = ["learn", "--log", str(log_file), "--out", str(tmp_path / out), "--name", "mail"]
+        assert runner.invoke(_app(), [*ws, *learn]).exit_code == 0
+    evaluate = [*ws, "evaluate", "--log", str(log_file), "--bootstrap", "30", "--promote"]
+    assert runner.invoke(_app(), [*evaluate, "-p", "mail@1"]).exit_code == 0
+    service = sys.modules[evaluate_log.__module__]
+    fits: list[int] = []
+    fit = service.fit_reward_model
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        fits.append(1)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(service, "fit_reward_model", counting)
+    result = runner.invoke(_app(), [*evaluate, "-p", "mail@2", "--force", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert len(fits) == 1  # one evaluation: the promotion reads the figures it was given
+    assert [p["policy"] for p in document["policies"]] == ["mail@2"]
+    assert document["promotion"]["previous"]["policy"] == "mail@1"
+    assert document["promotion"]["promoted"] == "mail@2"

@@ -36,7 +36,6 @@ from tummler.app.learning import (
     read_policy,
 )
 from tummler.app.planning import explain_decision, plan_campaign
-from tummler.app.workspace import init_workspace
 from tummler.cli import learn as learn_cli
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, PolicyError
@@ -59,12 +58,6 @@ LATER = NOW + 3 * DAY
 REORDER = "fresh-roast-reorder"
 OBJECTIVE = "repeat-purchase"
 RATE = {"sms": 0.70, "email": 0.05}
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    init_workspace(tmp_path / "ws")
-    return tmp_path / "ws"
 
 
 def _seed(engine: Engine, n: int) -> None:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tummler.app.logs import LoggedBandit, experiment_to_log, read_logged_bandit
+from tummler.app.ingest import LoggedBandit, experiment_to_log, read_logged_bandit
 from tummler.core.errors import InputError
 
 LOG = """\

@@ -22,6 +22,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
+from cli_app import rooted_cli_app
 from deliver_servers import PROVIDER_REASON, RETRY_AFTER_S, Fault, HttpServer, SmtpServer, free_port
 from tummler.app.outbox import (
     IN_FLIGHT,
@@ -38,7 +39,7 @@ from tummler.app.unsubscribe import honour_unsubscribe
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import ConfigError, NotFoundError
 from tummler.core.randomness import make_rng
-from tummler.core.vocabulary import ChannelKind, ConsentStatus
+from tummler.core.vocabulary import ChannelKind, ConsentStatus, Override
 from tummler.deliver import (
     BlueskyConnector,
     Connector,
@@ -267,7 +268,9 @@ def test_every_delivery_is_sent_once_rendered_with_its_unsubscribe_link(
     assert max(ids.values()) == 1
     first = min(received, key=lambda m: str(m.message["To"]))
     assert str(first.message["Subject"]) == "Hello Person0"
-    assert "Hi Person0, spring is here." in first.message.get_body(("plain",)).get_content()
+    plain = first.message.get_body(("plain",))
+    assert plain is not None
+    assert "Hi Person0, spring is here." in plain.get_content()
     link = str(first.message["List-Unsubscribe"]).strip()
     assert link.startswith("<https://brand.test/unsubscribe/")
     # the link in the header is honoured: it revokes e-mail consent of exactly that contact
@@ -368,6 +371,7 @@ def test_a_marketing_email_enqueued_after_the_refusal_check_is_skipped_not_sent(
     enqueue(engine, "spring", clock=FrozenClock(NOW))
     with engine.connect() as connection:
         delivery_id = connection.scalar(select(models.Delivery.id))
+    assert delivery_id is not None
     composer = MessageComposer(engine, rules=SendRules(), clock=FrozenClock(NOW), unsubscribe=None)
     context = composer.load(delivery_id)
     rule = SendRules().rule("email")
@@ -599,7 +603,9 @@ def test_the_fatigue_cap_is_checked_again_at_send_time(
     enqueue(engine, "second", clock=clock)
     enqueue(engine, "alert", clock=clock)
     rules = SendRules(
-        fatigue_window=timedelta(days=7), fatigue_cap=1, critical_overrides=frozenset({"fatigue"})
+        fatigue_window=timedelta(days=7),
+        fatigue_cap=1,
+        critical_overrides=frozenset({Override.FATIGUE}),
     )
     report = work(engine, {"email": smtp(smtp_server)}, clock, rules=rules, campaign="second")
     assert report.counts == Counter({"skipped": 2})
@@ -854,9 +860,10 @@ def test_bad_worker_options_are_refused(
 
 
 class NoIdempotencySink(FileSinkConnector):
-    """A real file sink under the name of a connector whose provider cannot de-duplicate."""
+    """A real file sink that, like Bluesky, cannot de-duplicate a resend."""
 
     name: ClassVar[str] = "bluesky"
+    resend_in_doubt: ClassVar[bool] = False
 
 
 @pytest.mark.parametrize(
@@ -1011,7 +1018,6 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_and_doubles_nothing(
 def test_tummler_send_refuses_marketing_email_without_a_public_url_then_sends_with_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer
 ) -> None:
-    import typer
     from typer.testing import CliRunner
 
     from tummler.app.workspace import init_workspace, open_store
@@ -1036,9 +1042,7 @@ def test_tummler_send_refuses_marketing_email_without_a_public_url_then_sends_wi
         "TUMMLER_SMTP_TLS": "none",
     }.items():
         monkeypatch.setenv(name, value)
-    app = typer.Typer()
-    app.command()(send_command)
-    app.command()(deliveries_command)
+    app = rooted_cli_app(send_command, deliveries_command)
     runner = CliRunner()
     refused = runner.invoke(app, ["send", "--once", "--campaign", "spring"])
     assert isinstance(refused.exception, ConfigError), refused.output

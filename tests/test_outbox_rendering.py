@@ -219,8 +219,13 @@ def test_honouring_a_link_revokes_consent_once(engine: Engine) -> None:
 # ----------------------------------------------------------------------------------- connectors
 
 
+def configured(workspace: Path, environ: dict[str, str]) -> Settings:
+    """Settings as the ``TUMMLER_*`` variables in ``environ`` would give them."""
+    fields = {name.removeprefix("TUMMLER_").lower(): value for name, value in environ.items()}
+    return Settings.model_validate({"workspace": workspace, **fields})
+
+
 def test_connectors_are_built_from_the_environment_and_secrets_are_masked(tmp_path: Path) -> None:
-    settings = Settings(workspace=tmp_path)
     environ = {
         "TUMMLER_SMTP_HOST": "smtp.example.org",
         "TUMMLER_SMTP_SENDER": "News <news@brand.example>",
@@ -230,7 +235,7 @@ def test_connectors_are_built_from_the_environment_and_secrets_are_masked(tmp_pa
         "TUMMLER_WEBHOOK_SECRET": "hook-secret-77120",
         "TUMMLER_WEBHOOK_RATE": "5",
     }
-    built = build_connectors(settings, clock=FrozenClock(NOW), environ=environ)
+    built = build_connectors(configured(tmp_path, environ), clock=FrozenClock(NOW))
     assert set(built) == {"email", "webhook"}
     assert isinstance(built["email"], SmtpConnector)
     assert built["email"].starttls
@@ -291,17 +296,31 @@ def test_a_partly_configured_connector_names_what_is_missing(
     tmp_path: Path, environ: dict[str, str], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        build_connectors(Settings(workspace=tmp_path), clock=FrozenClock(NOW), environ=environ)
+        build_connectors(configured(tmp_path, environ), clock=FrozenClock(NOW))
+
+
+def test_connectors_read_the_settings_file_like_every_other_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tummler.toml").write_text(
+        'webhook_url = "https://hooks.example.org/in"\nwebhook_rate = "2"\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("TUMMLER_WEBHOOK_SECRET", "hook-secret-from-env-5521")
+    built = build_connectors(load_settings(tmp_path), clock=FrozenClock(NOW))
+    assert set(built) == {"webhook"}
+    assert built["webhook"].rate_limit is not None
+    assert built["webhook"].rate_limit.rate == 2.0
+    assert "hook-secret-from-env-5521" not in repr(built["webhook"])
 
 
 def test_a_dry_run_sends_every_kind_to_the_file_sink(tmp_path: Path) -> None:
     settings = Settings(workspace=tmp_path)
-    built = build_connectors(settings, clock=FrozenClock(NOW), dry_run=True, environ={})
+    built = build_connectors(settings, clock=FrozenClock(NOW), dry_run=True)
     assert set(built) == {k.value for k in ChannelKind}
     sink = built["email"]
     assert isinstance(sink, FileSinkConnector)
     assert sink.path == dry_run_path(settings)
-    assert build_connectors(settings, clock=FrozenClock(NOW), environ={}) == {}
+    assert build_connectors(settings, clock=FrozenClock(NOW)) == {}
 
 
 # ---------------------------------------------------------------------------------------- rules

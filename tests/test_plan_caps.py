@@ -19,7 +19,6 @@ from sqlalchemy import Engine, select
 
 from seeding import add_reachable
 from tummler.app.planning import PlanReport, explain_decision, plan_campaign
-from tummler.app.workspace import init_workspace
 from tummler.core.clock import FrozenClock
 from tummler.store.database import session_scope
 from tummler.store.models import (
@@ -35,12 +34,6 @@ REORDER = "fresh-roast-reorder"
 SMS_COST = 0.05  # the example strategy's cost_per_send for SMS
 #: Contacts ``s0..`` have a phone only; ``b0..`` have a phone and an e-mail address.
 SMS_ONLY, BOTH = 40, 20
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    init_workspace(tmp_path / "ws")
-    return tmp_path / "ws"
 
 
 def _seed(engine: Engine) -> dict[str, int]:

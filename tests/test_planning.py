@@ -29,7 +29,6 @@ from tummler.app.planning import (
     planned_contexts,
 )
 from tummler.app.strategy import sync_campaigns
-from tummler.app.workspace import init_workspace
 from tummler.cli import plan as plan_cli
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import NotFoundError, StrategyError
@@ -56,12 +55,6 @@ SLOTS = {
     "mastodon": {time(11, 0), time(16, 0)},
 }
 QUIET = {"email": (time(21, 0), time(8, 0)), "sms": (time(20, 0), time(9, 0))}
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    init_workspace(tmp_path / "ws")
-    return tmp_path / "ws"
 
 
 def _seed(engine: Engine, n: int = 120) -> dict[str, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-from tummler.decide import POLICIES, build_action_set
+from tummler.decide import POLICIES, LogisticThompson, build_action_set
 
 
 def test_logistic_update_matches_the_explicit_design() -> None:
@@ -22,7 +22,8 @@ def test_logistic_update_matches_the_explicit_design() -> None:
     x[:, 0] = 1.0
     action = rng.integers(0, actions.k, n)
     reward = (rng.random(n) < 0.3).astype(np.float64)
-    policy = POLICIES["logistic_thompson"](
+    assert POLICIES["logistic_thompson"] is LogisticThompson
+    policy = LogisticThompson(
         n_context_features=d_x,
         n_action_features=actions.n_features,
         n_channels=actions.n_channels,

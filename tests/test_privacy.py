@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner, Result
 
+from seeding import workspace_store
 from tummler.app.privacy import (
     FORGET_ACTION,
     REDACTED,
@@ -26,7 +27,6 @@ from tummler.app.privacy import (
     forget_person,
     person_record,
 )
-from tummler.app.workspace import init_workspace
 from tummler.cli.main import app
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, NotFoundError
@@ -651,15 +651,10 @@ def test_a_short_identifier_is_matched_whole_not_inside_other_words(engine: Engi
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    directory = tmp_path / "ws"
-    settings = init_workspace(directory)
-    engine = connect(settings.resolved_database_url)
-    try:
+def populated_workspace(workspace: Path) -> None:
+    """Puts :func:`populate`'s people in the workspace's store."""
+    with workspace_store(workspace) as engine:
         populate(engine)
-    finally:
-        engine.dispose()
-    return directory
 
 
 def _said(result: Result) -> str:
@@ -671,6 +666,7 @@ def _store(workspace: Path) -> Engine:
     return connect(f"sqlite:///{workspace / 'tummler.db'}")
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_show_prints_one_json_document(workspace: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["--workspace", str(workspace), "person", "show", f"email:{ANA['email']}"]
@@ -686,6 +682,7 @@ def test_cli_show_prints_one_json_document(workspace: Path, tmp_path: Path) -> N
     assert json.loads(out.read_text(encoding="utf-8")) == record
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_show_refuses_an_out_it_cannot_write(workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "missing" / "ana.json"
     result = CliRunner().invoke(
@@ -696,6 +693,7 @@ def test_cli_show_refuses_an_out_it_cannot_write(workspace: Path, tmp_path: Path
     assert str(out) in str(result.exception)
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_forget_asks_first_and_stops_on_no(workspace: Path) -> None:
     engine = _store(workspace)
     try:
@@ -714,6 +712,7 @@ def test_cli_forget_asks_first_and_stops_on_no(workspace: Path) -> None:
         engine.dispose()
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_forget_on_yes_then_again_is_a_no_op(workspace: Path) -> None:
     engine = _store(workspace)
     try:
@@ -747,6 +746,7 @@ def test_cli_forget_on_yes_then_again_is_a_no_op(workspace: Path) -> None:
         engine.dispose()
 
 
+@pytest.mark.usefixtures("populated_workspace")
 def test_cli_forget_with_yes_takes_the_actor(workspace: Path) -> None:
     result = CliRunner().invoke(
         app,

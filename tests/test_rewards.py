@@ -23,7 +23,10 @@ def rewards(spec: RewardSpec, n: int, *events: tuple[int, str, float]) -> list[f
     decision = [e[0] for e in events]
     kinds = [e[1] for e in events]
     values = [e[2] for e in events]
-    return decision_rewards(n, np.array(decision, dtype=np.int64), kinds, values, spec).tolist()
+    found: list[float] = decision_rewards(
+        n, np.array(decision, dtype=np.int64), kinds, values, spec
+    ).tolist()
+    return found
 
 
 @pytest.mark.parametrize(

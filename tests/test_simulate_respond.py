@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -237,7 +238,8 @@ def test_several_sends_in_one_round_tire_each_other(population: Population) -> N
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
+    logit: np.ndarray = np.log(p) - np.log1p(-p)
+    return logit
 
 
 def test_contagion_strength_is_recovered_from_responses(population: Population) -> None:
@@ -458,7 +460,7 @@ def test_action_space_indexing() -> None:
 def test_respond_invariants(
     small: Population, sends: list[tuple[int, int, int, int]], seed: int
 ) -> None:
-    columns = list(zip(*sends, strict=True)) if sends else [[], [], [], []]
+    columns: list[Sequence[int]] = list(zip(*sends, strict=True)) if sends else [[], [], [], []]
     batch = _sends(
         list(columns[0]), list(columns[1]), [float(h) for h in columns[2]], list(columns[3])
     )

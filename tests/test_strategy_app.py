@@ -19,7 +19,6 @@ from tummler.app.strategy import (
     sync_campaigns,
     write_example_strategy,
 )
-from tummler.app.workspace import init_workspace
 from tummler.cli.main import app
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import StrategyError
@@ -180,6 +179,23 @@ def test_contacts_load_as_a_view_the_evaluator_reads(engine: Engine) -> None:
     assert revoked == {ids["de-9"], ids["de-10"]}
 
 
+@pytest.mark.parametrize("chunk_size", [1, 4])
+def test_contacts_read_in_chunks_are_the_same_view(engine: Engine, chunk_size: int) -> None:
+    _seed(engine)
+    whole = load_contacts(engine, now=NOW)
+    chunked = load_contacts(engine, now=NOW, chunk_size=chunk_size)
+    assert chunked.ids.tolist() == whole.ids.tolist()
+    for expression in (
+        'engaged_within("36h")',
+        'not consent("email")',
+        'has_identity("email") and consent("email")',
+        'engaged_within("30d") or stage == "customer"',
+    ):
+        assert evaluate(expression, chunked.view).tolist() == (
+            evaluate(expression, whole.view).tolist()
+        )
+
+
 def test_check_with_the_store_warns_about_realism(engine: Engine, tmp_path: Path) -> None:
     _seed(engine)
     (tmp_path / "strategy.yaml").write_text(STRATEGY, encoding="utf-8")
@@ -287,13 +303,6 @@ def _run(*args: str) -> Result:
 
 def _said(result: Result) -> str:
     return " ".join(result.output.split())
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    directory = tmp_path / "ws"
-    init_workspace(directory)
-    return directory
 
 
 def test_init_writes_a_strategy_that_passes_the_check(workspace: Path) -> None:

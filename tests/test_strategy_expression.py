@@ -242,7 +242,7 @@ _fields = st.one_of(
     _names.map(lambda n: Field(f"attributes.{n}")),
 )
 _strings = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=12
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"), max_size=12
 )
 _numbers = st.one_of(
     st.integers(min_value=0, max_value=10**6),

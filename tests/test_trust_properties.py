@@ -152,16 +152,16 @@ class Trust(RuleBasedStateMachine):
     def nothing_reached_anyone_after_they_withdrew_or_were_forgotten(self) -> None:
         if not self.sink.exists():
             return
-        whom = {}
+        whom: dict[tuple[str, str], int] = {}
         for index, person in enumerate(self.brand.people):
             whom[("email", person.email)] = index
             whom[("sms", person.phone)] = index
         for line in self.sink.read_text(encoding="utf-8").splitlines():
             message = json.loads(line)
-            person = whom[(message["channel"], message["to"])]
-            stop = self._stop(person, message["channel"])
+            who = whom[(message["channel"], message["to"])]
+            stop = self._stop(who, message["channel"])
             handed = datetime.fromisoformat(message["written_at"])
-            assert stop is None or handed < stop, (person, message["channel"], handed, stop)
+            assert stop is None or handed < stop, (who, message["channel"], handed, stop)
 
     @invariant()
     def the_store_agrees(self) -> None:

@@ -9,15 +9,14 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 import tummler
-from tummler.api.config import ApiSettings, load_api_settings
 from tummler.api.docs import add_docs
 from tummler.api.errors import add_error_handlers
 from tummler.api.limits import BodySizeLimit
 from tummler.api.routes import callbacks, events, health, unsubscribe
 from tummler.app.workspace import open_store
+from tummler.core.api_settings import ApiSettings
 from tummler.core.clock import Clock, SystemClock
-from tummler.core.errors import ConfigError
-from tummler.core.settings import Environment, Settings, load_settings
+from tummler.core.settings import Settings, load_settings
 
 __all__ = ["app_from_environment", "create_app"]
 
@@ -39,22 +38,20 @@ def create_app(
         The store to use; default: the workspace's store (refused when missing or not migrated),
         closed with the app.
     api_settings
-        Keys and provider secrets; default: read from ``TUMMLER_*`` environment variables.
+        Keys and provider secrets, already checked; default: ``settings.api()``, the API's part of
+        the workspace's settings.
     clock
         "Now", for signed timestamps and events without a time (default: the wall clock).
 
     Raises
     ------
     ConfigError
-        When the API's environment variables are invalid; in production, when no API key is
-        configured (every event route would answer 401).
+        When the API's settings are invalid (``invalid API settings: ...``); in production, when
+        no API key is configured (every event route would answer 401).
     """
-    api_settings = api_settings if api_settings is not None else load_api_settings()
-    if settings.environment is Environment.PRODUCTION and not api_settings.api_keys:
-        raise ConfigError(
-            "no API key configured: set TUMMLER_API_KEYS to a JSON object of "
-            '{"<sha256 hex of a key>": "<role>"} (see tummler.api.hash_api_key)'
-        )
+    api_settings = (
+        settings.api() if api_settings is None else settings.refuse_unsafe_api(api_settings)
+    )
     owned = engine is None
     store = engine if engine is not None else open_store(settings)
 

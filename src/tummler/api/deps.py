@@ -1,4 +1,5 @@
-"""Typed dependencies: the store, the settings, the clock, the consent rules and the caller's role.
+"""Typed dependencies: the engine that routes hand to services, the settings, the clock, the consent
+rules and the caller's role. Routes never query the store themselves: they call services in ``app``.
 
 Routes declare what they need as annotated parameters (``engine: EngineDep``); tests build the app with
 their own engine and clock through :func:`tummler.api.create_app` instead of overriding dependencies.
@@ -9,7 +10,7 @@ body is read.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,13 +18,11 @@ from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from tummler.api.config import ApiSettings, Role, hash_api_key
 from tummler.app.strategy import ConsentRules, consent_rules
 from tummler.core.clock import Clock
 from tummler.core.settings import Settings
-from tummler.store.database import session_scope
 
 __all__ = [
     "ApiSettingsDep",
@@ -32,7 +31,6 @@ __all__ = [
     "EngineDep",
     "KeyFirstRoute",
     "Principal",
-    "SessionDep",
     "SettingsDep",
     "require_role",
 ]
@@ -69,13 +67,6 @@ ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 ConsentRulesDep = Annotated[ConsentRules, Depends(_consent_rules)]
 
-
-def _session(engine: EngineDep) -> Iterator[Session]:
-    with session_scope(engine) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(_session)]
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")

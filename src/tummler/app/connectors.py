@@ -1,9 +1,10 @@
-"""Which connector carries which channel kind, built from the environment.
+"""Which connector carries which channel kind, built from the settings.
 
-Connectors are configured by ``TUMMLER_*`` environment variables (or a mapping given in their place,
-for tests); credentials are read with :func:`~tummler.deliver.secret_from_env`, which registers them
-so that :class:`~tummler.deliver.SecretMaskingFilter` and every recorded reason mask them. They are
-never read from, nor written to, the database.
+Connectors are configured by :class:`~tummler.core.settings.Settings`, read like every other setting
+(``TUMMLER_*`` environment variables over ``tummler.toml``, under the lower-case name without the
+prefix: ``smtp_host``); credentials are registered so that
+:class:`~tummler.deliver.SecretMaskingFilter` and every recorded reason mask them. They are never
+read from, nor written to, the database.
 
 =========== ================================================================================
 kind        variables (``*`` required to enable the connector)
@@ -27,7 +28,6 @@ to that file with :func:`tummler.app.dry_run.dry_run_outbox`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -89,25 +89,44 @@ def _rate(environ: Mapping[str, str], kind: ChannelKind) -> TokenBucket | None:
     return TokenBucket(rate, burst=max(1, int(rate)))
 
 
+def _configured(settings: Settings) -> dict[str, str]:
+    """The connector settings that are set, under their ``TUMMLER_*`` names (which every error
+    names), secrets in clear for the connectors."""
+    found: dict[str, str] = {}
+    for name in _CONNECTOR_SETTINGS:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None:
+            found[f"TUMMLER_{name.upper()}"] = value
+    return found
+
+
+#: The settings :func:`build_connectors` reads.
+_CONNECTOR_SETTINGS = tuple(
+    name
+    for name in Settings.model_fields
+    if name.split("_")[0] in {"smtp", "webhook", "sms", "mastodon", "bluesky"}
+    or name.endswith("_rate")
+)
+
+
 def build_connectors(
     settings: Settings,
     *,
     clock: Clock,
     dry_run: bool = False,
-    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Connector]:
     """Connectors by channel kind, for :func:`tummler.app.outbox.run_outbox`.
 
     Parameters
     ----------
     settings
-        Gives the workspace (for the dry run's file).
+        The connectors' settings (``smtp_host``...) and the workspace (for the dry run's file).
     clock
         Dates messages and the dry run's lines.
     dry_run
         Route every kind to the file sink at :func:`dry_run_path`.
-    environ
-        Where the variables are read; default ``os.environ``.
 
     Returns
     -------
@@ -121,10 +140,10 @@ def build_connectors(
         When a connector is partly configured (the message names the missing variable) or a value
         is invalid.
     """
-    env = os.environ if environ is None else environ
     if dry_run:
         sink = FileSinkConnector(dry_run_path(settings), clock=clock)
         return {kind.value: sink for kind in ChannelKind}
+    env = _configured(settings)
     connectors: dict[str, Connector] = {}
     if env.get("TUMMLER_SMTP_HOST"):
         port_text = env.get("TUMMLER_SMTP_PORT", "587")

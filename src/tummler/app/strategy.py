@@ -2,7 +2,7 @@
 
 The pure checks live in :mod:`tummler.strategy`; this module does the I/O around them: it reads
 ``strategy.yaml`` and ``campaigns/*.yaml``, reads from the store what the realism check needs (audience
-sizes from ``contacts``, ``channel_identities`` and ``consent_events``; the KPI's history from
+sizes through planning's contact reader, :mod:`tummler.app.audience`; the KPI's history from
 ``events``) and writes campaigns into ``campaigns`` / ``messages`` / ``variants``.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,10 +21,16 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from tummler.app.consent import consent_log
+from tummler.app.audience import (
+    ContactReach,
+    contact_chunks,
+    contact_view,
+    read_last_engaged,
+    read_reach,
+)
 from tummler.core.clock import Clock, ensure_utc
 from tummler.core.errors import StrategyError
-from tummler.core.vocabulary import ConsentStatus, EventType
+from tummler.core.vocabulary import EventType
 from tummler.store import models
 from tummler.store.database import session_scope
 from tummler.strategy import (
@@ -52,8 +57,6 @@ from tummler.strategy import (
 )
 
 __all__ = [
-    "CONTACT_VIEW_COLUMNS",
-    "ENGAGEMENT_EVENTS",
     "ConsentRules",
     "Finding",
     "Severity",
@@ -75,14 +78,6 @@ __all__ = [
     "write_example_strategy",
 ]
 
-#: Events that count as engaging for ``engaged_within``: a person chose to act. Opens are not
-#: (privacy proxies open mail); sends, deliveries and bounces are the provider's doing.
-ENGAGEMENT_EVENTS: tuple[EventType, ...] = (
-    EventType.CLICKED,
-    EventType.REPLIED,
-    EventType.CONVERTED,
-    EventType.VISITED,
-)
 _MAIN_MESSAGE = "main"
 
 
@@ -220,97 +215,31 @@ class StoreContacts:
     view: ContactColumns
 
 
-def load_contacts(engine: Engine, *, now: datetime) -> StoreContacts:
+def load_contacts(engine: Engine, *, now: datetime, chunk_size: int = 10_000) -> StoreContacts:
     """Every contact that was not forgotten, as columns the expression evaluator reads.
 
-    Consent per channel is the status of the latest consent event (ties: latest id); the last
-    engagement is the latest of :data:`ENGAGEMENT_EVENTS` up to ``now``.
+    Read with planning's reader (:mod:`tummler.app.audience`), ``chunk_size`` contacts per query
+    round: consent per channel is the status of the latest consent event (ties: latest id); the
+    last engagement is the latest of :data:`~tummler.app.audience.ENGAGEMENT_EVENTS` up to ``now``.
     """
     now = ensure_utc(now)
+    rows: list[Any] = []
+    reaches: list[ContactReach] = []
+    engaged: list[NDArray[np.datetime64]] = []
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(*CONTACT_VIEW_COLUMNS)
-            .where(models.Contact.forgotten_at.is_(None))
-            .order_by(models.Contact.id)
-        ).all()
-        ids = np.array([r.id for r in rows], dtype=np.int64)
-        position = {int(contact_id): i for i, contact_id in enumerate(ids)}
-        size = len(rows)
-
-        def empty() -> NDArray[np.bool_]:
-            return np.zeros(size, dtype=bool)
-
-        consents: defaultdict[str, NDArray[np.bool_]] = defaultdict(empty)
-        latest: dict[tuple[int, str], str] = {}
-        for contact_id, channel, status in consent_log(connection, now=now):
-            latest[(contact_id, channel)] = status
-        for (contact_id, channel), status in latest.items():
-            if contact_id in position:
-                consents[channel][position[contact_id]] = status == ConsentStatus.GRANTED.value
-        identities: defaultdict[str, NDArray[np.bool_]] = defaultdict(empty)
-        for contact_id, channel in connection.execute(
-            select(models.ChannelIdentity.contact_id, models.ChannelIdentity.channel).distinct()
-        ):
-            if contact_id in position:
-                identities[channel][position[contact_id]] = True
-        engaged = np.full(size, np.datetime64("NaT"), dtype="datetime64[us]")
-        for contact_id, at in connection.execute(
-            select(models.Event.contact_id, func.max(models.Event.at))
-            .where(
-                models.Event.type.in_([e.value for e in ENGAGEMENT_EVENTS]),
-                models.Event.at <= now,
-            )
-            .group_by(models.Event.contact_id)
-        ):
-            if contact_id in position and at is not None:
-                engaged[position[contact_id]] = _datetime64(_as_utc(at))
+        for chunk in contact_chunks(connection, chunk_size):
+            rows += chunk
+            reaches.append(read_reach(connection, chunk, now=now))
+            engaged.append(read_last_engaged(connection, chunk, now=now))
+    reach = ContactReach.concat(reaches, [r.size for r in engaged])
     view = contact_view(
-        rows, now=now, consents=dict(consents), identities=dict(identities), last_engaged=engaged
-    )
-    return StoreContacts(ids=ids, view=view)
-
-
-#: The contact columns :func:`contact_view` reads, for every query that builds one.
-CONTACT_VIEW_COLUMNS = (
-    models.Contact.id,
-    models.Contact.external_id,
-    models.Contact.locale,
-    models.Contact.time_zone,
-    models.Contact.stage,
-    models.Contact.attributes,
-)
-
-
-def contact_view(
-    rows: Sequence[Any],
-    *,
-    now: datetime,
-    consents: Any,
-    identities: Any,
-    last_engaged: Any,
-) -> ContactColumns:
-    """The audience language's view of contact ``rows`` (with ``external_id``, ``locale``,
-    ``time_zone``, ``stage`` and ``attributes``), with consent, identities and last engagement
-    already gathered per channel name; shared by the realism check and planning."""
-    size = len(rows)
-    attributes: defaultdict[str, list[Any]] = defaultdict(lambda: [None] * size)
-    for i, row in enumerate(rows):
-        for name, value in (row.attributes or {}).items():
-            attributes[name][i] = value
-    return ContactColumns(
-        size=size,
+        rows,
         now=now,
-        fields={
-            "external_id": [r.external_id for r in rows],
-            "locale": [r.locale for r in rows],
-            "time_zone": [r.time_zone for r in rows],
-            "stage": [r.stage for r in rows],
-        },
-        attributes=dict(attributes),
-        consents=consents,
-        identities=identities,
-        last_engaged=last_engaged,
+        consents=reach.consents,
+        identities=reach.identities,
+        last_engaged=(np.concatenate(engaged) if engaged else np.zeros(0, dtype="datetime64[us]")),
     )
+    return StoreContacts(ids=np.array([r.id for r in rows], dtype=np.int64), view=view)
 
 
 def _as_utc(value: Any) -> datetime:
@@ -318,10 +247,6 @@ def _as_utc(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return ensure_utc(value)
-
-
-def _datetime64(value: datetime) -> np.datetime64:
-    return np.datetime64(ensure_utc(value).replace(tzinfo=None), "us")
 
 
 def _reachable(

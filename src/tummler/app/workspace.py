@@ -5,20 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from tummler.core.errors import ConfigError
-from tummler.core.settings import SETTINGS_FILE, Settings, load_settings
+from tummler.core.settings import SETTINGS_FILE, Settings, load_settings, mask_url
 from tummler.store import models
-from tummler.store.database import (
-    connect,
-    current_revision,
-    head_revision,
-    masked_url,
-    upgrade,
-)
+from tummler.store.database import connect, current_revision, head_revision, upgrade
 
-__all__ = ["StoreStatus", "init_workspace", "open_store", "store_status"]
+__all__ = [
+    "StoreStatus",
+    "init_workspace",
+    "open_store",
+    "store_reachable",
+    "store_status",
+    "upgrade_store",
+]
 
 _SETTINGS_TEMPLATE = """\
 # tummler workspace settings. Environment variables TUMMLER_<NAME> override each value.
@@ -64,12 +66,18 @@ def init_workspace(directory: Path) -> Settings:
 
     write_example_strategy(directory)
     settings = load_settings(directory)
+    upgrade_store(settings)
+    return settings
+
+
+def upgrade_store(settings: Settings) -> None:
+    """Migrate the workspace's store to this version's schema (``tummler db upgrade``); a store
+    that is already there is left as it is."""
     engine = connect(settings.resolved_database_url)
     try:
         upgrade(engine)
     finally:
         engine.dispose()
-    return settings
 
 
 def open_store(settings: Settings) -> Engine:
@@ -85,7 +93,7 @@ def open_store(settings: Settings) -> Engine:
         engine.dispose()
         if revision is None:
             raise ConfigError(
-                f"no tummler store at {settings.resolved_database_url}: "
+                f"no tummler store at {settings.masked_database_url}: "
                 f"run `tummler init {settings.workspace}` (or `tummler db upgrade`)"
             )
         raise ConfigError(
@@ -116,9 +124,19 @@ def store_status(engine: Engine) -> StoreStatus:
                 name = model.__tablename__
                 counts[name] = connection.scalar(select(func.count()).select_from(model)) or 0
     return StoreStatus(
-        database=masked_url(engine),
+        database=mask_url(engine.url.render_as_string(hide_password=False)),
         backend=engine.dialect.name,
         revision=revision,
         head=head_revision(),
         counts=counts,
     )
+
+
+def store_reachable(engine: Engine) -> bool:
+    """Whether the store answers a trivial query now (the API's health check)."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True

@@ -22,7 +22,7 @@ from rich.table import Table
 from tummler.cli.context import console
 
 if TYPE_CHECKING:
-    from tummler.app.demo import DemoReport, DemoRound
+    from tummler.demo import DemoReport, DemoRound
 
 
 def demo(
@@ -59,8 +59,8 @@ def demo(
     it when off-policy evaluation says so. The true value of every round is set beside random,
     send-to-all, best single action and the oracle; the HTML report ends it.
     """
-    from tummler.app.demo import run_demo
     from tummler.core.clock import SystemClock
+    from tummler.demo import run_demo
 
     with Progress(
         SpinnerColumn(),
@@ -173,7 +173,7 @@ def _rounds_table(rounds: Sequence[DemoRound], baselines: Sequence[str]) -> Tabl
 
 
 def _show(report: DemoReport) -> None:
-    from tummler.app.demo import BASELINE_NAMES
+    from tummler.demo import BASELINE_NAMES
 
     imports = Table(title="1. the brand, imported", title_justify="left")
     for column in ("kind", "rows"):

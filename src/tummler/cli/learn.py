@@ -9,8 +9,10 @@ Register in ``tummler.cli.main``::
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -184,23 +186,18 @@ def _number(value: float | None) -> str:
 
 
 def _promote(
-    engine: Any,
-    candidate: str,
-    log: Path | None,
-    actions: Path | None,
-    options: dict[str, Any],
-    workspace: Path | None = None,
+    engine: Any, candidate: str, evaluation: Evaluation, *, estimator: str, force: bool
 ) -> PromotionReport:
+    """Promote ``candidate`` on the evaluation just made: the logs are evaluated once."""
     from tummler.app.learning import promote
 
     return promote(
         engine,
         candidate,
-        log=log,
-        workspace=workspace,
+        evaluation=evaluation,
+        estimator=estimator,
+        force=force,
         actor=f"cli:{getpass.getuser()}",
-        action_features=actions,
-        **options,
     )
 
 
@@ -214,114 +211,150 @@ def _say_nothing_to_evaluate(reason: str, *, as_json: bool, promote_first: bool)
         console.print(f"nothing to evaluate yet: {reason}{stays}", markup=False)
 
 
+_Policies = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        "-p",
+        help="A policy file, a stored version (name@version or id), or a baseline: "
+        "uniform, logged, best-single (best-single: with --log only). Repeat to compare. "
+        "Without --log, by default: the objective's latest unpromoted version, the promoted "
+        "one, uniform and logged.",
+        show_default=False,
+    ),
+]
+_Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+_Bootstrap = Annotated[
+    int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals.")
+]
+_Seed = Annotated[int, typer.Option(help="Seed of the bootstrap and the reward model.")]
+_Confidence = Annotated[
+    float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals.")
+]
+_Draws = Annotated[
+    int,
+    typer.Option(min=1, help="Posterior draws per round for a Thompson policy's propensities."),
+]
+_PromoteFirst = Annotated[
+    bool,
+    typer.Option(
+        "--promote",
+        help="Promote the first --policy (a stored version) if its lower bound is above the "
+        "promoted version's estimate; a tie within rounding keeps the promoted version.",
+    ),
+]
+_Force = Annotated[
+    bool, typer.Option("--force", help="With --promote: promote even if it is not better.")
+]
+_Estimator = Annotated[str, typer.Option(help="With --promote: the estimator that decides.")]
+
+
 def evaluate(
     ctx: typer.Context,
     log: _Log = None,
-    policy: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--policy",
-            "-p",
-            help="A policy file, a stored version (name@version or id), or a baseline: "
-            "uniform, logged, best-single (best-single: with --log only). Repeat to compare. "
-            "Without --log, by default: the objective's latest unpromoted version, the promoted "
-            "one, uniform and logged.",
-            show_default=False,
-        ),
-    ] = None,
+    policy: _Policies = None,
     objective: _Objective = None,
     campaign: _Campaign = None,
     actions: _Actions = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals.")
-    ] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the reward model.")] = 0,
-    confidence: Annotated[
-        float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals.")
-    ] = 0.95,
-    draws: Annotated[
-        int,
-        typer.Option(min=1, help="Posterior draws per round for a Thompson policy's propensities."),
-    ] = 64,
-    promote_first: Annotated[
-        bool,
-        typer.Option(
-            "--promote",
-            help="Promote the first --policy (a stored version) if its lower bound is above the "
-            "promoted version's estimate; a tie within rounding keeps the promoted version.",
-        ),
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="With --promote: promote even if it is not better.")
-    ] = False,
-    estimator: Annotated[
-        str, typer.Option(help="With --promote: the estimator that decides.")
-    ] = "dr",
+    as_json: _Json = False,
+    bootstrap: _Bootstrap = 200,
+    seed: _Seed = 0,
+    confidence: _Confidence = 0.95,
+    draws: _Draws = 64,
+    promote_first: _PromoteFirst = False,
+    force: _Force = False,
+    estimator: _Estimator = "dr",
 ) -> None:
     """Estimate policies' values off-policy (IPS, SNIPS, DM, DR, switch-DR) on the store's logged
     decisions, or with --log on a logged-bandit file; --promote the first if it is better."""
-    from tummler.app.learning import NothingToEvaluateError, evaluate_log, evaluate_store
-
     engine = _store(ctx, needed=promote_first or log is None)
-    workspace = state(ctx).settings.workspace if log is None else None
-    options = {
-        "n_bootstrap": bootstrap,
-        "alpha": 1.0 - confidence,
-        "seed": seed,
-        "draws": draws,
-        "estimator": estimator,
-        "force": force,
-    }
-    evaluation: Evaluation
-    if log is None:
-        assert workspace is not None
-        try:
-            evaluation = evaluate_store(
-                engine,
-                workspace=workspace,
-                objective=objective,
-                campaign=campaign,
-                candidates=policy or (),
-                n_bootstrap=bootstrap,
-                alpha=1.0 - confidence,
-                seed=seed,
-                draws=draws,
-            )
-        except NothingToEvaluateError as nothing:
-            _say_nothing_to_evaluate(nothing.reason, as_json=as_json, promote_first=promote_first)
-            return
+    shown = list(policy or ())
+    # the promoted version the first would replace is weighed in the same evaluation (not shown)
+    rival = _rival(engine, shown) if promote_first else None
+    figures = {"n_bootstrap": bootstrap, "alpha": 1.0 - confidence, "seed": seed, "draws": draws}
+    asked = [*shown, rival] if rival is not None else shown
+    if log is not None:
+        evaluation = _evaluate_log(engine, log, asked, actions, figures)
     else:
-        if not policy:
-            raise InputError("give at least one policy to evaluate (--policy)", field="policy")
-        evaluation = evaluate_log(
-            log,
-            policy,
-            engine=engine,
-            action_features=actions,
-            n_bootstrap=bootstrap,
-            alpha=1.0 - confidence,
-            seed=seed,
-            draws=draws,
-        )
+        found = _evaluate_store(ctx, engine, asked, objective, campaign, figures)
+        if isinstance(found, str):
+            _say_nothing_to_evaluate(found, as_json=as_json, promote_first=promote_first)
+            return
+        evaluation = found
     first = evaluation.results[0].policy
     if promote_first and "@" not in first and not first.isdigit():
         raise InputError(
             f"--promote promotes the first policy, a stored version (name@version), not {first!r}",
             field="policy",
         )
+    promotion = functools.partial(
+        _promote, engine, first, evaluation, estimator=estimator, force=force
+    )
+    if rival is not None:
+        evaluation = replace(evaluation, results=evaluation.results[: len(shown)])
     if as_json:
         document = evaluation.to_dict()
         if promote_first:
-            promotion = _promote(engine, first, log, actions, options, workspace)
+            report = promotion()
             document["promotion"] = {
-                **promotion.details,
-                "promoted": promotion.promoted,
-                "audit_entry_id": promotion.audit_entry_id,
-                "message": promotion.message,
+                **report.details,
+                "promoted": report.promoted,
+                "audit_entry_id": report.audit_entry_id,
+                "message": report.message,
             }
         typer.echo(json.dumps(document))
         return
+    _print_evaluation(evaluation, confidence)
+    if promote_first:  # after the table, so that a refusal comes with the figures
+        report = promotion()
+        colour = "green" if report.promoted is not None else "yellow"
+        console.print(f"[{colour}]{escape(report.message)}[/{colour}]", highlight=False)
+
+
+def _rival(engine: Any, shown: list[str]) -> str | None:
+    """The promoted version the first policy asked for would replace, when not asked for too."""
+    from tummler.app.learning import promoted_rival
+
+    rival = promoted_rival(engine, shown[0]) if shown else None
+    return None if rival is None or rival in shown else rival
+
+
+def _evaluate_log(
+    engine: Any, log: Path, asked: list[str], actions: Path | None, figures: dict[str, Any]
+) -> Evaluation:
+    from tummler.app.learning import evaluate_log
+
+    if not asked:
+        raise InputError("give at least one policy to evaluate (--policy)", field="policy")
+    return evaluate_log(log, asked, engine=engine, action_features=actions, **figures)
+
+
+def _evaluate_store(
+    ctx: typer.Context,
+    engine: Any,
+    asked: list[str],
+    objective: str | None,
+    campaign: str | None,
+    figures: dict[str, Any],
+) -> Evaluation | str:
+    """The evaluation on the workspace's logged decisions, or why there is nothing to evaluate."""
+    from tummler.app.learning import NothingToEvaluateError, evaluate_store
+
+    try:
+        return evaluate_store(
+            engine,
+            workspace=state(ctx).settings.workspace,
+            objective=objective,
+            campaign=campaign,
+            candidates=asked,
+            **figures,
+        )
+    except NothingToEvaluateError as nothing:
+        return nothing.reason
+
+
+def _print_evaluation(evaluation: Evaluation, confidence: float) -> None:
+    """Every estimator's figures for every policy, one section per estimator, then the notes."""
     table = Table(
         title=escape(
             f"{evaluation.log}: {evaluation.n_rounds:,} rounds, {evaluation.n_actions} actions"
@@ -350,7 +383,3 @@ def evaluate(
     console.print(table)
     for note in evaluation.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
-    if promote_first:  # after the table, so that a refusal comes with the figures
-        promotion = _promote(engine, first, log, actions, options, workspace)
-        colour = "green" if promotion.promoted is not None else "yellow"
-        console.print(f"[{colour}]{escape(promotion.message)}[/{colour}]", highlight=False)

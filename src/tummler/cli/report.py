@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tummler.cli.context import console, state
+from tummler.cli.context import CLIState, console, state
 from tummler.core.clock import SystemClock
 from tummler.core.errors import InputError
 
@@ -252,6 +252,56 @@ def _print_log(result: LogReport) -> None:
         console.print(f"• {lift.message}", highlight=False, markup=False)
 
 
+def _log_result(
+    log: Path, control: str | None, *, campaign: str | None, as_of: str | None
+) -> LogReport:
+    """The report of the logged experiment in ``log``.
+
+    Raises
+    ------
+    InputError
+        Without ``--control``, or with a campaign or ``--as-of`` (they name the store).
+    """
+    from tummler.app.reporting import log_report
+
+    if control is None:
+        raise InputError(
+            "--log needs --control ACTION: the action the others are compared to",
+            field="control",
+        )
+    if campaign is not None or as_of is not None:
+        raise InputError("--log measures a file: leave out CAMPAIGN and --as-of", field="campaign")
+    return log_report(log, control=control)
+
+
+def _store_result(cli: CLIState, campaign: str | None, as_of: str | None) -> StoreReport:
+    """The workspace's report as of ``as_of``, measured against its strategy's objectives and
+    channel costs, after attributing the events that arrived since the last run."""
+    from tummler.app.attribution import attribute_events, objective_windows
+    from tummler.app.reporting import objective_specs, parse_as_of, store_report
+    from tummler.app.strategy import read_workspace_strategy
+
+    when = parse_as_of(as_of, now=SystemClock().now())
+    loaded = read_workspace_strategy(cli.settings.workspace)
+    specs: dict[str, ObjectiveSpec] = {}
+    costs: dict[str, float] = {}
+    if loaded.strategy is not None:
+        strategy = loaded.strategy.strategy
+        specs = objective_specs(strategy)
+        costs = {channel.id: channel.cost_per_send for channel in strategy.channels}
+        # Attribution is incremental and idempotent: events that arrived since the last run
+        # are joined to their decisions so that the report counts them.
+        attribute_events(cli.engine, windows=objective_windows(strategy))
+    return store_report(
+        cli.engine,
+        as_of=when,
+        campaign=campaign,
+        specs=specs,
+        channel_costs=costs,
+        rng=cli.settings.seed if cli.settings.seed is not None else 0,
+    )
+
+
 def report(
     ctx: typer.Context,
     campaign: Annotated[
@@ -280,53 +330,16 @@ def report(
     ] = None,
 ) -> None:
     """What each campaign changed, for whom, at what cost: lift, variants, timing, ROI, goals."""
-    from tummler.app.report_html import write_html
-    from tummler.app.reporting import (
-        LogReport,
-        log_report,
-        objective_specs,
-        parse_as_of,
-        store_report,
-    )
+    from tummler.app.reporting import LogReport
+    from tummler.web import write_html
 
     result: StoreReport | LogReport
     if log is not None:
-        if control is None:
-            raise InputError(
-                "--log needs --control ACTION: the action the others are compared to",
-                field="control",
-            )
-        if campaign is not None or as_of is not None:
-            raise InputError(
-                "--log measures a file: leave out CAMPAIGN and --as-of", field="campaign"
-            )
-        result = log_report(log, control=control)
+        result = _log_result(log, control, campaign=campaign, as_of=as_of)
     else:
         if control is not None:
             raise InputError("--control goes with --log FILE", field="control")
-        from tummler.app.attribution import attribute_events, objective_windows
-        from tummler.app.strategy import read_workspace_strategy
-
-        cli = state(ctx)
-        when = parse_as_of(as_of, now=SystemClock().now())
-        loaded = read_workspace_strategy(cli.settings.workspace)
-        specs: dict[str, ObjectiveSpec] = {}
-        costs: dict[str, float] = {}
-        if loaded.strategy is not None:
-            strategy = loaded.strategy.strategy
-            specs = objective_specs(strategy)
-            costs = {channel.id: channel.cost_per_send for channel in strategy.channels}
-            # Attribution is incremental and idempotent: events that arrived since the last run
-            # are joined to their decisions so that the report counts them.
-            attribute_events(cli.engine, windows=objective_windows(strategy))
-        result = store_report(
-            cli.engine,
-            as_of=when,
-            campaign=campaign,
-            specs=specs,
-            channel_costs=costs,
-            rng=cli.settings.seed if cli.settings.seed is not None else 0,
-        )
+        result = _store_result(state(ctx), campaign, as_of)
     if html is not None:
         write_html(result, html)
     if as_json:

@@ -37,32 +37,6 @@ _STATUS_ORDER = ("sent", "retry", "deferred", "failed", "dead", "unknown", "skip
 _DRY_RUN_ORDER = ("rendered", "deferred", "skipped", "failed")
 
 
-def _enqueue_all(engine: Engine, campaign: str | None, clock: Clock) -> int:
-    """Enqueue ``campaign`` (or every campaign with decisions); returns deliveries created."""
-    from sqlalchemy import select
-
-    from tummler.app.outbox import enqueue
-    from tummler.store import models
-
-    if campaign is not None:
-        return enqueue(engine, campaign, clock=clock).created
-    with engine.connect() as connection:
-        keys = list(
-            connection.scalars(
-                select(models.Campaign.key)
-                .where(
-                    models.Campaign.id.in_(
-                        select(models.Decision.campaign_id).where(
-                            models.Decision.channel.is_not(None)
-                        )
-                    )
-                )
-                .order_by(models.Campaign.key)
-            )
-        )
-    return sum(enqueue(engine, key, clock=clock).created for key in keys)
-
-
 def send(
     ctx: typer.Context,
     campaign: Annotated[
@@ -114,19 +88,13 @@ def send(
     import asyncio
 
     from tummler.app.connectors import build_connectors
-    from tummler.app.outbox import OutboxReport, SendRules
-    from tummler.app.strategy import read_workspace_strategy
+    from tummler.app.outbox import OutboxReport
     from tummler.core.randomness import make_rng
 
     cli = state(ctx)
     settings = cli.settings
     clock = SystemClock()
-    loaded = read_workspace_strategy(settings.workspace)
-    rules = (
-        SendRules()
-        if loaded.strategy is None
-        else SendRules.from_strategy(loaded.strategy.strategy)
-    )
+    rules = _send_rules(settings)
     base_url = public_url if public_url is not None else settings.public_url
     if dry_run:
         _dry_run(
@@ -158,6 +126,17 @@ def send(
     except KeyboardInterrupt:
         error_console.print("stopped; deliveries in flight are recovered by the next run")
     _print_summary(total, time.perf_counter() - started)
+
+
+def _send_rules(settings: Settings) -> SendRules:
+    """The workspace strategy's send-time rules; consent only without a strategy."""
+    from tummler.app.outbox import SendRules
+    from tummler.app.strategy import read_workspace_strategy
+
+    loaded = read_workspace_strategy(settings.workspace)
+    if loaded.strategy is None:
+        return SendRules()
+    return SendRules.from_strategy(loaded.strategy.strategy)
 
 
 def _unsubscribe(settings: Settings, base_url: str | None) -> Unsubscribe | None:
@@ -269,12 +248,12 @@ async def _serve(
     ``total`` as they come so that an interrupted run still reports them."""
     import asyncio
 
-    from tummler.app.outbox import count_due, run_outbox
+    from tummler.app.outbox import count_due, enqueue_planned, run_outbox
 
     try:
         while True:
             # decisions planned since the last pass become deliveries too
-            created = _enqueue_all(engine, options["campaign"], options["clock"])
+            created = enqueue_planned(engine, options["campaign"], clock=options["clock"])
             if created:
                 console.print(f"enqueued {created} new deliveries", highlight=False)
             due = count_due(engine, clock=options["clock"], campaign_key=options["campaign"])
@@ -339,50 +318,20 @@ def deliveries(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most rows shown.")] = 50,
 ) -> None:
     """List deliveries with their status, attempts and last error, newest first."""
-    from sqlalchemy import func, select
-
-    from tummler.store import models
+    from tummler.app.outbox import list_deliveries
 
     if status is not None and status not in {s.value for s in DeliveryStatus}:
         known = ", ".join(s.value for s in DeliveryStatus)
         raise InputError(f"unknown status {status!r}; use one of {known}", field="--status")
-    cli = state(ctx)
-    query = (
-        select(
-            models.Delivery.id,
-            models.Campaign.key,
-            models.Delivery.channel,
-            models.Delivery.status,
-            models.Delivery.attempts,
-            models.Delivery.scheduled_at,
-            models.Delivery.sent_at,
-            models.Delivery.last_error,
-        )
-        .join(models.Decision, models.Decision.id == models.Delivery.decision_id)
-        .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
-    )
-    counting = (
-        select(models.Delivery.status, func.count(models.Delivery.id))
-        .join(models.Decision, models.Decision.id == models.Delivery.decision_id)
-        .join(models.Campaign, models.Campaign.id == models.Decision.campaign_id)
-        .group_by(models.Delivery.status)
-    )
-    if status is not None:
-        query = query.where(models.Delivery.status == status)
-        counting = counting.where(models.Delivery.status == status)
-    if campaign is not None:
-        query = query.where(models.Campaign.key == campaign)
-        counting = counting.where(models.Campaign.key == campaign)
-    with cli.engine.connect() as connection:
-        rows = connection.execute(query.order_by(models.Delivery.id.desc()).limit(limit)).all()
-        counts = Counter({str(s): int(n) for s, n in connection.execute(counting)})
+    listing = list_deliveries(state(ctx).engine, status=status, campaign=campaign, limit=limit)
+    rows, counts = listing.rows, listing.counts
     table = Table(title="Deliveries")
     for name in ("id", "campaign", "channel", "status", "attempts", "due", "sent", "last error"):
         table.add_column(name, justify="right" if name in {"id", "attempts"} else "left")
     for row in rows:
         table.add_row(
             str(row.id),
-            escape(row.key),
+            escape(row.campaign),
             escape(row.channel),
             row.status,
             str(row.attempts),

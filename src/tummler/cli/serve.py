@@ -2,8 +2,9 @@
 
 The app is handed to uvicorn as an import string (``tummler.api:app_from_environment``) with the
 workspace in ``TUMMLER_WORKSPACE``, so that several worker processes can each build their own app and
-store connections — and so that the CLI does not import the API layer. The port is tried before the
-banner is printed, so that a busy one is an error naming it rather than a banner and then a traceback.
+store connections — and so that the CLI does not import the API layer. The API's settings, the store
+and the port are checked before the banner is printed, so that a malformed ``TUMMLER_API_KEYS`` or a
+busy port is an error naming it rather than a banner and then a traceback from the worker.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API: POST /v1/events, provider callbacks, GET /v1/health, /docs.
 
-    API keys come from TUMMLER_API_KEYS (a JSON object of sha256 hex digest → role); provider
-    secrets from TUMMLER_SENDGRID_VERIFICATION_KEY, TUMMLER_MAILGUN_SIGNING_KEY and
-    TUMMLER_TWILIO_AUTH_TOKEN.
+    API keys come from TUMMLER_API_KEYS (a JSON object of sha256 hex digest → role) or api_keys in
+    tummler.toml; provider secrets from TUMMLER_SENDGRID_VERIFICATION_KEY,
+    TUMMLER_MAILGUN_SIGNING_KEY and TUMMLER_TWILIO_AUTH_TOKEN.
     """
     for module, package in _API_EXTRA.items():
         if importlib.util.find_spec(module) is None:
@@ -54,6 +55,7 @@ def serve(
 
     cli = state(ctx)
     settings = cli.settings
+    settings.api()  # a malformed API setting is refused here, with its name, not in the worker
     cli.engine  # noqa: B018 - opening the store here refuses a missing or outdated one before serving
     _refuse_a_port_in_use(host, port)
     os.environ["TUMMLER_WORKSPACE"] = str(settings.workspace.resolve())

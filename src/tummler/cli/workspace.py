@@ -29,7 +29,7 @@ def init(
     console.print(
         f"[green]Workspace ready[/green] in [bold]{escape(str(settings.workspace))}[/bold]"
     )
-    console.print(f"  store: {settings.resolved_database_url}", markup=False)
+    console.print(f"  store: {settings.masked_database_url}", markup=False)
     console.print(
         "  next: [bold]tummler import contacts FILE[/bold], then [bold]tummler status[/bold]"
     )
@@ -69,12 +69,7 @@ def status(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the store's schema to this version of tummler."""
-    from tummler.store.database import connect, upgrade
+    from tummler.app.workspace import upgrade_store
 
-    settings = state(ctx).settings
-    engine = connect(settings.resolved_database_url)
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
+    upgrade_store(state(ctx).settings)
     console.print("[green]schema up to date[/green]")

@@ -10,7 +10,10 @@ __all__ = ["make_rng"]
 def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     """Return a generator for ``seed``; a generator passed in is returned as it is.
 
-    >>> make_rng(7).integers(100) == make_rng(7).integers(100)
+    >>> int(make_rng(7).integers(100)) == int(make_rng(7).integers(100))
+    True
+    >>> rng = make_rng(7)
+    >>> make_rng(rng) is rng
     True
     """
     if isinstance(seed, np.random.Generator):

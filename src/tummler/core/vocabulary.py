@@ -13,6 +13,7 @@ __all__ = [
     "DeliveryStatus",
     "EdgeKind",
     "EventType",
+    "Override",
     "Stage",
 ]
 
@@ -78,3 +79,17 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+
+
+class Override(StrEnum):
+    """What a ``critical`` message may override. Consent is never overridable.
+
+    One vocabulary for the strategy file, the planner and the outbox (see
+    :mod:`tummler.decide` for the rules themselves).
+    """
+
+    LEVER_BUDGET = "lever_budget"
+    FATIGUE = "fatigue"
+    FREQUENCY_CAP = "frequency_cap"
+    QUIET_HOURS = "quiet_hours"
+    RELEVANCE = "relevance"

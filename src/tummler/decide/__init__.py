@@ -8,6 +8,9 @@ The pieces, in the order the app's planning service uses them::
     decisions = plan(x, actions, policy, eligibility, SelectionRules(...), rng=seed, strata=...)
     why = explain(row, x, actions, policy, decisions, eligibility)
 
+The lever rules that planning and sending share (quiet hours, the critical overrides) live in one
+place: :func:`quiet_slots` for the planner's grid, :func:`quiet_until` for the outbox.
+
 Policies follow one contract (:class:`Policy`) and register themselves in :data:`POLICIES`; store
 one with ``policy.to_dict()`` and load it with :func:`policy_from_dict`.
 """
@@ -25,6 +28,15 @@ from tummler.decide._eligibility import (
 )
 from tummler.decide._explain import Explanation, explain
 from tummler.decide._features import HISTORY_SIGNALS, ContextData, ContextFeaturizer
+from tummler.decide._levers import (
+    MINUTES_PER_DAY,
+    Override,
+    QuietWindow,
+    active_overrides,
+    quiet_minutes,
+    quiet_slots,
+    quiet_until,
+)
 from tummler.decide._plan import Plan, plan
 from tummler.decide._policies import (
     POLICIES,
@@ -43,6 +55,7 @@ from tummler.decide._selection import (
 __all__ = [
     "HISTORY_SIGNALS",
     "HOURS_PER_WEEK",
+    "MINUTES_PER_DAY",
     "POLICIES",
     "ActionSet",
     "BestChannelPerSegment",
@@ -55,12 +68,15 @@ __all__ = [
     "FactorScores",
     "LinearThompson",
     "LogisticThompson",
+    "Override",
     "Plan",
     "Policy",
+    "QuietWindow",
     "Reason",
     "SelectionRules",
     "SendEveryEligibleChannel",
     "UniformRandom",
+    "active_overrides",
     "best_per_channel",
     "build_action_set",
     "channel_norms_allow",
@@ -70,6 +86,9 @@ __all__ = [
     "fit_channel_prices",
     "plan",
     "policy_from_dict",
+    "quiet_minutes",
+    "quiet_slots",
+    "quiet_until",
     "reason_names",
     "select_levers",
 ]

@@ -34,9 +34,8 @@ class Connector(ABC):
     - it returns a :class:`SendResult` only when the provider accepted the message;
     - it raises :class:`~tummler.deliver.TransientSendError` when retrying may succeed, with
       ``in_doubt`` set when the request had (at least partly) gone out, so the provider may have
-      accepted it (a read time-out, a connection dropped mid-message). Retrying an in-doubt
-      delivery is harmless where the connector sends an idempotency key (webhook, SMS, Mastodon)
-      or a stable Message-ID (SMTP); for Bluesky, which has neither, hold it as ``unknown``;
+      accepted it (a read time-out, a connection dropped mid-message). Whether the outbox may
+      retry an in-doubt delivery is the connector's own :attr:`resend_in_doubt`;
     - it raises :class:`~tummler.deliver.PermanentSendError` when retrying cannot help;
     - anything else it raises is a bug or a misconfiguration; the outbox must then treat the
       message as possibly sent (``unknown``).
@@ -51,6 +50,10 @@ class Connector(ABC):
     name: ClassVar[str]
     #: The channels this connector can carry.
     channels: ClassVar[frozenset[ChannelKind]]
+    #: Whether the outbox may send an in-doubt delivery again: ``True`` only where the provider
+    #: de-duplicates a resend (an idempotency key, a stable Message-ID). A connector that makes
+    #: no such promise keeps the default, and its in-doubt deliveries are held as ``unknown``.
+    resend_in_doubt: ClassVar[bool] = False
 
     def __init__(self, *, rate_limit: TokenBucket | None = None) -> None:
         self.rate_limit = rate_limit

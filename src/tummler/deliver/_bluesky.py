@@ -62,6 +62,9 @@ class BlueskyConnector(Connector):
     """
 
     name: ClassVar[str] = "bluesky"
+    #: atproto has no idempotency key: a person checks the account and sets an in-doubt
+    #: delivery to sent or pending.
+    resend_in_doubt: ClassVar[bool] = False
     channels: ClassVar[frozenset[ChannelKind]] = frozenset({ChannelKind.BLUESKY})
 
     def __init__(

@@ -40,6 +40,8 @@ class FileSinkConnector(Connector):
     """
 
     name: ClassVar[str] = "file"
+    #: In doubt, resend: a dry run: a repeated line carries the same key.
+    resend_in_doubt: ClassVar[bool] = True
     channels: ClassVar[frozenset[ChannelKind]] = frozenset(ChannelKind)
 
     def __init__(

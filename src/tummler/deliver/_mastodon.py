@@ -63,6 +63,8 @@ class MastodonConnector(Connector):
     """
 
     name: ClassVar[str] = "mastodon"
+    #: In doubt, resend: Mastodon honours ``Idempotency-Key`` on ``POST /statuses``.
+    resend_in_doubt: ClassVar[bool] = True
     channels: ClassVar[frozenset[ChannelKind]] = frozenset({ChannelKind.MASTODON})
 
     def __init__(

@@ -74,6 +74,8 @@ class SmsConnector(Connector):
     """
 
     name: ClassVar[str] = "sms"
+    #: In doubt, resend: the provider de-duplicates on the idempotency key.
+    resend_in_doubt: ClassVar[bool] = True
     channels: ClassVar[frozenset[ChannelKind]] = frozenset({ChannelKind.SMS})
 
     def __init__(

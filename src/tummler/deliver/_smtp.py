@@ -120,6 +120,9 @@ class SmtpConnector(Connector):
     """
 
     name: ClassVar[str] = "smtp"
+    #: In doubt, resend: same bytes, same ``Message-ID`` (derived from the key): receivers that
+    #: de-duplicate on Message-ID drop the copy.
+    resend_in_doubt: ClassVar[bool] = True
     channels: ClassVar[frozenset[ChannelKind]] = frozenset({ChannelKind.EMAIL})
 
     def __init__(

@@ -100,6 +100,8 @@ class WebhookConnector(Connector):
     """
 
     name: ClassVar[str] = "webhook"
+    #: In doubt, resend: the ``Idempotency-Key`` header carries the delivery's key.
+    resend_in_doubt: ClassVar[bool] = True
     channels: ClassVar[frozenset[ChannelKind]] = frozenset({ChannelKind.WEBHOOK})
 
     def __init__(

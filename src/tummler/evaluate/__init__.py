@@ -6,7 +6,8 @@ seeded bootstrap interval and the effective sample size of its importance weight
 check their arrays on every call; to evaluate many policies on the same logs, check the logs once
 (:class:`LoggedData`), each policy once (:meth:`LoggedData.rounds`) and call :func:`estimate`.
 Two estimates are compared with :func:`compare_values`, which calls differences within rounding
-noise a tie.
+noise a tie, and :func:`promotion_verdict` decides whether a candidate replaces the promoted
+policy.
 """
 
 from tummler.evaluate._baselines import (
@@ -35,6 +36,7 @@ from tummler.evaluate._estimators import (
     switch_dr,
 )
 from tummler.evaluate._evaluation import PolicyEvaluation, evaluate_policy
+from tummler.evaluate._promotion import PromotionVerdict, promotion_verdict
 from tummler.evaluate._reward_model import RewardModelKind, fit_reward_model
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "LoggedData",
     "LoggedRounds",
     "PolicyEvaluation",
+    "PromotionVerdict",
     "RewardModelKind",
     "baseline_action_dist",
     "compare_values",
@@ -59,6 +62,7 @@ __all__ = [
     "evaluate_policy",
     "fit_reward_model",
     "ips",
+    "promotion_verdict",
     "snips",
     "switch_dr",
     "tie_tolerance",

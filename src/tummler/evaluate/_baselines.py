@@ -31,6 +31,7 @@ def baseline_action_dist(
     action: npt.ArrayLike,
     propensity: npt.ArrayLike,
     n_actions: int,
+    eligible: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """Return the ``(n, k)`` action distribution of a baseline policy on logged rounds.
 
@@ -47,9 +48,18 @@ def baseline_action_dist(
         The logged rounds, as for :func:`ips`.
     n_actions
         Number of actions ``k``.
+    eligible
+        Optional ``(n, k)`` booleans: the actions each round could take (a plan's eligibility,
+        *no send* included). ``"uniform"`` then spreads over a round's eligible actions and
+        ``"logged"`` its rest over the other eligible ones (a round with none left puts all on
+        the logged action). ``"best-single"`` has no masked form.
 
     Examples
     --------
+    >>> baseline_action_dist("logged", reward=[1.0, 0.0], action=[0, 2], propensity=[0.5, 0.8],
+    ...                      n_actions=3, eligible=[[1, 0, 1], [0, 0, 1]])
+    array([[0.5, 0. , 0.5],
+           [0. , 0. , 1. ]])
     >>> baseline_action_dist("best-single", reward=[1.0, 0.0, 0.0], action=[1, 0, 0],
     ...                      propensity=[0.5, 0.5, 0.5], n_actions=2)
     array([[0., 1.],
@@ -63,6 +73,8 @@ def baseline_action_dist(
     n = np.asarray(reward).shape[0] if np.ndim(reward) == 1 else 0
     uniform = np.full((n, n_actions), 1.0 / n_actions)
     rounds = check_rounds(reward, action, propensity, uniform)
+    if eligible is not None:
+        return _masked(name, rounds.action, rounds.propensity, _eligible(eligible, n, n_actions))
     if name == "uniform":
         return uniform
     if name == "logged":
@@ -78,6 +90,39 @@ def baseline_action_dist(
     dist = np.zeros((n, n_actions))
     dist[:, int(np.argmax(value))] = 1.0
     return dist
+
+
+def _eligible(eligible: npt.ArrayLike, n: int, n_actions: int) -> npt.NDArray[np.bool_]:
+    mask = np.asarray(eligible, dtype=bool)
+    if mask.shape != (n, n_actions):
+        raise PolicyError(f"eligible must be (n, k) = ({n}, {n_actions}), got {mask.shape}")
+    return mask
+
+
+def _masked(
+    name: str,
+    action: npt.NDArray[np.int64],
+    propensity: FloatArray,
+    eligible: npt.NDArray[np.bool_],
+) -> FloatArray:
+    """A baseline restricted to each round's eligible actions."""
+    n = action.shape[0]
+    if name == "uniform":
+        m = eligible.sum(axis=1, keepdims=True)
+        if (m == 0).any():
+            raise PolicyError("every round needs an eligible action for the uniform baseline")
+        return np.asarray(eligible / m, dtype=np.float64)
+    if name != "logged":
+        raise PolicyError(f"baseline {name!r} has no form restricted to eligible actions")
+    # the logged action with its propensity, the rest spread over the other eligible actions:
+    # importance weights 1, so IPS is the observed mean
+    others = eligible.copy()
+    others[np.arange(n), action] = False
+    m = others.sum(axis=1)
+    rest = np.where(m > 0, (1.0 - propensity) / np.maximum(m, 1), 0.0)
+    dist = others * rest[:, None]
+    dist[np.arange(n), action] = np.where(m > 0, propensity, 1.0)
+    return np.asarray(dist, dtype=np.float64)
 
 
 def context_free_policy(

@@ -15,7 +15,7 @@ model fitted on the other folds, so DR's residuals are not shrunk by the model h
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -195,15 +195,8 @@ def _check_inputs(
     n_actions: int,
     position: npt.ArrayLike | None,
 ) -> tuple[FloatArray, IntArray, FloatArray]:
-    x = np.asarray(context)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.dtype.kind not in "biuf":
-        raise PolicyError(
-            f"context must be a numeric (n, d) array, got shape {x.shape} and dtype {x.dtype}; "
-            f"encode categorical features as numbers first (tummler.app.logs does)"
-        )
-    x = x.astype(np.float64, copy=False)
+    """The logged rounds as float contexts (with one-hot positions), int actions and rewards."""
+    x = _check_context(context)
     r = np.asarray(reward)
     a = np.asarray(action)
     n = x.shape[0]
@@ -221,6 +214,25 @@ def _check_inputs(
     for name, array in (("context", x), ("reward", r)):
         if not np.isfinite(array).all():
             raise PolicyError(f"{name} has a NaN or infinite value; drop or fill those rounds")
+    _check_actions(a, n_actions)
+    if position is not None:
+        x = np.hstack([x, _position_columns(position, n)])
+    return x, a.astype(np.int64, copy=False), r
+
+
+def _check_context(context: npt.ArrayLike) -> FloatArray:
+    x = np.asarray(context)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.dtype.kind not in "biuf":
+        raise PolicyError(
+            f"context must be a numeric (n, d) array, got shape {x.shape} and dtype {x.dtype}; "
+            f"encode categorical features as numbers first (tummler.app.ingest does)"
+        )
+    return x.astype(np.float64, copy=False)
+
+
+def _check_actions(a: npt.NDArray[Any], n_actions: int) -> None:
     if a.dtype.kind not in "iu":
         raise PolicyError(f"action must hold integer indices, got dtype {a.dtype}")
     if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
@@ -228,17 +240,19 @@ def _check_inputs(
     if a.min() < 0 or a.max() >= n_actions:
         bad = int(np.flatnonzero((a < 0) | (a >= n_actions))[0])
         raise PolicyError(f"action[{bad}] = {int(a[bad])} is outside 0..{n_actions - 1}")
-    if position is not None:
-        p = np.asarray(position)
-        if p.ndim != 1 or p.shape[0] != n or p.dtype.kind not in "iu" or (p < 0).any():
-            raise PolicyError(
-                f"position must be (n,) 0-based integer positions, got shape {p.shape} "
-                f"and dtype {p.dtype}"
-            )
-        onehot = np.zeros((n, int(p.max()) + 1))
-        onehot[np.arange(n), p] = 1.0
-        x = np.hstack([x, onehot])
-    return x, a.astype(np.int64, copy=False), r
+
+
+def _position_columns(position: npt.ArrayLike, n: int) -> FloatArray:
+    """One-hot columns of each round's 0-based display position."""
+    p = np.asarray(position)
+    if p.ndim != 1 or p.shape[0] != n or p.dtype.kind not in "iu" or (p < 0).any():
+        raise PolicyError(
+            f"position must be (n,) 0-based integer positions, got shape {p.shape} "
+            f"and dtype {p.dtype}"
+        )
+    onehot = np.zeros((n, int(p.max()) + 1))
+    onehot[np.arange(n), p] = 1.0
+    return onehot
 
 
 def fit_reward_model(

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from tummler.core.errors import InputError, PolicyError
 
-__all__ = ["PRIOR_SENDS", "ChannelHarm", "clipped_harm"]
+__all__ = ["PRIOR_SENDS", "ChannelHarm", "clip_rewards", "clipped_harm"]
 
 #: Pseudo-sends of the pooled rate in each channel's estimate: at 200 sends a channel's own rate
 #: and the pooled one weigh the same.
@@ -48,6 +48,27 @@ def clipped_harm(reward: npt.ArrayLike) -> npt.NDArray[np.float64]:
     if np.isnan(r).any():
         raise PolicyError("reward holds NaN; rewards must be numbers")
     return np.maximum(-r, 0.0)
+
+
+def clip_rewards(
+    kind: str, reward: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """The rewards a policy of ``kind`` learns from, and per decision the harm clipping dropped.
+
+    A ``logistic_thompson`` policy learns a probability, so its rewards are clipped to [0, 1] and
+    what fell below 0 comes back as harm (to add to a :class:`ChannelHarm`); every other kind
+    learns the rewards as they are, and the harm is ``None``.
+
+    >>> reward, harm = clip_rewards("logistic_thompson", [1.0, -1.0, 3.0])
+    >>> reward.tolist(), harm.tolist()
+    ([1.0, 0.0, 1.0], [0.0, 1.0, 0.0])
+    >>> clip_rewards("linear_thompson", [-1.0])[1] is None
+    True
+    """
+    r = np.asarray(reward, dtype=np.float64)
+    if kind != "logistic_thompson":
+        return r, None
+    return np.clip(r, 0.0, 1.0), clipped_harm(r)
 
 
 @dataclass(frozen=True)

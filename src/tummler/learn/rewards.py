@@ -162,34 +162,7 @@ def decision_rewards(
     ... ).tolist()
     [40.0, -5.0, 10.0]
     """
-    if not isinstance(n_decisions, int | np.integer) or n_decisions < 0:
-        raise PolicyError(f"n_decisions must be an integer >= 0, got {n_decisions!r}")
-    decision = np.asarray(event_decision)
-    if decision.ndim != 1:
-        raise PolicyError(f"event_decision must be one-dimensional, got shape {decision.shape}")
-    if decision.size and not np.issubdtype(decision.dtype, np.integer):
-        raise PolicyError(f"event_decision must hold integer indices, got dtype {decision.dtype}")
-    decision = decision.astype(np.int64, copy=False)
-    types = np.asarray(event_type, dtype=object)
-    if types.shape != decision.shape:
-        raise PolicyError(
-            f"event_type has {types.size} entries but event_decision has {decision.size}"
-        )
-    if event_value is None:
-        values = np.full(decision.shape, np.nan)
-    else:
-        values = np.asarray(event_value, dtype=np.float64)
-        if values.shape != decision.shape:
-            raise PolicyError(
-                f"event_value has {values.size} entries but event_decision has {decision.size}"
-            )
-        if np.isinf(values).any():
-            raise PolicyError("event_value holds an infinite value; values must be finite or NaN")
-    if decision.size and (decision.min() < -1 or decision.max() >= n_decisions):
-        raise PolicyError(
-            f"event_decision holds an index outside -1 .. {n_decisions - 1} "
-            f"(min {decision.min()}, max {decision.max()})"
-        )
+    decision, types, values = _checked_events(n_decisions, event_decision, event_type, event_value)
     attributed = decision >= 0
     decision, types, values = decision[attributed], types[attributed], values[attributed]
 
@@ -216,3 +189,47 @@ def decision_rewards(
     if spec.complaint_penalty:
         reward -= spec.complaint_penalty * flagged(EventType.COMPLAINED)
     return reward
+
+
+def _checked_events(
+    n_decisions: int,
+    event_decision: npt.ArrayLike,
+    event_type: Sequence[str] | npt.ArrayLike,
+    event_value: npt.ArrayLike | None,
+) -> tuple[NDArray[np.int64], NDArray[np.object_], NDArray[np.float64]]:
+    """The events' decision indices, types and values, checked to agree (values NaN if none)."""
+    if not isinstance(n_decisions, int | np.integer) or n_decisions < 0:
+        raise PolicyError(f"n_decisions must be an integer >= 0, got {n_decisions!r}")
+    decision = np.asarray(event_decision)
+    if decision.ndim != 1:
+        raise PolicyError(f"event_decision must be one-dimensional, got shape {decision.shape}")
+    if decision.size and not np.issubdtype(decision.dtype, np.integer):
+        raise PolicyError(f"event_decision must hold integer indices, got dtype {decision.dtype}")
+    decision = decision.astype(np.int64, copy=False)
+    types = np.asarray(event_type, dtype=object)
+    if types.shape != decision.shape:
+        raise PolicyError(
+            f"event_type has {types.size} entries but event_decision has {decision.size}"
+        )
+    values = _checked_values(event_value, decision.shape)
+    if decision.size and (decision.min() < -1 or decision.max() >= n_decisions):
+        raise PolicyError(
+            f"event_decision holds an index outside -1 .. {n_decisions - 1} "
+            f"(min {decision.min()}, max {decision.max()})"
+        )
+    return decision, types, values
+
+
+def _checked_values(
+    event_value: npt.ArrayLike | None, shape: tuple[int, ...]
+) -> NDArray[np.float64]:
+    if event_value is None:
+        return np.full(shape, np.nan)
+    values = np.asarray(event_value, dtype=np.float64)
+    if values.shape != shape:
+        raise PolicyError(
+            f"event_value has {values.size} entries but event_decision has {shape[0]}"
+        )
+    if np.isinf(values).any():
+        raise PolicyError("event_value holds an infinite value; values must be finite or NaN")
+    return values

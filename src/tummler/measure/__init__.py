@@ -15,6 +15,8 @@ Carlo) comes only from a ``numpy.random.Generator`` or a seed passed in.
 * :func:`roi`, :func:`combine_roi`: return on cost per campaign and per objective.
 * :func:`breadth_depth`, :func:`stage_transitions`: reach against depth of relationships.
 * :func:`goal_progress`, :func:`goal_from_lift`: objectives against their targets.
+* :func:`logged_experiment`: a past experiment's mean reward per action and lift over a control,
+  from its logged decisions and propensities.
 """
 
 from tummler.measure._bayes import VariantPosterior, probability_to_be_best
@@ -55,6 +57,7 @@ from tummler.measure._lift import (
     lift_from_counts,
     required_holdout,
 )
+from tummler.measure._logged import ActionLift, ActionMean, LoggedExperiment, logged_experiment
 from tummler.measure._roi import Roi, combine_roi, roi
 from tummler.measure._sequential import (
     SequentialTest,
@@ -67,6 +70,8 @@ from tummler.measure._sequential import (
 __all__ = [
     "HOURS_IN_WEEK",
     "STAGE_ORDER",
+    "ActionLift",
+    "ActionMean",
     "BreadthDepth",
     "CellResponse",
     "GoalProgress",
@@ -74,6 +79,7 @@ __all__ = [
     "Interval",
     "KpiKind",
     "Lift",
+    "LoggedExperiment",
     "Roi",
     "SequentialTest",
     "StageTransitions",
@@ -90,6 +96,7 @@ __all__ = [
     "holdout_lift",
     "lift_from_counts",
     "log_ratio_interval",
+    "logged_experiment",
     "msprt",
     "newcombe_interval",
     "probability_to_be_best",

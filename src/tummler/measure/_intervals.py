@@ -185,12 +185,13 @@ def log_ratio_interval(
     ok = (m1 > 0) & (m2 > 0)
     s1 = np.where(ok, m1, 1.0)
     s2 = np.where(ok, m2, 1.0)
-    se = np.sqrt(
-        np.asarray(var_1, dtype=np.float64) / (np.asarray(n_1, dtype=np.float64) * s1 * s1)
-        + np.asarray(var_2, dtype=np.float64) / (np.asarray(n_2, dtype=np.float64) * s2 * s2)
-    )
+    # Coefficients of variation as ratios first: squaring a tiny mean would underflow to zero.
+    cv_1 = np.sqrt(np.asarray(var_1, dtype=np.float64) / np.asarray(n_1, dtype=np.float64)) / s1
+    cv_2 = np.sqrt(np.asarray(var_2, dtype=np.float64) / np.asarray(n_2, dtype=np.float64)) / s2
+    se = np.sqrt(cv_1 * cv_1 + cv_2 * cv_2)
     z = normal_quantile(alpha)
     log_ratio = np.log(s1) - np.log(s2)
-    low = np.where(ok, np.exp(log_ratio - z * se), np.nan)
-    high = np.where(ok, np.exp(log_ratio + z * se), np.nan)
+    with np.errstate(over="ignore"):  # a ratio beyond the floats is infinite, not an error
+        low = np.where(ok, np.exp(log_ratio - z * se), np.nan)
+        high = np.where(ok, np.exp(log_ratio + z * se), np.nan)
     return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tummler.core.errors import MissingDependencyError, StoreError
+from tummler.core.settings import mask_url
 
 __all__ = [
     "conflict_insert",
@@ -107,8 +108,8 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def masked_url(engine: Engine) -> str:
-    """The engine's URL with any password hidden, for display."""
-    return engine.url.render_as_string(hide_password=True)
+    """The engine's URL with any password hidden, for display (one rule: ``mask_url``)."""
+    return mask_url(engine.url.render_as_string(hide_password=False))
 
 
 @contextlib.contextmanager

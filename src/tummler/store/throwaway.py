@@ -10,15 +10,15 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
 from tummler.core.errors import ConfigError
+from tummler.core.network import free_loopback_port
 
-__all__ = ["ThrowawayPostgres", "find_postgres_bindir", "free_loopback_port"]
+__all__ = ["ThrowawayPostgres", "find_postgres_bindir"]
 
 _INSTALL_HINT = (
     "PostgreSQL server binaries not found; install them with `apt-get install postgresql` "
@@ -41,13 +41,6 @@ def find_postgres_bindir() -> Path | None:
         ):
             return Path(candidate)
     return None
-
-
-def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ThrowawayPostgres:

@@ -35,7 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from tummler.core.vocabulary import ChannelKind, EventType, Stage
+from tummler.core.vocabulary import ChannelKind, EventType, Override, Stage
 from tummler.strategy._expression import ExpressionError, parse_duration
 from tummler.strategy._parser import parse_expression
 
@@ -331,16 +331,6 @@ class Channel(_Model):
 
 
 # ------------------------------------------------------------------------------------ lever policy
-
-
-class Override(StrEnum):
-    """What a ``critical`` message may override. Consent is never overridable."""
-
-    LEVER_BUDGET = "lever_budget"
-    FATIGUE = "fatigue"
-    FREQUENCY_CAP = "frequency_cap"
-    QUIET_HOURS = "quiet_hours"
-    RELEVANCE = "relevance"
 
 
 class Fatigue(_Model):

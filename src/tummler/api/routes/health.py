@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 import tummler
 from tummler.api.deps import EngineDep
 from tummler.api.schemas import HealthPublic
+from tummler.app.workspace import store_reachable
 
 router = APIRouter(prefix="/v1", tags=["health"])
 
@@ -16,10 +15,7 @@ router = APIRouter(prefix="/v1", tags=["health"])
 @router.get("/health", response_model=HealthPublic)
 def health(engine: EngineDep, response: Response) -> HealthPublic:
     """Liveness and store reachability, without authentication (for load balancers)."""
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+    if not store_reachable(engine):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return HealthPublic(status="unavailable", database="unavailable", version=_version())
     return HealthPublic(status="ok", database="ok", version=_version())

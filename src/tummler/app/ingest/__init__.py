@@ -4,28 +4,37 @@
 validates every row, writes rejected rows to a rejects file with the line, field and reason, and commits
 accepted rows in atomic batches; importing the same file again changes nothing.
 
+:func:`read_logged_bandit` reads another tool's decision logs (docs/logged-bandit-format.md) into
+arrays for off-policy evaluation and learning; :func:`experiment_to_log` turns a past randomized
+experiment into such a log.
+
 Conventions: a timestamp without a zone is UTC and a plain number is unix seconds; e-mail addresses are
 stored in lower case, phone numbers in E.164.
 """
 
-from tummler.app.ingest.readers import FileFormat
-from tummler.app.ingest.schemas import ImportKind
-from tummler.app.ingest.service import (
-    ImportInterrupted,
-    ImportReport,
-    ImportWarning,
-    Progress,
-    default_rejects_path,
-    import_file,
+from tummler.app.ingest.logged_bandit import (
+    ROLES,
+    LoggedBandit,
+    experiment_to_log,
+    read_logged_bandit,
 )
+from tummler.app.ingest.readers import FileFormat
+from tummler.app.ingest.rejects import default_rejects_path
+from tummler.app.ingest.report import ImportInterrupted, ImportReport, ImportWarning
+from tummler.app.ingest.schemas import ImportKind
+from tummler.app.ingest.service import Progress, import_file
 
 __all__ = [
+    "ROLES",
     "FileFormat",
     "ImportInterrupted",
     "ImportKind",
     "ImportReport",
     "ImportWarning",
+    "LoggedBandit",
     "Progress",
     "default_rejects_path",
+    "experiment_to_log",
     "import_file",
+    "read_logged_bandit",
 ]

@@ -27,7 +27,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from tummler.app.ingest.schemas import MISSING, Reject, shown
+from tummler.app.ingest.fields import MISSING, shown
+from tummler.app.ingest.validation import Reject
 from tummler.core.errors import InputError
 
 __all__ = ["FileFormat", "RowChunk", "TableReader", "detect_format", "open_reader"]
@@ -42,6 +43,8 @@ _UTF16 = "the file looks like UTF-16 text: re-save it as UTF-8"
 
 
 class FileFormat(StrEnum):
+    """The formats an import reads."""
+
     CSV = "csv"
     JSONL = "jsonl"
     PARQUET = "parquet"

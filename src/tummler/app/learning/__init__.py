@@ -1,0 +1,75 @@
+"""Learn policies, evaluate them off-policy, promote the better one: the services behind
+``tummler learn`` and ``tummler evaluate``.
+
+Over a logged-bandit file (``--log``): a team brings the decision logs of any tool
+(docs/logged-bandit-format.md) and sees what tummler would have done. Over the store: each
+objective's policy learns from the outcomes of the decisions it made.
+
+=========================  ========================================================================
+module                     job
+=========================  ========================================================================
+``policy_file``            the policy file: :class:`LearnedPolicy`, saved and loaded as JSON
+``from_log``               fitting a policy on a logged-bandit file (``learn --log``)
+``logged``                 the store's logged decisions, with rewards and the contexts plans saw
+``store_learning``         the next version of each objective's policy (``learn``)
+``evaluation``             off-policy evaluation of candidates, on a log or on the store
+``promotion``              promoting a version on the evidence of an evaluation
+=========================  ========================================================================
+
+Policy versions themselves (numbering, reading, finding, promoting) belong to
+:mod:`tummler.app.policies`; the algorithms to :mod:`tummler.learn` and :mod:`tummler.evaluate`.
+"""
+
+from tummler.app.learning.evaluation import (
+    Candidate,
+    Evaluation,
+    NothingToEvaluateError,
+    evaluate_log,
+    evaluate_store,
+    resolve_candidate,
+)
+from tummler.app.learning.from_log import (
+    LearnReport,
+    fit_policy,
+    learn_from_log,
+    store_policy_version,
+)
+from tummler.app.learning.policy_file import LearnedPolicy, load_policy_file, save_policy_file
+from tummler.app.learning.promotion import PromotionReport, promote, promoted_rival
+from tummler.app.learning.store_learning import StoreLearnRow, learn_from_store
+from tummler.app.policies import (
+    LOG_FEATURIZER,
+    POLICY_FILE_FORMAT,
+    PROMOTE_ACTION,
+    CampaignPolicy,
+    read_policy,
+)
+from tummler.learn.fitting import DEFAULT_POLICY_KIND, LEARNABLE_KINDS
+
+__all__ = [
+    "DEFAULT_POLICY_KIND",
+    "LEARNABLE_KINDS",
+    "LOG_FEATURIZER",
+    "POLICY_FILE_FORMAT",
+    "PROMOTE_ACTION",
+    "CampaignPolicy",
+    "Candidate",
+    "Evaluation",
+    "LearnReport",
+    "LearnedPolicy",
+    "NothingToEvaluateError",
+    "PromotionReport",
+    "StoreLearnRow",
+    "evaluate_log",
+    "evaluate_store",
+    "fit_policy",
+    "learn_from_log",
+    "learn_from_store",
+    "load_policy_file",
+    "promote",
+    "promoted_rival",
+    "read_policy",
+    "resolve_candidate",
+    "save_policy_file",
+    "store_policy_version",
+]
