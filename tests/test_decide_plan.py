@@ -33,14 +33,10 @@ from tummler.decide import (
     plan,
     select_levers,
 )
-from tummler.decide._plan import (
-    NOISE_BLOCK,
-    _best_per_channel_t,
-    _monte_carlo,
-    _monte_carlo_gaussian,
-    _PartDraw,
-    _uniform_actions,
-)
+from tummler.decide._chunks import NOISE_BLOCK
+from tummler.decide._part_major import _best_per_channel_t, _PartDraw
+from tummler.decide._plan import _uniform_actions
+from tummler.decide._propensities import _monte_carlo, _monte_carlo_gaussian
 from tummler.decide._selection import best_per_channel, slot_penalty
 
 CHANNELS = ["email", "sms", "mastodon", "linkedin"]

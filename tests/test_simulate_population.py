@@ -21,7 +21,7 @@ from tummler.simulate import (
     make_population,
     observable_features,
 )
-from tummler.simulate._population import COUNTRIES
+from tummler.simulate._tables import COUNTRIES
 
 ORIGIN = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -16,6 +16,8 @@ one with ``policy.to_dict()`` and load it with :func:`policy_from_dict`.
 """
 
 from tummler.decide._actions import HOURS_PER_WEEK, ActionSet, build_action_set
+from tummler.decide._baselines import BestChannelPerSegment, SendEveryEligibleChannel, UniformRandom
+from tummler.decide._bilinear import EpsilonGreedy, LinearThompson, LogisticThompson
 from tummler.decide._eligibility import (
     Eligibility,
     EligibilityRules,
@@ -38,14 +40,8 @@ from tummler.decide._levers import (
 from tummler.decide._plan import Plan, plan
 from tummler.decide._policies import (
     POLICIES,
-    BestChannelPerSegment,
-    EpsilonGreedy,
     FactorScores,
-    LinearThompson,
-    LogisticThompson,
     Policy,
-    SendEveryEligibleChannel,
-    UniformRandom,
     policy_from_dict,
 )
 from tummler.decide._selection import (

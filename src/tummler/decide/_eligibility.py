@@ -321,19 +321,60 @@ def compute_eligibility(
     rules = rules or EligibilityRules()
     has_identity = np.asarray(has_identity)
     n = int(has_identity.shape[0]) if has_identity.ndim else -1
-    n_ch, n_sl = actions.n_channels, actions.n_slots
+    n_ch = actions.n_channels
     identity = _as("has_identity", has_identity, (n, n_ch), bool)
     granted = _as("consent", consent, (n, n_ch), bool)
-    reasons = np.zeros((n, n_ch), np.uint8)
-    channel_ok = identity & granted
-    reasons |= np.where(identity, 0, Reason.NO_IDENTITY.value).astype(np.uint8)
-    reasons |= np.where(granted, 0, Reason.NO_CONSENT.value).astype(np.uint8)
+    channels = _ChannelMask(identity & granted, np.zeros((n, n_ch), np.uint8))
+    channels.remove(identity, Reason.NO_IDENTITY)
+    channels.remove(granted, Reason.NO_CONSENT)
+    _apply_channel_rules(channels, rules, stage, sends_in_window, channel_sends)
+    # The slot mask is the product of a (channel, slot) part (quiet hours) and a (contact, slot)
+    # part (the window): built in one pass, the only (n, n_channels, n_slots) array made here.
+    loud = _loud_slots(actions, rules)
+    if loud is not None:
+        hit = (~loud).any(axis=1)
+        channels.reasons |= np.where(hit, Reason.QUIET_HOURS.value, 0).astype(np.uint8)[None, :]
+    inside = _slots_in_window(actions, rules, utc_offset_hours, n)
+    if inside is not None:
+        outside = _count_true(inside) < actions.n_slots
+        channels.reasons |= np.where(outside, Reason.OUTSIDE_WINDOW.value, 0).astype(np.uint8)[
+            :, None
+        ]
+    variants = (
+        None
+        if variant_ok is None
+        else _as("variant_ok", variant_ok, (n, n_ch, actions.n_variants), bool)
+    )
+    return Eligibility(
+        channel_ok=channels.ok,
+        slot_ok=_slot_mask(loud, inside, (n, n_ch, actions.n_slots)),
+        reasons=channels.reasons,
+        variant_ok=variants,
+    ).resolve(actions)
 
-    def remove(ok: BoolArray, reason: Reason) -> None:
-        nonlocal channel_ok
-        reasons[...] |= np.where(ok, 0, reason.value).astype(np.uint8)
-        channel_ok = channel_ok & ok
 
+@dataclass(eq=False)
+class _ChannelMask:
+    """``(n, n_channels)`` who may get each channel, and the reason bits of the rules that said no."""
+
+    ok: BoolArray
+    reasons: npt.NDArray[np.uint8]
+
+    def remove(self, ok: BoolArray, reason: Reason) -> None:
+        """Keep only the channels that ``ok`` allows, marking the others with ``reason``."""
+        self.reasons |= np.where(ok, 0, reason.value).astype(np.uint8)
+        self.ok = self.ok & ok
+
+
+def _apply_channel_rules(
+    channels: _ChannelMask,
+    rules: EligibilityRules,
+    stage: npt.ArrayLike | None,
+    sends_in_window: npt.ArrayLike | None,
+    channel_sends: npt.ArrayLike | None,
+) -> None:
+    """The rules that remove whole channels: relationship stage, fatigue, frequency caps, norms."""
+    n, n_ch = channels.ok.shape
     if rules.stage_allowed is not None:
         if stage is None:
             raise PolicyError("stage is required when rules.stage_allowed is set")
@@ -347,48 +388,67 @@ def compute_eligibility(
             raise PolicyError(
                 f"stage values must lie in [0, {allowed.shape[1]}), the stage columns"
             )
-        remove(allowed[:, stages].T, Reason.STAGE)
+        channels.remove(allowed[:, stages].T, Reason.STAGE)
     if rules.fatigue_cap is not None:
         if sends_in_window is None:
             raise PolicyError("sends_in_window is required when rules.fatigue_cap is set")
         sends = _as("sends_in_window", sends_in_window, (n,), np.int64)
-        remove(np.broadcast_to((sends < rules.fatigue_cap)[:, None], (n, n_ch)), Reason.FATIGUE_CAP)
+        channels.remove(
+            np.broadcast_to((sends < rules.fatigue_cap)[:, None], (n, n_ch)), Reason.FATIGUE_CAP
+        )
     if rules.frequency_caps is not None:
         caps = _as("rules.frequency_caps", rules.frequency_caps, (n_ch,), np.int64)
         if channel_sends is None:
             raise PolicyError("channel_sends is required when rules.frequency_caps is set")
         counts = _as("channel_sends", channel_sends, (n, n_ch), np.int64)
-        remove((caps[None, :] < 0) | (counts < caps[None, :]), Reason.FREQUENCY_CAP)
+        channels.remove((caps[None, :] < 0) | (counts < caps[None, :]), Reason.FREQUENCY_CAP)
     if rules.norm_allowed is not None:
         norm = _as("rules.norm_allowed", rules.norm_allowed, (n_ch,), bool)
-        remove(np.broadcast_to(norm[None, :], (n, n_ch)), Reason.CHANNEL_NORM)
+        channels.remove(np.broadcast_to(norm[None, :], (n, n_ch)), Reason.CHANNEL_NORM)
 
-    # The slot mask is the product of a (channel, slot) part (quiet hours) and a (contact, slot)
-    # part (the window): built in one pass, the only (n, n_channels, n_slots) array made here.
-    loud: BoolArray | None = None
-    inside: BoolArray | None = None
-    if rules.quiet_hours is not None:
-        start, end = rules.quiet_hours
-        hour = actions.slot_hours % 24
-        quiet = (hour >= start) & (hour < end) if start <= end else (hour >= start) | (hour < end)
-        observes = (
-            np.ones(n_ch, bool)
-            if rules.quiet_channels is None
-            else _as("rules.quiet_channels", rules.quiet_channels, (n_ch,), bool)
-        )
-        loud = ~(observes[:, None] & quiet[None, :])  # (n_ch, n_sl)
-        hit = (~loud).any(axis=1)
-        reasons |= np.where(hit, Reason.QUIET_HOURS.value, 0).astype(np.uint8)[None, :]
-    if rules.window is not None:
-        if utc_offset_hours is None:
-            raise PolicyError("utc_offset_hours is required when rules.window is set")
-        offset = _as("utc_offset_hours", utc_offset_hours, (n,), np.float64)
-        utc = np.subtract(actions.slot_hours[None, :], offset[:, None])  # (n, n_sl)
-        inside = np.greater_equal(utc, rules.window[0])
-        inside &= np.less(utc, rules.window[1])
-        outside = _count_true(inside) < n_sl
-        reasons |= np.where(outside, Reason.OUTSIDE_WINDOW.value, 0).astype(np.uint8)[:, None]
-    slot_ok = np.empty((n, n_ch, n_sl), bool)
+
+def _loud_slots(actions: ActionSet, rules: EligibilityRules) -> BoolArray | None:
+    """``(n_channels, n_slots)`` the slots outside quiet hours on each channel that observes them;
+    ``None`` without quiet hours."""
+    if rules.quiet_hours is None:
+        return None
+    n_ch = actions.n_channels
+    start, end = rules.quiet_hours
+    hour = actions.slot_hours % 24
+    quiet = (hour >= start) & (hour < end) if start <= end else (hour >= start) | (hour < end)
+    observes = (
+        np.ones(n_ch, bool)
+        if rules.quiet_channels is None
+        else _as("rules.quiet_channels", rules.quiet_channels, (n_ch,), bool)
+    )
+    return np.asarray(~(observes[:, None] & quiet[None, :]))
+
+
+def _slots_in_window(
+    actions: ActionSet,
+    rules: EligibilityRules,
+    utc_offset_hours: npt.ArrayLike | None,
+    n: int,
+) -> BoolArray | None:
+    """``(n, n_slots)`` the slots inside each contact's send window, in its time zone; ``None``
+    without a window."""
+    if rules.window is None:
+        return None
+    if utc_offset_hours is None:
+        raise PolicyError("utc_offset_hours is required when rules.window is set")
+    offset = _as("utc_offset_hours", utc_offset_hours, (n,), np.float64)
+    utc = np.subtract(actions.slot_hours[None, :], offset[:, None])  # (n, n_sl)
+    inside = np.greater_equal(utc, rules.window[0])
+    inside &= np.less(utc, rules.window[1])
+    return np.asarray(inside, dtype=bool)
+
+
+def _slot_mask(
+    loud: BoolArray | None, inside: BoolArray | None, shape: tuple[int, int, int]
+) -> BoolArray:
+    """``(n, n_channels, n_slots)`` the product of the quiet-hours and window masks, in one pass."""
+    n_sl = shape[2]
+    slot_ok = np.empty(shape, bool)
     if loud is not None and inside is not None and n_sl % 8 == 0:
         # as 8-byte words (a bool is one byte, 0 or 1): an eighth of the elements to combine
         words = np.ascontiguousarray(loud).view(np.uint64)
@@ -401,11 +461,4 @@ def compute_eligibility(
         slot_ok[...] = inside[:, None, :]
     else:
         slot_ok.fill(True)
-    variants = (
-        None
-        if variant_ok is None
-        else _as("variant_ok", variant_ok, (n, n_ch, actions.n_variants), bool)
-    )
-    return Eligibility(
-        channel_ok=channel_ok, slot_ok=slot_ok, reasons=reasons, variant_ok=variants
-    ).resolve(actions)
+    return slot_ok

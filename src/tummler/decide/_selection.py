@@ -25,6 +25,7 @@ __all__ = [
     "best_per_channel",
     "draw_holdout",
     "fit_channel_prices",
+    "net_of_prices",
     "select_levers",
     "slot_penalty",
 ]
@@ -305,6 +306,16 @@ def fit_channel_prices(
         for c in over:
             prices[c] = prices[c] * 2 + 1e-9
     raise PolicyError("could not price the capped channels to meet rules.channel_caps")
+
+
+def net_of_prices(
+    net: npt.NDArray[np.float32], prices: npt.NDArray[np.float64]
+) -> npt.NDArray[np.floating]:
+    """Net values minus channel prices, in float64 when any channel is priced: the prices sit one
+    ulp above a float64 gap, and rounding them to float32 would let a tie through the cap."""
+    if not prices.any():
+        return net
+    return net.astype(np.float64) - prices[None, :]
 
 
 def draw_holdout(

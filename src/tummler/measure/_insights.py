@@ -180,70 +180,26 @@ def response_by_cell(
             f"has {y.shape[0]} values but cell has {index.shape[0]}; give one per decision",
             field="response",
         )
-    k = len(labels)
-    if propensity is None:
-        p = np.ones_like(y)
-        logged = False
-    else:
-        p = as_values("propensity", propensity)
-        logged = True
-        if p.shape[0] != y.shape[0]:
-            raise InputError(
-                f"has {p.shape[0]} values but cell has {y.shape[0]}; give one per decision",
-                field="propensity",
-            )
-        outside = (p <= 0.0) | (p > 1.0)
-        if outside.any():
-            bad = int(np.flatnonzero(outside)[0])
-            raise InputError(
-                f"propensity[{bad}] = {float(p[bad])!r} is outside (0, 1]; it is the logging "
-                f"policy's probability of the chosen {dimension}",
-                field="propensity",
-            )
+    p = _checked_propensity(propensity, y.shape[0], dimension)
     explored = p < 1.0
     causal = bool(explored.any())
-    z = normal_quantile(alpha)
-    binary = bool(np.isin(y, (0.0, 1.0)).all())
     if causal:
-        idx, yy, w = index[explored], y[explored], 1.0 / p[explored]
+        cells_used = _CellSums.of(index[explored], y[explored], 1.0 / p[explored], len(labels))
         n_excluded = int((~explored).sum())
     else:
-        idx, yy, w = index, y, np.ones_like(y)
+        cells_used = _CellSums.of(index, y, np.ones_like(y), len(labels))
         n_excluded = 0
-    n = np.bincount(idx, minlength=k)
-    sum_w = np.bincount(idx, weights=w, minlength=k)
-    sum_wy = np.bincount(idx, weights=w * yy, minlength=k)
-    sum_w2 = np.bincount(idx, weights=w * w, minlength=k)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        estimate = np.where(sum_w > 0, sum_wy / np.where(sum_w > 0, sum_w, 1.0), np.nan)
-        residual = yy - estimate[idx]
-        spread = np.bincount(idx, weights=(w * residual) ** 2, minlength=k)
-        # Linearized variance of a ratio estimator (the plain mean's when every weight is 1),
-        # with the small-sample factor n / (n - 1); a cell of one decision has no band.
-        correction = np.where(n > 1, n / np.maximum(n - 1, 1), np.nan)
-        std_error = np.sqrt(spread * correction) / np.where(sum_w > 0, sum_w, np.nan)
-        effective = np.where(sum_w2 > 0, sum_w**2 / np.where(sum_w2 > 0, sum_w2, 1.0), 0.0)
-    ips = sum_wy / yy.shape[0] if causal else np.full(k, np.nan)
+    estimate, std_error, effective = cells_used.hajek()
+    ips = cells_used.sum_wy / cells_used.size if causal else np.full(len(labels), np.nan)
+    z = normal_quantile(alpha)
     low = estimate - z * std_error
     high = estimate + z * std_error
-    if binary:
+    if np.isin(y, (0.0, 1.0)).all():
         low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
     if causal:
-        message = (
-            f"response by {dimension} from {int(explored.sum()):,} randomized decisions, weighted "
-            f"by their logged propensities: what choosing each {dimension} would do"
-        )
-        if n_excluded:
-            message += (
-                f"; {n_excluded:,} decisions that were not randomized (propensity 1) are left "
-                f"out, so the estimates speak for the people and moments the policy explored"
-            )
-        empty = [str(labels[i]) for i in np.flatnonzero(n == 0)]
-        if empty:
-            shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
-            message += f"; no randomized decision chose {shown}"
+        message = _causal_message(dimension, labels, cells_used.n, int(explored.sum()), n_excluded)
     else:
-        why = "no propensities were logged" if not logged else "every propensity is 1"
+        why = "no propensities were logged" if propensity is None else "every propensity is 1"
         message = (
             f"not causal: {why}, so these are the response rates of the people who happened to "
             f"get each {dimension}, not what choosing it would do; explore (randomize the "
@@ -257,13 +213,103 @@ def response_by_cell(
         std_error=tuple(float(v) for v in std_error),
         ci_low=tuple(float(v) for v in low),
         ci_high=tuple(float(v) for v in high),
-        n=tuple(int(v) for v in n),
+        n=tuple(int(v) for v in cells_used.n),
         effective_n=tuple(float(v) for v in effective),
         causal=causal,
         n_excluded=n_excluded,
         message=message,
         alpha=alpha,
     )
+
+
+def _checked_propensity(propensity: npt.ArrayLike | None, size: int, dimension: str) -> FloatArray:
+    """The logged propensities, checked to be one per decision in (0, 1]; all 1 when none were
+    logged."""
+    if propensity is None:
+        return np.ones(size)
+    p = as_values("propensity", propensity)
+    if p.shape[0] != size:
+        raise InputError(
+            f"has {p.shape[0]} values but cell has {size}; give one per decision",
+            field="propensity",
+        )
+    outside = (p <= 0.0) | (p > 1.0)
+    if outside.any():
+        bad = int(np.flatnonzero(outside)[0])
+        raise InputError(
+            f"propensity[{bad}] = {float(p[bad])!r} is outside (0, 1]; it is the logging "
+            f"policy's probability of the chosen {dimension}",
+            field="propensity",
+        )
+    return p
+
+
+@dataclass(frozen=True)
+class _CellSums:
+    """The weighted sums per cell that the Hájek estimate and its standard error are made of."""
+
+    index: npt.NDArray[np.int64]
+    y: FloatArray
+    w: FloatArray
+    n: npt.NDArray[np.int64]
+    sum_w: FloatArray
+    sum_wy: FloatArray
+    sum_w2: FloatArray
+
+    @property
+    def size(self) -> int:
+        return int(self.y.shape[0])
+
+    @staticmethod
+    def of(index: npt.NDArray[np.int64], y: FloatArray, w: FloatArray, k: int) -> _CellSums:
+        return _CellSums(
+            index,
+            y,
+            w,
+            n=np.bincount(index, minlength=k),
+            sum_w=np.asarray(np.bincount(index, weights=w, minlength=k), np.float64),
+            sum_wy=np.asarray(np.bincount(index, weights=w * y, minlength=k), np.float64),
+            sum_w2=np.asarray(np.bincount(index, weights=w * w, minlength=k), np.float64),
+        )
+
+    def hajek(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Per cell: the self-normalized estimate, its linearized standard error, and Kish's
+        effective sample size."""
+        n, sum_w, sum_w2 = self.n, self.sum_w, self.sum_w2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            estimate = np.where(sum_w > 0, self.sum_wy / np.where(sum_w > 0, sum_w, 1.0), np.nan)
+            residual = self.y - estimate[self.index]
+            spread = np.bincount(self.index, weights=(self.w * residual) ** 2, minlength=n.size)
+            # Linearized variance of a ratio estimator (the plain mean's when every weight is 1),
+            # with the small-sample factor n / (n - 1); a cell of one decision has no band.
+            correction = np.where(n > 1, n / np.maximum(n - 1, 1), np.nan)
+            std_error = np.sqrt(spread * correction) / np.where(sum_w > 0, sum_w, np.nan)
+            effective = np.where(sum_w2 > 0, sum_w**2 / np.where(sum_w2 > 0, sum_w2, 1.0), 0.0)
+        return estimate, std_error, effective
+
+
+def _causal_message(
+    dimension: str,
+    labels: tuple[Hashable, ...],
+    n: npt.NDArray[np.int64],
+    explored: int,
+    n_excluded: int,
+) -> str:
+    """What causal estimates may be read as, and which cells no randomized decision chose."""
+    message = (
+        f"response by {dimension} from {explored:,} randomized decisions, weighted "
+        f"by their logged propensities: what choosing each {dimension} would do"
+    )
+    if n_excluded:
+        message += (
+            f"; {n_excluded:,} decisions that were not randomized (propensity 1) are left "
+            f"out, so the estimates speak for the people and moments the policy explored"
+        )
+    empty = [str(labels[i]) for i in np.flatnonzero(n == 0)]
+    if empty:
+        shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        message += f"; no randomized decision chose {shown}"
+    return message
 
 
 def send_time_response(

@@ -314,52 +314,16 @@ def _lift(
 ) -> Lift:
     difference_interval, p_value = _difference(treated, holdout, kind, alpha)
     difference = treated.mean - holdout.mean
-    relative: float | None = None
-    delta: Interval | None = None
-    boot: Interval | None = None
-    if holdout.mean > 0:
-        relative = treated.mean / holdout.mean - 1.0
-        if treated.mean > 0:
-            low, high = log_ratio_interval(
-                treated.mean,
-                treated.var,
-                treated.n,
-                holdout.mean,
-                holdout.var,
-                holdout.n,
-                alpha=alpha,
-            )
-            delta = Interval(float(low) - 1.0, float(high) - 1.0, "delta-log")
-    if treated_replicates is not None and holdout_replicates is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(
-                holdout_replicates > 0,
-                treated_replicates / np.where(holdout_replicates > 0, holdout_replicates, 1.0),
-                np.nan,
-            )
-        bounds = percentile_interval(ratio - 1.0, alpha)
-        if bounds is not None and relative is not None:
-            boot = Interval(bounds[0], bounds[1], "bootstrap-percentile")
+    relative = treated.mean / holdout.mean - 1.0 if holdout.mean > 0 else None
+    delta = _relative_interval_delta(treated, holdout, alpha)
+    boot = None
+    if relative is not None:
+        boot = _relative_interval_bootstrap(treated_replicates, holdout_replicates, alpha)
     if min_effect is None:
         reference = holdout.mean if holdout.mean != 0 else treated.mean
         if reference != 0:
             min_effect = DEFAULT_RELATIVE_MIN_EFFECT * abs(reference)
-    needed: tuple[int | None, int | None] = (None, None)
-    if min_effect is not None:
-        if kind == "rate":
-            pooled = (treated.mean * treated.n + holdout.mean * holdout.n) / (treated.n + holdout.n)
-            var_t = var_c = pooled * (1.0 - pooled)
-        else:
-            var_t, var_c = treated.var, holdout.var
-        if var_t + var_c > 0:
-            needed = required_holdout(
-                var_treated=var_t,
-                var_holdout=var_c,
-                n_treated=treated.n,
-                min_effect=min_effect,
-                alpha=alpha,
-                power=power,
-            )
+    needed = _needed(treated, holdout, kind, min_effect, alpha=alpha, power=power)
     verdict, message = _verdict(
         treatment=treatment,
         kpi=kpi,
@@ -393,6 +357,70 @@ def _lift(
         verdict=verdict,
         message=message,
         alpha=alpha,
+    )
+
+
+def _relative_interval_delta(treated: _Group, holdout: _Group, alpha: float) -> Interval | None:
+    """The relative lift's interval by the delta method on the log ratio (both means positive)."""
+    if holdout.mean <= 0 or treated.mean <= 0:
+        return None
+    low, high = log_ratio_interval(
+        treated.mean,
+        treated.var,
+        treated.n,
+        holdout.mean,
+        holdout.var,
+        holdout.n,
+        alpha=alpha,
+    )
+    return Interval(float(low) - 1.0, float(high) - 1.0, "delta-log")
+
+
+def _relative_interval_bootstrap(
+    treated_replicates: FloatArray | None, holdout_replicates: FloatArray | None, alpha: float
+) -> Interval | None:
+    """The relative lift's percentile interval over bootstrap replicates of the two means."""
+    if treated_replicates is None or holdout_replicates is None:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(
+            holdout_replicates > 0,
+            treated_replicates / np.where(holdout_replicates > 0, holdout_replicates, 1.0),
+            np.nan,
+        )
+    bounds = percentile_interval(ratio - 1.0, alpha)
+    if bounds is None:
+        return None
+    return Interval(bounds[0], bounds[1], "bootstrap-percentile")
+
+
+def _needed(
+    treated: _Group,
+    holdout: _Group,
+    kind: KpiKind,
+    min_effect: float | None,
+    *,
+    alpha: float,
+    power: float,
+) -> tuple[int | None, int | None]:
+    """The holdout size, and people per group, that would detect ``min_effect`` at ``power``
+    (``None`` without an effect to detect or any variance)."""
+    if min_effect is None:
+        return None, None
+    if kind == "rate":
+        pooled = (treated.mean * treated.n + holdout.mean * holdout.n) / (treated.n + holdout.n)
+        var_t = var_c = pooled * (1.0 - pooled)
+    else:
+        var_t, var_c = treated.var, holdout.var
+    if not var_t + var_c > 0:  # no variance (or none known): nothing to size
+        return None, None
+    return required_holdout(
+        var_treated=var_t,
+        var_holdout=var_c,
+        n_treated=treated.n,
+        min_effect=min_effect,
+        alpha=alpha,
+        power=power,
     )
 
 

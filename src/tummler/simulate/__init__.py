@@ -32,36 +32,12 @@ True
 from tummler.simulate._curve import BASELINE_NAMES, RoundValues, baseline_values, sends_value
 from tummler.simulate._history import MENTION_TEMPLATES, History, LegacyPolicy, history
 from tummler.simulate._model import (
-    LENGTHS,
-    URGENCIES,
-    ActionSpace,
-    Message,
-    Outcomes,
     ResponseModel,
     RewardWeights,
-    Sends,
-    SimulationState,
-    Variant,
-    eligible_actions,
     expected_reward,
-    initial_state,
-    local_hours,
     oracle_policy,
-    respond,
 )
 from tummler.simulate._population import (
-    AGE_BANDS,
-    ATTRIBUTES,
-    CHANNELS,
-    CONTACT_REF,
-    EDGE_KINDS,
-    EMOTIONS,
-    IMPORT_COLUMNS,
-    INTERESTS,
-    LTV_BANDS,
-    SIGNUP_CHANNELS,
-    STAGES,
-    TOPICS,
     HiddenTruth,
     Population,
     SocialGraph,
@@ -78,6 +54,7 @@ from tummler.simulate._records import (
     MentionRecord,
     outcome_events,
 )
+from tummler.simulate._respond import respond
 from tummler.simulate._rounds import (
     BestSingleAction,
     DecideFn,
@@ -88,6 +65,28 @@ from tummler.simulate._rounds import (
     RoundsResult,
     SendToAll,
     run_rounds,
+)
+from tummler.simulate._sends import LENGTHS, URGENCIES, ActionSpace, Message, Sends, Variant
+from tummler.simulate._state import (
+    Outcomes,
+    SimulationState,
+    eligible_actions,
+    initial_state,
+    local_hours,
+)
+from tummler.simulate._tables import (
+    AGE_BANDS,
+    ATTRIBUTES,
+    CHANNELS,
+    CONTACT_REF,
+    EDGE_KINDS,
+    EMOTIONS,
+    IMPORT_COLUMNS,
+    INTERESTS,
+    LTV_BANDS,
+    SIGNUP_CHANNELS,
+    STAGES,
+    TOPICS,
 )
 
 __all__ = [

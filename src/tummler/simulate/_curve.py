@@ -16,16 +16,9 @@ from datetime import datetime
 import numpy as np
 
 from tummler.core.errors import InputError
-from tummler.simulate._model import (
-    ActionSpace,
-    Message,
-    ResponseModel,
-    SimulationState,
-    eligible_actions,
-    expected_reward,
-    respond,
-)
-from tummler.simulate._population import BoolArray, Population
+from tummler.simulate._model import ResponseModel, expected_reward
+from tummler.simulate._population import Population
+from tummler.simulate._respond import respond
 from tummler.simulate._rounds import (
     BestSingleAction,
     DecideFn,
@@ -34,6 +27,9 @@ from tummler.simulate._rounds import (
     Round,
     SendToAll,
 )
+from tummler.simulate._sends import ActionSpace, Message
+from tummler.simulate._state import SimulationState, eligible_actions
+from tummler.simulate._tables import BoolArray
 
 __all__ = ["BASELINE_NAMES", "RoundValues", "baseline_values", "sends_value"]
 

@@ -10,22 +10,18 @@ import numpy as np
 
 from tummler.core.errors import InputError
 from tummler.core.vocabulary import ChannelKind
-from tummler.simulate._model import (
-    Message,
-    ResponseModel,
-    Sends,
-    SimulationState,
-    initial_state,
-    local_hours,
-    respond,
-)
-from tummler.simulate._population import CHANNELS, IntArray, Population
+from tummler.simulate._model import ResponseModel
+from tummler.simulate._population import Population
 from tummler.simulate._records import (
     MENTION_TOPICS,
     EventLog,
     MentionLog,
     outcome_events,
 )
+from tummler.simulate._respond import respond
+from tummler.simulate._sends import Message, Sends
+from tummler.simulate._state import SimulationState, initial_state, local_hours
+from tummler.simulate._tables import CHANNELS, IntArray
 
 __all__ = ["MENTION_TEMPLATES", "History", "LegacyPolicy", "history"]
 

@@ -15,14 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tummler.core.vocabulary import ConsentStatus, EventType
-from tummler.simulate._model import Outcomes
-from tummler.simulate._population import (
-    CHANNELS,
-    CONTACT_REF,
-    FloatArray,
-    IntArray,
-    Population,
-)
+from tummler.simulate._population import Population
+from tummler.simulate._state import Outcomes
+from tummler.simulate._tables import CHANNELS, CONTACT_REF, FloatArray, IntArray
 
 __all__ = [
     "EVENT_TYPES",

@@ -15,20 +15,12 @@ import numpy as np
 import numpy.typing as npt
 
 from tummler.core.errors import InputError
-from tummler.simulate._model import (
-    ActionSpace,
-    Message,
-    Outcomes,
-    ResponseModel,
-    Sends,
-    SimulationState,
-    _best,
-    eligible_actions,
-    expected_reward,
-    initial_state,
-    respond,
-)
-from tummler.simulate._population import BoolArray, FloatArray, IntArray, Population
+from tummler.simulate._model import ResponseModel, _best, expected_reward
+from tummler.simulate._population import Population
+from tummler.simulate._respond import respond
+from tummler.simulate._sends import ActionSpace, Message, Sends
+from tummler.simulate._state import Outcomes, SimulationState, eligible_actions, initial_state
+from tummler.simulate._tables import BoolArray, FloatArray, IntArray
 
 __all__ = [
     "BestSingleAction",

@@ -7,32 +7,31 @@ Text in, models and findings out: reading files and the store is the ``app`` lay
 
 from pathlib import Path
 
-from tummler.strategy._checks import (
-    audience_stages,
-    campaign_texts,
-    check_campaign,
-    check_consistency,
-    check_realism,
-    check_strategy,
-    check_workspace,
-    pillar_text,
-    template_fields,
-)
+from tummler.strategy._campaign_checks import audience_stages, check_campaign
+from tummler.strategy._checks import check_strategy, check_workspace
 from tummler.strategy._consistency import (
     ChannelConsistency,
     Vectorizer,
+    campaign_texts,
+    check_consistency,
     consistency_scores,
     cosine_matrix,
     embedding_vectorizer,
+    pillar_text,
     tfidf_vectorizer,
     tokenize,
+)
+from tummler.strategy._evaluation import (
+    ContactColumns,
+    ContactView,
+    evaluate,
+    matches,
+    unmet_conditions,
 )
 from tummler.strategy._expression import (
     CONTACT_FIELDS,
     And,
     Compare,
-    ContactColumns,
-    ContactView,
     Expression,
     ExpressionError,
     Field,
@@ -43,13 +42,9 @@ from tummler.strategy._expression import (
     Scalar,
     Truthy,
     attribute_names,
-    evaluate,
     leaves,
-    matches,
     parse_duration,
-    parse_expression,
     predicate_arguments,
-    unmet_conditions,
 )
 from tummler.strategy._findings import Finding, Severity, has_errors
 from tummler.strategy._loading import (
@@ -91,13 +86,16 @@ from tummler.strategy._models import (
     VariantText,
     Visibility,
 )
+from tummler.strategy._parser import parse_expression
 from tummler.strategy._realism import (
     AudienceBaseline,
     RealismAssessment,
     assess_target,
+    check_realism,
     minimum_detectable_rate,
     sample_size_two_proportions,
 )
+from tummler.strategy._templates import template_fields
 
 #: The example ``strategy.yaml`` and ``campaigns/*.yaml`` that ``tummler init`` writes.
 EXAMPLES_DIR = Path(__file__).with_name("examples")

@@ -19,13 +19,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tummler.core.errors import MissingDependencyError
+from tummler.strategy._findings import Finding, Severity
+from tummler.strategy._loading import CampaignDocument
+from tummler.strategy._models import Campaign, Strategy
 
 __all__ = [
     "ChannelConsistency",
     "Vectorizer",
+    "campaign_texts",
+    "check_consistency",
     "consistency_scores",
     "cosine_matrix",
     "embedding_vectorizer",
+    "pillar_text",
     "tfidf_vectorizer",
     "tokenize",
 ]
@@ -215,3 +221,79 @@ def consistency_scores(
 def _cosine(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     return float(np.clip(a @ b / norm, -1.0, 1.0)) if norm > 0 else 0.0
+
+
+def pillar_text(strategy: Strategy, pillar_id: str | None) -> str | None:
+    """The pillar's promise and phrases as one text, ``None`` without a (known) pillar."""
+    pillar = strategy.pillar(pillar_id) if pillar_id else None
+    if pillar is None:
+        return None
+    return " ".join([pillar.promise, *pillar.phrases])
+
+
+def campaign_texts(campaign: Campaign) -> dict[str, str]:
+    """Per channel, everything its variants say (subjects, headlines and bodies joined)."""
+    return {
+        channel: " ".join(
+            part for v in variants for part in (v.subject, v.headline, v.body) if part is not None
+        )
+        for channel, variants in campaign.variants.items()
+    }
+
+
+def check_consistency(
+    documents: Sequence[CampaignDocument],
+    strategy: Strategy,
+    *,
+    vectorizer: Vectorizer | None = None,
+) -> list[Finding]:
+    """Warn where a channel's variants say something else than the campaign's other channels, or
+    than its pillar; the outlier channel is named with its score.
+
+    ``vectorizer`` defaults to the strategy's ``checks.consistency_method``: TF-IDF fit on every
+    variant and pillar of the workspace, or sentence embeddings (the ``embeddings`` extra).
+    """
+    config = strategy.checks
+    if vectorizer is None:
+        if config.consistency_method == "embeddings":
+            vectorizer = embedding_vectorizer(config.embedding_model)
+        else:
+            corpus = [t for d in documents for t in campaign_texts(d.campaign).values()]
+            corpus += [" ".join([p.promise, *p.phrases]) for p in strategy.brand.pillars]
+            vectorizer = tfidf_vectorizer(corpus)
+    findings: list[Finding] = []
+    for document in documents:
+        campaign = document.campaign
+        scores = consistency_scores(
+            campaign_texts(campaign), pillar_text(strategy, campaign.pillar), vectorizer
+        )
+        for score in scores:
+            others = [c for c in campaign.variants if c != score.channel]
+            if score.to_others is not None and score.to_others < config.min_channel_similarity:
+                findings.append(
+                    document.source.finding(
+                        Severity.WARNING,
+                        "consistency-channels",
+                        f"campaign {campaign.id!r}: the {score.channel!r} variants say something "
+                        f"else than {', '.join(repr(o) for o in others)} (similarity "
+                        f"{score.to_others:.2f} < {config.min_channel_similarity:.2f}); one "
+                        "campaign should carry one message on every channel",
+                        "variants",
+                        score.channel,
+                        key=True,
+                    )
+                )
+            if score.to_pillar is not None and score.to_pillar < config.min_pillar_similarity:
+                findings.append(
+                    document.source.finding(
+                        Severity.WARNING,
+                        "consistency-pillar",
+                        f"campaign {campaign.id!r}: the {score.channel!r} variants are far from "
+                        f"pillar {campaign.pillar!r} (similarity {score.to_pillar:.2f} < "
+                        f"{config.min_pillar_similarity:.2f}); say what the pillar promises",
+                        "variants",
+                        score.channel,
+                        key=True,
+                    )
+                )
+    return findings

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Finding", "Severity", "has_errors"]
+__all__ = ["Finding", "Severity", "duplicates", "has_errors"]
 
 
 class Severity(StrEnum):
@@ -53,3 +54,8 @@ class Finding:
 def has_errors(findings: Iterable[Finding]) -> bool:
     """Whether any finding is an error (``tummler strategy check`` then exits non-zero)."""
     return any(f.severity is Severity.ERROR for f in findings)
+
+
+def duplicates(ids: Iterable[str]) -> list[str]:
+    """The ids used more than once (each once, in order of first use): a ``duplicate-id`` finding."""
+    return [key for key, count in Counter(ids).items() if count > 1]

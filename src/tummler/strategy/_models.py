@@ -36,7 +36,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from tummler.core.vocabulary import ChannelKind, EventType, Override, Stage
-from tummler.strategy._expression import ExpressionError, parse_duration, parse_expression
+from tummler.strategy._expression import ExpressionError, parse_duration
+from tummler.strategy._parser import parse_expression
 
 __all__ = [
     "ID_PATTERN",

@@ -23,11 +23,15 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from tummler.core.errors import StrategyError
+from tummler.strategy._findings import Finding, Severity
+from tummler.strategy._loading import CampaignDocument
+from tummler.strategy._models import Strategy
 
 __all__ = [
     "AudienceBaseline",
     "RealismAssessment",
     "assess_target",
+    "check_realism",
     "minimum_detectable_rate",
     "sample_size_two_proportions",
 ]
@@ -220,3 +224,101 @@ def window_rates_from_counts(counts: Sequence[int], audience_size: int) -> tuple
     if audience_size <= 0:
         return ()
     return tuple(min(1.0, c / audience_size) for c in counts)
+
+
+def check_realism(
+    document: CampaignDocument, strategy: Strategy, baseline: AudienceBaseline
+) -> list[Finding]:
+    """Warn when the campaign's audience cannot show its objective's target, and say what can be shown.
+
+    The baseline is the KPI's rate in the audience (from the store's events); the sample size is the
+    two-proportion z-test's at the strategy's ``checks.alpha`` and ``checks.power`` with the campaign's
+    holdout share. For a ``value`` KPI the check reads the rate of contacts with at least one KPI event,
+    a proxy: a lift in value that comes with no lift in that rate is not seen here.
+    """
+    campaign, source = document.campaign, document.source
+    objective = strategy.objective(campaign.objective)
+    if objective is None:
+        return []
+    audience_name = campaign.audience or "all contacts"
+    holdout = campaign.effective_holdout(strategy.lever_policy)
+    if baseline.audience_size == 0:
+        return [
+            source.finding(
+                Severity.WARNING,
+                "realism-empty-audience",
+                f"audience {audience_name!r} has no contact in the store that a channel of this "
+                "campaign may reach: import contacts and consent, or widen the audience",
+                "audience" if campaign.audience else "objective",
+            )
+        ]
+    target = objective.target
+    assessment = assess_target(
+        baseline,
+        relative_lift=target.relative_lift,
+        absolute_rate=target.absolute_rate,
+        holdout_share=holdout,
+        alpha=strategy.checks.alpha,
+        power=strategy.checks.power,
+    )
+    if assessment is None:
+        event = objective.kpi.event.value
+        horizon = _days(objective.horizon.total_seconds())
+        seen = (
+            f"no contact of audience {audience_name!r} had a {event} event"
+            if not baseline.rate
+            else f"every contact of audience {audience_name!r} had a {event} event"
+        )
+        return [
+            source.finding(
+                Severity.INFO,
+                "realism-no-baseline",
+                f"{seen} in the last {horizon}, so there is no baseline rate to test a lift "
+                "against: import events to enable the realism check",
+                "objective",
+            )
+        ]
+    findings: list[Finding] = []
+    realistic = _realistic_text(assessment.realistic_rate, assessment.baseline_rate)
+    power = f"{strategy.checks.power:.0%}"
+    if assessment.too_small:
+        findings.append(
+            source.finding(
+                Severity.WARNING,
+                "realism-audience-too-small",
+                f"objective {objective.id!r}: moving {objective.kpi.event.value} from "
+                f"{assessment.baseline_rate:.2%} to {assessment.target_rate:.2%} needs "
+                f"{assessment.needed_treated:,} treated and {assessment.needed_holdout:,} holdout "
+                f"contacts ({power} power, holdout {holdout:.0%}); audience {audience_name!r} has "
+                f"{assessment.audience_size:,}. {realistic}",
+                "objective",
+            )
+        )
+    if assessment.beyond_seen:
+        highest = baseline.highest_rate or 0.0
+        findings.append(
+            source.finding(
+                Severity.WARNING,
+                "realism-target-unseen",
+                f"objective {objective.id!r}: the target rate {assessment.target_rate:.2%} is beyond "
+                f"anything seen in audience {audience_name!r} (highest rate in any window: "
+                f"{highest:.2%}, baseline {assessment.baseline_rate:.2%})."
+                + ("" if assessment.too_small else f" {realistic}"),
+                "objective",
+            )
+        )
+    return findings
+
+
+def _days(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days:g} days"
+
+
+def _realistic_text(rate: float | None, baseline: float) -> str:
+    if rate is None:
+        return "This audience is too small to detect any effect; widen it or lengthen the campaign."
+    return (
+        f"A realistic target for this audience: a rate of {rate:.2%} "
+        f"(relative lift {rate / baseline - 1.0:+.1%})."
+    )
