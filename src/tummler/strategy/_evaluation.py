@@ -329,14 +329,7 @@ def _evaluate(node: Expression, view: ContactView) -> BoolArray:
     if isinstance(node, Not):
         return ~_evaluate(node.operand, view)
     if isinstance(node, Predicate):
-        if node.name == "consent":
-            return np.asarray(view.consent(node.argument), dtype=bool)
-        if node.name == "has_identity":
-            return np.asarray(view.has_identity(node.argument), dtype=bool)
-        cutoff = np.datetime64(_naive_utc(view.now) - parse_duration(node.argument), "us")
-        engaged = np.asarray(view.last_engaged_at(), dtype="datetime64[us]")
-        recent: BoolArray = ~np.isnat(engaged) & (engaged >= cutoff)
-        return recent
+        return _predicate(node, view)
     column = _column(node.field, view)
     if isinstance(node, Truthy):
         return np.fromiter(
@@ -344,27 +337,46 @@ def _evaluate(node: Expression, view: ContactView) -> BoolArray:
             dtype=bool,
             count=view.size,
         )
-    if isinstance(node, Membership) and all(isinstance(v, str) for v in node.values):
-        inside = np.zeros(view.size, dtype=bool)
+    if isinstance(node, Membership):
+        inside = _membership(node, column, view.size)
+        return ~inside if node.negated else inside
+    return _comparison(node, column, view.size)
+
+
+def _predicate(node: Predicate, view: ContactView) -> BoolArray:
+    """``consent(channel)``, ``has_identity(channel)`` or ``engaged_within(duration)``."""
+    if node.name == "consent":
+        return np.asarray(view.consent(node.argument), dtype=bool)
+    if node.name == "has_identity":
+        return np.asarray(view.has_identity(node.argument), dtype=bool)
+    cutoff = np.datetime64(_naive_utc(view.now) - parse_duration(node.argument), "us")
+    engaged = np.asarray(view.last_engaged_at(), dtype="datetime64[us]")
+    recent: BoolArray = ~np.isnat(engaged) & (engaged >= cutoff)
+    return recent
+
+
+def _membership(node: Membership, column: NDArray[Any], size: int) -> BoolArray:
+    """Whether each value is one of the node's options (text compared in C)."""
+    if all(isinstance(v, str) for v in node.values):
+        inside = np.zeros(size, dtype=bool)
         for option in node.values:
             inside |= _equals_text(column, str(option))
-        return ~inside if node.negated else inside
-    if isinstance(node, Membership):
-        inside = np.fromiter(
-            (any(_same(v, option) for option in node.values) for v in column),
-            dtype=bool,
-            count=view.size,
-        )
-        return ~inside if node.negated else inside
+        return inside
+    return np.fromiter(
+        (any(_same(v, option) for option in node.values) for v in column),
+        dtype=bool,
+        count=size,
+    )
+
+
+def _comparison(node: Compare, column: NDArray[Any], size: int) -> BoolArray:
     if node.op in ("==", "!=") and isinstance(node.value, str):
         equal = _equals_text(column, node.value)
         return equal if node.op == "==" else ~equal
     if node.op in ("==", "!="):
-        equal = np.fromiter((_same(v, node.value) for v in column), dtype=bool, count=view.size)
+        equal = np.fromiter((_same(v, node.value) for v in column), dtype=bool, count=size)
         return equal if node.op == "==" else ~equal
-    return np.fromiter(
-        (_ordered(v, node.op, node.value) for v in column), dtype=bool, count=view.size
-    )
+    return np.fromiter((_ordered(v, node.op, node.value) for v in column), dtype=bool, count=size)
 
 
 def _equals_text(column: NDArray[Any], text: str) -> BoolArray:
