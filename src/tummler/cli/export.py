@@ -23,7 +23,7 @@ class FormatChoice(StrEnum):
     """The ``--format`` choices: the values of ``tummler.app.export.ExportFormat``.
 
     A copy, so that the CLI starts without importing the export service (and pyarrow with it);
-    tests/test_cli_startup.py fails when the two drift apart.
+    tests/cli/test_cli_startup.py fails when the two drift apart.
     """
 
     CSV = "csv"

@@ -33,7 +33,7 @@ import_app = typer.Typer(
 
 #: One command per value of ``tummler.app.ingest.ImportKind``, with the columns it reads. Keyed by the
 #: plain value so that the CLI starts without importing the import service (its readers load pyarrow);
-#: tests/test_cli_startup.py fails when these keys and ``ImportKind`` drift apart.
+#: tests/cli/test_cli_startup.py fails when these keys and ``ImportKind`` drift apart.
 _FIELDS_HELP: dict[str, str] = {
     "contacts": "external_id (required), time_zone, locale, stage, email, phone; "
     "other columns become attributes",

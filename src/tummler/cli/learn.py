@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["evaluate", "learn"]
 
 #: ``tummler.app.learning.DEFAULT_POLICY_KIND`` and ``LEARNABLE_KINDS``, copied so that ``--help``
-#: does not import the learning service (and SciPy with it); tests/test_cli_startup.py fails when
+#: does not import the learning service (and SciPy with it); tests/cli/test_cli_startup.py fails when
 #: they drift apart.
 DEFAULT_POLICY_KIND = "logistic_thompson"
 LEARNABLE_KINDS: tuple[str, ...] = ("logistic_thompson", "linear_thompson", "epsilon_greedy")

@@ -4,7 +4,7 @@ Typer reads every command's signature to build the command tree, so ``tummler --
 command import all the modules in ``tummler.cli`` before anything runs. Keep them cheap: a command
 module imports its services (and with them SQLAlchemy, SciPy, pyarrow, Jinja2...) inside the command
 function, types its signature with builtins, ``Path``, ``typer`` and enums from cheap modules, and
-imports the services' types for its helpers under ``TYPE_CHECKING``. tests/test_cli_startup.py fails
+imports the services' types for its helpers under ``TYPE_CHECKING``. tests/cli/test_cli_startup.py fails
 when a heavy package is loaded at start-up.
 """
 

@@ -210,7 +210,7 @@ def tummler(workspace: Path, *args: str, **env: str) -> subprocess.CompletedProc
         if not key.startswith("TUMMLER_") or key == "TUMMLER_DATA_DIR"
     }
     environ |= {
-        "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+        "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
         "TUMMLER_WORKSPACE": str(workspace),
         "COLUMNS": "200",
         **env,

@@ -253,7 +253,7 @@ def test_the_result_is_frozen(tmp_path: Path) -> None:
 
 
 def test_the_documented_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    doc = (Path(__file__).parents[1] / "docs" / "logged-bandit-format.md").read_text("utf-8")
+    doc = (Path(__file__).parents[2] / "docs" / "logged-bandit-format.md").read_text("utf-8")
     blocks = re.findall(r"```(\w+)\n(.*?)```", doc, flags=re.DOTALL)
     csvs = [text for kind, text in blocks if kind == "csv"]
     (tmp_path / "sends.csv").write_text(csvs[0], encoding="utf-8")

@@ -957,7 +957,7 @@ class SlowSmtp:
 
 
 def _worker(url: str, port: int, lease: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     return subprocess.Popen(
         [sys.executable, "-c", WORKER, url, str(port), str(lease)],
         stdout=subprocess.PIPE,
