@@ -64,22 +64,32 @@ CONTEXT_CHUNK = 5_000
 SAME_MESSAGE = timedelta(days=1)
 _SEND_EVENTS = (EventType.SENT.value, EventType.DELIVERED.value)
 _HOUR = 3_600
+#: How a KPI event's rate reads in the warm start's note.
+_RATE_NAMES = {
+    "clicked": "click",
+    "converted": "conversion",
+    "replied": "reply",
+    "visited": "visit",
+}
 
 
 @dataclass(frozen=True)
 class WarmStart:
-    """What a warm start learned from: how many legacy sends, over which days, at what rate."""
+    """What a warm start learned from: how many legacy sends, over which days, and the rate of
+    the objective's KPI ``event`` pooled over them."""
 
     sends: int
     first: datetime
     last: datetime
     rate: float
+    event: str = "clicked"
 
     def note(self) -> str:
         """The line ``tummler learn`` prints."""
+        rate = _RATE_NAMES.get(self.event, self.event)
         return (
             f"warm start: {self.sends:,} legacy sends from {self.first:%Y-%m-%d} to "
-            f"{self.last:%Y-%m-%d}, pooled click rate {self.rate:.2%}"
+            f"{self.last:%Y-%m-%d}, pooled {rate} rate {self.rate:.2%}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +99,7 @@ class WarmStart:
             "first": self.first.isoformat(),
             "last": self.last.isoformat(),
             "pooled_rate": self.rate,
+            "event": self.event,
         }
 
 
@@ -171,7 +182,8 @@ def warm_start(
     posterior = fit_logistic_posterior(x, phi, sends.reward, prior, policy.q)
     policy.m, policy.q = posterior.mean, posterior.precision
     policy.version += 1
-    done = WarmStart(len(sends), _utc(int(sends.at.min())), _utc(int(sends.at.max())), rate)
+    first, last = _utc(int(sends.at.min())), _utc(int(sends.at.max()))
+    done = WarmStart(len(sends), first, last, rate, str(goal.kpi.event))
     return replace(current, policy=policy), done
 
 
