@@ -132,7 +132,9 @@ def _channel_rates(policy: CampaignPolicy, seen: Any) -> dict[str, float]:
     """The policy's mean predicted KPI rate per channel over the plan's contacts and slots."""
     assert policy.featurizer is not None
     x = policy.featurizer.transform(seen.data, seen.message)
-    scores = x @ policy.policy.weight_matrix(seen.actions)  # (n, k) log-odds
+    weights = policy.policy.weight_matrix(seen.actions)
+    assert weights is not None
+    scores = x @ weights  # (n, k) log-odds
     p = 1.0 / (1.0 + np.exp(-scores))
     actions = seen.actions
     return {
