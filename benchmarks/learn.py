@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/learn.py [--data ../shared/data] [--rounds 1000000] [--repeat 3]
                                          [--skip obd,hillstrom,throughput,simulator]
-                                         [--contacts 5000] [--sim-seeds 0,1,2]
+                                         [--contacts 5000] [--sim-rounds 10] [--sim-seeds 0,1,2]
 
 Sections, each printed as a table; the last line is one JSON object with every figure:
 
@@ -24,22 +24,17 @@ Sections, each printed as a table; the last line is one JSON object with every f
     ``LoggedData.rounds``, then ``tummler.evaluate.estimate`` — over NumPy; the array-taking
     ``ips`` / ``dr``, which check every array on every call, and the two checks' own cost are
     reported beside it.
-(d) ``simulator``: cumulative true expected reward over ``--sim-rounds`` rounds
-    ``--sim-interval`` days apart (default 30 rounds, 3 days) of a synthetic brand of
-    ``--contacts`` people (5,000), after 90 days of simulated legacy blasts (``--sim-cold``: none),
-    for Thompson sampling with one posterior draw per contact (``--sim-learner``: ``logistic`` on
-    the binary click, the default, or ``linear`` on the simulator's reward), against random,
-    send-to-all, the best single channel and the (myopic, per-round) oracle; and the share of the
-    best baseline → oracle gap the learner closes, per seed of ``--sim-seeds`` (``0,1,2``) and
-    their median, the headline. The learner sees only what a brand sees (attributes, stage,
-    consent, its own send log, provider events), never the hidden truth; see
-    :class:`ThompsonLearner` for what it does with them. Median over seeds 0–2 with everything on:
-    about 56 % (the issue asks for one half). Without the channel harm in each send's price
-    (``--sim-no-channel-harm``) also 56 %, without learning from the legacy blasts
-    (``--sim-no-pretrain``) 48 %, without the pooled-click-rate prior
-    (``--sim-no-informed-prior``) 53 %; with the policy's default prior precision of 1
-    (``--sim-prior-precision 1``) 34 % on seed 0. The earlier learner (none of these, prior
-    precision 1) closed 32–34 % on seed 0.
+(d) ``simulator``: the product's own loop on the simulator. ``tummler demo``'s rounds
+    (:func:`tummler.demo.run_demo`) on a brand of ``--contacts`` people (5,000) after 90 days of
+    legacy blasts, ``--sim-rounds`` daily rounds (10): plan_campaign, the outbox, the people's
+    responses recorded as provider reports, ``learn_from_store`` (whose first learned version is
+    warm started from the legacy sends, with the informed prior) and promotion when off-policy
+    evaluation says so. Each round is valued against random, send-to-all, the best single action
+    and the (myopic) oracle on the same state and audience; the figures are the share of the best
+    baseline → oracle gap the product closes and its % of the oracle, per seed of ``--sim-seeds``
+    (``0,1,2``) and their median, the headline. Measured: see benchmarks/README.md. The 56 % this
+    section reported before issue 13 was the benchmark's own learner (its own contexts, prior
+    precision and pricing), not the product's.
 
 The data directory is ``--data``, else ``TUMMLER_DATA_DIR``, else ``../shared/data`` beside the
 repository; a section whose data is absent is skipped with a message.
@@ -59,6 +54,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +75,6 @@ from tummler.evaluate import (
     fit_reward_model,
     ips,
 )
-from tummler.learn.harm import ChannelHarm, clipped_harm
 
 console = Console(width=120)
 OBD_COLUMNS = {"action": "item_id", "reward": "click", "propensity": "propensity_score"}
@@ -549,592 +544,86 @@ def throughput_section(n: int, repeat: int, seed: int, with_vw: bool) -> dict[st
 
 # --- (d) simulator ----------------------------------------------------------------------------
 
-#: The learner's prior precision per weight (``--sim-prior-precision``): a prior standard deviation
-#: of 0.07 per weight. With about 55 context features × 28 action features, the policy's default of
-#: 1 lets a fresh weight swing a contact's log-odds by several units, so Thompson sampling keeps
-#: exploring channels that the logs already show to be poor; 50, 200 and 1,000 were tried on seeds
-#: 0–2 (gap closed 56 % on seed 0, 59 % and 59 % median), 200 kept.
-SIM_PRIOR_PRECISION = 200.0
+#: "Today" for the simulator's runs: the rounds end the day before (only the date matters).
+SIM_TODAY = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-@dataclasses.dataclass
-class SimulatedBrand:
-    """The synthetic brand of section (d): who, how they respond, what is sent, and its past.
+def simulator_run(n_contacts: int, rounds: int, seed: int) -> dict[str, Any]:
+    """One seed of section (d): ``tummler demo``'s loop, and the share of the gap it closes.
 
-    ``events`` are the provider events of the 90 days of legacy blasts (``None`` on a cold
-    start): the logged bandit data a brand switching to tummler would already have.
+    The demo (:func:`tummler.demo.run_demo`) imports the simulated brand and its 90 days of
+    legacy blasts with the real importer, then plays every round through the product: plan,
+    the outbox, the people's responses as provider reports, ``learn_from_store`` (which warm
+    starts the first learned version from the legacy sends) and promotion when off-policy
+    evaluation says so. Each round's true expected reward is valued against random, send to all,
+    the best single action and the oracle on the same state and audience; here they are summed
+    over the rounds.
     """
+    from tummler.core.clock import FrozenClock
+    from tummler.demo import BASELINE_NAMES, run_demo
 
-    population: Any
-    model: Any
-    message: Any
-    space: Any
-    actions: Any
-    state: Any
-    start: Any
-    events: Any
-
-
-def simulated_brand(n_contacts: int, seed: int, *, warm_start: bool) -> SimulatedBrand:
-    from datetime import UTC, datetime, timedelta
-
-    from tummler.decide import build_action_set
-    from tummler.simulate import (
-        CHANNELS,
-        ActionSpace,
-        Message,
-        ResponseModel,
-        Variant,
-        history,
-        make_population,
-    )
-
-    origin = datetime(2026, 1, 1, tzinfo=UTC)
-    population = make_population(n_contacts, np.random.default_rng(seed), origin=origin)
-    model = ResponseModel()
-    message = Message(
-        "launch",
-        topic="product",
-        variants=(
-            Variant("plain"),
-            Variant("happy", emotion="joy"),
-            Variant("long", length="long"),
-        ),
-    )
-    space = ActionSpace.for_message(message)
-    actions = build_action_set(
-        [CHANNELS[c].value for c in space.channels], list(space.hours), space.n_variants
-    )
-    if not warm_start:
-        return SimulatedBrand(
-            population, model, message, space, actions, None, origin + timedelta(days=1), None
-        )
-    past = history(population, model, np.random.default_rng(seed + 4), days=90)
-    return SimulatedBrand(
-        population,
-        model,
-        message,
-        space,
-        actions,
-        past.state,
-        past.state.at + timedelta(days=1),
-        past.events,
-    )
-
-
-#: Stage codes, in the order of ``tummler.simulate.STAGES``.
-PROSPECT, SUBSCRIBER, CUSTOMER, ADVOCATE, LAPSED = range(5)
-
-
-class BrandView:
-    """What the brand has seen, kept up to date from provider events; never the hidden truth.
-
-    Per person: deliveries and responses (clicks, replies) per channel, responses per local hour
-    of day, unsubscribes + complaints, the CRM's lifecycle stage and consent, and the send log
-    (for the fatigue window). Per channel: sends, clicks, and tummler's
-    :class:`~tummler.learn.harm.ChannelHarm` of them: the penalties that followed the sends which
-    a click reward clipped to [0, 1] cannot carry, with the brand's penalties for an unsubscribe
-    and a complaint (the simulator's reward weights, as a brand's strategy would state them).
-    """
-
-    def __init__(self, brand: SimulatedBrand) -> None:
-        from tummler.simulate import CHANNELS
-
-        population = brand.population
-        n, c = population.n, len(brand.space.channels)
-        self.brand = brand
-        self.channel_names = [CHANNELS[i].value for i in brand.space.channels]
-        self.codes = population.attribute_codes()
-        self.sent = np.zeros((n, c))
-        self.responded = np.zeros((n, c))
-        self.hour = np.zeros((n, 24))
-        self.harm = np.zeros(n)
-        self.stage = population.stage.copy()
-        self.consent = population.consent.copy()
-        self.conversions = np.zeros(n, dtype=np.int64)
-        self.send_contact = np.zeros(0, dtype=np.int64)
-        self.send_time = np.zeros(0, dtype=np.int64)
-        # per channel: allowed sends and their clicks, and the harm tummler's planner prices in
-        self.channel_sends = np.zeros(c)
-        self.channel_clicks = np.zeros(c)
-        self.channel_harm = ChannelHarm()
-
-    def recent_sends(self, now: int) -> np.ndarray:
-        window = int(self.brand.model.fatigue_window.total_seconds())
-        recent = self.send_contact[(self.send_time > now - window) & (self.send_time <= now)]
-        return np.bincount(recent, minlength=self.brand.population.n).astype(np.float64)
-
-    def contexts(self, now: int) -> np.ndarray:
-        """What a learner may see: attributes, stage, consent, recent sends, tenure, and what the
-        brand saw of each person's responses per channel and per time of day."""
-        from tummler.simulate import ATTRIBUTES, STAGES
-
-        population = self.brand.population
-        n = population.n
-        blocks = [np.eye(len(ATTRIBUTES[name]))[self.codes[name]] for name in self.codes]
-        blocks.append(np.eye(len(STAGES))[self.stage])
-        blocks.append(self.consent.astype(np.float64))
-        sent = self.recent_sends(now)
-        blocks.append(np.stack([np.log1p(sent), np.log1p(population.tenure_days)], axis=1))
-        rate = np.clip((self.responded + 0.1) / (self.sent + 1.0), 0.01, 0.99)
-        blocks.append(np.log(rate / (1.0 - rate)))  # log-odds: the logistic model's own scale
-        # peak response hour as a point on the clock, weighted by how sure it is
-        angle = 2 * np.pi * np.arange(24) / 24
-        total = self.hour.sum(axis=1, keepdims=True)
-        share = self.hour / np.maximum(total, 1.0)
-        blocks.append(np.stack([share @ np.cos(angle), share @ np.sin(angle)], axis=1))
-        blocks.append((self.harm / (self.sent.sum(axis=1) + 1.0))[:, None])
-        blocks.append(np.ones((n, 1)))
-        return np.concatenate(blocks, axis=1).astype(np.float32)
-
-    def record(
-        self,
-        contact: np.ndarray,
-        column: np.ndarray,
-        local_hour: np.ndarray,
-        sent_at: np.ndarray,
-        outcome: dict[str, np.ndarray],
-        response_hour: np.ndarray | None = None,
-    ) -> None:
-        """Add the allowed sends of one round (or one legacy blast) and what followed them."""
-        weights = self.brand.model.reward
-        delivered, clicked, replied = outcome["delivered"], outcome["clicked"], outcome["replied"]
-        unsubscribed, complained = outcome["unsubscribed"], outcome["complained"]
-        responded = (clicked | replied).astype(np.float64)
-        harmed = (unsubscribed | complained).astype(np.float64)
-        np.add.at(self.sent, (contact, column), delivered.astype(np.float64))
-        np.add.at(self.responded, (contact, column), responded)
-        hours = local_hour if response_hour is None else response_hour
-        np.add.at(self.hour, (contact, hours.astype(np.int64) % 24), responded)
-        np.add.at(self.harm, contact, harmed)
-        np.add.at(self.channel_sends, column, 1.0)
-        np.add.at(self.channel_clicks, column, clicked.astype(np.float64))
-        # the learner's reward (the click) with the brand's penalties, as tummler attributes it
-        reward = clicked + weights.unsubscribed * unsubscribed + weights.complained * complained
-        self.channel_harm = self.channel_harm.add(
-            np.asarray(self.channel_names, object)[column], clipped_harm(reward)
-        )
-        # the CRM's lifecycle: engaged prospects and lapsed people subscribe, a conversion makes a
-        # customer (three: an advocate), an unsubscribe or complaint makes anyone lapsed
-        engaged = np.zeros(self.stage.shape[0], bool)
-        engaged[contact[clicked | replied]] = True
-        stage = self.stage
-        stage[engaged & ((stage == PROSPECT) | (stage == LAPSED))] = SUBSCRIBER
-        converted = np.bincount(contact[outcome["converted"]], minlength=stage.shape[0])
-        self.conversions += converted
-        stage[(converted > 0) & (stage != ADVOCATE)] = CUSTOMER
-        stage[(self.conversions >= self.brand.model.advocate_after) & (stage == CUSTOMER)] = (
-            ADVOCATE
-        )
-        stage[contact[unsubscribed | complained]] = LAPSED
-        self.consent[
-            contact[unsubscribed], np.asarray(self.brand.space.channels)[column[unsubscribed]]
-        ] = False
-        self.send_contact = np.concatenate([self.send_contact, contact])
-        self.send_time = np.concatenate([self.send_time, sent_at])
-
-
-def replay_history(view: BrandView, learn: Callable[[np.ndarray, Any], None] | None) -> int:
-    """Feed the legacy blasts to ``view`` in time order, each blast after ``learn`` saw it.
-
-    The events name each send by (contact, channel, send time); a blast is every send at one
-    time. ``learn(contexts, blast)`` gets the contexts as the brand saw them *before* the blast
-    (stage, consent, recent sends, response history up to then) and the blast's sends and
-    outcomes, so a policy can be pre-trained on the legacy policy's logged decisions exactly as
-    it learns from its own rounds. Returns the number of sends replayed.
-    """
-    from datetime import UTC, datetime
-
-    from tummler.core.vocabulary import EventType
-    from tummler.simulate import EVENT_TYPES, local_hours
-
-    brand = view.brand
-    events = brand.events
-    if events is None:
-        return 0
-    population = brand.population
-    n, c_all = population.n, 64
-    column_of = np.full(c_all, -1, dtype=np.int64)
-    column_of[np.asarray(brand.space.channels)] = np.arange(len(brand.space.channels))
-
-    def keys(rows: np.ndarray) -> np.ndarray:
-        key: np.ndarray = (
-            events.send_at[rows] * n + events.contact[rows]
-        ) * c_all + events.channel[rows]
-        return key
-
-    def of(*types: EventType) -> np.ndarray:
-        rows: np.ndarray = np.isin(events.type, [EVENT_TYPES.index(t) for t in types]) & (
-            events.channel >= 0
-        )
-        return rows
-
-    sends = np.flatnonzero(of(EventType.DELIVERED, EventType.BOUNCED))
-    send_key = keys(sends)
-    outcome = {
-        name: np.isin(send_key, keys(np.flatnonzero(of(event))))
-        for name, event in (
-            ("delivered", EventType.DELIVERED),
-            ("clicked", EventType.CLICKED),
-            ("replied", EventType.REPLIED),
-            ("converted", EventType.CONVERTED),
-            ("unsubscribed", EventType.UNSUBSCRIBED),
-            ("complained", EventType.COMPLAINED),
-        )
-    }
-    # The local hour of the first response to each send (clicks come around the person's peak).
-    responses = np.flatnonzero(of(EventType.CLICKED, EventType.REPLIED))
-    first: dict[int, int] = {}
-    for key, at in zip(keys(responses).tolist(), events.at[responses].tolist(), strict=True):
-        first.setdefault(key, at)
-    send_at = events.send_at[sends]
-    contact = events.contact[sends]
-    column = column_of[events.channel[sends]]
-    for blast_at in np.unique(send_at):
-        rows = np.flatnonzero((send_at == blast_at) & (column >= 0))
-        at = datetime.fromtimestamp(int(blast_at), UTC)
-        who = contact[rows]
-        local = local_hours(population, at)[who]
-        # the time zone's offset does not change between a send and its response, hours later
-        response_at = np.asarray([first.get(k, int(blast_at)) for k in send_key[rows].tolist()])
-        response_hour = (local + (response_at - int(blast_at)) / 3600.0) % 24.0
-        blast = {
-            "contact": who,
-            "column": column[rows],
-            "hour": local,
-            **{name: flags[rows] for name, flags in outcome.items()},
-        }
-        if learn is not None:
-            learn(view.contexts(int(blast_at)), blast)
-        view.record(
-            who,
-            column[rows],
-            local,
-            np.full(rows.shape[0], int(blast_at), dtype=np.int64),
-            {name: flags[rows] for name, flags in outcome.items()},
-            response_hour,
-        )
-    return int(sends.shape[0])
-
-
-class ThompsonLearner:
-    """tummler's learner in the simulator: Thompson sampling with one posterior draw per contact.
-
-    ``learner``: ``logistic`` Thompson sampling on the binary click, or ``linear`` on the
-    simulator's reward. Contexts are :meth:`BrandView.contexts`. Options, each something a real
-    deployment has, none of them the simulator's hidden truth or its response model:
-
-    - ``pretrain``: before the first round, the policy learns from the legacy blasts' logged
-      decisions (:func:`replay_history`: every send, with the contexts as they were before its
-      blast, and whether it was clicked) in one batch update of its posterior
-      (:func:`tummler.learn.warm_start.fit_logistic_posterior`, the policy's own update solved by
-      Newton on the weights the logs touch). The old policy used e-mail and SMS only, at one UTC
-      time — so at every local hour somewhere — with one variant.
-    - ``informed_prior``: every channel's intercept starts at the click rate pooled over the
-      logs instead of at even odds, so a channel the brand never used is not assumed to be
-      clicked half the time.
-    - ``channel_harm`` (logistic only): a send is worth its sampled click probability minus the
-      channel's harm per send and its cost, as tummler's planner prices it
-      (:mod:`tummler.learn.harm`: the unsubscribe and complaint penalties the clipped click reward
-      cannot carry, per channel, shrunk toward the pooled rate); without it, the click
-      probability minus the cost.
-    - ``prior_precision``: of every weight (:data:`SIM_PRIOR_PRECISION`).
-    """
-
-    def __init__(
-        self,
-        brand: SimulatedBrand,
-        rng: np.random.Generator,
-        *,
-        learner: str = "logistic",
-        pretrain: bool = True,
-        channel_harm: bool = True,
-        informed_prior: bool = True,
-        prior_precision: float = SIM_PRIOR_PRECISION,
-    ) -> None:
-        from tummler.decide import LinearThompson, LogisticThompson, build_action_set
-
-        self.brand, self.rng, self.learner = brand, rng, learner
-        self.price_harm = channel_harm and learner == "logistic"
-        self.view = BrandView(brand)
-        actions, space = brand.actions, brand.space
-        # The same action features with a slot for every local hour: the legacy blasts went out
-        # at one UTC time, so at every local hour somewhere.
-        self.hourly = build_action_set(actions.channel_names, list(range(24)), space.n_variants)
-        self.x: np.ndarray | None = None
-        d_x = self.view.contexts(0).shape[1]
-        self.policy: LinearThompson | LogisticThompson
-        if learner == "logistic":
-            self.policy = LogisticThompson(
-                d_x, actions.n_features, actions.n_channels, prior_precision=prior_precision
-            )
-        else:
-            self.policy = LinearThompson(
-                d_x, actions.n_features, actions.n_channels, prior_precision=prior_precision
-            )
-        self.logged: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.replayed = replay_history(self.view, self._collect if pretrain else None)
-        if informed_prior:
-            self._informed_prior()
-        if pretrain:
-            self._pretrain()
-
-    def _reward(self, outcome: dict[str, np.ndarray], column: np.ndarray) -> np.ndarray:
-        if self.learner == "logistic":
-            return outcome["clicked"].astype(np.float64)
-        w = self.brand.model.reward
-        cost = np.asarray(w.channel_cost)[np.asarray(self.brand.space.channels)[column]]
-        reward: np.ndarray = (
-            w.clicked * outcome["clicked"]
-            + w.replied * outcome["replied"]
-            + w.unsubscribed * outcome["unsubscribed"]
-            + w.complained * outcome["complained"]
-            - cost
-        )
-        return reward
-
-    def _informed_prior(self) -> None:
-        """Start every channel's intercept at the click rate pooled over the brand's logs."""
-        from tummler.decide import LogisticThompson
-
-        policy, view = self.policy, self.view
-        sends = view.channel_sends.sum()
-        if not isinstance(policy, LogisticThompson) or sends == 0:
-            return
-        rate = float(np.clip(view.channel_clicks.sum() / sends, 0.005, 0.5))
-        bias = (policy.n_context_features - 1) * policy.n_action_features
-        policy.m[bias : bias + policy.n_channels] = math.log(rate / (1.0 - rate))
-
-    def _collect(self, x: np.ndarray, blast: dict[str, np.ndarray]) -> None:
-        """Keep a legacy blast's contexts (as they were before it), actions and outcomes."""
-        slot = np.rint(blast["hour"]).astype(np.int64) % 24
-        index = (blast["column"] * 24 + slot) * self.brand.space.n_variants
-        self.logged.append((x[blast["contact"]], index, self._reward(blast, blast["column"])))
-
-    def _pretrain(self) -> None:
-        """Learn from the legacy blasts: one batch update of the posterior with all of them.
-
-        The logistic policy's posterior is fitted by :func:`tummler.learn.warm_start
-        .fit_logistic_posterior` (the policy's own update, solved by Newton on the weights the
-        logs touch); the linear one by its own ``update``, blast by blast (for Bayesian ridge that
-        is the batch update).
-        """
-        from tummler.decide import LogisticThompson
-        from tummler.learn.warm_start import fit_logistic_posterior
-
-        if not self.logged:
-            return
-        parts, self.logged = self.logged, []
-        policy = self.policy
-        if not isinstance(policy, LogisticThompson):
-            for x, index, reward in parts:  # Bayesian ridge: blast by blast is the batch update
-                policy.update(x, self.hourly, index, reward)
-            return
-        x = np.concatenate([part[0] for part in parts])
-        index = np.concatenate([part[1] for part in parts])
-        reward = np.concatenate([part[2] for part in parts])
-        posterior = fit_logistic_posterior(
-            x, self.hourly.features[index], reward, policy.m, policy.q
-        )
-        policy.m, policy.q = posterior.mean, posterior.precision
-        policy.version += 1
-
-    def decide(self, round_: Any) -> np.ndarray:
-        brand, view, actions = self.brand, self.view, self.brand.actions
-        x = view.contexts(int(round_.at.timestamp()))
-        self.x = x
-        values = self.policy.factor_scores(x, actions, self.rng).expected_dense()
-        k, n = actions.k, x.shape[0]
-        weights = brand.model.reward
-        if self.learner == "logistic":
-            cost = np.asarray(weights.channel_cost)[np.asarray(brand.space.channels)]
-            if self.price_harm:
-                cost = cost + view.channel_harm.per_send(view.channel_names)
-            values = values - cost[actions.channel]
-        values = np.where(round_.eligible[:, :k], values, -np.inf)
-        best = values.argmax(axis=1)
-        send = values[np.arange(n), best] > 0.0
-        chosen: np.ndarray = np.where(send, best, k)
-        return chosen
-
-    def learn(self, round_: Any, sends: Any, outcomes: Any) -> None:
-        if self.x is None or not len(outcomes):
-            return
-        space = self.brand.space
-        kept = outcomes.allowed
-        column = np.searchsorted(np.asarray(space.channels), outcomes.channel[kept])
-        hour = np.searchsorted(np.asarray(space.hours), outcomes.hour[kept].astype(np.int64))
-        index = (column * len(space.hours) + hour) * space.n_variants + outcomes.variant[kept]
-        contact = outcomes.contact[kept]
-        outcome = {
-            name: getattr(outcomes, name)[kept]
-            for name in (
-                "delivered",
-                "clicked",
-                "replied",
-                "converted",
-                "unsubscribed",
-                "complained",
-            )
-        }
-        self.policy.update(
-            self.x[contact], self.brand.actions, index, self._reward(outcome, column)
-        )
-        self.view.record(contact, column, outcomes.hour[kept], outcomes.sent_at[kept], outcome)
-
-
-def simulate_policy(
-    brand: SimulatedBrand,
-    decide: Any,
-    learn: Any,
-    *,
-    rounds: int,
-    interval_days: int,
-    seed: int,
-) -> float:
-    """Cumulative true expected reward of a policy over ``rounds`` rounds from the brand's start."""
-    from datetime import timedelta
-
-    from tummler.simulate import run_rounds
-
-    result = run_rounds(
-        brand.population,
-        brand.model,
-        decide,
-        messages=brand.message,
-        rounds=rounds,
-        start=brand.start,
-        rng=np.random.default_rng(seed + 3),
-        state=brand.state,
-        interval=timedelta(days=interval_days),
-        learn=learn,
-    )
-    return float(result.expected.sum())
-
-
-BASELINE_POLICIES = ("random", "send to all", "best single channel", "oracle")
-
-
-def simulator_run(
-    n_contacts: int,
-    rounds: int,
-    seed: int,
-    *,
-    interval_days: int = 3,
-    warm_start: bool = True,
-    learner: str = "logistic",
-    baselines: dict[str, float] | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """One seed of section (d): every policy's cumulative expected reward and the gap closed.
-
-    ``options`` go to :class:`ThompsonLearner`; ``baselines``, when given, are the baselines'
-    totals of an earlier run with the same seed and settings (they do not depend on the learner).
-    """
-    from tummler.simulate import BestSingleAction, OraclePolicy, RandomPolicy, SendToAll
-
-    brand = simulated_brand(n_contacts, seed, warm_start=warm_start)
     start = time.perf_counter()
-    if not warm_start:
-        options["pretrain"] = False
-    thompson = ThompsonLearner(brand, np.random.default_rng(seed + 1), learner=learner, **options)
-    pretrain_s = time.perf_counter() - start
-    label = f"tummler {learner} Thompson"
-    settings = {"rounds": rounds, "interval_days": interval_days, "seed": seed}
-    totals = {label: simulate_policy(brand, thompson.decide, thompson.learn, **settings)}
-    learner_s = time.perf_counter() - start
-    if baselines is None:
-        policies = {
-            "random": RandomPolicy(np.random.default_rng(seed + 2)),
-            "send to all": SendToAll(),
-            "best single channel": BestSingleAction(brand.model),
-            "oracle": OraclePolicy(brand.model),
-        }
-        baselines = {
-            name: simulate_policy(brand, decide, None, **settings)
-            for name, decide in policies.items()
-        }
-    totals.update(baselines)
-    ours = totals[label]
-    best_baseline = max(totals[k] for k in BASELINE_POLICIES[:-1])
-    gap = totals["oracle"] - best_baseline
+    with tempfile.TemporaryDirectory() as directory:
+        report = run_demo(
+            Path(directory) / "demo",
+            clock=FrozenClock(SIM_TODAY),
+            seed=seed,
+            contacts=n_contacts,
+            rounds=rounds,
+        )
+    totals = {"tummler": sum(r.tummler for r in report.rounds)}
+    totals.update({name: sum(r.baselines[name] for r in report.rounds) for name in BASELINE_NAMES})
+    best = max(totals[name] for name in BASELINE_NAMES if name != "oracle")
+    gap = totals["oracle"] - best
     return {
         "seed": seed,
         "cumulative": totals,
-        "gap_closed": (ours - best_baseline) / gap if gap > 0 else math.nan,
-        "history_sends": thompson.replayed,
-        "pretrain_s": pretrain_s,
-        "learner_s": learner_s,
+        "gap_closed": (totals["tummler"] - best) / gap if gap > 0 else math.nan,
+        "of_oracle": totals["tummler"] / totals["oracle"] if totals["oracle"] else math.nan,
+        "promoted": sum(r.promoted for r in report.rounds),
+        "seconds": time.perf_counter() - start,
     }
 
 
-def simulator_section(
-    n_contacts: int,
-    rounds: int,
-    seeds: list[int],
-    *,
-    interval_days: int = 3,
-    warm_start: bool = True,
-    learner: str = "logistic",
-    pretrain: bool = True,
-    channel_harm: bool = True,
-    informed_prior: bool = True,
-    prior_precision: float = SIM_PRIOR_PRECISION,
-) -> dict[str, Any]:
-    """Section (d) over several seeds (each its own population, history and responses).
+def simulator_section(n_contacts: int, rounds: int, seeds: list[int]) -> dict[str, Any]:
+    """Section (d) over several seeds (each its own brand, history and responses); the headline
+    is the median over the seeds of the share of the best baseline → oracle gap the product's
+    loop closes."""
+    from tummler.demo import BASELINE_NAMES
 
-    ``warm_start``: the rounds begin after 90 days of the simulator's legacy blasts, and the
-    learner starts from what a brand would have seen of them; see :class:`ThompsonLearner` for
-    the other options. Every policy, the oracle included, acts in the same world: the same start
-    state, rounds ``interval_days`` apart. The headline figure is the median over the seeds of
-    the share of the best baseline → oracle gap that the learner closes.
-    """
-    runs = [
-        simulator_run(
-            n_contacts,
-            rounds,
-            seed,
-            interval_days=interval_days,
-            warm_start=warm_start,
-            learner=learner,
-            pretrain=pretrain,
-            channel_harm=channel_harm,
-            informed_prior=informed_prior,
-            prior_precision=prior_precision,
-        )
-        for seed in seeds
-    ]
-    label = f"tummler {learner} Thompson"
+    runs = [simulator_run(n_contacts, rounds, seed) for seed in seeds]
     title = (
-        f"(d) simulator: {rounds} rounds {interval_days} day(s) apart, {n_contacts:,} contacts, "
-        f"{'after 90 days of history' if warm_start else 'cold start'}; cumulative expected reward"
+        f"(d) simulator through the product (tummler demo's loop): {rounds} daily rounds, "
+        f"{n_contacts:,} contacts after 90 days of legacy blasts; cumulative true expected reward"
     )
     out = Table(title=title)
     out.add_column("policy")
     for run in runs:
         out.add_column(f"seed {run['seed']}", justify="right")
-    for name in (label, *BASELINE_POLICIES):
+    for name in ("tummler", *BASELINE_NAMES):
         out.add_row(name, *(f"{run['cumulative'][name]:,.1f}" for run in runs))
+    out.add_row("% of oracle", *(f"{run['of_oracle']:.0%}" for run in runs))
     out.add_row(
         "share of the best baseline → oracle gap closed",
         *(f"{run['gap_closed']:.0%}" for run in runs),
     )
+    out.add_row("versions promoted", *(str(run["promoted"]) for run in runs))
+    out.add_row("seconds", *(f"{run['seconds']:.0f}" for run in runs))
     closed = statistics.median(run["gap_closed"] for run in runs)
+    of_oracle = statistics.median(run["of_oracle"] for run in runs)
     console.print(out)
-    console.print(f"median share of the gap closed over {len(runs)} seed(s): {closed:.0%}")
+    console.print(
+        f"median over {len(runs)} seed(s): {closed:.0%} of the gap closed, "
+        f"{of_oracle:.0%} of the oracle"
+    )
     return {
         "contacts": n_contacts,
         "rounds": rounds,
-        "interval_days": interval_days,
-        "warm_start": warm_start,
-        "learner": learner,
-        "pretrain": pretrain and warm_start,
-        "channel_harm": channel_harm and learner == "logistic",
-        "informed_prior": informed_prior,
-        "prior_precision": prior_precision,
+        "loop": "product",
         "seeds": [run["seed"] for run in runs],
         "runs": runs,
         "gap_closed": closed,
+        "of_oracle": of_oracle,
     }
 
 
@@ -1148,27 +637,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--contacts", type=int, default=5000, help="simulated contacts")
-    parser.add_argument("--sim-rounds", type=int, default=30, help="simulated rounds")
-    parser.add_argument("--sim-interval", type=int, default=3, help="days between rounds")
-    parser.add_argument("--sim-learner", choices=("linear", "logistic"), default="logistic")
-    parser.add_argument("--sim-cold", action="store_true", help="no simulated history first")
+    parser.add_argument("--sim-rounds", type=int, default=10, help="simulated daily rounds")
     parser.add_argument(
         "--sim-seeds", default="0,1,2", help="comma-separated seeds; the median is reported"
     )
-    parser.add_argument(
-        "--sim-no-pretrain", action="store_true", help="do not learn from the legacy blasts"
-    )
-    parser.add_argument(
-        "--sim-no-channel-harm",
-        action="store_true",
-        help="send on click probability minus cost, without the channel's harm per send",
-    )
-    parser.add_argument(
-        "--sim-no-informed-prior",
-        action="store_true",
-        help="start every channel's intercept at even odds",
-    )
-    parser.add_argument("--sim-prior-precision", type=float, default=SIM_PRIOR_PRECISION)
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
     parser.add_argument("--no-vw", action="store_true", help="do not run Vowpal Wabbit")
     args = parser.parse_args(argv)
@@ -1188,13 +660,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.contacts,
             args.sim_rounds,
             [int(seed) for seed in args.sim_seeds.split(",") if seed.strip()],
-            interval_days=args.sim_interval,
-            warm_start=not args.sim_cold,
-            learner=args.sim_learner,
-            pretrain=not args.sim_no_pretrain,
-            channel_harm=not args.sim_no_channel_harm,
-            informed_prior=not args.sim_no_informed_prior,
-            prior_precision=args.sim_prior_precision,
         )
     for name, section in figures.items():
         if isinstance(section, dict) and "skipped" in section:

@@ -12,6 +12,12 @@ one or two channels and a single variant) and the problem is badly conditioned.
 ``q_j + Σ_i z_ij² p_i (1 − p_i)`` at it, as in Chapelle & Li (2011), Algorithm 3 — by Newton's method
 on the weights the logs touch only, with ``z_i = x_i ⊗ φ_i`` formed in chunks so that memory stays
 bounded. Weights the logs never touch keep their prior, exactly as they would under ``update``.
+
+:func:`informed_intercepts` is the *informed prior*: before the fit, each channel's intercept starts
+at the click rate pooled over the logs instead of at even odds, so that a channel the old way of
+sending never used is not assumed to be clicked half the time.
+
+``tummler learn`` uses both on a brand's legacy sends (:mod:`tummler.app.learning.warm_start`).
 """
 
 from __future__ import annotations
@@ -23,12 +29,20 @@ import numpy.typing as npt
 
 from tummler.core.errors import PolicyError
 
-__all__ = ["LogisticPosterior", "fit_logistic_posterior"]
+__all__ = [
+    "INFORMED_RATE_BOUNDS",
+    "LogisticPosterior",
+    "fit_logistic_posterior",
+    "informed_intercepts",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Rows of the design formed at once (each ``d_x · d_a`` float64: 385 columns → 24 MB a chunk).
 CHUNK_ROWS = 8192
+#: The pooled rate an informed prior starts from is clipped to these bounds: no channel starts as
+#: certain never or always to be clicked, whatever a short history says.
+INFORMED_RATE_BOUNDS = (0.005, 0.5)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,35 +112,8 @@ def fit_logistic_posterior(
     >>> round(float(post.mean[0]), 3)  # the log-odds of 50 clicks in 200: log(1/3)
     -1.099
     """
-    x_ = np.asarray(x, dtype=np.float64)
-    phi_ = np.asarray(phi, dtype=np.float64)
-    y_ = np.asarray(y, dtype=np.float64)
-    m = np.asarray(mean, dtype=np.float64)
-    q = np.asarray(precision, dtype=np.float64)
-    if x_.ndim != 2 or phi_.ndim != 2 or y_.ndim != 1:
-        raise PolicyError(
-            f"x and phi must be 2-dimensional and y 1-dimensional, got shapes {x_.shape}, "
-            f"{phi_.shape} and {y_.shape}"
-        )
-    n, d_x = x_.shape
-    d_a = phi_.shape[1]
-    if phi_.shape[0] != n or y_.shape[0] != n:
-        raise PolicyError(
-            f"x has {n} rounds but phi has {phi_.shape[0]} and y {y_.shape[0]}; "
-            f"pass one row per logged round"
-        )
-    if m.shape != (d_x * d_a,) or q.shape != (d_x * d_a,):
-        raise PolicyError(
-            f"mean and precision must have shape ({d_x * d_a},) (d_x · d_a), got {m.shape} "
-            f"and {q.shape}"
-        )
-    for name, array in (("x", x_), ("phi", phi_), ("y", y_), ("mean", m), ("precision", q)):
-        if not np.isfinite(array).all():
-            raise PolicyError(f"{name} has NaN or infinite values; fix them before fitting")
-    if ((y_ < 0) | (y_ > 1)).any():
-        raise PolicyError("y must lie in [0, 1] (clicks, replies) for a logistic model")
-    if (q <= 0).any():
-        raise PolicyError("precision must be positive: it is the prior's inverse variance")
+    x_, phi_, y_, m, q = _checked(x, phi, y, mean, precision)
+    n, d_a = x_.shape[0], phi_.shape[1]
     # Only weights x_i ⊗ φ_j with a nonzero column on both sides move.
     rows_used = np.flatnonzero((x_ != 0).any(axis=0))
     cols_used = np.flatnonzero((phi_ != 0).any(axis=0))
@@ -164,3 +151,96 @@ def fit_logistic_posterior(
     new_mean[active] = w
     new_precision[active] = q_a + curvature
     return LogisticPosterior(mean=new_mean, precision=new_precision, iterations=iterations)
+
+
+def informed_intercepts(
+    mean: npt.ArrayLike,
+    *,
+    n_action_features: int,
+    n_channels: int,
+    rate: float,
+    bias_row: int = 0,
+) -> FloatArray:
+    """A prior mean whose channel intercepts start at the log-odds of a pooled click rate.
+
+    The intercept of channel ``c`` is the weight of the constant context feature (row
+    ``bias_row``) and the channel's one-hot action feature (column ``c``), at
+    ``bias_row · d_a + c``. Setting it to ``logit(rate)`` makes the prior's expected click rate
+    ``rate`` on every channel for a context of the bias alone, instead of one half.
+
+    Parameters
+    ----------
+    mean
+        ``(d_x · d_a,)`` the prior mean (returned changed in a copy).
+    n_action_features, n_channels
+        ``d_a`` and how many channel one-hot features open the action features.
+    rate
+        The pooled click rate, clipped to :data:`INFORMED_RATE_BOUNDS`.
+    bias_row
+        The constant context feature's index (:class:`~tummler.decide.ContextFeaturizer`'s
+        ``bias`` is the first).
+
+    Raises
+    ------
+    PolicyError
+        When the rate is not a number in [0, 1] or the channels do not fit the mean's rows.
+
+    Examples
+    --------
+    >>> m = informed_intercepts(np.zeros(6), n_action_features=3, n_channels=2, rate=0.2)
+    >>> np.round(m, 3).tolist()  # log(0.2 / 0.8) on both channels' intercepts
+    [-1.386, -1.386, 0.0, 0.0, 0.0, 0.0]
+    """
+    m = np.array(mean, dtype=np.float64)
+    if not 0.0 <= rate <= 1.0:
+        raise PolicyError(f"rate must be a click rate in [0, 1], got {rate}")
+    if not 0 < n_channels <= n_action_features or (bias_row + 1) * n_action_features > m.size:
+        raise PolicyError(
+            f"{n_channels} channel(s) and bias row {bias_row} do not fit a mean of {m.size} "
+            f"weights with {n_action_features} action features"
+        )
+    low, high = INFORMED_RATE_BOUNDS
+    p = min(max(rate, low), high)
+    start = bias_row * n_action_features
+    m[start : start + n_channels] = np.log(p / (1.0 - p))
+    return m
+
+
+def _checked(
+    x: npt.ArrayLike,
+    phi: npt.ArrayLike,
+    y: npt.ArrayLike,
+    mean: npt.ArrayLike,
+    precision: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The fit's inputs as float arrays, checked to agree in shape and to be finite and in range."""
+    x_ = np.asarray(x, dtype=np.float64)
+    phi_ = np.asarray(phi, dtype=np.float64)
+    y_ = np.asarray(y, dtype=np.float64)
+    m = np.asarray(mean, dtype=np.float64)
+    q = np.asarray(precision, dtype=np.float64)
+    if x_.ndim != 2 or phi_.ndim != 2 or y_.ndim != 1:
+        raise PolicyError(
+            f"x and phi must be 2-dimensional and y 1-dimensional, got shapes {x_.shape}, "
+            f"{phi_.shape} and {y_.shape}"
+        )
+    n, d_x = x_.shape
+    d_a = phi_.shape[1]
+    if phi_.shape[0] != n or y_.shape[0] != n:
+        raise PolicyError(
+            f"x has {n} rounds but phi has {phi_.shape[0]} and y {y_.shape[0]}; "
+            f"pass one row per logged round"
+        )
+    if m.shape != (d_x * d_a,) or q.shape != (d_x * d_a,):
+        raise PolicyError(
+            f"mean and precision must have shape ({d_x * d_a},) (d_x · d_a), got {m.shape} "
+            f"and {q.shape}"
+        )
+    for name, array in (("x", x_), ("phi", phi_), ("y", y_), ("mean", m), ("precision", q)):
+        if not np.isfinite(array).all():
+            raise PolicyError(f"{name} has NaN or infinite values; fix them before fitting")
+    if ((y_ < 0) | (y_ > 1)).any():
+        raise PolicyError("y must lie in [0, 1] (clicks, replies) for a logistic model")
+    if (q <= 0).any():
+        raise PolicyError("precision must be positive: it is the prior's inverse variance")
+    return x_, phi_, y_, m, q

@@ -12,6 +12,7 @@ module                     job
 ``from_log``               fitting a policy on a logged-bandit file (``learn --log``)
 ``logged``                 the store's logged decisions, with rewards and the contexts plans saw
 ``store_learning``         the next version of each objective's policy (``learn``)
+``warm_start``             the first learned version fitted on the legacy sends, informed prior
 ``evaluation``             off-policy evaluation of candidates, on a log or on the store
 ``promotion``              promoting a version on the evidence of an evaluation
 =========================  ========================================================================

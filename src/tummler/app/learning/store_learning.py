@@ -4,6 +4,11 @@ The decisions a version made, with the rewards attributed to them and the contex
 saw (:mod:`~tummler.app.learning.logged`), update that version's policy; the result is stored as
 the objective's next version, unpromoted, in planning's format so that ``tummler plan`` uses it
 once promoted.
+
+An objective's first learned version starts from the brand's history: when the decisions were
+made by planning's prior, the prior is first fitted on the legacy sends the store holds from before
+it (:mod:`~tummler.app.learning.warm_start`), and the row's notes and the version's
+``learned_from`` say so.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from tummler.app.learning.logged import (
     objectives,
     workspace_strategy,
 )
+from tummler.app.learning.warm_start import warm_start
 from tummler.app.policies import CampaignPolicy
 from tummler.core.clock import Clock, SystemClock, ensure_utc
+from tummler.core.errors import NotFoundError, StrategyError
 from tummler.learn.harm import clip_rewards
 
 __all__ = ["StoreLearnRow", "learn_from_store"]
@@ -115,11 +122,13 @@ def learn_from_store(
             objective=name,
             sends_only=True,
         )
-        rows.append(_learn_objective(engine, logged, clock))
+        rows.append(_learn_objective(engine, logged, workspace, strategy, clock))
     return rows
 
 
-def _learn_objective(engine: Engine, logged: Logged, clock: Clock) -> StoreLearnRow:
+def _learn_objective(
+    engine: Engine, logged: Logged, workspace: Path, strategy: Any, clock: Clock
+) -> StoreLearnRow:
     """Learn one objective's next version from its logged decisions, and store it."""
     name = logged.objective
     if not logged.n:
@@ -128,6 +137,8 @@ def _learn_objective(engine: Engine, logged: Logged, clock: Clock) -> StoreLearn
         parent_row = policies.get_version(session, logged.version_id)
         parent = policies.spec_of(parent_row)
         current = policies.read_policy(parent_row.parameters, origin=f"policy version {parent}")
+        is_prior = parent_row.parent_id is None
+        prior_at = ensure_utc(parent_row.created_at)
     if not isinstance(current, CampaignPolicy) or current.featurizer is None:
         why = (
             "learned from a log, not for campaigns"
@@ -135,8 +146,15 @@ def _learn_objective(engine: Engine, logged: Logged, clock: Clock) -> StoreLearn
             else "stored without its featurizer; its contexts cannot be rebuilt"
         )
         return StoreLearnRow(name, 0, None, parent, None, (*logged.skipped, f"{parent} was {why}"))
+    history: dict[str, Any] = {}
+    if is_prior and not current.learned_from:
+        current, history = _warm_started(
+            engine, current, logged, workspace, strategy, clock, prior_at
+        )
     learned, used, total, notes = _update(current, logged.batches, parent)
     notes = [*logged.skipped, *notes]
+    if history:
+        notes.append(str(history.pop("note")))
     if not used:
         return StoreLearnRow(name, 0, None, parent, None, tuple(notes))
     harm = learned.channel_harm
@@ -147,7 +165,12 @@ def _learn_objective(engine: Engine, logged: Logged, clock: Clock) -> StoreLearn
     now = clock.now()
     learned = replace(
         learned,
-        learned_from={"parent": parent, "decisions": used, "at": ensure_utc(now).isoformat()},
+        learned_from={
+            "parent": parent,
+            "decisions": used,
+            "at": ensure_utc(now).isoformat(),
+            **({"warm_start": history} if history else {}),
+        },
     )
     with sessionmaker(engine, expire_on_commit=False).begin() as session:
         version = policies.record_version(
@@ -160,6 +183,48 @@ def _learn_objective(engine: Engine, logged: Logged, clock: Clock) -> StoreLearn
         )
         stored = policies.spec_of(version)
     return StoreLearnRow(name, used, total / used, parent, stored, tuple(notes))
+
+
+def _warm_started(
+    engine: Engine,
+    current: CampaignPolicy,
+    logged: Logged,
+    workspace: Path,
+    strategy: Any,
+    clock: Clock,
+    prior_at: Any,
+) -> tuple[CampaignPolicy, dict[str, Any]]:
+    """Planning's prior fitted on the legacy sends from before it, read as the first fitting
+    campaign of ``logged`` would have read them; the warm start's record (with its ``note``),
+    empty when there was no history."""
+    from tummler.app.planning import load_campaign
+
+    policy = current.policy
+    for batch in logged.batches:
+        if (
+            policy.n_channels == batch.actions.n_channels
+            and policy.n_action_features == batch.actions.n_features
+        ):
+            break
+    else:
+        return current, {}
+    try:
+        campaign = load_campaign(workspace, batch.campaign, clock)[1]
+    except (NotFoundError, StrategyError):
+        return current, {}
+    started, done = warm_start(
+        engine,
+        current,
+        strategy=strategy,
+        campaign=campaign,
+        actions=batch.actions,
+        message=batch.message,
+        objective=logged.objective,
+        before=prior_at,
+    )
+    if done is None:
+        return current, {}
+    return started, {**done.to_dict(), "note": done.note()}
 
 
 def _update(
