@@ -8,10 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tummler.core.errors import DeliveryError, MissingDependencyError
 from tummler.deliver._failures import PermanentSendError, TransientSendError
+from tummler.deliver._message import SendResult
 
 if TYPE_CHECKING:
     import httpx
@@ -21,6 +22,7 @@ __all__ = [
     "classify_transport_error",
     "import_httpx",
     "parse_retry_after",
+    "post_message",
     "provider_id",
     "provider_reason",
 ]
@@ -145,3 +147,33 @@ def provider_id(response: httpx.Response) -> str | None:
             if isinstance(value, str | int) and str(value):
                 return str(value)
     return None
+
+
+async def post_message(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    connector: str,
+    idempotency_key: str,
+    now: Callable[[], datetime],
+    mask: Callable[[str], str],
+    **request: Any,
+) -> SendResult:
+    """POST one message to a provider and read its acceptance, or raise the failure it stands for.
+
+    What the webhook and SMS connectors share once they have built the request (``request``: the
+    body and headers, as for ``httpx.AsyncClient.post``). An answer without an id is accepted
+    under ``idempotency_key``: callbacks need some id to refer to, and the key is the next best.
+    """
+    try:
+        response = await client.post(url, **request)
+    except Exception as exc:
+        import httpx
+
+        if isinstance(exc, httpx.TransportError):
+            raise classify_transport_error(connector, exc, mask=mask) from None
+        raise
+    if not response.is_success:
+        raise classify_response(connector, response, now=now(), mask=mask) from None
+    accepted_as = provider_id(response) or idempotency_key
+    return SendResult(connector, accepted_as, {"status": str(response.status_code)})

@@ -12,12 +12,7 @@ from pydantic import SecretStr
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.vocabulary import ChannelKind
 from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
-from tummler.deliver._http import (
-    classify_response,
-    classify_transport_error,
-    import_httpx,
-    provider_id,
-)
+from tummler.deliver._http import import_httpx, post_message
 from tummler.deliver._message import OutboundMessage, SendResult
 from tummler.deliver._rate import TokenBucket
 
@@ -138,20 +133,16 @@ class WebhookConnector(Connector):
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign_webhook(self._secret, timestamp, body),
         }
-        try:
-            response = await self._client.post(self.url, content=body, headers=headers)
-        except Exception as exc:
-            import httpx
-
-            if isinstance(exc, httpx.TransportError):
-                raise classify_transport_error(self.name, exc, mask=self._mask) from None
-            raise
-        if not response.is_success:
-            raise classify_response(
-                self.name, response, now=self._clock.now(), mask=self._mask
-            ) from None
-        accepted_as = provider_id(response) or message.idempotency_key
-        return SendResult(self.name, accepted_as, {"status": str(response.status_code)})
+        return await post_message(
+            self._client,
+            self.url,
+            connector=self.name,
+            idempotency_key=message.idempotency_key,
+            now=self._clock.now,
+            mask=self._mask,
+            content=body,
+            headers=headers,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
