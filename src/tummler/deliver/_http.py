@@ -11,18 +11,21 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from tummler.core.errors import DeliveryError, MissingDependencyError
+from tummler.deliver._base import Connector
 from tummler.deliver._failures import PermanentSendError, TransientSendError
-from tummler.deliver._message import SendResult
+from tummler.deliver._message import OutboundMessage, SendResult
 
 if TYPE_CHECKING:
     import httpx
 
+    from tummler.core.clock import Clock
+
 __all__ = [
+    "HttpPostConnector",
     "classify_response",
     "classify_transport_error",
     "import_httpx",
     "parse_retry_after",
-    "post_message",
     "provider_id",
     "provider_reason",
 ]
@@ -149,31 +152,38 @@ def provider_id(response: httpx.Response) -> str | None:
     return None
 
 
-async def post_message(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    connector: str,
-    idempotency_key: str,
-    now: Callable[[], datetime],
-    mask: Callable[[str], str],
-    **request: Any,
-) -> SendResult:
-    """POST one message to a provider and read its acceptance, or raise the failure it stands for.
+class HttpPostConnector(Connector):
+    """A connector that sends each message as one HTTP POST to ``url`` (webhook, SMS provider).
 
-    What the webhook and SMS connectors share once they have built the request (``request``: the
-    body and headers, as for ``httpx.AsyncClient.post``). An answer without an id is accepted
-    under ``idempotency_key``: callbacks need some id to refer to, and the key is the next best.
+    What those connectors share once they have built the request: the POST, the failure it may
+    stand for, the provider's id, and closing the client. Their constructors set ``url``,
+    ``_client`` and ``_clock``.
     """
-    try:
-        response = await client.post(url, **request)
-    except Exception as exc:
-        import httpx
 
-        if isinstance(exc, httpx.TransportError):
-            raise classify_transport_error(connector, exc, mask=mask) from None
-        raise
-    if not response.is_success:
-        raise classify_response(connector, response, now=now(), mask=mask) from None
-    accepted_as = provider_id(response) or idempotency_key
-    return SendResult(connector, accepted_as, {"status": str(response.status_code)})
+    url: str
+    _client: httpx.AsyncClient
+    _clock: Clock
+
+    async def _post(self, message: OutboundMessage, **request: Any) -> SendResult:
+        """POST ``request`` (body and headers, as for ``httpx.AsyncClient.post``) and read the answer.
+
+        An answer without an id is accepted under the idempotency key: callbacks need some id to
+        refer to, and the key is the next best.
+        """
+        try:
+            response = await self._client.post(self.url, **request)
+        except Exception as exc:
+            import httpx
+
+            if isinstance(exc, httpx.TransportError):
+                raise classify_transport_error(self.name, exc, mask=self._mask) from None
+            raise
+        if not response.is_success:
+            raise classify_response(
+                self.name, response, now=self._clock.now(), mask=self._mask
+            ) from None
+        accepted_as = provider_id(response) or message.idempotency_key
+        return SendResult(self.name, accepted_as, {"status": str(response.status_code)})
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -10,9 +10,9 @@ from pydantic import SecretStr
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import ConfigError
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
+from tummler.deliver._base import check_http_url, check_positive, check_secret
 from tummler.deliver._failures import PermanentSendError
-from tummler.deliver._http import import_httpx, post_message
+from tummler.deliver._http import HttpPostConnector, import_httpx
 from tummler.deliver._message import OutboundMessage, SendResult
 from tummler.deliver._rate import TokenBucket
 
@@ -43,7 +43,7 @@ def is_e164(number: str) -> bool:
     return bool(phonenumbers.is_possible_number(parsed))
 
 
-class SmsConnector(Connector):
+class SmsConnector(HttpPostConnector):
     """Sends an SMS by POSTing ``{"to", "from", "body", "reference", "metadata"}`` to a provider.
 
     Most SMS APIs have this shape; the request carries ``Authorization: Bearer <token>`` and
@@ -128,16 +128,4 @@ class SmsConnector(Connector):
             "Authorization": f"Bearer {self._token.get_secret_value()}",
             "Idempotency-Key": message.idempotency_key,
         }
-        return await post_message(
-            self._client,
-            self.url,
-            connector=self.name,
-            idempotency_key=message.idempotency_key,
-            now=self._clock.now,
-            mask=self._mask,
-            json=payload,
-            headers=headers,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        return await self._post(message, json=payload, headers=headers)

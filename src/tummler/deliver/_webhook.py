@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
-from tummler.deliver._http import import_httpx, post_message
+from tummler.deliver._base import check_http_url, check_positive, check_secret
+from tummler.deliver._http import HttpPostConnector, import_httpx
 from tummler.deliver._message import OutboundMessage, SendResult
 from tummler.deliver._rate import TokenBucket
 
@@ -69,7 +69,7 @@ def verify_webhook(
     return hmac.compare_digest(sign_webhook(secret, sent_at, body), signature)
 
 
-class WebhookConnector(Connector):
+class WebhookConnector(HttpPostConnector):
     """POSTs each message as JSON, signed, with an ``Idempotency-Key`` header.
 
     The body is ``{"idempotency_key", "message_id", "channel", "to", "subject", "text", "html",
@@ -133,19 +133,7 @@ class WebhookConnector(Connector):
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign_webhook(self._secret, timestamp, body),
         }
-        return await post_message(
-            self._client,
-            self.url,
-            connector=self.name,
-            idempotency_key=message.idempotency_key,
-            now=self._clock.now,
-            mask=self._mask,
-            content=body,
-            headers=headers,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        return await self._post(message, content=body, headers=headers)
 
 
 def _payload(message: OutboundMessage) -> dict[str, Any]:
