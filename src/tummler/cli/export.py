@@ -68,71 +68,44 @@ _ChunkOption = Annotated[
 ]
 
 
-@export_app.command("contacts")
-def contacts(
-    ctx: typer.Context,
-    export_format: _FormatOption = None,
-    out: _OutOption = None,
-    chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
-    force: _ForceOption = False,
-    no_escape_formulas: _NoEscapeOption = False,
-) -> None:
+def _export_command(kind_name: str, help_text: str) -> None:
+    """Register ``tummler export <kind_name>``: every kind takes the same options."""
+
+    def command(
+        ctx: typer.Context,
+        export_format: _FormatOption = None,
+        out: _OutOption = None,
+        chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
+        force: _ForceOption = False,
+        no_escape_formulas: _NoEscapeOption = False,
+    ) -> None:
+        _export(
+            ctx,
+            kind_name,
+            export_format,
+            out,
+            chunk_size,
+            force=force,
+            escape_formulas=not no_escape_formulas,
+        )
+
+    command.__doc__ = help_text
+    export_app.command(kind_name)(command)
+
+
+_export_command(
+    "contacts",
     """Contacts with their identities (email, phone, mastodon...), consent_<channel> and attributes.
 
     The file can be imported again with `tummler import contacts` (with --no-escape-formulas, or as
     Parquet, when a value begins with =, +, - or @). Forgotten people export without personal data.
-    """
-    _export(
-        ctx,
-        "contacts",
-        export_format,
-        out,
-        chunk_size,
-        force=force,
-        escape_formulas=not no_escape_formulas,
-    )
-
-
-@export_app.command("decisions")
-def decisions(
-    ctx: typer.Context,
-    export_format: _FormatOption = None,
-    out: _OutOption = None,
-    chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
-    force: _ForceOption = False,
-    no_escape_formulas: _NoEscapeOption = False,
-) -> None:
-    """Every decision with its campaign, the contact's external id, propensity and reasons."""
-    _export(
-        ctx,
-        "decisions",
-        export_format,
-        out,
-        chunk_size,
-        force=force,
-        escape_formulas=not no_escape_formulas,
-    )
-
-
-@export_app.command("events")
-def events(
-    ctx: typer.Context,
-    export_format: _FormatOption = None,
-    out: _OutOption = None,
-    chunk_size: _ChunkOption = DEFAULT_CHUNK_SIZE,
-    force: _ForceOption = False,
-    no_escape_formulas: _NoEscapeOption = False,
-) -> None:
-    """Every event with the contact's external id; times in ISO 8601 UTC."""
-    _export(
-        ctx,
-        "events",
-        export_format,
-        out,
-        chunk_size,
-        force=force,
-        escape_formulas=not no_escape_formulas,
-    )
+    """,
+)
+_export_command(
+    "decisions",
+    "Every decision with its campaign, the contact's external id, propensity and reasons.",
+)
+_export_command("events", "Every event with the contact's external id; times in ISO 8601 UTC.")
 
 
 def _export(

@@ -8,15 +8,20 @@ from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tummler.core.errors import DeliveryError, MissingDependencyError
+from tummler.deliver._base import Connector
 from tummler.deliver._failures import PermanentSendError, TransientSendError
+from tummler.deliver._message import OutboundMessage, SendResult
 
 if TYPE_CHECKING:
     import httpx
 
+    from tummler.core.clock import Clock
+
 __all__ = [
+    "HttpPostConnector",
     "classify_response",
     "classify_transport_error",
     "import_httpx",
@@ -145,3 +150,40 @@ def provider_id(response: httpx.Response) -> str | None:
             if isinstance(value, str | int) and str(value):
                 return str(value)
     return None
+
+
+class HttpPostConnector(Connector):
+    """A connector that sends each message as one HTTP POST to ``url`` (webhook, SMS provider).
+
+    What those connectors share once they have built the request: the POST, the failure it may
+    stand for, the provider's id, and closing the client. Their constructors set ``url``,
+    ``_client`` and ``_clock``.
+    """
+
+    url: str
+    _client: httpx.AsyncClient
+    _clock: Clock
+
+    async def _post(self, message: OutboundMessage, **request: Any) -> SendResult:
+        """POST ``request`` (body and headers, as for ``httpx.AsyncClient.post``) and read the answer.
+
+        An answer without an id is accepted under the idempotency key: callbacks need some id to
+        refer to, and the key is the next best.
+        """
+        try:
+            response = await self._client.post(self.url, **request)
+        except Exception as exc:
+            import httpx
+
+            if isinstance(exc, httpx.TransportError):
+                raise classify_transport_error(self.name, exc, mask=self._mask) from None
+            raise
+        if not response.is_success:
+            raise classify_response(
+                self.name, response, now=self._clock.now(), mask=self._mask
+            ) from None
+        accepted_as = provider_id(response) or message.idempotency_key
+        return SendResult(self.name, accepted_as, {"status": str(response.status_code)})
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

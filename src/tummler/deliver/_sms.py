@@ -10,14 +10,9 @@ from pydantic import SecretStr
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import ConfigError
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
+from tummler.deliver._base import check_http_url, check_positive, check_secret
 from tummler.deliver._failures import PermanentSendError
-from tummler.deliver._http import (
-    classify_response,
-    classify_transport_error,
-    import_httpx,
-    provider_id,
-)
+from tummler.deliver._http import HttpPostConnector, import_httpx
 from tummler.deliver._message import OutboundMessage, SendResult
 from tummler.deliver._rate import TokenBucket
 
@@ -48,7 +43,7 @@ def is_e164(number: str) -> bool:
     return bool(phonenumbers.is_possible_number(parsed))
 
 
-class SmsConnector(Connector):
+class SmsConnector(HttpPostConnector):
     """Sends an SMS by POSTing ``{"to", "from", "body", "reference", "metadata"}`` to a provider.
 
     Most SMS APIs have this shape; the request carries ``Authorization: Bearer <token>`` and
@@ -133,23 +128,4 @@ class SmsConnector(Connector):
             "Authorization": f"Bearer {self._token.get_secret_value()}",
             "Idempotency-Key": message.idempotency_key,
         }
-        try:
-            response = await self._client.post(self.url, json=payload, headers=headers)
-        except Exception as exc:
-            import httpx
-
-            if isinstance(exc, httpx.TransportError):
-                raise classify_transport_error(self.name, exc, mask=self._mask) from None
-            raise
-        if not response.is_success:
-            raise classify_response(
-                self.name, response, now=self._clock.now(), mask=self._mask
-            ) from None
-        provider_message_id = provider_id(response)
-        if provider_message_id is None:
-            # Accepted, but without an id callbacks could refer to; the key is the next best.
-            provider_message_id = message.idempotency_key
-        return SendResult(self.name, provider_message_id, {"status": str(response.status_code)})
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        return await self._post(message, json=payload, headers=headers)

@@ -11,13 +11,8 @@ from pydantic import SecretStr
 
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.vocabulary import ChannelKind
-from tummler.deliver._base import Connector, check_http_url, check_positive, check_secret
-from tummler.deliver._http import (
-    classify_response,
-    classify_transport_error,
-    import_httpx,
-    provider_id,
-)
+from tummler.deliver._base import check_http_url, check_positive, check_secret
+from tummler.deliver._http import HttpPostConnector, import_httpx
 from tummler.deliver._message import OutboundMessage, SendResult
 from tummler.deliver._rate import TokenBucket
 
@@ -74,7 +69,7 @@ def verify_webhook(
     return hmac.compare_digest(sign_webhook(secret, sent_at, body), signature)
 
 
-class WebhookConnector(Connector):
+class WebhookConnector(HttpPostConnector):
     """POSTs each message as JSON, signed, with an ``Idempotency-Key`` header.
 
     The body is ``{"idempotency_key", "message_id", "channel", "to", "subject", "text", "html",
@@ -138,23 +133,7 @@ class WebhookConnector(Connector):
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign_webhook(self._secret, timestamp, body),
         }
-        try:
-            response = await self._client.post(self.url, content=body, headers=headers)
-        except Exception as exc:
-            import httpx
-
-            if isinstance(exc, httpx.TransportError):
-                raise classify_transport_error(self.name, exc, mask=self._mask) from None
-            raise
-        if not response.is_success:
-            raise classify_response(
-                self.name, response, now=self._clock.now(), mask=self._mask
-            ) from None
-        accepted_as = provider_id(response) or message.idempotency_key
-        return SendResult(self.name, accepted_as, {"status": str(response.status_code)})
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        return await self._post(message, content=body, headers=headers)
 
 
 def _payload(message: OutboundMessage) -> dict[str, Any]:

@@ -56,42 +56,6 @@ RESPONSE_SOURCE = "demo-provider"
 STAGE_SOURCE = "simulation"
 
 
-async def _work_off(
-    engine: Engine,
-    connectors: Mapping[str, Connector],
-    *,
-    campaign: str,
-    clock: FrozenClock,
-    until: datetime,
-    rules: SendRules,
-    rng: np.random.Generator,
-    unsubscribe: Unsubscribe,
-) -> OutboxReport:
-    total = OutboxReport()
-    while True:
-        at = next_due(engine, campaign)
-        if at is None:
-            return total
-        if at >= until:
-            return total
-        clock.advance(max(at - clock.now(), timedelta(0)))
-        report = await run_outbox(
-            engine,
-            connectors,
-            clock=clock,
-            rng=rng,
-            rules=rules,
-            campaign=campaign,
-            batch=500,
-            concurrency=16,
-            unsubscribe=unsubscribe,
-        )
-        total.outcomes += report.outcomes
-        total.recovered += report.recovered
-        if not report.outcomes:  # nothing was due after all (a connector missing): stop
-            return total
-
-
 def deliver_round(
     engine: Engine,
     connectors: Callable[[], Mapping[str, Connector]],
@@ -112,19 +76,33 @@ def deliver_round(
     loop that first uses them).
     """
 
-    async def main() -> OutboxReport:
-        return await _work_off(
-            engine,
-            connectors(),
-            campaign=campaign,
-            clock=clock,
-            until=until,
-            rules=rules,
-            rng=rng,
-            unsubscribe=unsubscribe,
-        )
+    async def work_off() -> OutboxReport:
+        built = connectors()
+        total = OutboxReport()
+        while True:
+            at = next_due(engine, campaign)
+            if at is None:
+                return total
+            if at >= until:
+                return total
+            clock.advance(max(at - clock.now(), timedelta(0)))
+            report = await run_outbox(
+                engine,
+                built,
+                clock=clock,
+                rng=rng,
+                rules=rules,
+                campaign=campaign,
+                batch=500,
+                concurrency=16,
+                unsubscribe=unsubscribe,
+            )
+            total.outcomes += report.outcomes
+            total.recovered += report.recovered
+            if not report.outcomes:  # nothing was due after all (a connector missing): stop
+                return total
 
-    return asyncio.run(main())
+    return asyncio.run(work_off())
 
 
 @dataclass(frozen=True, eq=False)

@@ -249,6 +249,32 @@ def estimate(
     return estimate_all(rounds, [name], tau=tau, n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
 
 
+def _estimate_arrays(
+    name: str,
+    reward: npt.ArrayLike,
+    action: npt.ArrayLike,
+    propensity: npt.ArrayLike,
+    action_dist: npt.ArrayLike,
+    *,
+    estimated_rewards: npt.ArrayLike | None = None,
+    tau: float = math.inf,
+    position: npt.ArrayLike | None,
+    n_bootstrap: int,
+    alpha: float,
+    rng: np.random.Generator | int,
+) -> Estimate:
+    """Check the arrays of one call of a named estimator (:func:`ips`, :func:`dr`...) and run it."""
+    rounds = check_rounds(
+        reward,
+        action,
+        propensity,
+        action_dist,
+        position=position,
+        estimated_rewards=estimated_rewards,
+    )
+    return estimate(rounds, name, tau=tau, n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)
+
+
 def ips(
     reward: npt.ArrayLike,
     action: npt.ArrayLike,
@@ -290,8 +316,17 @@ def ips(
     >>> est.value, est.effective_sample_size
     (1.0, 1.0)
     """
-    rounds = check_rounds(reward, action, propensity, action_dist, position=position)
-    return estimate_all(rounds, ["ips"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
+    return _estimate_arrays(
+        "ips",
+        reward,
+        action,
+        propensity,
+        action_dist,
+        position=position,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        rng=rng,
+    )
 
 
 def snips(
@@ -310,8 +345,17 @@ def snips(
     Slightly biased but consistent, always within the range of the observed rewards, and far less
     variable than IPS when weights are large. Arguments as for :func:`ips`.
     """
-    rounds = check_rounds(reward, action, propensity, action_dist, position=position)
-    return estimate_all(rounds, ["snips"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
+    return _estimate_arrays(
+        "snips",
+        reward,
+        action,
+        propensity,
+        action_dist,
+        position=position,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        rng=rng,
+    )
 
 
 def dm(
@@ -335,15 +379,18 @@ def dm(
     The bootstrap resamples rounds with the model held fixed, so DM's interval shows only the
     spread over contexts, not the model's own error: read it as a lower bound on the uncertainty.
     """
-    rounds = check_rounds(
+    return _estimate_arrays(
+        "dm",
         reward,
         action,
         propensity,
         action_dist,
-        position=position,
         estimated_rewards=estimated_rewards,
+        position=position,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        rng=rng,
     )
-    return estimate_all(rounds, ["dm"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
 
 
 def dr(
@@ -370,15 +417,18 @@ def dr(
     >>> est.value  # mean of 0.5 + 2·(1 - 0.5) and 0.5 + 0
     1.0
     """
-    rounds = check_rounds(
+    return _estimate_arrays(
+        "dr",
         reward,
         action,
         propensity,
         action_dist,
-        position=position,
         estimated_rewards=estimated_rewards,
+        position=position,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        rng=rng,
     )
-    return estimate_all(rounds, ["dr"], n_bootstrap=n_bootstrap, alpha=alpha, rng=rng)[0]
 
 
 def switch_dr(
@@ -400,14 +450,16 @@ def switch_dr(
     bias for much less variance. ``tau = inf`` is DR, ``tau = 0`` is DM. Other arguments as for
     :func:`dm`.
     """
-    rounds = check_rounds(
+    return _estimate_arrays(
+        "switch_dr",
         reward,
         action,
         propensity,
         action_dist,
-        position=position,
         estimated_rewards=estimated_rewards,
+        tau=tau,
+        position=position,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        rng=rng,
     )
-    return estimate_all(
-        rounds, ["switch_dr"], tau=tau, n_bootstrap=n_bootstrap, alpha=alpha, rng=rng
-    )[0]

@@ -26,8 +26,10 @@ arms have ``min_per_arm`` people are therefore not tested.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -238,6 +240,22 @@ def _check_cumulative(name: str, counts: npt.NDArray[np.int64]) -> None:
         )
 
 
+def _check_same_looks(arrays: Mapping[str, npt.NDArray[Any]], first: str) -> None:
+    """Every cumulative series must have one value per look, as many as ``first`` has."""
+    looks = arrays[first].shape[0]
+    for name, array in arrays.items():
+        if array.shape[0] != looks:
+            raise InputError(
+                f"has {array.shape[0]} looks but {first} has {looks}; give one per look",
+                field=name,
+            )
+
+
+def _check_min_per_arm(min_per_arm: int, least: int) -> None:
+    if isinstance(min_per_arm, bool) or not isinstance(min_per_arm, int) or min_per_arm < least:
+        raise InputError(f"= {min_per_arm!r} must be an integer >= {least}", field="min_per_arm")
+
+
 def sequential_test_rates(
     successes_a: npt.ArrayLike,
     trials_a: npt.ArrayLike,
@@ -278,13 +296,7 @@ def sequential_test_rates(
     ):
         arrays[name] = as_counts(name, value)
         _check_cumulative(name, arrays[name])
-    looks = arrays["successes_a"].shape[0]
-    for name, array in arrays.items():
-        if array.shape[0] != looks:
-            raise InputError(
-                f"has {array.shape[0]} looks but successes_a has {looks}; give one per look",
-                field=name,
-            )
+    _check_same_looks(arrays, "successes_a")
     for arm in ("a", "b"):
         s, n = arrays[f"successes_{arm}"], arrays[f"trials_{arm}"]
         if (s > n).any():
@@ -293,8 +305,7 @@ def sequential_test_rates(
                 f"at look {bad} is {int(s[bad])}, more than trials_{arm} = {int(n[bad])}",
                 field=f"successes_{arm}",
             )
-    if isinstance(min_per_arm, bool) or not isinstance(min_per_arm, int) or min_per_arm < 1:
-        raise InputError(f"= {min_per_arm!r} must be an integer >= 1", field="min_per_arm")
+    _check_min_per_arm(min_per_arm, 1)
     na = arrays["trials_a"].astype(np.float64)
     nb = arrays["trials_b"].astype(np.float64)
     enough = (na >= min_per_arm) & (nb >= min_per_arm)
@@ -352,17 +363,10 @@ def sequential_test_means(
             ("sum_squares_b", sum_squares_b),
         )
     }
-    looks = counts["count_a"].shape[0]
-    for name, array in {**counts, **sums}.items():
-        if array.shape[0] != looks:
-            raise InputError(
-                f"has {array.shape[0]} looks but count_a has {looks}; give one per look",
-                field=name,
-            )
+    _check_same_looks({**counts, **sums}, "count_a")
     for name in counts:
         _check_cumulative(name, counts[name])
-    if isinstance(min_per_arm, bool) or not isinstance(min_per_arm, int) or min_per_arm < 2:
-        raise InputError(f"= {min_per_arm!r} must be an integer >= 2", field="min_per_arm")
+    _check_min_per_arm(min_per_arm, 2)
     na = counts["count_a"].astype(np.float64)
     nb = counts["count_b"].astype(np.float64)
     enough = (na >= min_per_arm) & (nb >= min_per_arm)

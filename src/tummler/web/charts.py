@@ -81,6 +81,19 @@ def _tick_label(value: float, percent: bool) -> str:
     return f"{value:g}"
 
 
+def _y_grid(ticks: Sequence[float], ys: _Scale, left: int, right_x: int, percent: bool) -> str:
+    """Horizontal grid lines across the plot, each with its value label left of the axis."""
+    parts = []
+    for tick in ticks:
+        y = ys(tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{right_x}" y2="{y:.1f}" stroke="#edf0f5"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
+            f"{escape(_tick_label(tick, percent))}</text>"
+        )
+    return "".join(parts)
+
+
 def _svg_open(plot_id: str, width: int, height: int, title: str) -> str:
     return (
         f'<svg id="{escape(plot_id)}" xmlns="http://www.w3.org/2000/svg" role="img" '
@@ -162,13 +175,7 @@ def bar_plot(
     y_scale = _Scale(0.0, high, height - bottom, top)
     slot = (width - left - right) / max(len(rows), 1)
     parts = [_svg_open(plot_id, width, height, title)]
-    for tick in _nice_ticks(0.0, high, 4):
-        y = y_scale(tick)
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{escape(_tick_label(tick, percent))}</text>"
-        )
+    parts.append(_y_grid(_nice_ticks(0.0, high, 4), y_scale, left, width - right, percent))
     for i, (label, value, lo, hi) in enumerate(rows):
         x = left + slot * i + slot * 0.2
         bar_width = slot * 0.6
@@ -215,13 +222,7 @@ def band_plot(
     xs = _Scale(x_range[0], x_range[1], left, width - right)
     ys = _Scale(y_low, y_high, height - bottom, top)
     parts = [_svg_open(plot_id, width, height, title)]
-    for tick in _nice_ticks(y_low, y_high, 4):
-        y = ys(tick)
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{escape(_tick_label(tick, percent))}</text>"
-        )
+    parts.append(_y_grid(_nice_ticks(y_low, y_high, 4), ys, left, width - right, percent))
     for value, label in x_ticks:
         parts.append(
             f'<text x="{xs(value):.1f}" y="{height - bottom + 18}" font-size="11" '
@@ -286,13 +287,7 @@ def lines_plot(
     xs = _Scale(min(x, default=0.0), max(x, default=1.0), left, width - right)
     ys = _Scale(y_low - pad if y_low < 0 else y_low, y_high + pad, height - bottom, top)
     parts = [_svg_open(plot_id, width, height, title)]
-    for tick in _nice_ticks(y_low, y_high, 4):
-        y = ys(tick)
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#edf0f5"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{escape(_tick_label(tick, False))}</text>"
-        )
+    parts.append(_y_grid(_nice_ticks(y_low, y_high, 4), ys, left, width - right, False))
     step = max(1, math.ceil(len(x) / 20))
     for i in range(0, len(x), step):
         parts.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,7 +13,7 @@ from tummler.core.errors import NotFoundError
 from tummler.core.vocabulary import ChannelKind
 from tummler.store.models import ChannelIdentity, Contact
 
-__all__ = ["contact_subject", "find_contact"]
+__all__ = ["contact_subject", "find_contact", "identities_of"]
 
 
 def contact_subject(contact_id: int) -> str:
@@ -64,6 +66,16 @@ def find_contact(session: Session, *, person: str, for_update: bool = False) -> 
             "(a forgotten person is found only by their forgotten-… token)"
         )
     return contact
+
+
+def identities_of(session: Session, contact_id: int) -> Sequence[ChannelIdentity]:
+    """The contact's channel identities, oldest first: what both seeing and forgetting a person
+    start from (the addresses that name them)."""
+    return session.scalars(
+        select(ChannelIdentity)
+        .where(ChannelIdentity.contact_id == contact_id)
+        .order_by(ChannelIdentity.id)
+    ).all()
 
 
 def _address_forms(channel: str, address: str) -> list[str]:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, String, cast, delete, func, literal, or_, select,
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from tummler.app.personal_files import FileScrub, scrub_personal_files
-from tummler.app.privacy.finding import contact_subject, find_contact
+from tummler.app.privacy.finding import contact_subject, find_contact, identities_of
 from tummler.app.privacy.identifiers import (
     REDACTED,
     PersonMatcher,
@@ -180,11 +180,7 @@ def _forget(
     """Forget ``contact`` in ``session``'s transaction, step by step, counting what each erased
     (``erased``) and what stays as an anonymous aggregate (``kept``)."""
     cid = contact.id
-    identities = session.scalars(
-        select(ChannelIdentity)
-        .where(ChannelIdentity.contact_id == cid)
-        .order_by(ChannelIdentity.id)
-    ).all()
+    identities = identities_of(session, cid)
     addresses = [identity.address for identity in identities]
     handles = person_handles(session, contact, addresses)
     # Attributes the person had before (an old nickname) identify them as well as today's.

@@ -16,13 +16,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tummler.app.consent import ConsentState, consent_names, current_consent
-from tummler.app.privacy.finding import contact_subject, find_contact
+from tummler.app.privacy.finding import contact_subject, find_contact, identities_of
 from tummler.app.privacy.identifiers import PersonMatcher, mentions_of, person_handles
 from tummler.core.clock import Clock, SystemClock
 from tummler.store.models import (
     AuditEntry,
     Campaign,
-    ChannelIdentity,
     ConsentEvent,
     Contact,
     ContactChange,
@@ -77,11 +76,7 @@ def person_record(
     with sessionmaker(engine)() as session, session.begin():
         contact = find_contact(session, person=person)
         cid = contact.id
-        identities = session.scalars(
-            select(ChannelIdentity)
-            .where(ChannelIdentity.contact_id == cid)
-            .order_by(ChannelIdentity.id)
-        ).all()
+        identities = identities_of(session, cid)
         consent_log = session.scalars(
             select(ConsentEvent)
             .where(ConsentEvent.contact_id == cid)
