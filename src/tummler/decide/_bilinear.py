@@ -18,6 +18,7 @@ from tummler.core.errors import PolicyError
 from tummler.decide._actions import ActionSet
 from tummler.decide._gaussian import (
     FactorGaussian,
+    Link,
     _diagonal_deviation,
     _DiagonalLayout,
     _product,
@@ -25,7 +26,6 @@ from tummler.decide._gaussian import (
 from tummler.decide._policies import (
     FactorScores,
     FloatArray,
-    Link,
     Policy,
     Sampler,
     _load,

@@ -13,14 +13,18 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from tummler.decide._actions import ActionSet
-from tummler.decide._policies import FloatArray, Link
 
 __all__ = ["FactorGaussian"]
+
+FloatArray = npt.NDArray[np.float32]
+#: How a score becomes an expected reward: as it is, or through the logistic function.
+Link = Literal["identity", "logistic"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,21 +33,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from tummler.core.errors import PolicyError
 from tummler.decide._actions import ActionSet
-
-if TYPE_CHECKING:
-    from tummler.decide._gaussian import FactorGaussian
+from tummler.decide._gaussian import FactorGaussian, Link
 
 __all__ = ["POLICIES", "FactorScores", "Policy", "policy_from_dict"]
 
 FloatArray = npt.NDArray[np.float32]
-Link = Literal["identity", "logistic"]
 #: Turns ``(n, noise_size)`` standard normals (``None``: the point estimate) into factor scores.
 Sampler = Callable[[FloatArray | None], "FactorScores"]
 
