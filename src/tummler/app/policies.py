@@ -24,22 +24,27 @@ Parameters
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tummler.app.policy_file import (
+    LOG_FEATURIZER,
+    POLICY_FILE_FORMAT,
+    POLICY_FILE_FORMAT_1,
+    LearnedPolicy,
+)
 from tummler.core.errors import InputError, NotFoundError, PolicyError
 from tummler.decide import ContextFeaturizer, Policy, policy_from_dict
 from tummler.learn.harm import ChannelHarm
 from tummler.store.models import AuditEntry, PolicyVersion
-
-if TYPE_CHECKING:
-    from tummler.app.learning.policy_file import LearnedPolicy
 
 __all__ = [
     "LOG_FEATURIZER",
@@ -53,6 +58,7 @@ __all__ = [
     "find_version",
     "get_version",
     "is_version_spec",
+    "load_policy_file",
     "next_version",
     "promote_version",
     "promoted_version",
@@ -64,14 +70,6 @@ __all__ = [
     "versions_of",
 ]
 
-#: The ``format`` key of a policy file and of a stored version's ``parameters``; a later
-#: incompatible layout gets a new number. Version 2 is planning's ``{"policy", "featurizer"}``
-#: object plus metadata; version 1 files (the log's columns at the top level) are still read.
-POLICY_FILE_FORMAT = "tummler.policy/2"
-POLICY_FILE_FORMAT_1 = "tummler.policy/1"
-#: ``featurizer.type`` of a policy learned from a logged-bandit file (a campaign's featurizer,
-#: :class:`~tummler.decide.ContextFeaturizer`'s fields, has no ``type``).
-LOG_FEATURIZER = "logged-bandit"
 #: The audit action recorded when a policy version is promoted.
 PROMOTE_ACTION = "policy.promote"
 
@@ -138,9 +136,6 @@ def read_policy(data: Any, *, origin: str = "policy") -> LearnedPolicy | Campaig
     InputError
         Naming ``origin`` and what is wrong, when the object is none of these.
     """
-    # The log policy's class lives with the policy file, whose service imports this module.
-    from tummler.app.learning.policy_file import LearnedPolicy
-
     if not isinstance(data, Mapping):
         raise InputError(
             f"a policy must be a JSON object, got {type(data).__name__}",
@@ -394,3 +389,24 @@ def promote_version(
         session.add(entry)
         session.flush()
         return int(entry.id)
+
+
+def load_policy_file(path: str | Path) -> LearnedPolicy:
+    """Read a policy file written by :func:`save_policy_file` (``tummler learn --out``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("policy file not found; check the path", file=path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a JSON policy file ({exc})", file=path) from exc
+    if not isinstance(data, Mapping) or "format" not in data:  # every policy file says its format
+        return LearnedPolicy.from_dict(data, origin=str(path))  # which says what is wrong
+    policy = read_policy(data, origin=str(path))
+    if not isinstance(policy, LearnedPolicy):
+        raise InputError(
+            "this policy file holds a campaign policy (a stored version's parameters), which "
+            "acts on the store's contacts, not on a log; evaluate it without --log",
+            file=path,
+        )
+    return policy

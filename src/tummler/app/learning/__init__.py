@@ -35,7 +35,6 @@ from tummler.app.learning.from_log import (
     learn_from_log,
     store_policy_version,
 )
-from tummler.app.learning.policy_file import LearnedPolicy, load_policy_file, save_policy_file
 from tummler.app.learning.promotion import PromotionReport, promote, promoted_rival
 from tummler.app.learning.store_learning import StoreLearnRow, learn_from_store
 from tummler.app.policies import (
@@ -43,8 +42,10 @@ from tummler.app.policies import (
     POLICY_FILE_FORMAT,
     PROMOTE_ACTION,
     CampaignPolicy,
+    load_policy_file,
     read_policy,
 )
+from tummler.app.policy_file import LearnedPolicy, save_policy_file
 from tummler.learn.fitting import DEFAULT_POLICY_KIND, LEARNABLE_KINDS
 
 __all__ = [

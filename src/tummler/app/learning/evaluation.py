@@ -27,8 +27,8 @@ from tummler.app.learning.logged import (
     objectives,
     workspace_strategy,
 )
-from tummler.app.learning.policy_file import LearnedPolicy, load_policy_file
-from tummler.app.policies import CampaignPolicy
+from tummler.app.policies import CampaignPolicy, load_policy_file
+from tummler.app.policy_file import LearnedPolicy
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, NotFoundError
 from tummler.core.randomness import make_rng

@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from tummler.app import policies
 from tummler.app.ingest import LoggedBandit, read_logged_bandit
-from tummler.app.learning.policy_file import LearnedPolicy, save_policy_file
+from tummler.app.policy_file import LearnedPolicy, save_policy_file
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError
 from tummler.learn import fitting

@@ -20,18 +20,27 @@ import numpy as np
 import numpy.typing as npt
 
 from tummler.app.ingest import LoggedBandit
-from tummler.app.policies import (
-    LOG_FEATURIZER,
-    POLICY_FILE_FORMAT,
-    POLICY_FILE_FORMAT_1,
-    read_policy,
-)
 from tummler.core.errors import InputError, PolicyError
 from tummler.core.randomness import make_rng
 from tummler.decide import ActionSet, Policy, policy_from_dict
 from tummler.learn.fitting import generic_action_set
 
-__all__ = ["LearnedPolicy", "load_policy_file", "save_policy_file"]
+__all__ = [
+    "LOG_FEATURIZER",
+    "POLICY_FILE_FORMAT",
+    "POLICY_FILE_FORMAT_1",
+    "LearnedPolicy",
+    "save_policy_file",
+]
+
+#: The ``format`` key of a policy file and of a stored version's ``parameters``; a later
+#: incompatible layout gets a new number. Version 2 is planning's ``{"policy", "featurizer"}``
+#: object plus metadata; version 1 files (the log's columns at the top level) are still read.
+POLICY_FILE_FORMAT = "tummler.policy/2"
+POLICY_FILE_FORMAT_1 = "tummler.policy/1"
+#: ``featurizer.type`` of a policy learned from a logged-bandit file (a campaign's featurizer,
+#: :class:`~tummler.decide.ContextFeaturizer`'s fields, has no ``type``).
+LOG_FEATURIZER = "logged-bandit"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -229,24 +238,3 @@ def save_policy_file(learned: LearnedPolicy, path: str | Path) -> Path:
     except OSError as exc:
         raise InputError(f"cannot write the policy file: {exc.strerror}", file=path) from exc
     return path
-
-
-def load_policy_file(path: str | Path) -> LearnedPolicy:
-    """Read a policy file written by :func:`save_policy_file` (``tummler learn --out``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("policy file not found; check the path", file=path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON policy file ({exc})", file=path) from exc
-    if not isinstance(data, Mapping) or "format" not in data:  # every policy file says its format
-        return LearnedPolicy.from_dict(data, origin=str(path))  # which says what is wrong
-    policy = read_policy(data, origin=str(path))
-    if not isinstance(policy, LearnedPolicy):
-        raise InputError(
-            "this policy file holds a campaign policy (a stored version's parameters), which "
-            "acts on the store's contacts, not on a log; evaluate it without --log",
-            file=path,
-        )
-    return policy
