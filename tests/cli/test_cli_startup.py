@@ -70,6 +70,16 @@ def test_the_probe_sees_a_heavy_import() -> None:
     assert _loaded_after("import tummler.core.randomness", HEAVY) == ["numpy"]
 
 
+def test_the_import_service_leaves_the_log_reader_unloaded() -> None:
+    """Importing files reads CSV, JSON Lines or Parquet; the logged-bandit reader's pyarrow compute
+    and CSV modules (about 40 MB resident) load only when a log is read."""
+    watched = ("pyarrow.compute", "pyarrow.csv")
+    assert _loaded_after("import tummler.app.ingest", watched) == []
+    assert _loaded_after("from tummler.app.ingest import read_logged_bandit", watched) == list(
+        watched
+    )
+
+
 def test_importing_the_cli_and_rendering_every_help_loads_no_heavy_package() -> None:
     code = """
 import typer

@@ -12,17 +12,25 @@ Conventions: a timestamp without a zone is UTC and a plain number is unix second
 stored in lower case, phone numbers in E.164.
 """
 
-from tummler.app.ingest.logged_bandit import (
-    ROLES,
-    LoggedBandit,
-    experiment_to_log,
-    read_logged_bandit,
-)
+from typing import TYPE_CHECKING, Any
+
 from tummler.app.ingest.readers import FileFormat
 from tummler.app.ingest.rejects import default_rejects_path
 from tummler.app.ingest.report import ImportInterrupted, ImportReport, ImportWarning
 from tummler.app.ingest.schemas import ImportKind
 from tummler.app.ingest.service import Progress, import_file
+
+if TYPE_CHECKING:
+    from tummler.app.ingest.logged_bandit import (
+        ROLES,
+        LoggedBandit,
+        experiment_to_log,
+        read_logged_bandit,
+    )
+
+#: The logged-bandit reader loads pyarrow's compute and CSV modules (about 40 MB): only on first use,
+#: so that importing files does not pay for it.
+_LOGGED_BANDIT = frozenset({"ROLES", "LoggedBandit", "experiment_to_log", "read_logged_bandit"})
 
 __all__ = [
     "ROLES",
@@ -38,3 +46,11 @@ __all__ = [
     "import_file",
     "read_logged_bandit",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOGGED_BANDIT:
+        from tummler.app.ingest import logged_bandit
+
+        return getattr(logged_bandit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
