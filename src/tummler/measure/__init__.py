@@ -34,6 +34,7 @@ from tummler.measure._goals import (
     goal_from_lift,
     goal_progress,
 )
+from tummler.measure._holdout_size import required_holdout
 from tummler.measure._insights import (
     HOURS_IN_WEEK,
     CellResponse,
@@ -55,7 +56,6 @@ from tummler.measure._lift import (
     format_effect,
     holdout_lift,
     lift_from_counts,
-    required_holdout,
 )
 from tummler.measure._logged import ActionLift, ActionMean, LoggedExperiment, logged_experiment
 from tummler.measure._roi import Roi, combine_roi, roi
