@@ -641,13 +641,3 @@ def test_consent_dated_in_the_future_is_rejected(
         assert (reject["line"], reject["field"]) == ("3", "at")
         assert "in the future" in reject["reason"]
         assert "2026-03-01T00:05:00+00:00" in reject["reason"]
-
-
-@pytest.mark.parametrize("module", ["schemas", "fields", "attributes", "lookalikes"])
-def test_the_examples_in_the_docstrings_run(module: str) -> None:
-    """``declared_attribute``, ``attribute_value`` and ``lookalike_columns`` show their rules."""
-    import doctest
-    import importlib
-
-    failures, tried = doctest.testmod(importlib.import_module(f"tummler.app.ingest.{module}"))
-    assert (failures, tried > 0) == (0, True)

@@ -121,16 +121,6 @@ def test_context_free_policy_per_position() -> None:
         context_free_policy(action, 0 * propensity, n_actions=3)
 
 
-def test_docstring_examples_run() -> None:
-    import doctest
-    import importlib
-
-    for name in ("_baselines", "_estimators", "_evaluation", "_reward_model", "_bootstrap"):
-        module = importlib.import_module(f"tummler.evaluate.{name}")
-        failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert failures == 0, name
-
-
 def test_masked_baselines_spread_over_eligible_actions_only() -> None:
     eligible = np.array([[True, False, True, True], [False, False, False, True]])
     reward, action, propensity = [1.0, 0.0], [0, 3], [0.4, 0.9]

@@ -367,13 +367,3 @@ def test_history_refuses_bad_arguments(population: Population) -> None:
     with pytest.raises(InputError) as caught:
         history(population, MODEL, np.random.default_rng(0), days=-1)
     assert caught.value.field == "days"
-
-
-def test_the_package_docstring_example_runs() -> None:
-    import doctest
-
-    import tummler.simulate
-
-    failures, tried = doctest.testmod(tummler.simulate)
-    assert tried > 0
-    assert failures == 0

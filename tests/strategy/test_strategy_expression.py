@@ -371,17 +371,6 @@ def test_code_in_an_expression_is_never_run(tmp_path: Any) -> None:
     assert not marker.exists()
 
 
-def test_docstring_examples_run() -> None:
-    import doctest
-
-    from tummler.strategy import _expression, _realism
-
-    for module in (_expression, _realism):
-        failures, tried = doctest.testmod(module)
-        assert tried > 0
-        assert failures == 0, module.__name__
-
-
 def test_the_strategy_package_exports_what_its_modules_define() -> None:
     import tummler.strategy as package
 
