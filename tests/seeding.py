@@ -100,6 +100,22 @@ def add_reachable(
     return int(row.id)
 
 
+def add_recent_clickers(engine: Engine, n: int, *, now: datetime) -> None:
+    """``n`` customers ``c0``.. reachable on e-mail and SMS, each with a click in the last 20 days
+    (an audience of recently engaged customers), half in Berlin and half in UTC."""
+    with session_scope(engine) as session:
+        for i in range(n):
+            add_reachable(
+                session,
+                f"c{i}",
+                {"email": f"c{i}@example.org", "sms": f"+49151{i:07d}"},
+                now=now,
+                zone=("Europe/Berlin", "UTC")[i % 2],
+                attributes={"first_name": f"C{i}", "city": "Berlin", "lifetime_value": float(i)},
+                clicked_ago=(1 + i % 20) * DAY,
+            )
+
+
 #: What the outbox can have done with a decision's message, as :func:`record_sends` writes it:
 #: ``bounced`` is a message handed over and later reported bounced (``failed`` with a
 #: ``sent_at``); ``pending`` leaves the delivery as enqueued; ``None`` removes it (never enqueued).

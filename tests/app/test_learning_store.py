@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cli_app import cli_app
-from seeding import add_reachable, record_sends
+from seeding import add_recent_clickers, record_sends
 from tummler.app.contacts import set_stages
 from tummler.app.learning import (
     PROMOTE_ACTION,
@@ -58,22 +58,6 @@ LATER = NOW + 3 * DAY
 REORDER = "fresh-roast-reorder"
 OBJECTIVE = "repeat-purchase"
 RATE = {"sms": 0.70, "email": 0.05}
-
-
-def _seed(engine: Engine, n: int) -> None:
-    """``n`` customers reachable on e-mail and SMS, each with a recent click (the campaign's
-    audience is the recently engaged customers)."""
-    with session_scope(engine) as session:
-        for i in range(n):
-            add_reachable(
-                session,
-                f"c{i}",
-                {"email": f"c{i}@example.org", "sms": f"+49151{i:07d}"},
-                now=NOW,
-                zone=("Europe/Berlin", "UTC")[i % 2],
-                attributes={"first_name": f"C{i}", "city": "Berlin", "lifetime_value": float(i)},
-                clicked_ago=(1 + i % 20) * DAY,
-            )
 
 
 def _learn_cli(workspace: Path) -> typer.Typer:
@@ -163,7 +147,7 @@ def _add_child(engine: Engine, parent: PolicyVersion, parameters: dict[str, Any]
 @pytest.fixture
 def learned(engine: Engine, workspace: Path) -> Engine:
     """The store after one plan by the prior, the responses, and ``learn``."""
-    _seed(engine, 160)
+    add_recent_clickers(engine, 160, now=NOW)
     first = _plan(engine, workspace, NOW, seed=5)
     record_sends(engine, REORDER, at=NOW)
     sends = _respond(engine, seed=11)
@@ -284,7 +268,7 @@ def _promote_without_evidence(engine: Engine) -> None:
 
 def test_cli_learn_and_evaluate_on_the_store(workspace: Path) -> None:
     engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
-    _seed(engine, 120)
+    add_recent_clickers(engine, 120, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     record_sends(engine, REORDER, at=NOW)
     _respond(engine, seed=11)
@@ -347,7 +331,7 @@ def test_a_channel_followed_by_unsubscribes_is_priced_and_sent_less(
     unsubscribe. The clipped conversion reward cannot tell the channels apart; the harm learned
     with the policy must price SMS, the plan must say so, and send fewer SMS than the same
     posterior without it."""
-    _seed(engine, 600)
+    add_recent_clickers(engine, 600, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     record_sends(engine, REORDER, at=NOW)
     rng = np.random.default_rng(3)
@@ -454,7 +438,7 @@ def test_learning_leaves_out_sends_whose_message_never_went_out(
 ) -> None:
     """Every send gets its conversion events, sent or not; only the sends the outbox handed over
     may teach the policy, each with its own outcome, and the notes count the rest."""
-    _seed(engine, 160)
+    add_recent_clickers(engine, 160, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     sends = _sends(engine)
     outcome = {int(s.id): OUTCOMES[i % len(OUTCOMES)] for i, s in enumerate(sends)}
@@ -513,7 +497,7 @@ def test_a_plan_whose_messages_have_not_gone_out_teaches_nothing(
 ) -> None:
     """Planned, with conversions already attributed, but never sent: nothing to learn from, and
     nothing to evaluate on — not a policy whose every send earned 0."""
-    _seed(engine, 40)
+    add_recent_clickers(engine, 40, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     _respond(engine, seed=11)
     planned = len(_sends(engine))
@@ -534,7 +518,7 @@ def test_learning_reads_what_went_out_once_for_every_objective(
 ) -> None:
     """Two objectives in the store: what the outbox did with each decision is read once for the
     run, not once per objective."""
-    _seed(engine, 40)
+    add_recent_clickers(engine, 40, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     record_sends(engine, REORDER, at=NOW)
     with session_scope(engine) as session:
@@ -563,7 +547,7 @@ def test_sends_that_went_out_but_cannot_be_rebuilt_are_an_error_not_nothing(
 ) -> None:
     """A campaign file broken after its sends went out: there is something to evaluate, and the
     answer names what stops it (not "nothing to evaluate yet", which would exit 0)."""
-    _seed(engine, 40)
+    add_recent_clickers(engine, 40, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     record_sends(engine, REORDER, at=NOW)
     (workspace / "campaigns" / f"{REORDER}.yaml").write_text("id: [unclosed\n")
@@ -575,7 +559,7 @@ def test_sends_that_went_out_but_cannot_be_rebuilt_are_an_error_not_nothing(
 def test_cli_evaluate_before_anything_went_out_says_so_and_succeeds(workspace: Path) -> None:
     """A daily `learn && evaluate --promote` before the first send is not a failure."""
     engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
-    _seed(engine, 40)
+    add_recent_clickers(engine, 40, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     engine.dispose()
     app = _learn_cli(workspace)
@@ -600,7 +584,7 @@ def test_cli_evaluate_before_anything_went_out_says_so_and_succeeds(workspace: P
 def all_zero(engine: Engine, workspace: Path) -> Engine:
     """Every send went out and nobody has responded yet: every reward is 0, and version 1 is
     learned from them. Every policy's value is 0; the estimates are noise around it."""
-    _seed(engine, 160)
+    add_recent_clickers(engine, 160, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     record_sends(engine, REORDER, at=NOW)
     [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))
@@ -647,7 +631,7 @@ def test_a_tie_within_rounding_keeps_the_promoted_version(
 
 def test_cli_evaluate_promote_on_a_tie_says_so_and_succeeds(workspace: Path) -> None:
     engine = connect(f"sqlite:///{workspace / 'tummler.db'}")
-    _seed(engine, 160)
+    add_recent_clickers(engine, 160, now=NOW)
     _plan(engine, workspace, NOW, seed=5)
     record_sends(engine, REORDER, at=NOW)
     [row] = learn_from_store(engine, workspace=workspace, clock=FrozenClock(LATER))

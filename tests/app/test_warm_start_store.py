@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from seeding import add_reachable, record_sends
+from seeding import add_recent_clickers, record_sends
 from tummler.app.contacts import contacts_as_of
 from tummler.app.learning import CampaignPolicy, learn_from_store, read_policy
 from tummler.app.learning.warm_start import WarmStart, warm_start
@@ -39,22 +39,6 @@ OBJECTIVE = "repeat-purchase"
 RATE = {"sms": 0.40, "email": 0.05}
 WEEKS = 8
 N = 120
-
-
-def _seed(engine: Engine) -> None:
-    """``N`` customers reachable on e-mail and SMS, each with a recent click (the campaign's
-    audience is the recently engaged customers)."""
-    with session_scope(engine) as session:
-        for i in range(N):
-            add_reachable(
-                session,
-                f"c{i}",
-                {"email": f"c{i}@example.org", "sms": f"+49151{i:07d}"},
-                now=NOW,
-                zone=("Europe/Berlin", "UTC")[i % 2],
-                attributes={"first_name": f"C{i}", "city": "Berlin", "lifetime_value": float(i)},
-                clicked_ago=(1 + i % 20) * DAY,
-            )
 
 
 def _history(engine: Engine, seed: int = 3) -> dict[str, int]:
@@ -146,7 +130,7 @@ def _channel_rates(policy: CampaignPolicy, seen: Any) -> dict[str, float]:
 def test_warm_start_orders_the_channels_as_the_history_does(
     engine: Engine, workspace: Path
 ) -> None:
-    _seed(engine)
+    add_recent_clickers(engine, N, now=NOW)
     counts = _history(engine)
     prior, started, done, seen = _warm(engine, workspace)
     assert isinstance(done, WarmStart)
@@ -174,7 +158,7 @@ def test_the_informed_prior_starts_each_channel_at_the_pooled_rate() -> None:
 
 
 def test_learn_records_the_warm_start_in_notes_and_version(engine: Engine, workspace: Path) -> None:
-    _seed(engine)
+    add_recent_clickers(engine, N, now=NOW)
     counts = _history(engine)
     _plan(engine, workspace)
     record_sends(engine, REORDER, at=NOW)
@@ -189,7 +173,7 @@ def test_learn_records_the_warm_start_in_notes_and_version(engine: Engine, works
 
 
 def test_without_history_learning_is_unchanged(engine: Engine, workspace: Path) -> None:
-    _seed(engine)
+    add_recent_clickers(engine, N, now=NOW)
     prior, started, done, _ = _warm(engine, workspace)
     assert done is None
     assert np.array_equal(started.policy.m, prior.policy.m)  # type: ignore[attr-defined]
@@ -204,7 +188,7 @@ def test_without_history_learning_is_unchanged(engine: Engine, workspace: Path) 
 def test_revoked_and_forgotten_contacts_are_not_learned_from(
     engine: Engine, workspace: Path
 ) -> None:
-    _seed(engine)
+    add_recent_clickers(engine, N, now=NOW)
     counts = _history(engine)
     with session_scope(engine) as session:
         first, second = session.scalars(select(Contact.id).order_by(Contact.id).limit(2)).all()
@@ -230,7 +214,7 @@ def test_revoked_and_forgotten_contacts_are_not_learned_from(
 
 def test_sends_by_a_policy_are_not_legacy(engine: Engine, workspace: Path) -> None:
     """Only sends from before the prior count: the prior's own deliveries are its decisions."""
-    _seed(engine)
+    add_recent_clickers(engine, N, now=NOW)
     _plan(engine, workspace)
     record_sends(engine, REORDER, at=NOW)
     with session_scope(engine) as session:
