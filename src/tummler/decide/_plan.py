@@ -198,25 +198,10 @@ def plan(
     exploration = _Exploration.draw(job, explore_rng)
     prices = _channel_prices(job, decision.net, exploration)
     greedy = _greedy_levers(job, decision, prices)
-    action = greedy.copy()
-    action[exploration.explored] = NO_SEND
-    action[exploration.explored, 0] = exploration.action[exploration.explored]
-    action[holdout] = NO_SEND
-    present = action >= 0
-    present[:, 0] = True
+    action = exploration.applied_to(greedy, holdout)
     expected = _expected_values(job, action, decision.point_net, exploration, chunk_size)
-    greedy_p = _greedy_propensities(job, greedy, action, prices, mc_rng, draws)
-    if exploration.epsilon > 0:
-        uniform = 1.0 / (exploration.n_eligible + 1.0)
-        propensity = np.minimum(
-            (1 - exploration.epsilon) * greedy_p + exploration.epsilon * uniform[:, None], 1.0
-        )
-    else:
-        propensity = np.minimum(greedy_p, 1.0)
-    propensity[~present] = np.nan
-    expected[~present] = np.nan
-    propensity[holdout, 0] = holdout_share
-    expected[holdout, 0] = 0.0
+    propensity = exploration.mixed(_greedy_propensities(job, greedy, action, prices, mc_rng, draws))
+    _mark_unsent(action, propensity, expected, holdout, holdout_share)
     return Plan(
         action=action,
         propensity=propensity,
@@ -418,6 +403,40 @@ class _Exploration:
         rows = np.flatnonzero(explored)
         action[rows] = _uniform_actions(job.eligibility, job.actions, rows, n_eligible[rows], rng)
         return _Exploration(eps, explored, action, n_eligible)
+
+    def applied_to(
+        self, greedy: npt.NDArray[np.int64], holdout: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.int64]:
+        """The levers sent: the greedy ones, an explorer's drawn lever instead, none when held out."""
+        action = greedy.copy()
+        action[self.explored] = NO_SEND
+        action[self.explored, 0] = self.action[self.explored]
+        action[holdout] = NO_SEND
+        return action
+
+    def mixed(self, greedy_p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Each lever's propensity under the epsilon mixture of uniform and greedy choice."""
+        if self.epsilon > 0:
+            uniform = 1.0 / (self.n_eligible + 1.0)
+            return np.minimum((1 - self.epsilon) * greedy_p + self.epsilon * uniform[:, None], 1.0)
+        return np.minimum(greedy_p, 1.0)
+
+
+def _mark_unsent(
+    action: npt.NDArray[np.int64],
+    propensity: npt.NDArray[np.float64],
+    expected: npt.NDArray[np.float32],
+    holdout: npt.NDArray[np.bool_],
+    holdout_share: float,
+) -> None:
+    """Blank the lever positions nobody is sent (NaN); a held-out contact's first lever is logged
+    with the holdout's share as propensity and a value of 0."""
+    present = action >= 0
+    present[:, 0] = True
+    propensity[~present] = np.nan
+    expected[~present] = np.nan
+    propensity[holdout, 0] = holdout_share
+    expected[holdout, 0] = 0.0
 
 
 def _channel_prices(

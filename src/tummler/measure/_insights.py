@@ -174,37 +174,18 @@ def response_by_cell(
     """
     alpha = check_alpha(alpha)
     index, labels = _cell_index(cell, cells)
-    y = as_values("response", response)
-    if y.shape[0] != index.shape[0]:
-        raise InputError(
-            f"has {y.shape[0]} values but cell has {index.shape[0]}; give one per decision",
-            field="response",
-        )
+    y = _checked_response(response, index.shape[0])
     p = _checked_propensity(propensity, y.shape[0], dimension)
     explored = p < 1.0
     causal = bool(explored.any())
-    if causal:
-        cells_used = _CellSums.of(index[explored], y[explored], 1.0 / p[explored], len(labels))
-        n_excluded = int((~explored).sum())
-    else:
-        cells_used = _CellSums.of(index, y, np.ones_like(y), len(labels))
-        n_excluded = 0
+    cells_used, n_excluded = _weighed_cells(index, y, p, explored, len(labels))
     estimate, std_error, effective = cells_used.hajek()
     ips = cells_used.sum_wy / cells_used.size if causal else np.full(len(labels), np.nan)
-    z = normal_quantile(alpha)
-    low = estimate - z * std_error
-    high = estimate + z * std_error
-    if np.isin(y, (0.0, 1.0)).all():
-        low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+    low, high = _bands(estimate, std_error, y, alpha)
     if causal:
         message = _causal_message(dimension, labels, cells_used.n, int(explored.sum()), n_excluded)
     else:
-        why = "no propensities were logged" if propensity is None else "every propensity is 1"
-        message = (
-            f"not causal: {why}, so these are the response rates of the people who happened to "
-            f"get each {dimension}, not what choosing it would do; explore (randomize the "
-            f"{dimension} for some decisions) before acting on them"
-        )
+        message = _observational_message(dimension, propensity is None)
     return CellResponse(
         dimension=dimension,
         cells=labels,
@@ -219,6 +200,54 @@ def response_by_cell(
         n_excluded=n_excluded,
         message=message,
         alpha=alpha,
+    )
+
+
+def _checked_response(response: npt.ArrayLike, size: int) -> FloatArray:
+    """The outcomes, checked to be one per decision."""
+    y = as_values("response", response)
+    if y.shape[0] != size:
+        raise InputError(
+            f"has {y.shape[0]} values but cell has {size}; give one per decision",
+            field="response",
+        )
+    return y
+
+
+def _weighed_cells(
+    index: npt.NDArray[np.int64],
+    y: FloatArray,
+    p: FloatArray,
+    explored: npt.NDArray[np.bool_],
+    k: int,
+) -> tuple[_CellSums, int]:
+    """The cell sums, and how many decisions they leave out: only the explored decisions,
+    weighted by one over their propensity, when there are any; else every decision unweighted."""
+    if explored.any():
+        weighed = _CellSums.of(index[explored], y[explored], 1.0 / p[explored], k)
+        return weighed, int((~explored).sum())
+    return _CellSums.of(index, y, np.ones_like(y), k), 0
+
+
+def _bands(
+    estimate: FloatArray, std_error: FloatArray, y: FloatArray, alpha: float
+) -> tuple[FloatArray, FloatArray]:
+    """The normal confidence band of each cell, clipped to [0, 1] when the outcomes are 0/1."""
+    z = normal_quantile(alpha)
+    low = estimate - z * std_error
+    high = estimate + z * std_error
+    if np.isin(y, (0.0, 1.0)).all():
+        low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+    return low, high
+
+
+def _observational_message(dimension: str, unlogged: bool) -> str:
+    """Why the rates are not causal, and what to do before acting on them."""
+    why = "no propensities were logged" if unlogged else "every propensity is 1"
+    return (
+        f"not causal: {why}, so these are the response rates of the people who happened to "
+        f"get each {dimension}, not what choosing it would do; explore (randomize the "
+        f"{dimension} for some decisions) before acting on them"
     )
 
 

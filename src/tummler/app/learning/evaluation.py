@@ -303,42 +303,58 @@ def evaluate_store(
     """
     clock = clock or SystemClock()
     name = _one_objective(engine, objective, campaign)
-    strategy = workspace_strategy(workspace, clock)
-    logged = logged_decisions(
-        engine,
-        workspace=workspace,
-        clock=clock,
-        strategy=strategy,
-        rewards=objective_rewards(engine, strategy, campaign),
-        objective=name,
-        sends_only=False,
-    )
-    _check_sends(logged)
+    logged = _sent_decisions(engine, workspace, clock, name, campaign)
     specs = list(candidates) or _default_candidates(engine, name)
     width = max(b.actions.k for b in logged.batches) + 1
-    with Session(engine) as session:
-        logging_row = policies.get_version(session, logged.version_id)
-        origin = "the logging policy"
-        logging = _featurizer(_campaign_policy(logging_row.parameters, origin, origin), origin)
-    x_log = np.concatenate([b.contexts(logging) for b in logged.batches])
-    action = np.concatenate([b.action for b in logged.batches])
-    reward = np.concatenate([b.reward for b in logged.batches])
-    propensity = np.concatenate([b.propensity for b in logged.batches])
+    rounds = _logged_rounds(engine, logged)
     dists = [_store_dist(engine, spec, logged.batches, width, draws, seed) for spec in specs]
+    results = _weigh(rounds, specs, dists, width, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed)
+    return Evaluation(
+        log=f"store:{name}",
+        n_rounds=int(rounds.action.size),
+        n_actions=width,
+        results=tuple(results),
+        reward_scale=_reward_scale(rounds.reward),
+        notes=logged.skipped,
+    )
+
+
+@dataclass(frozen=True)
+class _LoggedRounds:
+    """The store's logged rounds stacked over batches, contexts as the logging policy read them."""
+
+    x: npt.NDArray[np.float32]
+    action: npt.NDArray[np.int64]
+    reward: FloatArray
+    propensity: FloatArray
+
+
+def _weigh(
+    rounds: _LoggedRounds,
+    specs: Sequence[str],
+    dists: Sequence[FloatArray],
+    width: int,
+    *,
+    n_bootstrap: int,
+    alpha: float,
+    seed: int,
+) -> list[PolicyEvaluation]:
+    """Every candidate's estimates on the logged rounds, from one cross-fitted reward model and
+    the same bootstrap draws, so that they compare side by side."""
     estimated = fit_reward_model(
-        x_log.astype(np.float64),
-        action,
-        reward,
+        rounds.x.astype(np.float64),
+        rounds.action,
+        rounds.reward,
         n_actions=width,
         kind="auto",
-        n_folds=min(3, action.size),
+        n_folds=min(3, rounds.action.size),
         rng=make_rng(seed),
     )
-    results = [
+    return [
         evaluate_policy(
-            reward,
-            action,
-            propensity,
+            rounds.reward,
+            rounds.action,
+            rounds.propensity,
             dist,
             estimated_rewards=estimated,
             policy=spec,
@@ -348,14 +364,38 @@ def evaluate_store(
         )
         for spec, dist in zip(specs, dists, strict=True)
     ]
-    return Evaluation(
-        log=f"store:{name}",
-        n_rounds=int(action.size),
-        n_actions=width,
-        results=tuple(results),
-        reward_scale=_reward_scale(reward),
-        notes=logged.skipped,
+
+
+def _sent_decisions(
+    engine: Engine, workspace: Path, clock: Clock, objective: str, campaign: str | None
+) -> Logged:
+    """The objective's logged decisions with their rewards, refused when no send went out."""
+    strategy = workspace_strategy(workspace, clock)
+    logged = logged_decisions(
+        engine,
+        workspace=workspace,
+        clock=clock,
+        strategy=strategy,
+        rewards=objective_rewards(engine, strategy, campaign),
+        objective=objective,
+        sends_only=False,
     )
+    _check_sends(logged)
+    return logged
+
+
+def _logged_rounds(engine: Engine, logged: Logged) -> _LoggedRounds:
+    """Every batch's contexts (as the logging policy's featurizer read them), actions, rewards
+    and propensities, stacked: the rounds every candidate is weighed on."""
+    with Session(engine) as session:
+        logging_row = policies.get_version(session, logged.version_id)
+        origin = "the logging policy"
+        logging = _featurizer(_campaign_policy(logging_row.parameters, origin, origin), origin)
+    x_log = np.concatenate([b.contexts(logging) for b in logged.batches])
+    action = np.concatenate([b.action for b in logged.batches])
+    reward = np.concatenate([b.reward for b in logged.batches])
+    propensity = np.concatenate([b.propensity for b in logged.batches])
+    return _LoggedRounds(x_log, action, reward, propensity)
 
 
 def _one_objective(engine: Engine, objective: str | None, campaign: str | None) -> str:

@@ -10,16 +10,19 @@ report (:mod:`.report`).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine
 
-from tummler.app.planning.caps import _budgets, _spend_caps
+from tummler.app.planning.caps import _budgets, _Caps, _spend_caps
 from tummler.app.planning.contexts import (
     ProgressCallback,
     _Audience,
     _previous_plan,
+    _PreviousPlan,
     _read_audience,
 )
 from tummler.app.planning.decisions import _count_replaceable, _write_plan
@@ -90,6 +93,71 @@ def plan_campaign(
     strategy, document = _load_document(workspace, campaign_key, clock)
     setup = _setup(strategy, document.campaign, now)
     seed = _fresh_seed() if seed is None else seed
+    read = _read_plan_inputs(
+        engine, strategy, setup, now=now, chunk_size=chunk_size, progress=progress
+    )
+    setup, previous, choice, audience = read.setup, read.previous, read.choice, read.audience
+    access = _check_templates(
+        setup, audience.eligibility, audience.shape, audience.shapes, document.source
+    )
+    rules = read.caps.applied_to(setup.selection_rules)
+    decided = _decide(
+        audience, setup, choice.policy, access.of(audience.shape), rules, seed=seed, draws=draws
+    )
+    planned = _Planned(setup, audience, decided, choice.policy, read.features.final())
+    gaps = _variant_gaps(setup, decided, audience.shape, access)
+    if dry_run:
+        policy_version_id, replaced = choice.row_id, _replaceable(engine, previous)
+    else:
+        policy_version_id, replaced = _write_plan(
+            engine,
+            planned,
+            access,
+            policy_version_id=choice.row_id,
+            now=now,
+            write_batch=write_batch,
+            progress=progress,
+        )
+    return _report(
+        planned,
+        dry_run=dry_run,
+        kept=len(previous.kept),
+        replaced=replaced,
+        policy_version_id=policy_version_id,
+        seed=seed,
+        seconds=time.perf_counter() - started,
+        notes=_notes(setup, choice, audience, gaps),
+        budgets=_budgets(
+            setup, read.caps if read.caps.capped else None, decided.result, decided.lost
+        ),
+        gaps=gaps,
+    )
+
+
+@dataclass(frozen=True)
+class _PlanInputs:
+    """What planning reads from the store in one connection, before it decides anything."""
+
+    #: The campaign's setup, with the harm per send the deciding policy learned.
+    setup: _Setup
+    previous: _PreviousPlan
+    choice: _PolicyChoice
+    features: _Features
+    caps: _Caps
+    audience: _Audience
+
+
+def _read_plan_inputs(
+    engine: Engine,
+    strategy: Strategy,
+    setup: _Setup,
+    *,
+    now: datetime,
+    chunk_size: int,
+    progress: ProgressCallback | None,
+) -> _PlanInputs:
+    """The previous plan, the deciding policy, the spend caps and the audience's contexts, read
+    in one connection so that they agree with each other."""
     fresh = _featurizer(strategy, setup)
     with engine.connect() as connection:
         previous = _previous_plan(connection, setup.campaign.id)
@@ -107,40 +175,14 @@ def plan_campaign(
             chunk_size=chunk_size,
             progress=progress,
         )
-    access = _check_templates(
-        setup, audience.eligibility, audience.shape, audience.shapes, document.source
-    )
-    rules = caps.applied_to(setup.selection_rules)
-    decided = _decide(
-        audience, setup, choice.policy, access.of(audience.shape), rules, seed=seed, draws=draws
-    )
-    planned = _Planned(setup, audience, decided, choice.policy, features.final())
-    gaps = _variant_gaps(setup, decided, audience.shape, access)
-    policy_version_id, replaced = choice.row_id, 0
-    if not dry_run:
-        policy_version_id, replaced = _write_plan(
-            engine,
-            planned,
-            access,
-            policy_version_id=choice.row_id,
-            now=now,
-            write_batch=write_batch,
-            progress=progress,
-        )
-    elif previous.campaign_id is not None:
-        replaced = _count_replaceable(engine, previous.campaign_id)
-    return _report(
-        planned,
-        dry_run=dry_run,
-        kept=len(previous.kept),
-        replaced=replaced,
-        policy_version_id=policy_version_id,
-        seed=seed,
-        seconds=time.perf_counter() - started,
-        notes=_notes(setup, choice, audience, gaps),
-        budgets=_budgets(setup, caps if caps.capped else None, decided.result, decided.lost),
-        gaps=gaps,
-    )
+    return _PlanInputs(setup, previous, choice, features, caps, audience)
+
+
+def _replaceable(engine: Engine, previous: _PreviousPlan) -> int:
+    """How many of the previous plan's decisions a real run would replace (none without one)."""
+    if previous.campaign_id is None:
+        return 0
+    return _count_replaceable(engine, previous.campaign_id)
 
 
 def _check_batches(chunk_size: int, write_batch: int) -> None:

@@ -74,10 +74,7 @@ def store_report(
     InputError
         When ``alpha`` or ``mixture_sd`` is out of range.
     """
-    if not 0.0 < alpha < 1.0:
-        raise InputError(f"alpha = {alpha}: give a number in (0, 1), e.g. 0.05", field="alpha")
-    if not mixture_sd > 0.0:
-        raise InputError(f"mixture_sd = {mixture_sd}: give a positive number", field="mixture_sd")
+    _check_test_settings(alpha, mixture_sd)
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     as_of = ensure_utc(as_of)
     specs = dict(specs or {})
@@ -89,41 +86,90 @@ def store_report(
     reports: list[CampaignReport] = []
     settled_by_campaign: dict[int, list[dict[str, Any]]] = {}
     for cid, key, objective in campaigns:
-        spec = specs.get(objective, ObjectiveSpec(objective))
-        rows = by_campaign.get(cid, [])
-        sending = send_progress([r["send"] for r in rows])
-        settled = settled_by_campaign[cid] = measures.settled(rows, sending)
-        lift = measures.lift(settled, spec, f"campaign {key}", generator)
-        variants, sequential = measures.variants(rows, spec, mixture_sd)
-        send_time, channels = measures.insights(rows)
-        campaign_roi = measures.return_on_cost(settled, costs, f"campaign {key}", generator)
-        audience_stages: dict[str, int] = defaultdict(int)
-        members = sorted({r["contact"] for r in rows})
-        for contact_id in members:
-            audience_stages[stages.now.get(contact_id, "unknown")] += 1
-        movement, by_group = measures.movements(rows, stages.before.get(cid, {}), stages.now)
-        reports.append(
-            CampaignReport(
-                key=key,
-                objective=objective,
-                kpi=kpi_words(spec),
-                n_decisions=len(rows),
-                n_treated=sum(1 for r in rows if not r["holdout"]),
-                n_holdout=sum(1 for r in rows if r["holdout"]),
-                sending=sending,
-                lift=lift,
-                variants=variants,
-                sequential=sequential,
-                send_time=send_time,
-                channels=channels,
-                roi=campaign_roi,
-                breadth=measures.breadth(rows),
-                stages=dict(sorted(audience_stages.items())),
-                goal=measures.goal(lift, spec, objective),
-                stage_movement=movement,
-                stage_movement_by_group=by_group,
-            )
+        report, settled_by_campaign[cid] = _campaign_report(
+            key,
+            objective,
+            by_campaign.get(cid, []),
+            specs.get(objective, ObjectiveSpec(objective)),
+            before=stages.before.get(cid, {}),
+            now=stages.now,
+            costs=costs,
+            mixture_sd=mixture_sd,
+            generator=generator,
         )
+        reports.append(report)
+    objectives = _objective_reports(campaigns, settled_by_campaign, specs, generator)
+    curve = measures.learning_curve(list(outcome.values()), alpha)
+    return StoreReport(as_of, tuple(reports), tuple(objectives), curve)
+
+
+def _check_test_settings(alpha: float, mixture_sd: float) -> None:
+    """Refuse a confidence level or mSPRT mixing width that no test can be run with."""
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha = {alpha}: give a number in (0, 1), e.g. 0.05", field="alpha")
+    if not mixture_sd > 0.0:
+        raise InputError(f"mixture_sd = {mixture_sd}: give a positive number", field="mixture_sd")
+
+
+def _campaign_report(
+    key: str,
+    objective: str,
+    rows: list[dict[str, Any]],
+    spec: ObjectiveSpec,
+    *,
+    before: Mapping[int, str],
+    now: Mapping[int, str],
+    costs: Mapping[str, float],
+    mixture_sd: float,
+    generator: np.random.Generator,
+) -> tuple[CampaignReport, list[dict[str, Any]]]:
+    """One campaign's measures, and its settled rows (its objective's lift pools them)."""
+    sending = send_progress([r["send"] for r in rows])
+    settled = measures.settled(rows, sending)
+    lift = measures.lift(settled, spec, f"campaign {key}", generator)
+    variants, sequential = measures.variants(rows, spec, mixture_sd)
+    send_time, channels = measures.insights(rows)
+    campaign_roi = measures.return_on_cost(settled, costs, f"campaign {key}", generator)
+    movement, by_group = measures.movements(rows, before, now)
+    report = CampaignReport(
+        key=key,
+        objective=objective,
+        kpi=kpi_words(spec),
+        n_decisions=len(rows),
+        n_treated=sum(1 for r in rows if not r["holdout"]),
+        n_holdout=sum(1 for r in rows if r["holdout"]),
+        sending=sending,
+        lift=lift,
+        variants=variants,
+        sequential=sequential,
+        send_time=send_time,
+        channels=channels,
+        roi=campaign_roi,
+        breadth=measures.breadth(rows),
+        stages=_audience_stages(rows, now),
+        goal=measures.goal(lift, spec, objective),
+        stage_movement=movement,
+        stage_movement_by_group=by_group,
+    )
+    return report, settled
+
+
+def _audience_stages(rows: list[dict[str, Any]], now: Mapping[int, str]) -> dict[str, int]:
+    """How many of the campaign's contacts are in each lifecycle stage now, by stage name."""
+    audience_stages: dict[str, int] = defaultdict(int)
+    members = sorted({r["contact"] for r in rows})
+    for contact_id in members:
+        audience_stages[now.get(contact_id, "unknown")] += 1
+    return dict(sorted(audience_stages.items()))
+
+
+def _objective_reports(
+    campaigns: list[tuple[int, str, str]],
+    settled_by_campaign: Mapping[int, list[dict[str, Any]]],
+    specs: Mapping[str, ObjectiveSpec],
+    generator: np.random.Generator,
+) -> list[ObjectiveReport]:
+    """Each objective's lift and goal, over the settled rows of all its campaigns pooled."""
     objectives: list[ObjectiveReport] = []
     for objective in sorted({c[2] for c in campaigns}):
         spec = specs.get(objective, ObjectiveSpec(objective))
@@ -139,8 +185,7 @@ def store_report(
                 measures.goal(lift, spec, objective),
             )
         )
-    curve = measures.learning_curve(list(outcome.values()), alpha)
-    return StoreReport(as_of, tuple(reports), tuple(objectives), curve)
+    return objectives
 
 
 def parse_as_of(text: str | None, *, now: datetime) -> datetime:
