@@ -28,7 +28,7 @@ to that file with :func:`tummler.app.dry_run.dry_run_outbox`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -144,56 +144,80 @@ def build_connectors(
         sink = FileSinkConnector(dry_run_path(settings), clock=clock)
         return {kind.value: sink for kind in ChannelKind}
     env = _configured(settings)
-    connectors: dict[str, Connector] = {}
-    if env.get("TUMMLER_SMTP_HOST"):
-        port_text = env.get("TUMMLER_SMTP_PORT", "587")
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ConfigError(f"TUMMLER_SMTP_PORT={port_text!r} is not a port number") from None
-        tls = env.get("TUMMLER_SMTP_TLS", "starttls").strip().lower()
-        if tls not in {"starttls", "implicit", "none"}:
-            raise ConfigError(f"TUMMLER_SMTP_TLS={tls!r} is not one of starttls, implicit, none")
-        username = env.get("TUMMLER_SMTP_USERNAME") or None
-        connectors[ChannelKind.EMAIL.value] = SmtpConnector(
-            host=env["TUMMLER_SMTP_HOST"],
-            port=port,
-            sender=_required(env, "TUMMLER_SMTP_SENDER", "SMTP"),
-            username=username,
-            password=_secret(env, "TUMMLER_SMTP_PASSWORD") if username else None,
-            starttls=tls == "starttls",
-            implicit_tls=tls == "implicit",
-            clock=clock,
-            rate_limit=_rate(env, ChannelKind.EMAIL),
-        )
-    if env.get("TUMMLER_WEBHOOK_URL"):
-        connectors[ChannelKind.WEBHOOK.value] = WebhookConnector(
-            url=env["TUMMLER_WEBHOOK_URL"],
-            secret=_secret(env, "TUMMLER_WEBHOOK_SECRET"),
-            clock=clock,
-            rate_limit=_rate(env, ChannelKind.WEBHOOK),
-        )
-    if env.get("TUMMLER_SMS_URL"):
-        connectors[ChannelKind.SMS.value] = SmsConnector(
-            url=env["TUMMLER_SMS_URL"],
-            token=_secret(env, "TUMMLER_SMS_TOKEN"),
-            sender=_required(env, "TUMMLER_SMS_SENDER", "SMS"),
-            clock=clock,
-            rate_limit=_rate(env, ChannelKind.SMS),
-        )
-    if env.get("TUMMLER_MASTODON_URL"):
-        connectors[ChannelKind.MASTODON.value] = MastodonConnector(
-            api_base_url=env["TUMMLER_MASTODON_URL"],
-            access_token=_secret(env, "TUMMLER_MASTODON_TOKEN"),
-            clock=clock,
-            rate_limit=_rate(env, ChannelKind.MASTODON),
-        )
-    if env.get("TUMMLER_BLUESKY_IDENTIFIER"):
-        connectors[ChannelKind.BLUESKY.value] = BlueskyConnector(
-            identifier=env["TUMMLER_BLUESKY_IDENTIFIER"],
-            app_password=_secret(env, "TUMMLER_BLUESKY_APP_PASSWORD"),
-            service_url=env.get("TUMMLER_BLUESKY_SERVICE", "https://bsky.social"),
-            clock=clock,
-            rate_limit=_rate(env, ChannelKind.BLUESKY),
-        )
-    return connectors
+    return {kind.value: build(env, clock) for kind, switch, build in _BUILDERS if env.get(switch)}
+
+
+def _smtp(env: Mapping[str, str], clock: Clock) -> Connector:
+    """The e-mail connector: host, port, sender, optional login and the TLS mode."""
+    port_text = env.get("TUMMLER_SMTP_PORT", "587")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"TUMMLER_SMTP_PORT={port_text!r} is not a port number") from None
+    tls = env.get("TUMMLER_SMTP_TLS", "starttls").strip().lower()
+    if tls not in {"starttls", "implicit", "none"}:
+        raise ConfigError(f"TUMMLER_SMTP_TLS={tls!r} is not one of starttls, implicit, none")
+    username = env.get("TUMMLER_SMTP_USERNAME") or None
+    return SmtpConnector(
+        host=env["TUMMLER_SMTP_HOST"],
+        port=port,
+        sender=_required(env, "TUMMLER_SMTP_SENDER", "SMTP"),
+        username=username,
+        password=_secret(env, "TUMMLER_SMTP_PASSWORD") if username else None,
+        starttls=tls == "starttls",
+        implicit_tls=tls == "implicit",
+        clock=clock,
+        rate_limit=_rate(env, ChannelKind.EMAIL),
+    )
+
+
+def _webhook(env: Mapping[str, str], clock: Clock) -> Connector:
+    """The webhook connector: a URL and the secret its requests are signed with."""
+    return WebhookConnector(
+        url=env["TUMMLER_WEBHOOK_URL"],
+        secret=_secret(env, "TUMMLER_WEBHOOK_SECRET"),
+        clock=clock,
+        rate_limit=_rate(env, ChannelKind.WEBHOOK),
+    )
+
+
+def _sms(env: Mapping[str, str], clock: Clock) -> Connector:
+    """The SMS gateway connector: its URL, token and sender."""
+    return SmsConnector(
+        url=env["TUMMLER_SMS_URL"],
+        token=_secret(env, "TUMMLER_SMS_TOKEN"),
+        sender=_required(env, "TUMMLER_SMS_SENDER", "SMS"),
+        clock=clock,
+        rate_limit=_rate(env, ChannelKind.SMS),
+    )
+
+
+def _mastodon(env: Mapping[str, str], clock: Clock) -> Connector:
+    """The Mastodon connector: the instance's API and an access token."""
+    return MastodonConnector(
+        api_base_url=env["TUMMLER_MASTODON_URL"],
+        access_token=_secret(env, "TUMMLER_MASTODON_TOKEN"),
+        clock=clock,
+        rate_limit=_rate(env, ChannelKind.MASTODON),
+    )
+
+
+def _bluesky(env: Mapping[str, str], clock: Clock) -> Connector:
+    """The Bluesky connector: an identifier, an app password and the service."""
+    return BlueskyConnector(
+        identifier=env["TUMMLER_BLUESKY_IDENTIFIER"],
+        app_password=_secret(env, "TUMMLER_BLUESKY_APP_PASSWORD"),
+        service_url=env.get("TUMMLER_BLUESKY_SERVICE", "https://bsky.social"),
+        clock=clock,
+        rate_limit=_rate(env, ChannelKind.BLUESKY),
+    )
+
+
+#: Per kind, in the order they are built: the setting that enables it, and its builder.
+_BUILDERS: tuple[tuple[ChannelKind, str, Callable[[Mapping[str, str], Clock], Connector]], ...] = (
+    (ChannelKind.EMAIL, "TUMMLER_SMTP_HOST", _smtp),
+    (ChannelKind.WEBHOOK, "TUMMLER_WEBHOOK_URL", _webhook),
+    (ChannelKind.SMS, "TUMMLER_SMS_URL", _sms),
+    (ChannelKind.MASTODON, "TUMMLER_MASTODON_URL", _mastodon),
+    (ChannelKind.BLUESKY, "TUMMLER_BLUESKY_IDENTIFIER", _bluesky),
+)

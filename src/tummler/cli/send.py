@@ -85,10 +85,6 @@ def send(
     from TUMMLER_* variables (see ``tummler.app.connectors``); --dry-run renders every planned
     message to a file instead, and exits.
     """
-    import asyncio
-
-    from tummler.app.connectors import build_connectors
-    from tummler.app.outbox import OutboxReport
     from tummler.core.randomness import make_rng
 
     cli = state(ctx)
@@ -101,16 +97,9 @@ def send(
             cli.engine, settings, clock=clock, rules=rules, campaign=campaign, base_url=base_url
         )
         return
-    connectors = build_connectors(settings, clock=clock)
-    if not connectors:
-        raise ConfigError(
-            "no connector is configured: set TUMMLER_SMTP_HOST (and the other TUMMLER_* "
-            "variables of a channel), or rehearse with --dry-run"
-        )
+    connectors = _configured_connectors(settings, clock)
     rng = make_rng(seed if seed is not None else settings.seed)
     engine = cli.engine
-    total = OutboxReport()
-    started = time.perf_counter()
     options: dict[str, Any] = {
         "clock": clock,
         "rng": rng,
@@ -120,6 +109,32 @@ def send(
         "campaign": campaign,
         "unsubscribe": _unsubscribe(settings, base_url),
     }
+    _send_until_done(engine, connectors, once=once, poll=poll, options=options)
+
+
+def _configured_connectors(settings: Settings, clock: Clock) -> Connectors:
+    """The settings' connectors; refused when there is none, since nothing could be sent."""
+    from tummler.app.connectors import build_connectors
+
+    connectors = build_connectors(settings, clock=clock)
+    if not connectors:
+        raise ConfigError(
+            "no connector is configured: set TUMMLER_SMTP_HOST (and the other TUMMLER_* "
+            "variables of a channel), or rehearse with --dry-run"
+        )
+    return connectors
+
+
+def _send_until_done(
+    engine: Engine, connectors: Connectors, *, once: bool, poll: float, options: dict[str, Any]
+) -> None:
+    """Serve the outbox until done (``once``) or Ctrl-C, then print what was handled."""
+    import asyncio
+
+    from tummler.app.outbox import OutboxReport
+
+    total = OutboxReport()
+    started = time.perf_counter()
     try:
         # One event loop for every pass: HTTP connectors keep a connection pool bound to it.
         asyncio.run(_serve(engine, connectors, total, once=once, poll=poll, options=options))

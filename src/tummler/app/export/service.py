@@ -12,7 +12,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, func, select
 
 from tummler.app.export.chunks import read_chunks
-from tummler.app.export.columns import TABLES, columns_for
+from tummler.app.export.columns import TABLES, Column, columns_for
 from tummler.app.export.kinds import DEFAULT_CHUNK_SIZE, ExportFormat, ExportKind, ExportSummary
 from tummler.app.export.sinks import open_sink
 from tummler.app.personal_files import remember_personal_file
@@ -88,28 +88,12 @@ def export_table(
     if chunk_size < 1:
         raise InputError(f"must be a positive number of rows, got {chunk_size}", field="chunk_size")
     path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(
-            f"directory {path.parent} does not exist: create it or choose another --out",
-            file=path,
-        )
-    if not overwrite and path.exists():
-        raise _exists(path)
+    _check_target(path, overwrite=overwrite)
     partial = path.with_name(f".{path.name}.partial")
-    rows = 0
     try:
-        with _snapshot(engine) as connection:
-            columns, layout = columns_for(connection, kind)
-            sink = open_sink(partial, export_format, columns, escape_formulas=escape_formulas)
-            try:
-                for chunk in read_chunks(connection, kind, columns, layout, chunk_size):
-                    sink.write(chunk)
-                    written = len(chunk[columns[0].name]) if columns else 0
-                    rows += written
-                    if on_chunk is not None:
-                        on_chunk(written)
-            finally:
-                sink.close()
+        columns, rows = _write_partial(
+            engine, kind, partial, export_format, chunk_size, on_chunk, escape_formulas
+        )
         # recorded before it appears: forgetting a person must find every copy of them
         remember_personal_file(engine, path, "export", now=(clock or SystemClock()).now())
         _publish(partial, path, overwrite=overwrite)
@@ -124,6 +108,43 @@ def export_table(
         bytes=path.stat().st_size,
         columns=tuple(column.name for column in columns),
     )
+
+
+def _check_target(path: Path, *, overwrite: bool) -> None:
+    """Refuse a file that cannot be written before anything is read: no directory, or one there."""
+    if not path.parent.is_dir():
+        raise InputError(
+            f"directory {path.parent} does not exist: create it or choose another --out",
+            file=path,
+        )
+    if not overwrite and path.exists():
+        raise _exists(path)
+
+
+def _write_partial(
+    engine: Engine,
+    kind: ExportKind,
+    partial: Path,
+    export_format: ExportFormat,
+    chunk_size: int,
+    on_chunk: Callable[[int], None] | None,
+    escape_formulas: bool,
+) -> tuple[list[Column], int]:
+    """Write every row, chunk by chunk from one snapshot, to the hidden file; its columns and rows."""
+    rows = 0
+    with _snapshot(engine) as connection:
+        columns, layout = columns_for(connection, kind)
+        sink = open_sink(partial, export_format, columns, escape_formulas=escape_formulas)
+        try:
+            for chunk in read_chunks(connection, kind, columns, layout, chunk_size):
+                sink.write(chunk)
+                written = len(chunk[columns[0].name]) if columns else 0
+                rows += written
+                if on_chunk is not None:
+                    on_chunk(written)
+        finally:
+            sink.close()
+    return columns, rows
 
 
 def _exists(path: Path) -> InputError:

@@ -197,21 +197,8 @@ def read_logged_bandit(
         column_array(table, roles["reward"]), roles["reward"], where, "the reward"
     )
     propensity = _propensity(table, roles["propensity"], where)
-    present = set(table.schema.names)
-    position = _position(table, roles["position"], where) if roles["position"] in present else None
-    timestamp = None
-    if roles["timestamp"] in present:
-        name = roles["timestamp"]
-        timestamp = timestamp_column(column_array(table, name), name, where)
-    unknown = sorted(ignored - present)
-    if unknown:
-        raise where.error(
-            f"ignore names {', '.join(map(repr, unknown))}, not a column of the log",
-            field=unknown[0],
-        )
-    taken = {roles[r] for r in ROLES} | ignored
-    features = [n for n in table.schema.names if n not in taken and not is_index(n)]
-    context, feature_names = encoding.encode(table, features, where)
+    position, timestamp = _slate_and_time(table, roles, where)
+    context, feature_names = _context(table, roles, ignored, encoding, where)
     return LoggedBandit(
         context=context,
         action=action,
@@ -225,6 +212,38 @@ def read_logged_bandit(
         action_feature_names=action_feature_names,
         source=str(path),
     )
+
+
+def _slate_and_time(
+    table: pa.Table, roles: Mapping[str, str], where: Locator
+) -> tuple[IntArray | None, npt.NDArray[np.datetime64] | None]:
+    """The optional position and timestamp columns, checked; None for each the log lacks."""
+    present = set(table.schema.names)
+    position = _position(table, roles["position"], where) if roles["position"] in present else None
+    timestamp = None
+    if roles["timestamp"] in present:
+        name = roles["timestamp"]
+        timestamp = timestamp_column(column_array(table, name), name, where)
+    return position, timestamp
+
+
+def _context(
+    table: pa.Table,
+    roles: Mapping[str, str],
+    ignored: frozenset[str],
+    encoding: FeatureEncoding,
+    where: Locator,
+) -> tuple[FloatArray, tuple[str, ...]]:
+    """The encoded context: every column that has no role and is not ignored (which must exist)."""
+    unknown = sorted(ignored - set(table.schema.names))
+    if unknown:
+        raise where.error(
+            f"ignore names {', '.join(map(repr, unknown))}, not a column of the log",
+            field=unknown[0],
+        )
+    taken = {roles[r] for r in ROLES} | ignored
+    features = [n for n in table.schema.names if n not in taken and not is_index(n)]
+    return encoding.encode(table, features, where)
 
 
 def _checked_encoding(

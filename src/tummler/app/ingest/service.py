@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from tummler.app.ingest.attributes import ATTRIBUTE_TYPES
 from tummler.app.ingest.batches import ImportJob, ImportTally, commit_batch
 from tummler.app.ingest.lookalikes import lookalike_columns, lookalike_warning
-from tummler.app.ingest.readers import FileFormat, detect_format, open_reader
+from tummler.app.ingest.readers import FileFormat, RowChunk, detect_format, open_reader
 from tummler.app.ingest.rejects import RejectsFile
 from tummler.app.ingest.report import ImportInterrupted, ImportReport, ImportWarning
 from tummler.app.ingest.schemas import ImportKind, KindSchema, schema_for
@@ -158,23 +158,41 @@ def import_file(
     with _cyclic_gc_paused():
         try:
             for chunk in reader.chunks(batch_size):
-                good, bad = validators.of(chunk.columns).validate(chunk.lines, chunk.rows)
-                bad.extend(chunk.problems)
-                warned: list[RowWarning] = []
-                if good:
-                    commit_batch(engine, job, chunk.lines, good, bad, warned, tally)
-                rejects.write(bad, warned)
-                tally.read += len(chunk.rows) + len({p.line for p in chunk.problems})
-                tally.rejected += len({reject.line for reject in bad})
+                _import_chunk(engine, job, validators, chunk, rejects, tally)
                 if progress is not None:
                     progress(chunk.done, reader.total)
         except KeyboardInterrupt:
             raise ImportInterrupted(_report(job, tally, rejects, validators, started)) from None
         finally:
-            rejects.close()
-            if rejects.written:  # it quotes rows: forgetting a person must find them there too
-                remember_personal_file(engine, rejects.path, "rejects", now=clock.now())
+            _close_rejects(engine, rejects, clock)
     return _report(job, tally, rejects, validators, started)
+
+
+def _import_chunk(
+    engine: Engine,
+    job: ImportJob,
+    validators: _Validators,
+    chunk: RowChunk,
+    rejects: RejectsFile,
+    tally: ImportTally,
+) -> None:
+    """Validate one chunk, commit its accepted rows in one transaction, and file its rejects."""
+    good, bad = validators.of(chunk.columns).validate(chunk.lines, chunk.rows)
+    bad.extend(chunk.problems)
+    warned: list[RowWarning] = []
+    if good:
+        commit_batch(engine, job, chunk.lines, good, bad, warned, tally)
+    rejects.write(bad, warned)
+    tally.read += len(chunk.rows) + len({p.line for p in chunk.problems})
+    tally.rejected += len({reject.line for reject in bad})
+
+
+def _close_rejects(engine: Engine, rejects: RejectsFile, clock: Clock) -> None:
+    """Close the rejects file and, when it was written, record it: it quotes rows, so forgetting a
+    person must find them there too."""
+    rejects.close()
+    if rejects.written:
+        remember_personal_file(engine, rejects.path, "rejects", now=clock.now())
 
 
 def _checked_options(

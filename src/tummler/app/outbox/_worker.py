@@ -339,16 +339,7 @@ async def run_outbox(
     NotFoundError
         When ``campaign`` is not in the store.
     """
-    for name, value in (
-        ("concurrency", concurrency),
-        ("max_attempts", max_attempts),
-        ("batch", batch),
-    ):
-        if value < 1:
-            raise ConfigError(f"{name} must be at least 1, got {value!r}")
-    for name, delay in (("lease", lease), ("base_delay", base_delay), ("max_delay", max_delay)):
-        if delay < timedelta(0):
-            raise ConfigError(f"{name} must not be negative, got {delay}")
+    _check_limits(concurrency, max_attempts, batch, lease, base_delay, max_delay)
     campaign_id = lookup_campaign(engine, campaign)
     worker = Worker(
         engine,
@@ -363,9 +354,40 @@ async def run_outbox(
         unsubscribe=unsubscribe,
         progress=progress,
     )
+    await _work_off(worker, lease, batch, campaign_id)
+    return worker.report
+
+
+def _check_limits(
+    concurrency: int,
+    max_attempts: int,
+    batch: int,
+    lease: timedelta,
+    base_delay: timedelta,
+    max_delay: timedelta,
+) -> None:
+    """Refuse a count below 1 or a negative delay before anything is claimed."""
+    for name, value in (
+        ("concurrency", concurrency),
+        ("max_attempts", max_attempts),
+        ("batch", batch),
+    ):
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value!r}")
+    for name, delay in (("lease", lease), ("base_delay", base_delay), ("max_delay", max_delay)):
+        if delay < timedelta(0):
+            raise ConfigError(f"{name} must not be negative, got {delay}")
+
+
+async def _work_off(worker: Worker, lease: timedelta, batch: int, campaign_id: int | None) -> None:
+    """Recover stale claims on the served channels, then claim and deliver batches until none is due.
+
+    Nothing is claimed when no connector serves a channel, or (refused) when marketing e-mail
+    waits without unsubscribe links.
+    """
     channels = worker.served_channels()
     if not channels:
-        return worker.report
+        return
     worker.refuse_without_unsubscribe(channels, campaign_id)
     worker.recover(lease, channels, campaign_id)
     while True:
@@ -373,4 +395,3 @@ async def run_outbox(
         if not claimed:
             break
         await asyncio.gather(*(worker.deliver(i) for i in claimed))
-    return worker.report
