@@ -22,6 +22,7 @@ from tummler.cli import (
     export,
     ingest,
     learn,
+    listen,
     person,
     plan,
     report,
@@ -77,6 +78,7 @@ app.add_typer(ingest.import_app, name="import")
 app.add_typer(export.export_app, name="export")
 app.add_typer(person.person_app, name="person")
 app.add_typer(strategy.strategy_app, name="strategy")
+app.add_typer(listen.listen_app, name="listen")
 
 
 def main() -> None:

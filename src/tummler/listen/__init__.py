@@ -1,1 +1,21 @@
-"""What people say about the brand: sentiment, topics, routing. Pure."""
+"""What people say about the brand: sentiment, emotion, moderation flags. Pure.
+
+Text models are multinomial logistic regressions over hashed n-grams and VADER's lexicon scores
+(:class:`TextFeaturizer`), trained by ``tummler listen train`` and shipped as small ``.npz`` files
+(:class:`TextModel`); :func:`score_labels` measures one against labeled posts.
+"""
+
+from tummler.listen._metrics import ClassificationScores, score_labels, vader_sentiment
+from tummler.listen._model import UNKNOWN_LANGUAGE, TextModel, fit_text_model
+from tummler.listen._text import TextFeaturizer, normalize_post
+
+__all__ = [
+    "UNKNOWN_LANGUAGE",
+    "ClassificationScores",
+    "TextFeaturizer",
+    "TextModel",
+    "fit_text_model",
+    "normalize_post",
+    "score_labels",
+    "vader_sentiment",
+]

@@ -1,0 +1,1 @@
+"""The trained text models tummler ships (written by `tummler listen train`)."""
