@@ -8,7 +8,7 @@ their figures are comparable side by side; the estimators themselves are :mod:`t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,13 @@ from sqlalchemy.orm import Session
 
 from tummler.app import policies
 from tummler.app.ingest import LoggedBandit, read_logged_bandit
+from tummler.app.learning.exploration import (
+    ExplorationPrice,
+    explores,
+    greedy_action_dist,
+    greedy_label,
+    price_of_exploration,
+)
 from tummler.app.learning.logged import (
     Logged,
     LoggedBatch,
@@ -26,6 +33,11 @@ from tummler.app.learning.logged import (
     objective_rewards,
     objectives,
     workspace_strategy,
+)
+from tummler.app.learning.policy_table import (
+    ProbabilityTable,
+    is_probability_table,
+    read_probability_table,
 )
 from tummler.app.policies import CampaignPolicy, load_policy_file
 from tummler.app.policy_file import LearnedPolicy
@@ -78,6 +90,9 @@ class Evaluation:
         rounding noise are told apart from two that differ (:func:`~tummler.evaluate.tie_tolerance`).
     notes
         What the evaluation left out and why (decisions never sent, campaigns it cannot read).
+    exploration
+        Per candidate that explores (a Thompson sampler, an epsilon share): the price of its
+        exploration, deployed minus greedy, its greedy twin being among ``results``.
     """
 
     log: str
@@ -86,10 +101,21 @@ class Evaluation:
     results: tuple[PolicyEvaluation, ...]
     reward_scale: float = 0.0
     notes: tuple[str, ...] = ()
+    exploration: tuple[ExplorationPrice, ...] = ()
 
     def result(self, *labels: str) -> PolicyEvaluation | None:
         """The first candidate's result labelled one of ``labels``; ``None`` when none is."""
         return next((r for r in self.results if r.policy in labels), None)
+
+    def without(self, label: str) -> Evaluation:
+        """The evaluation less the candidate ``label``, its greedy twin and its price (a rival
+        weighed only for promotion, not shown)."""
+        twin = greedy_label(label)
+        return replace(
+            self,
+            results=tuple(r for r in self.results if r.policy not in (label, twin)),
+            exploration=tuple(p for p in self.exploration if p.policy != label),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON object of ``tummler evaluate --json``."""
@@ -99,6 +125,7 @@ class Evaluation:
             "n_actions": self.n_actions,
             "policies": [result.to_dict() for result in self.results],
             "notes": list(self.notes),
+            "exploration": [price.to_dict() for price in self.exploration],
         }
 
 
@@ -107,12 +134,14 @@ class Evaluation:
 
 @dataclass(frozen=True, eq=False)
 class Candidate:
-    """A policy to evaluate: a baseline by name, or a learned policy from a file or the store."""
+    """A policy to evaluate: a baseline by name, a learned policy from a file or the store, or a
+    probability table."""
 
     label: str
     baseline: str | None = None
     learned: LearnedPolicy | None = None
     version_id: int | None = None
+    table: ProbabilityTable | None = None
 
     def action_dist(
         self, logs: LoggedBandit, *, draws: int, rng: np.random.Generator
@@ -126,6 +155,8 @@ class Candidate:
                 propensity=logs.propensity,
                 n_actions=logs.n_actions,
             )
+        if self.table is not None:
+            return self.table.action_dist(logs)
         assert self.learned is not None
         return self.learned.action_dist(logs, draws=draws, rng=rng)
 
@@ -133,11 +164,14 @@ class Candidate:
 def resolve_candidate(spec: str, *, engine: Engine | None = None) -> Candidate:
     """Turn ``--policy P`` into a :class:`Candidate`.
 
-    ``P`` is a baseline name (``uniform``, ``logged``, ``best-single``), a policy file (an
-    existing path), or a stored version as ``name@version`` or its numeric id.
+    ``P`` is a baseline name (``uniform``, ``logged``, ``best-single``), a probability table
+    (a ``.csv`` file: :mod:`~tummler.app.learning.policy_table`), a policy file (an existing
+    path), or a stored version as ``name@version`` or its numeric id.
     """
     if spec in BASELINES:
         return Candidate(label=spec, baseline=spec)
+    if is_probability_table(spec):
+        return Candidate(label=spec, table=read_probability_table(spec))
     path = Path(spec)
     if path.is_file() or path.suffix.lower() == ".json":
         return Candidate(label=spec, learned=load_policy_file(path))
@@ -176,6 +210,7 @@ def evaluate_log(
     engine: Engine | None = None,
     action_features: str | Path | None = None,
     columns: Mapping[str, str] | None = None,
+    categorical: Iterable[str] = (),
     ignore: Iterable[str] = (),
     n_bootstrap: int = 200,
     alpha: float = 0.05,
@@ -186,7 +221,10 @@ def evaluate_log(
     """Estimate each candidate's value on a logged-bandit file with every estimator.
 
     One cross-fitted reward model serves every candidate, and every candidate is resampled with
-    the same bootstrap draws (same ``seed``), so their figures are comparable side by side.
+    the same bootstrap draws (same ``seed``), so their figures are comparable side by side. A
+    candidate that explores (a Thompson sampler, an epsilon share) is weighed as deployed and,
+    right after it, as its greedy twin (``"P (greedy)"``: the posterior mean's best action), and
+    their paired difference is the evaluation's ``exploration`` price.
 
     Parameters
     ----------
@@ -194,6 +232,8 @@ def evaluate_log(
         The logged-bandit file, or its arrays already read.
     candidates
         ``--policy`` values (see :func:`resolve_candidate`) or resolved candidates.
+    action_features, columns, categorical, ignore
+        How to read the log (:func:`~tummler.app.ingest.read_logged_bandit`).
     engine
         The store, for stored versions.
     n_bootstrap, alpha, seed
@@ -207,7 +247,11 @@ def evaluate_log(
         log
         if isinstance(log, LoggedBandit)
         else read_logged_bandit(
-            log, action_features=action_features, columns=columns, ignore=ignore
+            log,
+            action_features=action_features,
+            columns=columns,
+            categorical=categorical,
+            ignore=ignore,
         )
     )
     resolved = [
@@ -227,6 +271,54 @@ def evaluate_log(
             n_folds=min(3, logs.n_rounds),
             rng=make_rng(seed),
         )
+    results, prices = _weigh_log(
+        logs, resolved, dists, estimated, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed
+    )
+    return Evaluation(
+        log=logs.source,
+        n_rounds=logs.n_rounds,
+        n_actions=logs.n_actions,
+        results=tuple(results),
+        reward_scale=_reward_scale(logs.reward),
+        exploration=tuple(prices),
+    )
+
+
+def _weigh_log(
+    logs: LoggedBandit,
+    candidates: Sequence[Candidate],
+    dists: Sequence[FloatArray],
+    estimated: FloatArray | None,
+    *,
+    n_bootstrap: int,
+    alpha: float,
+    seed: int,
+) -> tuple[list[PolicyEvaluation], list[ExplorationPrice]]:
+    """Every candidate's estimates on the log, each from the same resamples; a candidate that
+    explores is followed by its greedy twin, and the price of its exploration is measured."""
+    weighed: list[tuple[str, FloatArray]] = []
+    prices: list[ExplorationPrice] = []
+    for candidate, dist in zip(candidates, dists, strict=True):
+        weighed.append((candidate.label, dist))
+        learned = candidate.learned
+        if learned is None or not explores(learned):
+            continue
+        labels = (candidate.label, greedy_label(candidate.label))
+        greedy = greedy_action_dist(learned, logs)
+        weighed.append((labels[1], greedy))
+        prices.append(
+            price_of_exploration(
+                logs,
+                learned,
+                labels=labels,
+                deployed=dist,
+                greedy=greedy,
+                estimated_rewards=estimated,
+                n_bootstrap=n_bootstrap,
+                alpha=alpha,
+                seed=seed,
+            )
+        )
     results = [
         evaluate_policy(
             logs.reward,
@@ -234,20 +326,14 @@ def evaluate_log(
             logs.propensity,
             dist,
             estimated_rewards=estimated,
-            policy=candidate.label,
+            policy=label,
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             rng=make_rng(seed),
         )
-        for candidate, dist in zip(resolved, dists, strict=True)
+        for label, dist in weighed
     ]
-    return Evaluation(
-        log=logs.source,
-        n_rounds=logs.n_rounds,
-        n_actions=logs.n_actions,
-        results=tuple(results),
-        reward_scale=_reward_scale(logs.reward),
-    )
+    return results, prices
 
 
 def _reward_scale(reward: FloatArray) -> float:
