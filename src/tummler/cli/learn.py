@@ -352,8 +352,9 @@ def evaluate(
     decisions, or with --log on a logged-bandit file; --promote the first if it is better. A
     policy that explores is also weighed greedy, and the price of its exploration reported."""
     reading = _reading(log, columns, ignore, categorical)
-    engine = _store(ctx, needed=promote_first or log is None)
     shown = list(policy or ())
+    _check_tables(log, shown)
+    engine = _store(ctx, needed=promote_first or log is None)
     # the promoted version the first would replace is weighed in the same evaluation (not shown)
     rival = _rival(engine, shown) if promote_first else None
     figures = {"n_bootstrap": bootstrap, "alpha": 1.0 - confidence, "seed": seed, "draws": draws}
@@ -397,6 +398,16 @@ def evaluate(
         console.print(f"[{colour}]{escape(report.message)}[/{colour}]", highlight=False)
 
 
+def _check_tables(log: Path | None, shown: list[str]) -> None:
+    """Refuse a probability table without a log: it is weighed on a log file's rounds."""
+    tables = [spec for spec in shown if Path(spec).suffix.lower() in (".csv", ".tsv")]
+    if tables and log is None:
+        raise InputError(
+            f"{tables[0]} is a probability table, which is weighed on a log file: give --log FILE",
+            field="policy",
+        )
+
+
 def _rival(engine: Any, shown: list[str]) -> str | None:
     """The promoted version the first policy asked for would replace, when not asked for too."""
     from tummler.app.learning import promoted_rival
@@ -425,13 +436,6 @@ def _evaluate_store(
 ) -> Evaluation | str:
     """The evaluation on the workspace's logged decisions, or why there is nothing to evaluate."""
     from tummler.app.learning import NothingToEvaluateError, evaluate_store
-
-    tables = [spec for spec in asked if Path(spec).suffix.lower() in (".csv", ".tsv")]
-    if tables:
-        raise InputError(
-            f"{tables[0]} is a probability table, which is weighed on a log file: give --log FILE",
-            field="policy",
-        )
 
     try:
         return evaluate_store(
