@@ -116,7 +116,11 @@ def test_a_thompson_sampler_pays_a_true_price_its_interval_holds() -> None:
 def test_without_drops_a_candidate_its_twin_and_its_price() -> None:
     logs, _ = _log(600, seed=7)
     learned = fit_policy(logs, kind="logistic_thompson")
-    candidates = [Candidate("a", learned=learned), Candidate("b", learned=learned), "uniform"]
+    candidates: list[str | Candidate] = [
+        Candidate("a", learned=learned),
+        Candidate("b", learned=learned),
+        "uniform",
+    ]
     evaluation = evaluate_log(logs, candidates, n_bootstrap=0)
     assert [p.policy for p in evaluation.exploration] == ["a", "b"]
     shown = evaluation.without("b")
