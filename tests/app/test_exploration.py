@@ -18,9 +18,13 @@ from typer.testing import CliRunner
 
 from cli_app import rooted_cli_app
 from tummler.app.ingest import LoggedBandit
-from tummler.app.learning import evaluate_log, fit_policy, save_policy_file
-from tummler.app.learning.evaluation import Candidate
-from tummler.app.learning.exploration import explores, greedy_action_dist, greedy_label
+from tummler.app.learning import Candidate, evaluate_log, fit_policy, save_policy_file
+from tummler.app.learning.exploration import (
+    explores,
+    greedy_action_dist,
+    greedy_campaign_dist,
+    greedy_label,
+)
 from tummler.cli import learn as learn_cli
 
 ACTIONS = ("email", "none", "sms")
@@ -54,10 +58,10 @@ def _log(n: int, seed: int) -> tuple[LoggedBandit, np.ndarray]:
 
 def test_which_policies_explore() -> None:
     logs, _ = _log(300, seed=1)
-    assert explores(fit_policy(logs, kind="logistic_thompson"))
-    assert explores(fit_policy(logs, kind="linear_thompson"))
-    assert explores(fit_policy(logs, kind="epsilon_greedy", params={"epsilon": 0.1}))
-    assert not explores(fit_policy(logs, kind="epsilon_greedy", params={"epsilon": 0.0}))
+    assert explores(fit_policy(logs, kind="logistic_thompson").policy)
+    assert explores(fit_policy(logs, kind="linear_thompson").policy)
+    assert explores(fit_policy(logs, kind="epsilon_greedy", params={"epsilon": 0.1}).policy)
+    assert not explores(fit_policy(logs, kind="epsilon_greedy", params={"epsilon": 0.0}).policy)
 
 
 def test_the_greedy_twin_takes_the_best_point_estimate() -> None:
@@ -70,6 +74,20 @@ def test_the_greedy_twin_takes_the_best_point_estimate() -> None:
     best = np.where(x > 0, 0, 2)  # e-mail for x > 0, SMS below
     clear = np.abs(x) > 0.5  # away from the boundary the fitted model must agree
     assert (greedy.argmax(axis=1)[clear] == best[clear]).mean() > 0.97
+
+
+def test_the_campaign_greedy_rule_is_the_deterministic_decision() -> None:
+    """For a policy that does not explore, the greedy twin is the policy's own decision: same
+    costs, eligibility and threshold (*no send* below it)."""
+    logs, _ = _log(800, seed=10)
+    learned = fit_policy(logs, kind="epsilon_greedy", params={"epsilon": 0.0})
+    x, actions = learned.contexts(logs), learned.action_set()
+    mask = np.random.default_rng(11).random((logs.n_rounds, actions.k)) < 0.7
+    cost = np.array([0.05, 0.0, 0.1])
+    twin = greedy_campaign_dist(learned.policy, x, actions, mask, cost=cost, threshold=0.2)
+    own = learned.policy.action_distribution(x, actions, mask, cost=cost, threshold=0.2)
+    np.testing.assert_array_equal(twin, own)
+    assert 0 < twin[:, -1].mean() < 1  # some rounds fall below the threshold, some do not
 
 
 def test_epsilon_greedy_pays_a_known_share_of_uniform_minus_greedy() -> None:

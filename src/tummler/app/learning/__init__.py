@@ -13,7 +13,8 @@ module                     job
 ``logged``                 the store's logged decisions, with rewards and the contexts plans saw
 ``store_learning``         the next version of each objective's policy (``learn``)
 ``warm_start``             the first learned version fitted on the legacy sends, informed prior
-``evaluation``             off-policy evaluation of candidates, on a log or on the store
+``evaluation``             off-policy evaluation of candidates on a log file
+``store_evaluation``       off-policy evaluation of candidates on the store's logged decisions
 ``exploration``            a policy that explores, as deployed against its greedy twin
 ``policy_table``           a policy given as a probability table (per action or segment)
 ``promotion``              promoting a version on the evidence of an evaluation
@@ -28,7 +29,6 @@ from tummler.app.learning.evaluation import (
     Evaluation,
     NothingToEvaluateError,
     evaluate_log,
-    evaluate_store,
     resolve_candidate,
 )
 from tummler.app.learning.exploration import ExplorationPrice
@@ -40,6 +40,7 @@ from tummler.app.learning.from_log import (
 )
 from tummler.app.learning.policy_table import ProbabilityTable, read_probability_table
 from tummler.app.learning.promotion import PromotionReport, promote, promoted_rival
+from tummler.app.learning.store_evaluation import evaluate_store
 from tummler.app.learning.store_learning import StoreLearnRow, learn_from_store
 from tummler.app.policies import (
     LOG_FEATURIZER,

@@ -22,12 +22,14 @@ from tummler.app.ingest import LoggedBandit
 from tummler.app.policy_file import LearnedPolicy
 from tummler.core.errors import InputError
 from tummler.core.randomness import make_rng
+from tummler.decide import ActionSet, Policy
 from tummler.evaluate import Estimate, LoggedData, paired_difference
 
 __all__ = [
     "ExplorationPrice",
     "explores",
     "greedy_action_dist",
+    "greedy_campaign_dist",
     "greedy_label",
     "price_of_exploration",
 ]
@@ -35,10 +37,10 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 
-def explores(learned: LearnedPolicy) -> bool:
+def explores(policy: Policy) -> bool:
     """Whether the policy's deployed choice differs from its greedy one: a posterior it samples
     from, or an exploration share."""
-    return bool(learned.policy.stochastic or learned.policy.epsilon > 0.0)
+    return bool(policy.stochastic or policy.epsilon > 0.0)
 
 
 def greedy_label(label: str) -> str:
@@ -69,6 +71,28 @@ def greedy_action_dist(learned: LearnedPolicy, logs: LoggedBandit) -> FloatArray
     scores = learned.policy.scores(learned.contexts(logs), learned.action_set())[:, columns]
     dist = np.zeros((logs.n_rounds, logs.n_actions))
     dist[np.arange(logs.n_rounds), scores.argmax(axis=1)] = 1.0
+    return dist
+
+
+def greedy_campaign_dist(
+    policy: Policy,
+    x: npt.ArrayLike,
+    actions: ActionSet,
+    mask: npt.NDArray[np.bool_],
+    *,
+    cost: FloatArray,
+    threshold: float,
+) -> FloatArray:
+    """The ``(n, k + 1)`` one-hot greedy single-lever decision of a campaign policy, *no send*
+    last: the eligible action with the best point estimate net of its channel's ``cost``, or *no
+    send* below ``threshold``; the rule of :meth:`~tummler.decide.Policy.action_distribution`
+    without a posterior draw or an exploration share."""
+    values = policy.scores(x, actions) - np.asarray(cost, np.float64)[actions.channel]
+    values[~(mask & actions.available[None, :])] = -np.inf
+    rows = np.arange(values.shape[0])
+    best = values.argmax(axis=1)
+    dist = np.zeros((values.shape[0], actions.k + 1))
+    dist[rows, np.where(values[rows, best] >= threshold, best, actions.k)] = 1.0
     return dist
 
 
@@ -116,9 +140,9 @@ class ExplorationPrice:
 
 
 def price_of_exploration(
-    logs: LoggedBandit,
-    learned: LearnedPolicy,
+    data: LoggedData,
     *,
+    kind: str,
     labels: tuple[str, str],
     deployed: FloatArray,
     greedy: FloatArray,
@@ -127,9 +151,8 @@ def price_of_exploration(
     alpha: float,
     seed: int,
 ) -> ExplorationPrice:
-    """The paired difference of the deployed and greedy distributions on the rounds of ``logs``,
-    every estimator on the same resamples (``seed``) as the evaluation's own figures."""
-    data = LoggedData(logs.reward, logs.action, logs.propensity)
+    """The paired difference of the deployed and greedy distributions on the logged rounds of
+    ``data``, every estimator on the same resamples (``seed``) as the evaluation's own figures."""
     differences = paired_difference(
         data.rounds(deployed, estimated_rewards=estimated_rewards),
         data.rounds(greedy, estimated_rewards=estimated_rewards),
@@ -140,7 +163,7 @@ def price_of_exploration(
     return ExplorationPrice(
         policy=labels[0],
         greedy=labels[1],
-        kind=learned.kind,
+        kind=kind,
         alpha=alpha,
         differences=tuple(differences),
     )
