@@ -26,6 +26,7 @@ from tummler.app.ingest import read_logged_bandit
 from tummler.app.learning import (
     POLICY_FILE_FORMAT,
     PROMOTE_ACTION,
+    Evaluation,
     LearnedPolicy,
     evaluate_log,
     fit_policy,
@@ -40,7 +41,7 @@ from tummler.app.workspace import init_workspace
 from tummler.cli import learn as learn_cli
 from tummler.core.clock import FrozenClock
 from tummler.core.errors import InputError, NotFoundError, PolicyError
-from tummler.evaluate import Comparison
+from tummler.evaluate import Comparison, PolicyEvaluation
 from tummler.store.models import AuditEntry, PolicyVersion
 
 ACTIONS = np.array(["email", "sms", "none"])
@@ -90,7 +91,9 @@ def test_learned_policy_beats_uniform_and_best_single_under_dr(
     evaluation = evaluate_log(
         log_file, [str(policy_file), "uniform", "best-single"], n_bootstrap=100, seed=3
     )
-    learned, uniform, single = (result["dr"] for result in evaluation.results)
+    learned, uniform, single = (
+        _result(evaluation, label)["dr"] for label in (str(policy_file), "uniform", "best-single")
+    )
     assert learned.ci_low is not None
     assert uniform.ci_high is not None
     assert learned.ci_low > uniform.ci_high
@@ -135,7 +138,10 @@ def test_spend_rewards_need_a_linear_policy(tmp_path: Path) -> None:
         learn_from_log(log, out=tmp_path / "p.json")
     learn_from_log(log, out=tmp_path / "p.json", kind="linear_thompson")
     evaluation = evaluate_log(log, [str(tmp_path / "p.json"), "uniform"], n_bootstrap=0)
-    assert evaluation.results[0]["dr"].value > evaluation.results[1]["dr"].value + 10.0
+    learned, uniform = (
+        _result(evaluation, label) for label in (str(tmp_path / "p.json"), "uniform")
+    )
+    assert learned["dr"].value > uniform["dr"].value + 10.0
 
 
 def test_action_features_join_the_action_set(tmp_path: Path) -> None:
@@ -216,6 +222,12 @@ def test_bad_arguments(tmp_path: Path, log_file: Path, policy_file: Path) -> Non
 # --- stored versions and promotion ----------------------------------------------------------
 
 
+def _result(evaluation: Evaluation, label: str) -> PolicyEvaluation:
+    found = evaluation.result(label)
+    assert found is not None, label
+    return found
+
+
 def _learned(log: Path, kind: str = "logistic_thompson", **params: float) -> LearnedPolicy:
     return fit_policy(read_logged_bandit(log), kind=kind, params=params)
 
@@ -256,7 +268,7 @@ def test_store_evaluate_and_promote(engine: Engine, log_file: Path) -> None:
     with pytest.raises(NotFoundError, match="no stored policy version 'mail@9'"):
         promote(engine, "mail@9", log=log_file)
     evaluation = evaluate_log(log_file, ["mail@1", "uniform"], engine=engine, n_bootstrap=0)
-    assert evaluation.results[0]["dr"].value > evaluation.results[1]["dr"].value
+    assert _result(evaluation, "mail@1")["dr"].value > _result(evaluation, "uniform")["dr"].value
 
 
 def test_promotion_on_a_log_without_any_reward_keeps_the_promoted_version(
@@ -312,7 +324,10 @@ def test_cli_learn_then_evaluate_json(log_file: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     policies = {p["policy"]: p["estimates"] for p in document["policies"]}
-    assert set(policies) == {str(out), "uniform"}
+    # a Thompson sampler is weighed as deployed and greedy, with the price of its exploration
+    assert set(policies) == {str(out), f"{out} (greedy)", "uniform"}
+    (price,) = document["exploration"]
+    assert (price["policy"], price["greedy"]) == (str(out), f"{out} (greedy)")
     assert set(policies["uniform"]) == {"ips", "snips", "dm", "dr", "switch_dr"}
     assert policies[str(out)]["dr"]["ci_low"] > policies["uniform"]["dr"]["ci_high"]
 
@@ -415,6 +430,8 @@ def test_cli_evaluate_promote_evaluates_the_log_once(
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert len(fits) == 1  # one evaluation: the promotion reads the figures it was given
-    assert [p["policy"] for p in document["policies"]] == ["mail@2"]
+    # the rival weighed for the promotion is not shown, nor its greedy twin and price
+    assert [p["policy"] for p in document["policies"]] == ["mail@2", "mail@2 (greedy)"]
+    assert [p["policy"] for p in document["exploration"]] == ["mail@2"]
     assert document["promotion"]["previous"]["policy"] == "mail@1"
     assert document["promotion"]["promoted"] == "mail@2"

@@ -284,12 +284,21 @@ def test_cli_learn_and_evaluate_on_the_store(workspace: Path) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert document["log"] == f"store:{OBJECTIVE}"
+    # each Thompson version as deployed, then greedy; the price of exploration of each
     assert [p["policy"] for p in document["policies"]] == [
         f"{OBJECTIVE}@1",
+        f"{OBJECTIVE}@1 (greedy)",
         f"{OBJECTIVE}@0",
+        f"{OBJECTIVE}@0 (greedy)",
         "uniform",
         "logged",
     ]
+    prices = {p["policy"]: p for p in document["exploration"]}
+    assert set(prices) == {f"{OBJECTIVE}@1", f"{OBJECTIVE}@0"}
+    values = {p["policy"]: p["estimates"]["dr"]["estimate"] for p in document["policies"]}
+    assert prices[f"{OBJECTIVE}@1"]["estimates"]["dr"]["estimate"] == pytest.approx(
+        values[f"{OBJECTIVE}@1"] - values[f"{OBJECTIVE}@1 (greedy)"]
+    )
     table = runner.invoke(app, ["evaluate", "--promote", "--bootstrap", "50"])
     assert table.exit_code == 0, table.output
     assert f"promoted {OBJECTIVE}@1" in " ".join(table.output.split())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import getpass
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,7 +23,7 @@ from tummler.cli.context import console, state
 from tummler.core.errors import InputError
 
 if TYPE_CHECKING:
-    from tummler.app.learning import Evaluation, PromotionReport
+    from tummler.app.learning import Evaluation, ExplorationPrice, PromotionReport
 
 __all__ = ["evaluate", "learn"]
 
@@ -54,6 +53,34 @@ _Actions = Annotated[
     Path | None,
     typer.Option(
         "--actions", dir_okay=False, help="Optional action-feature file keyed by 'action'."
+    ),
+]
+_Columns = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="With --log: the log's own names for the roles, as role=column pairs, e.g. "
+        "action=arm,reward=conversion,propensity=p (roles: action, reward, propensity, "
+        "timestamp, position).",
+        show_default=False,
+    ),
+]
+_Ignore = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore",
+        help="With --log: a column to leave out of the context (an outcome other than the "
+        "reward, an identifier, free text). Repeat it, or separate names by commas.",
+        show_default=False,
+    ),
+]
+_Categorical = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--categorical",
+        help="With --log: a column of numbers to read as categories (a zip code, a segment "
+        "id). Repeat it, or separate names by commas.",
+        show_default=False,
     ),
 ]
 
@@ -101,6 +128,9 @@ def learn(
         ),
     ] = DEFAULT_POLICY_KIND,
     actions: _Actions = None,
+    columns: _Columns = None,
+    ignore: _Ignore = None,
+    categorical: _Categorical = None,
     params: Annotated[
         str | None,
         typer.Option(help="Policy parameters as a JSON object, e.g. '{\"prior_precision\": 2}'."),
@@ -117,6 +147,7 @@ def learn(
     the next version (unpromoted), or, with --log, fit a policy on a logged-bandit file."""
     from tummler.app.learning import learn_from_log
 
+    reading = _reading(log, columns, ignore, categorical)
     if log is None:
         _learn_store(ctx, objective, campaign, as_json)
         return
@@ -132,6 +163,7 @@ def learn(
         params=_params(params),
         engine=_store(ctx, needed=name is not None),
         name=name,
+        **reading,
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
@@ -144,6 +176,52 @@ def learn(
     )
     if report.stored is not None:
         console.print(f"stored as policy version {report.stored}", highlight=False, markup=False)
+
+
+def _reading(
+    log: Path | None, columns: str | None, ignore: list[str] | None, categorical: list[str] | None
+) -> dict[str, Any]:
+    """How to read the log, from ``--columns``, ``--ignore`` and ``--categorical``: options of a
+    log file, refused without ``--log``."""
+    given: dict[str, Any] = {
+        "columns": _roles(columns),
+        "ignore": _names(ignore),
+        "categorical": _names(categorical),
+    }
+    if log is None:
+        named = [name for name, value in given.items() if value]
+        if named:
+            raise InputError(
+                f"--{named[0]} tells how to read a log file: give it with --log FILE",
+                field=named[0],
+            )
+    return given
+
+
+def _roles(text: str | None) -> dict[str, str] | None:
+    """``action=arm,reward=conversion`` as ``{"action": "arm", "reward": "conversion"}``."""
+    if text is None:
+        return None
+    roles: dict[str, str] = {}
+    for pair in text.split(","):
+        role, equals, column = (part.strip() for part in pair.partition("="))
+        if not (role and equals and column):
+            raise InputError(
+                f"--columns takes role=column pairs separated by commas, e.g. "
+                f"action=arm,reward=conversion,propensity=p; {pair.strip()!r} is not one",
+                field="columns",
+            )
+        if role in roles:
+            raise InputError(f"--columns maps the role {role!r} twice", field="columns")
+        roles[role] = column
+    return roles
+
+
+def _names(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated options and comma-separated names, as one tuple of column names."""
+    return tuple(
+        name.strip() for value in values or () for name in value.split(",") if name.strip()
+    )
 
 
 def _learn_store(
@@ -216,8 +294,10 @@ _Policies = Annotated[
     typer.Option(
         "--policy",
         "-p",
-        help="A policy file, a stored version (name@version or id), or a baseline: "
-        "uniform, logged, best-single (best-single: with --log only). Repeat to compare. "
+        help="A policy file, a stored version (name@version or id), a baseline: "
+        "uniform, logged, best-single (best-single: with --log only), or with --log a "
+        "probability table TABLE.csv (action,probability, or a context column's values "
+        "first: segment,action,probability). Repeat to compare. "
         "Without --log, by default: the objective's latest unpromoted version, the promoted "
         "one, uniform and logged.",
         show_default=False,
@@ -256,6 +336,9 @@ def evaluate(
     objective: _Objective = None,
     campaign: _Campaign = None,
     actions: _Actions = None,
+    columns: _Columns = None,
+    ignore: _Ignore = None,
+    categorical: _Categorical = None,
     as_json: _Json = False,
     bootstrap: _Bootstrap = 200,
     seed: _Seed = 0,
@@ -266,15 +349,18 @@ def evaluate(
     estimator: _Estimator = "dr",
 ) -> None:
     """Estimate policies' values off-policy (IPS, SNIPS, DM, DR, switch-DR) on the store's logged
-    decisions, or with --log on a logged-bandit file; --promote the first if it is better."""
-    engine = _store(ctx, needed=promote_first or log is None)
+    decisions, or with --log on a logged-bandit file; --promote the first if it is better. A
+    policy that explores is also weighed greedy, and the price of its exploration reported."""
+    reading = _reading(log, columns, ignore, categorical)
     shown = list(policy or ())
+    _check_tables(log, shown)
+    engine = _store(ctx, needed=promote_first or log is None)
     # the promoted version the first would replace is weighed in the same evaluation (not shown)
     rival = _rival(engine, shown) if promote_first else None
     figures = {"n_bootstrap": bootstrap, "alpha": 1.0 - confidence, "seed": seed, "draws": draws}
     asked = [*shown, rival] if rival is not None else shown
     if log is not None:
-        evaluation = _evaluate_log(engine, log, asked, actions, figures)
+        evaluation = _evaluate_log(engine, log, asked, actions, {**figures, **reading})
     else:
         found = _evaluate_store(ctx, engine, asked, objective, campaign, figures)
         if isinstance(found, str):
@@ -291,7 +377,7 @@ def evaluate(
         _promote, engine, first, evaluation, estimator=estimator, force=force
     )
     if rival is not None:
-        evaluation = replace(evaluation, results=evaluation.results[: len(shown)])
+        evaluation = evaluation.without(rival)
     if as_json:
         document = evaluation.to_dict()
         if promote_first:
@@ -305,10 +391,21 @@ def evaluate(
         typer.echo(json.dumps(document))
         return
     _print_evaluation(evaluation, confidence)
+    _print_exploration(evaluation, confidence)
     if promote_first:  # after the table, so that a refusal comes with the figures
         report = promotion()
         colour = "green" if report.promoted is not None else "yellow"
         console.print(f"[{colour}]{escape(report.message)}[/{colour}]", highlight=False)
+
+
+def _check_tables(log: Path | None, shown: list[str]) -> None:
+    """Refuse a probability table without a log: it is weighed on a log file's rounds."""
+    tables = [spec for spec in shown if Path(spec).suffix.lower() in (".csv", ".tsv")]
+    if tables and log is None:
+        raise InputError(
+            f"{tables[0]} is a probability table, which is weighed on a log file: give --log FILE",
+            field="policy",
+        )
 
 
 def _rival(engine: Any, shown: list[str]) -> str | None:
@@ -383,3 +480,46 @@ def _print_evaluation(evaluation: Evaluation, confidence: float) -> None:
     console.print(table)
     for note in evaluation.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+
+
+def _print_exploration(evaluation: Evaluation, confidence: float) -> None:
+    """Each exploring policy's price: as deployed minus greedy, paired, per estimator."""
+    if not evaluation.exploration:
+        return
+    table = Table(
+        title="price of exploration: as deployed minus greedy, paired", title_justify="left"
+    )
+    for column in ("policy", "estimator", "price", f"{confidence:.0%} interval"):
+        table.add_column(column, justify="left" if column in ("policy", "estimator") else "right")
+    for price in evaluation.exploration:
+        for index, difference in enumerate(price.differences):
+            table.add_row(
+                escape(price.policy) if index == 0 else "",
+                difference.name,
+                _number(difference.value),
+                escape(_interval(difference.ci_low, difference.ci_high)),
+                end_section=index == len(price.differences) - 1,
+            )
+    console.print(table)
+    for price in evaluation.exploration:
+        console.print(_exploration_verdict(price), highlight=False, markup=False)
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "—" if low is None or high is None else f"[{_number(low)}, {_number(high)}]"
+
+
+def _exploration_verdict(price: ExplorationPrice) -> str:
+    """One sentence on a policy's price of exploration, by DR (IPS without a reward model)."""
+    names = [d.name for d in price.differences]
+    d = price["dr" if "dr" in names else "ips"]
+    figures = f"{d.name.upper()} {_number(d.value)} {_interval(d.ci_low, d.ci_high)} per round"
+    head = f"{price.policy} ({price.kind}) as deployed minus greedy: {figures}"
+    if d.ci_high is not None and d.ci_high < 0:
+        return (
+            f"{head}: exploring costs that much on these logs; the greedy twin is what the "
+            "policy would earn if it stopped learning now"
+        )
+    if d.ci_low is not None and d.ci_low > 0:
+        return f"{head}: the sampled policy did better than its greedy twin on these logs"
+    return f"{head}: no price of exploration told apart from 0 on these logs"

@@ -5,6 +5,7 @@ Estimators are functions over arrays in the style of Open Bandit Pipeline (``rew
 seeded bootstrap interval and the effective sample size of its importance weights. Those functions
 check their arrays on every call; to evaluate many policies on the same logs, check the logs once
 (:class:`LoggedData`), each policy once (:meth:`LoggedData.rounds`) and call :func:`estimate`.
+Two policies' values on the same logs differ by :func:`paired_difference`, with a paired interval.
 Two estimates are compared with :func:`compare_values`, which calls differences within rounding
 noise a tie, and :func:`promotion_verdict` decides whether a candidate replaces the promoted
 policy.
@@ -36,6 +37,7 @@ from tummler.evaluate._estimators import (
     switch_dr,
 )
 from tummler.evaluate._evaluation import PolicyEvaluation, evaluate_policy
+from tummler.evaluate._paired import paired_difference
 from tummler.evaluate._promotion import PromotionVerdict, promotion_verdict
 from tummler.evaluate._reward_model import RewardModelKind, fit_reward_model
 
@@ -62,6 +64,7 @@ __all__ = [
     "evaluate_policy",
     "fit_reward_model",
     "ips",
+    "paired_difference",
     "promotion_verdict",
     "snips",
     "switch_dr",

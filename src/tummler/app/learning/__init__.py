@@ -13,7 +13,10 @@ module                     job
 ``logged``                 the store's logged decisions, with rewards and the contexts plans saw
 ``store_learning``         the next version of each objective's policy (``learn``)
 ``warm_start``             the first learned version fitted on the legacy sends, informed prior
-``evaluation``             off-policy evaluation of candidates, on a log or on the store
+``evaluation``             off-policy evaluation of candidates on a log file
+``store_evaluation``       off-policy evaluation of candidates on the store's logged decisions
+``exploration``            a policy that explores, as deployed against its greedy twin
+``policy_table``           a policy given as a probability table (per action or segment)
 ``promotion``              promoting a version on the evidence of an evaluation
 =========================  ========================================================================
 
@@ -26,16 +29,18 @@ from tummler.app.learning.evaluation import (
     Evaluation,
     NothingToEvaluateError,
     evaluate_log,
-    evaluate_store,
     resolve_candidate,
 )
+from tummler.app.learning.exploration import ExplorationPrice
 from tummler.app.learning.from_log import (
     LearnReport,
     fit_policy,
     learn_from_log,
     store_policy_version,
 )
+from tummler.app.learning.policy_table import ProbabilityTable, read_probability_table
 from tummler.app.learning.promotion import PromotionReport, promote, promoted_rival
+from tummler.app.learning.store_evaluation import evaluate_store
 from tummler.app.learning.store_learning import StoreLearnRow, learn_from_store
 from tummler.app.policies import (
     LOG_FEATURIZER,
@@ -57,9 +62,11 @@ __all__ = [
     "CampaignPolicy",
     "Candidate",
     "Evaluation",
+    "ExplorationPrice",
     "LearnReport",
     "LearnedPolicy",
     "NothingToEvaluateError",
+    "ProbabilityTable",
     "PromotionReport",
     "StoreLearnRow",
     "evaluate_log",
@@ -71,6 +78,7 @@ __all__ = [
     "promote",
     "promoted_rival",
     "read_policy",
+    "read_probability_table",
     "resolve_candidate",
     "save_policy_file",
     "store_policy_version",

@@ -1,4 +1,5 @@
-"""Off-policy evaluation of candidate policies: on a logged-bandit file, or on the store's logs.
+"""Off-policy evaluation of candidate policies on a logged-bandit file, and the :class:`Evaluation`
+that it and the store's evaluation (:mod:`~tummler.app.learning.store_evaluation`) return.
 
 The services behind ``tummler evaluate``. Every candidate of one evaluation is weighed on the same
 rounds with one cross-fitted reward model and the same bootstrap draws (the same ``seed``), so
@@ -8,7 +9,7 @@ their figures are comparable side by side; the estimators themselves are :mod:`t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,22 +20,25 @@ from sqlalchemy.orm import Session
 
 from tummler.app import policies
 from tummler.app.ingest import LoggedBandit, read_logged_bandit
-from tummler.app.learning.logged import (
-    Logged,
-    LoggedBatch,
-    logged_decisions,
-    objective_rewards,
-    objectives,
-    workspace_strategy,
+from tummler.app.learning.exploration import (
+    ExplorationPrice,
+    explores,
+    greedy_action_dist,
+    greedy_label,
+    price_of_exploration,
 )
-from tummler.app.policies import CampaignPolicy, load_policy_file
+from tummler.app.learning.policy_table import (
+    ProbabilityTable,
+    is_probability_table,
+    read_probability_table,
+)
+from tummler.app.policies import load_policy_file
 from tummler.app.policy_file import LearnedPolicy
-from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, NotFoundError
 from tummler.core.randomness import make_rng
-from tummler.decide import ContextFeaturizer
 from tummler.evaluate import (
     BASELINES,
+    LoggedData,
     PolicyEvaluation,
     baseline_action_dist,
     evaluate_policy,
@@ -46,13 +50,11 @@ __all__ = [
     "Evaluation",
     "NothingToEvaluateError",
     "evaluate_log",
-    "evaluate_store",
     "resolve_candidate",
+    "reward_scale",
 ]
 
 FloatArray = npt.NDArray[np.float64]
-#: The baselines that have a form over a plan's eligible actions (``best-single`` has none).
-_STORE_BASELINES = ("uniform", "logged")
 
 
 class NothingToEvaluateError(InputError):
@@ -78,6 +80,9 @@ class Evaluation:
         rounding noise are told apart from two that differ (:func:`~tummler.evaluate.tie_tolerance`).
     notes
         What the evaluation left out and why (decisions never sent, campaigns it cannot read).
+    exploration
+        Per candidate that explores (a Thompson sampler, an epsilon share): the price of its
+        exploration, deployed minus greedy, its greedy twin being among ``results``.
     """
 
     log: str
@@ -86,10 +91,21 @@ class Evaluation:
     results: tuple[PolicyEvaluation, ...]
     reward_scale: float = 0.0
     notes: tuple[str, ...] = ()
+    exploration: tuple[ExplorationPrice, ...] = ()
 
     def result(self, *labels: str) -> PolicyEvaluation | None:
         """The first candidate's result labelled one of ``labels``; ``None`` when none is."""
         return next((r for r in self.results if r.policy in labels), None)
+
+    def without(self, label: str) -> Evaluation:
+        """The evaluation less the candidate ``label``, its greedy twin and its price (a rival
+        weighed only for promotion, not shown)."""
+        twin = greedy_label(label)
+        return replace(
+            self,
+            results=tuple(r for r in self.results if r.policy not in (label, twin)),
+            exploration=tuple(p for p in self.exploration if p.policy != label),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON object of ``tummler evaluate --json``."""
@@ -99,6 +115,7 @@ class Evaluation:
             "n_actions": self.n_actions,
             "policies": [result.to_dict() for result in self.results],
             "notes": list(self.notes),
+            "exploration": [price.to_dict() for price in self.exploration],
         }
 
 
@@ -107,12 +124,14 @@ class Evaluation:
 
 @dataclass(frozen=True, eq=False)
 class Candidate:
-    """A policy to evaluate: a baseline by name, or a learned policy from a file or the store."""
+    """A policy to evaluate: a baseline by name, a learned policy from a file or the store, or a
+    probability table."""
 
     label: str
     baseline: str | None = None
     learned: LearnedPolicy | None = None
     version_id: int | None = None
+    table: ProbabilityTable | None = None
 
     def action_dist(
         self, logs: LoggedBandit, *, draws: int, rng: np.random.Generator
@@ -126,6 +145,8 @@ class Candidate:
                 propensity=logs.propensity,
                 n_actions=logs.n_actions,
             )
+        if self.table is not None:
+            return self.table.action_dist(logs)
         assert self.learned is not None
         return self.learned.action_dist(logs, draws=draws, rng=rng)
 
@@ -133,11 +154,14 @@ class Candidate:
 def resolve_candidate(spec: str, *, engine: Engine | None = None) -> Candidate:
     """Turn ``--policy P`` into a :class:`Candidate`.
 
-    ``P`` is a baseline name (``uniform``, ``logged``, ``best-single``), a policy file (an
-    existing path), or a stored version as ``name@version`` or its numeric id.
+    ``P`` is a baseline name (``uniform``, ``logged``, ``best-single``), a probability table
+    (a ``.csv`` file: :mod:`~tummler.app.learning.policy_table`), a policy file (an existing
+    path), or a stored version as ``name@version`` or its numeric id.
     """
     if spec in BASELINES:
         return Candidate(label=spec, baseline=spec)
+    if is_probability_table(spec):
+        return Candidate(label=spec, table=read_probability_table(spec))
     path = Path(spec)
     if path.is_file() or path.suffix.lower() == ".json":
         return Candidate(label=spec, learned=load_policy_file(path))
@@ -176,6 +200,7 @@ def evaluate_log(
     engine: Engine | None = None,
     action_features: str | Path | None = None,
     columns: Mapping[str, str] | None = None,
+    categorical: Iterable[str] = (),
     ignore: Iterable[str] = (),
     n_bootstrap: int = 200,
     alpha: float = 0.05,
@@ -186,7 +211,10 @@ def evaluate_log(
     """Estimate each candidate's value on a logged-bandit file with every estimator.
 
     One cross-fitted reward model serves every candidate, and every candidate is resampled with
-    the same bootstrap draws (same ``seed``), so their figures are comparable side by side.
+    the same bootstrap draws (same ``seed``), so their figures are comparable side by side. A
+    candidate that explores (a Thompson sampler, an epsilon share) is weighed as deployed and,
+    right after it, as its greedy twin (``"P (greedy)"``: the posterior mean's best action), and
+    their paired difference is the evaluation's ``exploration`` price.
 
     Parameters
     ----------
@@ -194,6 +222,8 @@ def evaluate_log(
         The logged-bandit file, or its arrays already read.
     candidates
         ``--policy`` values (see :func:`resolve_candidate`) or resolved candidates.
+    action_features, columns, categorical, ignore
+        How to read the log (:func:`~tummler.app.ingest.read_logged_bandit`).
     engine
         The store, for stored versions.
     n_bootstrap, alpha, seed
@@ -207,7 +237,11 @@ def evaluate_log(
         log
         if isinstance(log, LoggedBandit)
         else read_logged_bandit(
-            log, action_features=action_features, columns=columns, ignore=ignore
+            log,
+            action_features=action_features,
+            columns=columns,
+            categorical=categorical,
+            ignore=ignore,
         )
     )
     resolved = [
@@ -227,6 +261,54 @@ def evaluate_log(
             n_folds=min(3, logs.n_rounds),
             rng=make_rng(seed),
         )
+    results, prices = _weigh_log(
+        logs, resolved, dists, estimated, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed
+    )
+    return Evaluation(
+        log=logs.source,
+        n_rounds=logs.n_rounds,
+        n_actions=logs.n_actions,
+        results=tuple(results),
+        reward_scale=reward_scale(logs.reward),
+        exploration=tuple(prices),
+    )
+
+
+def _weigh_log(
+    logs: LoggedBandit,
+    candidates: Sequence[Candidate],
+    dists: Sequence[FloatArray],
+    estimated: FloatArray | None,
+    *,
+    n_bootstrap: int,
+    alpha: float,
+    seed: int,
+) -> tuple[list[PolicyEvaluation], list[ExplorationPrice]]:
+    """Every candidate's estimates on the log, each from the same resamples; a candidate that
+    explores is followed by its greedy twin, and the price of its exploration is measured."""
+    weighed: list[tuple[str, FloatArray]] = []
+    prices: list[ExplorationPrice] = []
+    for candidate, dist in zip(candidates, dists, strict=True):
+        weighed.append((candidate.label, dist))
+        learned = candidate.learned
+        if learned is None or not explores(learned.policy):
+            continue
+        labels = (candidate.label, greedy_label(candidate.label))
+        greedy = greedy_action_dist(learned, logs)
+        weighed.append((labels[1], greedy))
+        prices.append(
+            price_of_exploration(
+                LoggedData(logs.reward, logs.action, logs.propensity),
+                kind=learned.kind,
+                labels=labels,
+                deployed=dist,
+                greedy=greedy,
+                estimated_rewards=estimated,
+                n_bootstrap=n_bootstrap,
+                alpha=alpha,
+                seed=seed,
+            )
+        )
     results = [
         evaluate_policy(
             logs.reward,
@@ -234,290 +316,16 @@ def evaluate_log(
             logs.propensity,
             dist,
             estimated_rewards=estimated,
-            policy=candidate.label,
+            policy=label,
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             rng=make_rng(seed),
         )
-        for candidate, dist in zip(resolved, dists, strict=True)
+        for label, dist in weighed
     ]
-    return Evaluation(
-        log=logs.source,
-        n_rounds=logs.n_rounds,
-        n_actions=logs.n_actions,
-        results=tuple(results),
-        reward_scale=_reward_scale(logs.reward),
-    )
+    return results, prices
 
 
-def _reward_scale(reward: FloatArray) -> float:
+def reward_scale(reward: FloatArray) -> float:
     """The largest absolute reward (0 for an empty log)."""
     return float(np.abs(reward).max()) if reward.size else 0.0
-
-
-# --- on the store's logged decisions -------------------------------------------------------------
-
-
-def evaluate_store(
-    engine: Engine,
-    *,
-    workspace: Path,
-    objective: str | None = None,
-    campaign: str | None = None,
-    candidates: Sequence[str] = (),
-    n_bootstrap: int = 200,
-    alpha: float = 0.05,
-    seed: int = 0,
-    draws: int = 64,
-    clock: Clock | None = None,
-) -> Evaluation:
-    """Estimate candidate policies' values on the store's logged decisions of one objective.
-
-    The logged decisions are lever 0 of the non-holdout decisions made by the objective's newest
-    version that made any (*no send* included), with their propensities and attributed rewards;
-    their contexts are rebuilt as the plans computed them. A send whose message never went out
-    (still waiting, or skipped, failed or dead at send time) is left out and counted in the
-    notes: the logged action was never executed, so it has no reward to weigh, and reading it
-    as a reward of 0 would make every policy that sends look worse than it is. A stored
-    candidate acts on the same contacts with its own featurizer and harm per send, the same
-    eligibility, costs and relevance threshold, as a single-lever decision. ``uniform`` picks
-    uniformly among the eligible actions and *no send*; ``logged`` is the logging policy as far
-    as the rows reveal it (the logged action with its propensity, the rest spread over the other
-    eligible actions), so its IPS estimate is the observed mean reward.
-
-    Parameters
-    ----------
-    candidates
-        Stored versions (``name@version`` or id) and baselines; by default the latest unpromoted
-        version of the objective, the promoted one, ``uniform`` and ``logged``.
-    objective, campaign
-        The objective (or the campaign whose objective it is, and only its decisions); needed
-        when the store holds several objectives.
-
-    Raises
-    ------
-    NothingToEvaluateError
-        When no logged send of the objective went out yet.
-    InputError
-        When the objective is ambiguous, or a candidate does not fit.
-    """
-    clock = clock or SystemClock()
-    name = _one_objective(engine, objective, campaign)
-    logged = _sent_decisions(engine, workspace, clock, name, campaign)
-    specs = list(candidates) or _default_candidates(engine, name)
-    width = max(b.actions.k for b in logged.batches) + 1
-    rounds = _logged_rounds(engine, logged)
-    dists = [_store_dist(engine, spec, logged.batches, width, draws, seed) for spec in specs]
-    results = _weigh(rounds, specs, dists, width, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed)
-    return Evaluation(
-        log=f"store:{name}",
-        n_rounds=int(rounds.action.size),
-        n_actions=width,
-        results=tuple(results),
-        reward_scale=_reward_scale(rounds.reward),
-        notes=logged.skipped,
-    )
-
-
-@dataclass(frozen=True)
-class _LoggedRounds:
-    """The store's logged rounds stacked over batches, contexts as the logging policy read them."""
-
-    x: npt.NDArray[np.float32]
-    action: npt.NDArray[np.int64]
-    reward: FloatArray
-    propensity: FloatArray
-
-
-def _weigh(
-    rounds: _LoggedRounds,
-    specs: Sequence[str],
-    dists: Sequence[FloatArray],
-    width: int,
-    *,
-    n_bootstrap: int,
-    alpha: float,
-    seed: int,
-) -> list[PolicyEvaluation]:
-    """Every candidate's estimates on the logged rounds, from one cross-fitted reward model and
-    the same bootstrap draws, so that they compare side by side."""
-    estimated = fit_reward_model(
-        rounds.x.astype(np.float64),
-        rounds.action,
-        rounds.reward,
-        n_actions=width,
-        kind="auto",
-        n_folds=min(3, rounds.action.size),
-        rng=make_rng(seed),
-    )
-    return [
-        evaluate_policy(
-            rounds.reward,
-            rounds.action,
-            rounds.propensity,
-            dist,
-            estimated_rewards=estimated,
-            policy=spec,
-            n_bootstrap=n_bootstrap,
-            alpha=alpha,
-            rng=make_rng(seed),
-        )
-        for spec, dist in zip(specs, dists, strict=True)
-    ]
-
-
-def _sent_decisions(
-    engine: Engine, workspace: Path, clock: Clock, objective: str, campaign: str | None
-) -> Logged:
-    """The objective's logged decisions with their rewards, refused when no send went out."""
-    strategy = workspace_strategy(workspace, clock)
-    logged = logged_decisions(
-        engine,
-        workspace=workspace,
-        clock=clock,
-        strategy=strategy,
-        rewards=objective_rewards(engine, strategy, campaign),
-        objective=objective,
-        sends_only=False,
-    )
-    _check_sends(logged)
-    return logged
-
-
-def _logged_rounds(engine: Engine, logged: Logged) -> _LoggedRounds:
-    """Every batch's contexts (as the logging policy's featurizer read them), actions, rewards
-    and propensities, stacked: the rounds every candidate is weighed on."""
-    with Session(engine) as session:
-        logging_row = policies.get_version(session, logged.version_id)
-        origin = "the logging policy"
-        logging = _featurizer(_campaign_policy(logging_row.parameters, origin, origin), origin)
-    x_log = np.concatenate([b.contexts(logging) for b in logged.batches])
-    action = np.concatenate([b.action for b in logged.batches])
-    reward = np.concatenate([b.reward for b in logged.batches])
-    propensity = np.concatenate([b.propensity for b in logged.batches])
-    return _LoggedRounds(x_log, action, reward, propensity)
-
-
-def _one_objective(engine: Engine, objective: str | None, campaign: str | None) -> str:
-    names = objectives(engine, objective, campaign)
-    if len(names) != 1:
-        raise InputError(
-            f"the store holds decisions of {len(names)} objectives ({', '.join(names)}); "
-            f"choose one with --objective",
-            field="objective",
-        )
-    return names[0]
-
-
-def _check_sends(logged: Logged) -> None:
-    """Refuse logs without a send that went out: *no send* rows alone say nothing of any send."""
-    sent = sum(int((b.action < b.actions.k).sum()) for b in logged.batches)
-    if not sent and logged.went_out:  # messages went out, but no plan could be rebuilt for them
-        raise InputError(
-            f"{logged.went_out} logged send(s) of objective {logged.objective!r} went out, but "
-            f"their contexts could not be rebuilt: {'; '.join(logged.skipped)}; fix the campaign "
-            "files (tummler strategy check) and try again",
-            field="objective",
-        )
-    if not sent:
-        unsent = f" ({'; '.join(logged.skipped)})" if logged.unsent else ""
-        raise NothingToEvaluateError(
-            f"no logged decisions of objective {logged.objective!r} with a message that went "
-            f"out, to evaluate on{unsent}; plan a campaign, send it (tummler send), import its "
-            f"events, and try again",
-            field="objective",
-        )
-
-
-def _default_candidates(engine: Engine, objective: str) -> list[str]:
-    """The latest unpromoted version of ``objective``, the promoted one, and the baselines."""
-    with Session(engine) as session:
-        rows = policies.versions_of(session, objective)
-    fresh = next((r for r in rows if not r.promoted), None)
-    promoted = next((r for r in rows if r.promoted), None)
-    specs = [policies.spec_of(r) for r in (fresh, promoted) if r is not None]
-    return [*specs, *_STORE_BASELINES]
-
-
-def _campaign_policy(parameters: Any, label: str, origin: str) -> CampaignPolicy:
-    """A stored version's campaign policy; a policy learned from a log is an input error."""
-    found = policies.read_policy(parameters, origin=origin)
-    if not isinstance(found, CampaignPolicy):
-        raise InputError(
-            f"{label} was learned from a log file; evaluate it with --log FILE", field="policy"
-        )
-    return found
-
-
-def _store_dist(
-    engine: Engine, spec: str, batches: Sequence[LoggedBatch], width: int, draws: int, seed: int
-) -> FloatArray:
-    """A candidate's ``(n, width)`` distribution over each batch's actions and *no send* (at
-    column ``k`` of its batch)."""
-    candidate: CampaignPolicy | None = None
-    if spec not in _STORE_BASELINES:
-        with Session(engine) as session:
-            row = policies.find_version(session, spec)
-            if row is None:
-                raise NotFoundError(f"no stored policy version {spec!r}; give name@version or id")
-            candidate = _campaign_policy(row.parameters, spec, f"policy version {spec}")
-    rng = make_rng(seed)
-    parts = []
-    for b in batches:
-        dist = np.zeros((b.action.size, width))
-        k = b.actions.k
-        if candidate is None:
-            dist[:, : k + 1] = _baseline_dist(spec, b)
-        else:
-            dist[:, : k + 1] = _candidate_dist(spec, candidate, b, draws, rng)
-        parts.append(dist)
-    return np.concatenate(parts)
-
-
-def _baseline_dist(name: str, batch: LoggedBatch) -> FloatArray:
-    """A baseline over the batch's eligible actions and *no send*, which is always eligible."""
-    n = batch.action.size
-    return baseline_action_dist(
-        name,
-        reward=batch.reward,
-        action=batch.action,
-        propensity=batch.propensity,
-        n_actions=batch.actions.k + 1,
-        eligible=np.concatenate([batch.mask, np.ones((n, 1), bool)], axis=1),
-    )
-
-
-def _candidate_dist(
-    spec: str, candidate: CampaignPolicy, batch: LoggedBatch, draws: int, rng: np.random.Generator
-) -> FloatArray:
-    """A stored version's single-lever distribution on the batch, as planning would decide."""
-    policy = candidate.policy
-    if (
-        policy.n_channels != batch.actions.n_channels
-        or policy.n_action_features != batch.actions.n_features
-    ):
-        raise InputError(
-            f"{spec} was made for other channels or variants than campaign "
-            f"{batch.campaign!r}'s; evaluate a version of this objective",
-            field="policy",
-        )
-    return policy.action_distribution(
-        batch.contexts(_featurizer(candidate, spec)),
-        batch.actions,
-        batch.mask,
-        cost=batch.cost + candidate.channel_harm.per_send(batch.actions.channel_names),
-        threshold=batch.threshold,
-        draws=draws,
-        rng=rng,
-    )
-
-
-def _featurizer(policy: CampaignPolicy, origin: str) -> ContextFeaturizer:
-    """The featurizer a stored campaign policy reads contexts by."""
-    if policy.featurizer is None:
-        raise InputError(
-            f"{origin} was stored without its featurizer (the layout of the first stores); "
-            "learn a new version from it with tummler learn",
-            field="policy",
-        )
-    return policy.featurizer

@@ -118,6 +118,7 @@ def learn_from_log(
     action_features: str | Path | None = None,
     params: Mapping[str, Any] | None = None,
     columns: Mapping[str, str] | None = None,
+    categorical: Iterable[str] = (),
     ignore: Iterable[str] = (),
     engine: Engine | None = None,
     name: str | None = None,
@@ -127,7 +128,7 @@ def learn_from_log(
 
     Parameters
     ----------
-    log, action_features, columns, ignore
+    log, action_features, columns, categorical, ignore
         The log and how to read it (:func:`~tummler.app.ingest.read_logged_bandit`).
     out
         Where to write the policy file.
@@ -139,7 +140,13 @@ def learn_from_log(
     clock
         The time stored with the version (default: the wall clock).
     """
-    logs = read_logged_bandit(log, action_features=action_features, columns=columns, ignore=ignore)
+    logs = read_logged_bandit(
+        log,
+        action_features=action_features,
+        columns=columns,
+        categorical=categorical,
+        ignore=ignore,
+    )
     learned = fit_policy(logs, kind=kind, params=params)
     path = save_policy_file(learned, out)
     stored = None

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from tummler.app import policies
 from tummler.app.ingest import LoggedBandit
-from tummler.app.learning.evaluation import Evaluation, evaluate_log, evaluate_store
+from tummler.app.learning.evaluation import Evaluation, evaluate_log
+from tummler.app.learning.store_evaluation import evaluate_store
 from tummler.core.clock import Clock, SystemClock
 from tummler.core.errors import InputError, NotFoundError, PolicyError
 from tummler.evaluate import (
