@@ -2,8 +2,7 @@
 
 The layout is the one of ``../shared/data/sentiment`` (see its README): the hand-labeled airline
 tweets (``airline_tweets.csv``), TweetEval's ``<task>/{train,val}_{text,labels}.txt`` with
-``mapping.txt``, and Sentiment140's emoticon-labeled ``sentiment140_100k/{positive,negative}.txt``.
-Every reader names the file and line it could not use.
+``mapping.txt``. Every reader names the file and line it could not use.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import numpy as np
 
 from tummler.core.errors import InputError
 
-__all__ = ["Labeled", "read_airline", "read_sentiment140", "read_tweeteval"]
+__all__ = ["Labeled", "read_airline", "read_tweeteval"]
 
 
 @dataclass(frozen=True)
@@ -106,16 +105,3 @@ def read_tweeteval(directory: Path, task: str, split: str) -> Labeled:
             )
         labels.append(names[code.strip()])
     return Labeled(f"TweetEval {task} {split}", tuple(texts), tuple(labels))
-
-
-def read_sentiment140(directory: Path, *, size: int, rng: np.random.Generator) -> Labeled:
-    """A seeded sample of ``size`` emoticon-labeled tweets, half positive and half negative."""
-    folder = directory / "sentiment140_100k"
-    texts: list[str] = []
-    labels: list[str] = []
-    for label in ("positive", "negative"):
-        lines = [line for line in _lines(folder / f"{label}.txt") if line.strip()]
-        chosen = rng.choice(len(lines), size=min(size // 2, len(lines)), replace=False)
-        texts += [lines[i] for i in sorted(chosen)]
-        labels += [label] * len(chosen)
-    return Labeled("Sentiment140 (emoticon labels)", tuple(texts), tuple(labels))

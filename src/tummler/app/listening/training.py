@@ -6,9 +6,13 @@ figures, a fit, and a ``.npz`` file with its card. Re-running with the same data
 the same models.
 
 The sentiment model learns three classes from two hand-labeled sets (airline tweets, TweetEval's
-sentiment posts) plus two polarity-only sources: TweetEval's emotion posts (anger and sadness as
-negative, joy and optimism as positive) and a sample of Sentiment140's emoticon-labeled tweets,
-which count less because their labels are noisy.
+sentiment posts) plus TweetEval's emotion posts as polarity (anger and sadness as negative, joy and
+optimism as positive). Sentiment140's emoticon-labeled tweets are left out: measured on held-out
+posts, adding 30,000 of them at weight 0.3 cost 6.5 points of macro-F1 on everyday tweets (0.543
+against 0.608) and 1 point on airline tweets; their labels have no neutral class and teach the
+model that every post leans one way. Its intercepts are then moved to the class
+balance of everyday tweets (TweetEval's training part): airline complaints are mostly negative,
+and a model that kept their balance calls too many ordinary posts negative.
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ import numpy as np
 from tummler.app.listening.corpora import (
     Labeled,
     read_airline,
-    read_sentiment140,
     read_tweeteval,
 )
 from tummler.core.randomness import make_rng
-from tummler.listen import TextModel, fit_text_model, score_labels, vader_sentiment
+from tummler.listen import (
+    TextModel,
+    fit_text_model,
+    recalibrate_priors,
+    score_labels,
+    vader_sentiment,
+)
 
 __all__ = ["MODEL_NAMES", "Recipe", "TrainedModel", "recipes", "train_models"]
 
@@ -36,9 +45,6 @@ __all__ = ["MODEL_NAMES", "Recipe", "TrainedModel", "recipes", "train_models"]
 MODEL_NAMES: tuple[str, ...] = ("sentiment", "emotion", "offensive", "hate")
 #: Held-out share of each hand-labeled sentiment set.
 HELD_OUT = 0.3
-#: Sentiment140 tweets sampled for extra polarity signal, and how much each counts.
-SENTIMENT140_SIZE = 30_000
-SENTIMENT140_WEIGHT = 0.3
 #: TweetEval's general tweets count more than the airline ones: they are what the model will meet.
 TWEETEVAL_WEIGHT = 3.0
 _POLARITY = {"anger": "negative", "sadness": "negative", "joy": "positive", "optimism": "positive"}
@@ -52,6 +58,7 @@ class Recipe:
     train: tuple[tuple[Labeled, float], ...]
     held_out: tuple[Labeled, ...]
     limits: tuple[str, ...]
+    calibrate: Labeled | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ def recipes(directory: Path, *, seed: int = 0) -> list[Recipe]:
     air_train, air_held = read_airline(directory).split(HELD_OUT, rng)
     general_train, general_held = read_tweeteval(directory, "sentiment", "val").split(HELD_OUT, rng)
     emotion = read_tweeteval(directory, "emotion", "train")
+    neutral = air_train.labels.count("neutral") + general_train.labels.count("neutral")
     english = "English posts only: others are marked unknown-language, not guessed."
     sentiment = Recipe(
         "sentiment",
@@ -76,12 +84,13 @@ def recipes(directory: Path, *, seed: int = 0) -> list[Recipe]:
             (air_train, 1.0),
             (general_train, TWEETEVAL_WEIGHT),
             (emotion.relabeled(_POLARITY, "TweetEval emotion train as polarity"), 1.0),
-            (read_sentiment140(directory, size=SENTIMENT140_SIZE, rng=rng), SENTIMENT140_WEIGHT),
         ),
         held_out=(air_held, general_held),
+        calibrate=general_train,
         limits=(
             english,
-            "Neutral is learned from 4,000 hand-labeled posts only, most about airlines.",
+            f"Neutral is learned from {neutral:,} hand-labeled posts, "
+            f"{air_train.labels.count('neutral'):,} of them about US airlines.",
             "Sarcasm and irony are read literally.",
         ),
     )
@@ -118,6 +127,8 @@ def train_models(
         labels = [label for part, _ in recipe.train for label in part.labels]
         weights = np.concatenate([np.full(len(part), w) for part, w in recipe.train])
         model = fit_text_model(recipe.name, texts, labels, sample_weight=weights, rng=seed)
+        if recipe.calibrate is not None:
+            model = recalibrate_priors(model, recipe.calibrate.texts, recipe.calibrate.labels)
         model = replace(model, card=_card(recipe, model, seed))
         path = out / f"{recipe.name}.npz"
         model.save(path)
