@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ from tummler.decide import ContextFeaturizer
 from tummler.evaluate import (
     BASELINES,
     PolicyEvaluation,
+    RewardModelKind,
     baseline_action_dist,
     evaluate_policy,
     fit_reward_model,
@@ -181,7 +182,7 @@ def evaluate_log(
     alpha: float = 0.05,
     seed: int = 0,
     draws: int = 64,
-    reward_model: Literal["auto", "ridge", "logistic"] = "auto",
+    reward_model: RewardModelKind = "auto",
 ) -> Evaluation:
     """Estimate each candidate's value on a logged-bandit file with every estimator.
 
@@ -200,6 +201,8 @@ def evaluate_log(
         The bootstrap's resamples, ``1 - confidence`` and seed.
     draws
         Posterior draws per round for the propensities of stochastic policies.
+    reward_model
+        DM and DR's reward model (:func:`~tummler.evaluate.fit_reward_model`'s ``kind``).
     """
     if not candidates:
         raise InputError("give at least one policy to evaluate (--policy)", field="policy")
@@ -269,6 +272,7 @@ def evaluate_store(
     alpha: float = 0.05,
     seed: int = 0,
     draws: int = 64,
+    reward_model: RewardModelKind = "auto",
     clock: Clock | None = None,
 ) -> Evaluation:
     """Estimate candidate policies' values on the store's logged decisions of one objective.
@@ -308,7 +312,16 @@ def evaluate_store(
     width = max(b.actions.k for b in logged.batches) + 1
     rounds = _logged_rounds(engine, logged)
     dists = [_store_dist(engine, spec, logged.batches, width, draws, seed) for spec in specs]
-    results = _weigh(rounds, specs, dists, width, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed)
+    results = _weigh(
+        rounds,
+        specs,
+        dists,
+        width,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        seed=seed,
+        reward_model=reward_model,
+    )
     return Evaluation(
         log=f"store:{name}",
         n_rounds=int(rounds.action.size),
@@ -338,6 +351,7 @@ def _weigh(
     n_bootstrap: int,
     alpha: float,
     seed: int,
+    reward_model: RewardModelKind = "auto",
 ) -> list[PolicyEvaluation]:
     """Every candidate's estimates on the logged rounds, from one cross-fitted reward model and
     the same bootstrap draws, so that they compare side by side."""
@@ -346,7 +360,7 @@ def _weigh(
         rounds.action,
         rounds.reward,
         n_actions=width,
-        kind="auto",
+        kind=reward_model,
         n_folds=min(3, rounds.action.size),
         rng=make_rng(seed),
     )
