@@ -279,6 +279,17 @@ def randomized_section(
     _print(runs, email_cost)
     return {
         "set": "hillstrom",
+        # the headline ratios: each reward's chosen policy and best learned one over the best arm
+        "chosen_over_best_arm": {
+            reward: run["values"]["chosen"]["dr"]["value"]
+            / run["values"]["best single arm"]["dr"]["value"]
+            for reward, run in runs.items()
+        },
+        "best_learned_over_best_arm": {
+            reward: max(run["values"][name]["dr"]["value"] for name in LEARNED)
+            / run["values"]["best single arm"]["dr"]["value"]
+            for reward, run in runs.items()
+        },
         "seed": seed,
         "email_cost_assumed": email_cost,
         "n_bootstrap": n_bootstrap,
