@@ -7,6 +7,7 @@ model must not (so the test can tell them apart).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -122,3 +123,10 @@ def test_predictor_bad_inputs(call: object, message: str) -> None:
     model = fit_reward_predictor(x, action, reward, n_actions=2, kind="ridge")
     with pytest.raises(PolicyError, match=message):
         call(model)  # type: ignore[operator]
+
+
+def test_without_scikit_learn_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)  # import fails as if not installed
+    x, action, reward, _ = _world(300, seed=8)
+    with pytest.raises(PolicyError, match=r"needs scikit-learn.*pip install 'tummler\[boosting\]'"):
+        fit_reward_model(x, action, reward, n_actions=2, kind="boosting")

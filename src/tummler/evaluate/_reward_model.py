@@ -211,7 +211,7 @@ def _boosting_classes() -> tuple[Any, Any]:
             HistGradientBoostingClassifier,
             HistGradientBoostingRegressor,
         )
-    except ImportError as exc:  # pragma: no cover - the dev extra installs it
+    except ImportError as exc:
         raise PolicyError(
             "kind = 'boosting' needs scikit-learn; install the extra: pip install 'tummler[boosting]'"
         ) from exc
