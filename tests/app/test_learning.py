@@ -128,7 +128,7 @@ def test_chunked_learning_sees_every_row(log_file: Path) -> None:
     chunked = fit_policy(logs, kind="linear_thompson", chunk_rows=700)
     # Bayesian ridge updates are exactly additive, so chunking changes nothing.
     np.testing.assert_allclose(
-        whole.policy.to_dict()["state"]["b"], chunked.policy.to_dict()["state"]["b"]
+        whole.policy.to_dict()["state"]["moment"], chunked.policy.to_dict()["state"]["moment"]
     )
 
 

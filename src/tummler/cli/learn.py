@@ -327,6 +327,16 @@ _Force = Annotated[
     bool, typer.Option("--force", help="With --promote: promote even if it is not better.")
 ]
 _Estimator = Annotated[str, typer.Option(help="With --promote: the estimator that decides.")]
+#: ``tummler.evaluate.RewardModelKind``'s values, copied for the same reason as the kinds above.
+REWARD_MODELS: tuple[str, ...] = ("auto", "ridge", "logistic", "boosting")
+_RewardModel = Annotated[
+    str,
+    typer.Option(
+        "--reward-model",
+        help="DM and DR's reward model: auto (logistic for 0/1 rewards, else ridge), ridge, "
+        "logistic, or boosting (gradient-boosted trees, one per action; needs scikit-learn).",
+    ),
+]
 
 
 def evaluate(
@@ -347,6 +357,7 @@ def evaluate(
     promote_first: _PromoteFirst = False,
     force: _Force = False,
     estimator: _Estimator = "dr",
+    reward_model: _RewardModel = "auto",
 ) -> None:
     """Estimate policies' values off-policy (IPS, SNIPS, DM, DR, switch-DR) on the store's logged
     decisions, or with --log on a logged-bandit file; --promote the first if it is better. A
@@ -357,7 +368,18 @@ def evaluate(
     engine = _store(ctx, needed=promote_first or log is None)
     # the promoted version the first would replace is weighed in the same evaluation (not shown)
     rival = _rival(engine, shown) if promote_first else None
-    figures = {"n_bootstrap": bootstrap, "alpha": 1.0 - confidence, "seed": seed, "draws": draws}
+    if reward_model not in REWARD_MODELS:
+        raise InputError(
+            f"--reward-model {reward_model!r}: choose one of {', '.join(REWARD_MODELS)}",
+            field="reward_model",
+        )
+    figures = {
+        "n_bootstrap": bootstrap,
+        "alpha": 1.0 - confidence,
+        "seed": seed,
+        "draws": draws,
+        "reward_model": reward_model,
+    }
     asked = [*shown, rival] if rival is not None else shown
     if log is not None:
         evaluation = _evaluate_log(engine, log, asked, actions, {**figures, **reading})

@@ -244,7 +244,27 @@ class LogisticThompson(_Bilinear):
 
 
 class _Ridge(_Bilinear):
-    """Bayesian ridge regression: precision ``A = λI + Σ z zᵀ / σ²``, ``b = Σ z r / σ²``."""
+    """Bayesian ridge regression: precision ``A = λI + Σ z zᵀ / σ²``, ``b = Σ z r / σ²``.
+
+    The noise variance ``σ²`` sets how far the data move the posterior and so how much the
+    Thompson draw explores. Fixed, it must match the reward's scale: 0.25 suits a click, while a
+    reward in dollars (variance in the hundreds) would make the posterior a thousand times too
+    sure of itself and the policy stop exploring. By default it is estimated from the data: the
+    residual variance of the posterior-mean fit, ``σ̂² = (ν₀ σ₀² + RSS) / (ν₀ + n − p_eff)``
+    (the point estimate under an inverse-gamma prior worth ``ν₀`` rounds of variance ``σ₀²``,
+    with ``p_eff`` the degrees of freedom the ridge fit uses), so that the prior is the floor
+    while there is little data and the residuals decide once there is. The estimate is a
+    function of the sufficient statistics ``Σ z zᵀ``, ``Σ z r``, ``Σ r²`` and ``n`` kept in the
+    state, so learning in chunks gives the same policy as learning at once, and a stored policy
+    reproduces its draws exactly.
+    """
+
+    #: ``σ₀²``, the noise variance before any data (the largest variance of a 0/1 reward), and
+    #: ``ν₀``, its weight in rounds.
+    NOISE_PRIOR_VARIANCE: ClassVar[float] = 0.25
+    NOISE_PRIOR_ROUNDS: ClassVar[float] = 10.0
+    #: Fixed-point steps of the estimate (the posterior mean depends on it) at most.
+    NOISE_STEPS: ClassVar[int] = 20
 
     def __init__(
         self,
@@ -253,19 +273,30 @@ class _Ridge(_Bilinear):
         n_channels: int,
         *,
         prior_precision: float = 1.0,
-        noise_variance: float = 0.25,
+        noise_variance: float | None = None,
     ) -> None:
         super().__init__(n_context_features, n_action_features, n_channels)
-        for name, value in {
-            "prior_precision": prior_precision,
-            "noise_variance": noise_variance,
-        }.items():
-            if not value > 0:
-                raise PolicyError(f"{name} must be positive, got {value}")
+        if not prior_precision > 0:
+            raise PolicyError(f"prior_precision must be positive, got {prior_precision}")
+        if noise_variance is not None and not noise_variance > 0:
+            raise PolicyError(
+                f"noise_variance must be positive, or None to estimate it, got {noise_variance}"
+            )
         self.prior_precision = float(prior_precision)
-        self.noise_variance = float(noise_variance)
-        self.A = np.eye(self.n_weights) * self.prior_precision
-        self.b = np.zeros(self.n_weights)
+        #: The fixed noise variance; ``None`` when it is estimated from the data.
+        self.noise_variance = None if noise_variance is None else float(noise_variance)
+        p = self.n_weights
+        self.gram = np.zeros((p, p))
+        self.moment = np.zeros(p)
+        self.sum_squares = 0.0
+        self.n_rounds = 0
+        self.noise_estimate = self.noise_variance or self.NOISE_PRIOR_VARIANCE
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """``A`` and ``b`` from the sufficient statistics and the current noise variance."""
+        self.A = np.eye(self.n_weights) * self.prior_precision + self.gram / self.noise_estimate
+        self.b = self.moment / self.noise_estimate
         self._cache: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
         self._inverse_cache: npt.NDArray[np.float64] | None = None
 
@@ -286,6 +317,29 @@ class _Ridge(_Bilinear):
             self._inverse_cache = linalg.solve_triangular(lower, np.eye(self.n_weights), lower=True)
         return self._inverse_cache
 
+    def _estimate_noise(self) -> float:
+        """``σ̂²``: the fixed point of the residual variance of the posterior mean it implies.
+
+        Always started from the prior, so the estimate depends on the statistics alone (not on
+        how the rounds were chunked); each step is one Cholesky factorization.
+        """
+        prior = self.NOISE_PRIOR_ROUNDS * self.NOISE_PRIOR_VARIANCE
+        eye = np.eye(self.n_weights)
+        variance = self.NOISE_PRIOR_VARIANCE
+        for _ in range(self.NOISE_STEPS):
+            chol = linalg.cho_factor(eye * self.prior_precision + self.gram / variance, lower=True)
+            mean = linalg.cho_solve(chol, self.moment / variance)
+            rss = self.sum_squares - 2.0 * mean @ self.moment + mean @ self.gram @ mean
+            # Degrees of freedom of the fit: tr(A⁻¹ Σzzᵀ/σ²) = p − λ tr(A⁻¹).
+            used = self.n_weights - self.prior_precision * np.trace(linalg.cho_solve(chol, eye))
+            dof = max(self.n_rounds - used, 0.0)
+            updated = float((prior + max(rss, 0.0)) / (self.NOISE_PRIOR_ROUNDS + dof))
+            converged = abs(updated - variance) <= 1e-9 * variance
+            variance = updated
+            if converged:
+                break
+        return variance
+
     def _update(
         self,
         x: FloatArray,
@@ -294,22 +348,58 @@ class _Ridge(_Bilinear):
         rewards: npt.NDArray[np.float64],
     ) -> None:
         z = self._design(x, actions, action_idx)
-        self.A = self.A + (z.T @ z) / self.noise_variance
-        self.b = self.b + (z.T @ rewards) / self.noise_variance
-        self._cache = None
-        self._inverse_cache = None
+        self.gram = self.gram + z.T @ z
+        self.moment = self.moment + z.T @ rewards
+        self.sum_squares += float(rewards @ rewards)
+        self.n_rounds += int(rewards.shape[0])
+        if self.noise_variance is None:
+            self.noise_estimate = self._estimate_noise()
+        self._refresh()
 
     def _params(self) -> dict[str, Any]:
         return {"prior_precision": self.prior_precision, "noise_variance": self.noise_variance}
 
     def _state(self) -> dict[str, Any]:
-        return {"A": self.A.tolist(), "b": self.b.tolist()}
+        return {
+            "gram": self.gram.tolist(),
+            "moment": self.moment.tolist(),
+            "sum_squares": self.sum_squares,
+            "n_rounds": self.n_rounds,
+            "noise_estimate": self.noise_estimate,
+        }
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.A = _load(state, "A", (self.n_weights, self.n_weights))
-        self.b = _load(state, "b", (self.n_weights,))
-        self._cache = None
-        self._inverse_cache = None
+        p = self.n_weights
+        if "gram" not in state and "A" in state:
+            self._load_fixed_noise_state(state)
+            return
+        self.gram = _load(state, "gram", (p, p))
+        self.moment = _load(state, "moment", (p,))
+        self.sum_squares = float(state["sum_squares"])
+        self.n_rounds = int(state["n_rounds"])
+        estimate = float(state["noise_estimate"])
+        if not estimate > 0:
+            raise ValueError("state 'noise_estimate' must be a positive variance")
+        self.noise_estimate = self.noise_variance or estimate
+        self._refresh()
+
+    def _load_fixed_noise_state(self, state: dict[str, Any]) -> None:
+        """A policy stored before the noise was estimated: ``A`` and ``b`` at a fixed variance.
+
+        Its statistics are recovered from ``A = λI + Σzzᵀ/σ²`` and ``b = Σzr/σ²`` (``Σr²`` was
+        not kept, so the variance stays fixed at the stored one, 0.25 unless it was set), and
+        ``A`` and ``b`` are kept exactly as stored.
+        """
+        p = self.n_weights
+        if self.noise_variance is None:
+            self.noise_variance = self.NOISE_PRIOR_VARIANCE
+        self.noise_estimate = self.noise_variance
+        a_matrix = _load(state, "A", (p, p))
+        b_vector = _load(state, "b", (p,))
+        self.gram = (a_matrix - np.eye(p) * self.prior_precision) * self.noise_variance
+        self.moment = b_vector * self.noise_variance
+        self._refresh()
+        self.A, self.b = a_matrix, b_vector
 
 
 class LinearThompson(_Ridge):
@@ -378,7 +468,7 @@ class EpsilonGreedy(_Ridge):
         *,
         epsilon: float = 0.1,
         prior_precision: float = 1.0,
-        noise_variance: float = 0.25,
+        noise_variance: float | None = None,
     ) -> None:
         super().__init__(
             n_context_features,

@@ -39,7 +39,12 @@ from tummler.evaluate._estimators import (
 from tummler.evaluate._evaluation import PolicyEvaluation, evaluate_policy
 from tummler.evaluate._paired import paired_difference
 from tummler.evaluate._promotion import PromotionVerdict, promotion_verdict
-from tummler.evaluate._reward_model import RewardModelKind, fit_reward_model
+from tummler.evaluate._reward_model import (
+    RewardModelKind,
+    RewardPredictor,
+    fit_reward_model,
+    fit_reward_predictor,
+)
 
 __all__ = [
     "BASELINES",
@@ -54,6 +59,7 @@ __all__ = [
     "PolicyEvaluation",
     "PromotionVerdict",
     "RewardModelKind",
+    "RewardPredictor",
     "baseline_action_dist",
     "compare_values",
     "context_free_policy",
@@ -63,6 +69,7 @@ __all__ = [
     "estimate",
     "evaluate_policy",
     "fit_reward_model",
+    "fit_reward_predictor",
     "ips",
     "paired_difference",
     "promotion_verdict",

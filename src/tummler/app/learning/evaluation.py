@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,7 @@ from tummler.evaluate import (
     BASELINES,
     LoggedData,
     PolicyEvaluation,
+    RewardModelKind,
     baseline_action_dist,
     evaluate_policy,
     fit_reward_model,
@@ -206,7 +207,7 @@ def evaluate_log(
     alpha: float = 0.05,
     seed: int = 0,
     draws: int = 64,
-    reward_model: Literal["auto", "ridge", "logistic"] = "auto",
+    reward_model: RewardModelKind = "auto",
 ) -> Evaluation:
     """Estimate each candidate's value on a logged-bandit file with every estimator.
 
@@ -230,6 +231,8 @@ def evaluate_log(
         The bootstrap's resamples, ``1 - confidence`` and seed.
     draws
         Posterior draws per round for the propensities of stochastic policies.
+    reward_model
+        DM and DR's reward model (:func:`~tummler.evaluate.fit_reward_model`'s ``kind``).
     """
     if not candidates:
         raise InputError("give at least one policy to evaluate (--policy)", field="policy")

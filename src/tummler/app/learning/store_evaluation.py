@@ -43,6 +43,7 @@ from tummler.decide import ContextFeaturizer
 from tummler.evaluate import (
     LoggedData,
     PolicyEvaluation,
+    RewardModelKind,
     baseline_action_dist,
     evaluate_policy,
     fit_reward_model,
@@ -66,6 +67,7 @@ def evaluate_store(
     alpha: float = 0.05,
     seed: int = 0,
     draws: int = 64,
+    reward_model: RewardModelKind = "auto",
     clock: Clock | None = None,
 ) -> Evaluation:
     """Estimate candidate policies' values on the store's logged decisions of one objective.
@@ -90,6 +92,8 @@ def evaluate_store(
     objective, campaign
         The objective (or the campaign whose objective it is, and only its decisions); needed
         when the store holds several objectives.
+    reward_model
+        DM and DR's reward model (:func:`~tummler.evaluate.fit_reward_model`'s ``kind``).
 
     Raises
     ------
@@ -106,7 +110,14 @@ def evaluate_store(
     rounds = _logged_rounds(engine, logged)
     weighed, twins = _store_candidates(engine, specs, logged.batches, width, draws, seed)
     results, prices = _weigh(
-        rounds, weighed, twins, width, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed
+        rounds,
+        weighed,
+        twins,
+        width,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        seed=seed,
+        reward_model=reward_model,
     )
     return Evaluation(
         log=f"store:{name}",
@@ -173,6 +184,7 @@ def _weigh(
     n_bootstrap: int,
     alpha: float,
     seed: int,
+    reward_model: RewardModelKind,
 ) -> tuple[list[PolicyEvaluation], list[ExplorationPrice]]:
     """Every candidate's estimates on the logged rounds, from one cross-fitted reward model and
     the same bootstrap draws, so that they compare side by side; and each twin's price."""
@@ -181,7 +193,7 @@ def _weigh(
         rounds.action,
         rounds.reward,
         n_actions=width,
-        kind="auto",
+        kind=reward_model,
         n_folds=min(3, rounds.action.size),
         rng=make_rng(seed),
     )
