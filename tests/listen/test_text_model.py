@@ -14,6 +14,7 @@ from tummler.listen import (
     TextModel,
     fit_text_model,
     normalize_post,
+    recalibrate_priors,
     score_labels,
 )
 
@@ -119,3 +120,18 @@ def test_scores_are_the_textbook_ones() -> None:
 def test_training_refuses_a_single_class() -> None:
     with pytest.raises(TummlerError, match="one class only"):
         fit_text_model("x", ["a b c", "d e f"], ["same", "same"])
+
+
+def test_recalibration_moves_only_the_intercepts_toward_the_new_balance(
+    toy_model: TextModel,
+) -> None:
+    # the toy model saw as many good posts as bad; the posts it will meet are 5 bad to 1 good
+    posts = BAD * 5 + GOOD
+    labels = ["negative"] * len(BAD) * 5 + ["positive"] * len(GOOD)
+    shifted = recalibrate_priors(toy_model, posts, labels)
+    assert (shifted.weights != toy_model.weights).nnz == 0
+    assert shifted.intercept[0] == toy_model.intercept[0]
+    # the maximum-likelihood shift makes the mean predicted share of each class its observed share
+    mean = shifted.predict_proba(posts).mean(axis=0)
+    assert mean[0] == pytest.approx(5 / 6, abs=1e-4)
+    assert shifted.intercept[1] < toy_model.intercept[1]

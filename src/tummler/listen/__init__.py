@@ -6,7 +6,7 @@ Text models are multinomial logistic regressions over hashed n-grams and VADER's
 """
 
 from tummler.listen._metrics import ClassificationScores, score_labels, vader_sentiment
-from tummler.listen._model import UNKNOWN_LANGUAGE, TextModel, fit_text_model
+from tummler.listen._model import UNKNOWN_LANGUAGE, TextModel, fit_text_model, recalibrate_priors
 from tummler.listen._text import TextFeaturizer, normalize_post
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "TextModel",
     "fit_text_model",
     "normalize_post",
+    "recalibrate_priors",
     "score_labels",
     "vader_sentiment",
 ]

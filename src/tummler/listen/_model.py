@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from tummler.core.errors import TummlerError
 from tummler.core.randomness import make_rng
 from tummler.listen._text import TextFeaturizer
 
-__all__ = ["UNKNOWN_LANGUAGE", "TextModel", "fit_text_model"]
+__all__ = ["UNKNOWN_LANGUAGE", "TextModel", "fit_text_model", "recalibrate_priors"]
 
 #: The label a model gives a post written in a language its training data did not cover.
 UNKNOWN_LANGUAGE = "unknown-language"
@@ -225,3 +225,30 @@ def fit_text_model(
         intercept=intercept,
         known_words=word_posts >= min_word_posts,
     )
+
+
+def recalibrate_priors(model: TextModel, texts: Sequence[str], labels: Sequence[str]) -> TextModel:
+    """Shift the model's intercepts to the class balance of the posts it will meet.
+
+    A model trained on several sources learns their mixed class balance: airline complaints are
+    two-thirds negative, everyday tweets far less so. Only the ``k`` intercepts move (the first
+    stays fixed), to maximize the likelihood of ``labels`` given the model's scores; the
+    weights, and so what the model has learned about words, do not change. This is the prior
+    shift correction of Saerens, Latinne & Decaestecker (2002) with labels at hand.
+    """
+    from scipy.optimize import minimize
+
+    scores = (model.featurizer.transform(texts) @ model.weights).toarray() + model.intercept
+    y = np.array([model.labels.index(label) for label in labels])
+
+    def loss(shift: FloatArray) -> tuple[float, FloatArray]:
+        z = scores + np.concatenate([[0.0], shift])
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        value = -float(np.log(p[np.arange(y.size), y]).sum())
+        gradient = p.sum(axis=0) - np.bincount(y, minlength=len(model.labels))
+        return value, np.asarray(gradient[1:], dtype=np.float64)
+
+    shift = minimize(loss, np.zeros(len(model.labels) - 1), jac=True, method="L-BFGS-B").x
+    return replace(model, intercept=model.intercept + np.concatenate([[0.0], shift]))
