@@ -95,6 +95,7 @@ STEPS = (
     Step("tummler import edges", _IMPORTED),
     Step("tummler import mentions", _IMPORTED),
     Step("tummler listen classify", (r"negative",)),
+    Step("tummler listen score", (r"scored [\d,]+ mentions with sentiment",)),
     Step("tummler status", (rf"contacts {CONTACTS}\b", r"schema: \w+ \(newest: \w+\)")),
     Step("tummler strategy check", (r"strategy check passed",)),
     Step("tummler strategy show", (r"fresh-roast-reorder \(audience active-customers",)),

@@ -167,3 +167,42 @@ def classify(
             row["text"], row["label"], *(f"{v:.2f}" for v in row["probabilities"].values())
         )
     console.print(table)
+
+
+@listen_app.command()
+def score(
+    ctx: typer.Context,
+    model: _Model = "sentiment",
+    rescore: Annotated[
+        bool, typer.Option("--rescore", help="Score every mention again, imported scores too.")
+    ] = False,
+    as_json: _Json = False,
+) -> None:
+    """Score the sentiment of stored mentions that have none, for planning to read."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from tummler.app.listening.scoring import score_mentions
+
+    engine = state(ctx).engine
+    with Progress(
+        TextColumn("scoring mentions"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=as_json,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("score", total=None)
+        report = score_mentions(
+            engine,
+            model=model,
+            rescore=rescore,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        print(json.dumps(report.__dict__))
+        return
+    console.print(
+        f"scored {report.scored:,} mentions with {report.model}; "
+        f"{report.unknown_language:,} in a language the model does not know were left unscored"
+    )
