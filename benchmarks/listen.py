@@ -8,7 +8,10 @@ the same split) and scored: macro-F1 of the model and, for sentiment, of VADER o
 Speed is posts per second classifying every held-out sentiment post, by the model (features,
 VADER's lexicon among them, and the prediction) and by VADER alone, each on ``--workers``
 processes, median of ``--repeat`` interleaved runs. The last line is one JSON object with every
-figure; ``f1_gain_over_vader`` and ``speed_ratio_to_vader`` are the headline ratios.
+figure; ``f1_gain_over_vader`` and ``speed_ratio_to_vader`` are the headline ratios. Themes: the
+negative airline tweets clustered into 10 themes, and the normalized mutual information of the
+themes with the reasons people labeled them with (late flight, lost luggage...), against the same
+reasons shuffled.
 
 The data directory is ``--data``, else ``TUMMLER_DATA_DIR``, else ``../shared/data`` beside the
 repository; without it the benchmark says so and exits.
@@ -32,7 +35,7 @@ from rich.table import Table
 
 from tummler.app.listening.models import load_model
 from tummler.app.listening.training import MODEL_NAMES, recipes
-from tummler.listen import score_labels, vader_sentiment
+from tummler.listen import fit_themes, score_labels, vader_sentiment
 
 console = Console()
 
@@ -80,6 +83,30 @@ def quality(directory: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def themes(directory: Path, n_themes: int = 10) -> dict[str, Any]:
+    """Themes of the negative airline tweets against their hand-given reasons (NMI), and a shuffle."""
+    import csv
+
+    import numpy as np
+    from sklearn.metrics import normalized_mutual_info_score
+
+    with (directory / "airline_tweets.csv").open(encoding="utf-8", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["negativereason"]]
+    texts, reasons = [r["text"] for r in rows], [r["negativereason"] for r in rows]
+    started = time.perf_counter()
+    model, found = fit_themes(texts, n_themes, rng=0)
+    seconds = time.perf_counter() - started
+    shuffled = np.random.default_rng(0).permutation(np.asarray(reasons))
+    return {
+        "posts": len(texts),
+        "reasons": len(set(reasons)),
+        "themes": list(model.labels),
+        "nmi": normalized_mutual_info_score(reasons, found),
+        "nmi_shuffled_reasons": normalized_mutual_info_score(shuffled, found),
+        "seconds": seconds,
+    }
+
+
 def speed(texts: list[str], workers: int, repeat: int) -> dict[str, float]:
     """Median posts/s of the sentiment model and of VADER, interleaved, on ``workers`` processes."""
     rates: dict[str, list[float]] = {"model": [], "vader": []}
@@ -119,6 +146,14 @@ def main() -> None:
         )
     console.print(table)
     sentiment = [r for r in rows if r["model"] == "sentiment"]
+    topics = themes(directory)
+    console.print(
+        f"themes of {topics['posts']:,} negative airline tweets ({topics['seconds']:.1f} s): "
+        f"NMI with their {topics['reasons']} hand-given reasons {topics['nmi']:.3f} "
+        f"(reasons shuffled: {topics['nmi_shuffled_reasons']:.3f})"
+    )
+    for number, label in enumerate(topics["themes"]):
+        console.print(f"  theme {number}: {label}")
     texts = [t for part in recipes(directory)[0].held_out for t in part.texts]
     rates = speed(texts, args.workers, args.repeat)
     console.print(
@@ -131,6 +166,7 @@ def main() -> None:
             {
                 "uptime": load,
                 "quality": rows,
+                "themes": topics,
                 "posts_per_s": rates,
                 "workers": args.workers,
                 "f1_gain_over_vader": dict(zip((r["data"] for r in sentiment), gains, strict=True)),

@@ -11,17 +11,21 @@ from tummler.listen._metrics import ClassificationScores, score_labels, vader_se
 from tummler.listen._model import UNKNOWN_LANGUAGE, TextModel, fit_text_model, recalibrate_priors
 from tummler.listen._spikes import HourlyBaseline, Spike, detect_spikes, fit_hourly_baseline
 from tummler.listen._text import TextFeaturizer, normalize_post
+from tummler.listen._themes import NO_THEME, ThemeModel, fit_themes
 
 __all__ = [
+    "NO_THEME",
     "UNKNOWN_LANGUAGE",
     "ClassificationScores",
     "HourlyBaseline",
     "Spike",
     "TextFeaturizer",
     "TextModel",
+    "ThemeModel",
     "detect_spikes",
     "fit_hourly_baseline",
     "fit_text_model",
+    "fit_themes",
     "normalize_post",
     "recalibrate_priors",
     "score_labels",
