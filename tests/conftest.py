@@ -10,12 +10,16 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
+from browser import LoggingHandler
 from tummler.app.workspace import init_workspace
 from tummler.core.errors import ConfigError
 from tummler.store.database import connect, upgrade
@@ -109,3 +113,37 @@ def workspace(tmp_path: Path) -> Path:
     directory = tmp_path / "ws"
     init_workspace(directory)
     return directory
+
+
+# ------------------------------------------------------------- a real browser (tests/browser.py)
+
+
+@pytest.fixture
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing on CI: apt-get install -y chromium")
+        pytest.skip("chromium not found: apt-get install -y chromium to open the HTML report")
+    return found
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """A loopback web server over ``tmp_path/site`` that records every path asked for."""
+    site = tmp_path / "site"
+    site.mkdir()
+    requests: list[str] = []
+    handler: type[LoggingHandler] = type("Handler", (LoggingHandler,), {"requests": requests})
+
+    def factory(*args: Any) -> LoggingHandler:
+        return handler(*args, directory=str(site))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), factory)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -96,6 +96,10 @@ STEPS = (
     Step("tummler import mentions", _IMPORTED),
     Step("tummler listen classify", (r"negative",)),
     Step("tummler listen score", (r"scored [\d,]+ mentions with sentiment",)),
+    Step(
+        "tummler listen report",
+        (r"[\d,]+ mentions.* from \d{4}-\d\d-\d\d", r"wrote listening\.html"),
+    ),
     Step("tummler status", (rf"contacts {CONTACTS}\b", r"schema: \w+ \(newest: \w+\)")),
     Step("tummler strategy check", (r"strategy check passed",)),
     Step("tummler strategy show", (r"fresh-roast-reorder \(audience active-customers",)),

@@ -4,15 +4,9 @@ opened in headless Chromium (it renders, its plots are there, it asks the networ
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 import tempfile
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from browser import assert_self_contained, dump_dom
 from cli_app import rooted_cli_app
 from seeding import add_reachable, record_sends, workspace_store
 from tummler.app.attribution import SendState
@@ -748,77 +743,6 @@ def test_hillstrom_reproduces_the_published_visit_means(hillstrom_log: Path) -> 
 # -------------------------------------------------------------------------------- HTML page
 
 
-class _LoggingHandler(SimpleHTTPRequestHandler):
-    requests: list[str]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        type(self).requests.append(self.path)
-
-
-@pytest.fixture
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing on CI: apt-get install -y chromium")
-        pytest.skip("chromium not found: apt-get install -y chromium to open the HTML report")
-    return found
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
-    """A loopback web server over ``tmp_path/site`` that records every path asked for."""
-    site = tmp_path / "site"
-    site.mkdir()
-    requests: list[str] = []
-    handler: type[_LoggingHandler] = type("Handler", (_LoggingHandler,), {"requests": requests})
-
-    def factory(*args: Any) -> _LoggingHandler:
-        return handler(*args, directory=str(site))
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), factory)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _dump_dom(chromium: str, url: str, profile: Path) -> str:
-    done = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
-def _assert_self_contained(text: str) -> None:
-    """Nothing in the page points outside it: no script, no import, only inline data links."""
-    for marker in ("<script", "@import", "url(", "<iframe", "<object", "<embed"):
-        assert marker not in text, marker
-    links = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", text)
-    assert all(link.startswith(("data:", "#")) for link in links), links
-
-
 @SQLITE_ONLY
 def test_html_report_renders_offline_in_chromium(
     engine: Engine,
@@ -831,9 +755,9 @@ def test_html_report_renders_offline_in_chromium(
     base, requests = serve
     page = write_html(report, tmp_path / "site" / "report.html")
     text = page.read_text(encoding="utf-8")
-    _assert_self_contained(text)
+    assert_self_contained(text)
 
-    dom = _dump_dom(chromium, f"{base}/report.html", tmp_path / "profile")
+    dom = dump_dom(chromium, f"{base}/report.html", tmp_path / "profile")
     assert requests == ["/report.html"]
     for plot in (
         "plot-lift",
@@ -866,8 +790,8 @@ def test_html_log_report_renders_offline_in_chromium(
         ],
     )
     assert result.exit_code == 0, result.output
-    _assert_self_contained((tmp_path / "site" / "x.html").read_text(encoding="utf-8"))
-    dom = _dump_dom(chromium, f"{base}/x.html", tmp_path / "profile")
+    assert_self_contained((tmp_path / "site" / "x.html").read_text(encoding="utf-8"))
+    dom = dump_dom(chromium, f"{base}/x.html", tmp_path / "profile")
     assert requests == ["/x.html"]
     assert 'id="plot-means"' in dom
     assert 'id="plot-lift"' in dom

@@ -206,3 +206,67 @@ def score(
         f"scored {report.scored:,} mentions with {report.model}; "
         f"{report.unknown_language:,} in a language the model does not know were left unscored"
     )
+
+
+@listen_app.command()
+def report(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(min=1, help="The period: the last DAYS days.")] = 7,
+    false_alarms: Annotated[
+        float,
+        typer.Option(
+            "--false-alarms",
+            min=0.01,
+            max=100,
+            help="Spike alarms by chance at most this often in 30 days.",
+        ),
+    ] = 1.0,
+    html: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Also write a self-contained HTML page.")
+    ] = None,
+    as_json: _Json = False,
+) -> None:
+    """What people said: mentions and sentiment by day, themes, what to fix first, spikes."""
+    from tummler.app.listening.report import listen_report
+
+    cli = state(ctx)
+    found = listen_report(
+        cli.engine,
+        workspace=cli.settings.workspace,
+        days=days,
+        false_alarms_per_30_days=false_alarms,
+    )
+    if html is not None:
+        from tummler.web.listening import write_listen_html
+
+        write_listen_html(found, html)
+    if as_json:
+        print(json.dumps(found.to_dict()))
+        return
+    console.print(
+        f"[bold]{found.mentions:,} mentions[/bold] from {found.since[:10]} to {found.until[:10]}, "
+        f"{found.scored:,} scored; mean sentiment "
+        + ("—" if found.mean_sentiment is None else f"{found.mean_sentiment:+.2f}")
+        + ", negative "
+        + ("—" if found.negative_share is None else f"{found.negative_share:.0%}")
+    )
+    table = Table(title="What to fix first: themes by negative mentions")
+    for column in ("theme", "mentions", "negative", "most negative post"):
+        table.add_column(column)
+    for theme in found.what_to_fix()[:5]:
+        table.add_row(
+            theme.label,
+            f"{theme.mentions:,}",
+            f"{theme.negative_share or 0.0:.0%}",
+            theme.examples[0] if theme.examples else "",
+        )
+    console.print(table)
+    if found.spikes:
+        for spike in found.spikes:
+            console.print(
+                f"spike {spike.hour}: {spike.mentions:,} mentions, {spike.expected:.1f} expected"
+            )
+    else:
+        console.print(f"no spike ({found.spike_note})" if found.spikes == () else found.spike_note)
+    if html is not None:
+        console.print(f"wrote {html}")

@@ -9,11 +9,18 @@ with a stated false-alarm rate.
 
 from tummler.listen._metrics import ClassificationScores, score_labels, vader_sentiment
 from tummler.listen._model import UNKNOWN_LANGUAGE, TextModel, fit_text_model, recalibrate_priors
-from tummler.listen._spikes import HourlyBaseline, Spike, detect_spikes, fit_hourly_baseline
+from tummler.listen._spikes import (
+    MIN_HISTORY_DAYS,
+    HourlyBaseline,
+    Spike,
+    detect_spikes,
+    fit_hourly_baseline,
+)
 from tummler.listen._text import TextFeaturizer, normalize_post
 from tummler.listen._themes import NO_THEME, ThemeModel, fit_themes
 
 __all__ = [
+    "MIN_HISTORY_DAYS",
     "NO_THEME",
     "UNKNOWN_LANGUAGE",
     "ClassificationScores",

@@ -40,7 +40,7 @@ from tummler.web.charts import (
     share_text,
 )
 
-__all__ = ["SimulatedCurve", "render_log_html", "render_store_html", "write_html"]
+__all__ = ["SimulatedCurve", "page", "render_log_html", "render_store_html", "write_html"]
 
 
 _CSS = """
@@ -359,7 +359,8 @@ def _breadth_depth(b: BreadthDepth) -> str:
     )
 
 
-def _page(title: str, subtitle: str, body: str) -> str:
+def page(title: str, subtitle: str, body: str) -> str:
+    """One self-contained page in the report's look: inline CSS, no script, nothing fetched."""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -442,7 +443,7 @@ def render_store_html(report: StoreReport, *, simulated: SimulatedCurve | None =
     if simulated is not None and simulated.rounds:
         body.append(_simulated_section(simulated))
     body.extend(_campaign_section(c) for c in report.campaigns)
-    return _page(
+    return page(
         "tummler report",
         f"as of {report.as_of:%Y-%m-%d %H:%M} UTC · {len(report.campaigns)} campaign(s)",
         "".join(body),
@@ -494,7 +495,7 @@ def render_log_html(report: LogReport) -> str:
         f'<section id="lifts"><h2>Lift over {escape(report.control)}</h2>{lift}{verdicts}'
         "</section>"
     )
-    return _page(
+    return page(
         "tummler report — logged experiment",
         f"{Path(report.source).name} · {report.n_rounds:,} rounds · control {report.control}",
         body,
