@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from test_planning import REORDER, _decisions, _plan, _seed
+from test_planning import NOW, REORDER, _decisions, _plan, _seed
 from tummler.app.planning import explain_decision
+from tummler.store.database import session_scope
+from tummler.store.models import PolicyVersion
 
 
 def _spend(workspace: Path, setting: str) -> None:
@@ -50,3 +53,30 @@ def test_explain_says_how_much_the_plan_could_explore(engine: Engine, workspace:
     shown = explain_decision(engine, contact=external, campaign_key=REORDER)
     assert shown.explore_share == 0.3
     assert "exploration let 30% of this plan's decisions explore" in shown.summary
+
+
+def test_the_share_decays_with_the_promoted_versions_number(
+    engine: Engine, workspace: Path
+) -> None:
+    _seed(engine)
+    _spend(workspace, "{share: 0.8, decay: 0.5, floor: 0.01}")
+    first = _plan(engine, workspace)
+    with session_scope(engine) as session:
+        prior = session.get(PolicyVersion, first.policy_version_id)
+        assert prior is not None
+        parameters = json.loads(json.dumps(prior.parameters))
+        parameters["policy"]["version"] = 5  # its learning updates: not what the decay counts
+        session.add(
+            PolicyVersion(
+                name=prior.name,
+                version=2,
+                kind=prior.kind,
+                parameters=parameters,
+                parent_id=prior.id,
+                promoted=True,
+                created_at=NOW,
+            )
+        )
+    _plan(engine, workspace)
+    shares = {r.reasons["explore_share"] for r in _decisions(engine) if not r.holdout}
+    assert shares == {0.2}  # 0.8 × 0.5², the second learned version

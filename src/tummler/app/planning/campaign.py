@@ -109,7 +109,7 @@ def plan_campaign(
         rules,
         seed=seed,
         draws=draws,
-        explore_share=setup.exploration.share_at(choice.policy.version),
+        explore_share=setup.exploration.share_at(choice.version),
     )
     planned = _Planned(setup, audience, decided, choice.policy, read.features.final())
     gaps = _variant_gaps(setup, decided, audience.shape, access)
