@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -83,36 +83,7 @@ def demo(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("starting", total=rounds * seeds)
-        first_seed = [True]
-
-        def on_step(message: str) -> None:
-            shown = escape(message)  # the bar's description is markup too
-            if message.startswith("starting fresh"):
-                progress.console.print(f"[yellow]{shown}[/yellow]", highlight=False)
-            progress.update(task, description=shown)
-
-        def on_round(done: DemoRound) -> None:
-            progress.advance(task)
-            if not first_seed[0]:
-                return
-            share = done.tummler / done.baselines["oracle"] if done.baselines["oracle"] else 0.0
-            after = (
-                f"promoted {_version(done.learned)}"
-                if done.promoted
-                else f"kept {_version(done.policy)}"
-            )
-            progress.console.print(
-                f"  round {done.number:>2}: {done.sent:>5,} sent, {done.clicks:>4,} clicks, "
-                f"value {done.tummler:5.1f} ({share:>3.0%} of oracle) · {after}",
-                highlight=False,
-            )
-
-        def on_seed(number: int, done: DemoReport) -> None:
-            first_seed[0] = False
-            if seeds > 1:
-                progress.console.print(f"  seed {number}: {_totals_line(done)}", highlight=False)
-
+        on_step, on_round, on_seed = _progress_callbacks(progress, rounds=rounds, seeds=seeds)
         report = run_seeds(
             directory,
             seeds=seeds,
@@ -128,6 +99,44 @@ def demo(
         )
     _show(report.first)
     _show_seeds(report)
+
+
+def _progress_callbacks(
+    progress: Progress, *, rounds: int, seeds: int
+) -> tuple[Callable[[str], None], Callable[[DemoRound], None], Callable[[int, DemoReport], None]]:
+    """What the demo tells the progress bar: each step, each round of the first seed (one line
+    each), and each seed's totals when there are several."""
+    task = progress.add_task("starting", total=rounds * seeds)
+    first_seed = [True]
+
+    def on_step(message: str) -> None:
+        shown = escape(message)  # the bar's description is markup too
+        if message.startswith("starting fresh"):
+            progress.console.print(f"[yellow]{shown}[/yellow]", highlight=False)
+        progress.update(task, description=shown)
+
+    def on_round(done: DemoRound) -> None:
+        progress.advance(task)
+        if not first_seed[0]:
+            return
+        share = done.tummler / done.baselines["oracle"] if done.baselines["oracle"] else 0.0
+        after = (
+            f"promoted {_version(done.learned)}"
+            if done.promoted
+            else f"kept {_version(done.policy)}"
+        )
+        progress.console.print(
+            f"  round {done.number:>2}: {done.sent:>5,} sent, {done.clicks:>4,} clicks, "
+            f"value {done.tummler:5.1f} ({share:>3.0%} of oracle) · {after}",
+            highlight=False,
+        )
+
+    def on_seed(number: int, done: DemoReport) -> None:
+        first_seed[0] = False
+        if seeds > 1:
+            progress.console.print(f"  seed {number}: {_totals_line(done)}", highlight=False)
+
+    return on_step, on_round, on_seed
 
 
 def _totals_line(report: DemoReport) -> str:
