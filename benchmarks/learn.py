@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/learn.py [--data ../shared/data] [--rounds 1000000] [--repeat 3]
                                          [--skip obd,hillstrom,throughput,simulator,randomized]
-                                         [--contacts 5000] [--sim-rounds 10] [--sim-seeds 0,1,2]
+                                         [--contacts 5000] [--sim-rounds 20]
+                                         [--sim-seeds 0,1,2,3,4] [--sim-jobs 1]
                                          [--email-cost 0.5] [--randomized-rows N]
 
 Sections, each printed as a table; the last line is one JSON object with every figure:
@@ -27,15 +28,15 @@ Sections, each printed as a table; the last line is one JSON object with every f
     reported beside it.
 (d) ``simulator``: the product's own loop on the simulator. ``tummler demo``'s rounds
     (:func:`tummler.demo.run_demo`) on a brand of ``--contacts`` people (5,000) after 90 days of
-    legacy blasts, ``--sim-rounds`` daily rounds (10): plan_campaign, the outbox, the people's
-    responses recorded as provider reports, ``learn_from_store`` (whose first learned version is
-    warm started from the legacy sends, with the informed prior) and promotion when off-policy
-    evaluation says so. Each round is valued against random, send-to-all, the best single action
-    and the (myopic) oracle on the same state and audience; the figures are the share of the best
-    baseline → oracle gap the product closes and its % of the oracle, per seed of ``--sim-seeds``
-    (``0,1,2``) and their median, the headline. Measured: see benchmarks/README.md. The 56 % this
-    section reported before issue 13 was the benchmark's own learner (its own contexts, prior
-    precision and pricing), not the product's.
+    legacy blasts, ``--sim-rounds`` daily rounds (20): plan_campaign, the outbox, the people's
+    responses recorded as provider reports, ``learn_from_store`` and promotion when off-policy
+    evaluation says so. Send to all, the best single action, random and the (myopic) oracle are
+    each played in their own copy of the simulated world (same people, audience and response
+    seeds: :class:`tummler.simulate.BaselineWorlds`), so the unsubscribes and fatigue a policy
+    causes cost it in later rounds. Per seed of ``--sim-seeds`` (``0,1,2,3,4``; ``--sim-jobs``
+    of them at once) each policy's total true expected reward; over the seeds, tummler minus
+    each baseline with a Student t interval and the seeds won. The headline ratio is tummler over
+    send-to-all. Measured: see benchmarks/README.md.
 (e) ``randomized``: on every randomized experiment in the data (Hillstrom), policies learned on
     one half — linear (``tummler learn``'s) and gradient-boosted greedy, and the one chosen by DR
     on a validation part of that half — against the best single arm and uniform on the other
@@ -555,18 +556,19 @@ SIM_TODAY = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def simulator_run(n_contacts: int, rounds: int, seed: int) -> dict[str, Any]:
-    """One seed of section (d): ``tummler demo``'s loop, and the share of the gap it closes.
+    """One seed of section (d): ``tummler demo``'s loop, with every baseline in its own world.
 
     The demo (:func:`tummler.demo.run_demo`) imports the simulated brand and its 90 days of
     legacy blasts with the real importer, then plays every round through the product: plan,
     the outbox, the people's responses as provider reports, ``learn_from_store`` (which warm
     starts the first learned version from the legacy sends) and promotion when off-policy
-    evaluation says so. Each round's true expected reward is valued against random, send to all,
-    the best single action and the oracle on the same state and audience; here they are summed
-    over the rounds.
+    evaluation says so. Random, send to all, the best single action and the (myopic) oracle are
+    each played in their own copy of the simulated world (same people, audience and response
+    seeds), so the unsubscribes and fatigue they cause cost them in later rounds; here each
+    policy's true expected reward is summed over the rounds.
     """
     from tummler.core.clock import FrozenClock
-    from tummler.demo import BASELINE_NAMES, run_demo
+    from tummler.demo import run_demo, totals
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as directory:
@@ -577,59 +579,98 @@ def simulator_run(n_contacts: int, rounds: int, seed: int) -> dict[str, Any]:
             contacts=n_contacts,
             rounds=rounds,
         )
-    totals = {"tummler": sum(r.tummler for r in report.rounds)}
-    totals.update({name: sum(r.baselines[name] for r in report.rounds) for name in BASELINE_NAMES})
-    best = max(totals[name] for name in BASELINE_NAMES if name != "oracle")
-    gap = totals["oracle"] - best
+    summed = totals(report)
     return {
         "seed": seed,
-        "cumulative": totals,
-        "gap_closed": (totals["tummler"] - best) / gap if gap > 0 else math.nan,
-        "of_oracle": totals["tummler"] / totals["oracle"] if totals["oracle"] else math.nan,
+        "cumulative": summed,
+        "per_round": {
+            "tummler": [r.tummler for r in report.rounds],
+            **{
+                name: [r.baselines[name] for r in report.rounds]
+                for name in summed
+                if name != "tummler"
+            },
+        },
+        "of_oracle": summed["tummler"] / summed["oracle"] if summed["oracle"] else math.nan,
         "promoted": sum(r.promoted for r in report.rounds),
         "seconds": time.perf_counter() - start,
     }
 
 
-def simulator_section(n_contacts: int, rounds: int, seeds: list[int]) -> dict[str, Any]:
-    """Section (d) over several seeds (each its own brand, history and responses); the headline
-    is the median over the seeds of the share of the best baseline → oracle gap the product's
-    loop closes."""
-    from tummler.demo import BASELINE_NAMES
+def _simulator_runs(
+    n_contacts: int, rounds: int, seeds: list[int], jobs: int
+) -> list[dict[str, Any]]:
+    """Every seed's run, ``jobs`` at a time (each seed is independent: its own brand and store)."""
+    if jobs <= 1 or len(seeds) == 1:
+        return [simulator_run(n_contacts, rounds, seed) for seed in seeds]
+    from concurrent.futures import ProcessPoolExecutor
 
-    runs = [simulator_run(n_contacts, rounds, seed) for seed in seeds]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        n = len(seeds)
+        return list(pool.map(simulator_run, [n_contacts] * n, [rounds] * n, seeds))
+
+
+def simulator_section(
+    n_contacts: int, rounds: int, seeds: list[int], jobs: int = 1
+) -> dict[str, Any]:
+    """Section (d) over several seeds (each its own brand, history and responses): tummler minus
+    each baseline, paired by seed, with a Student t interval over the seeds and the seeds won;
+    the headline is the difference with send-to-all and its ratio."""
+    from tummler.demo import COMPARED, paired_differences
+
+    runs = _simulator_runs(n_contacts, rounds, seeds, jobs)
     title = (
         f"(d) simulator through the product (tummler demo's loop): {rounds} daily rounds, "
-        f"{n_contacts:,} contacts after 90 days of legacy blasts; cumulative true expected reward"
+        f"{n_contacts:,} contacts after 90 days of legacy blasts; cumulative true expected "
+        "reward, every baseline played in its own world"
     )
     out = Table(title=title)
     out.add_column("policy")
     for run in runs:
         out.add_column(f"seed {run['seed']}", justify="right")
-    for name in ("tummler", *BASELINE_NAMES):
+    for name in ("tummler", *COMPARED):
         out.add_row(name, *(f"{run['cumulative'][name]:,.1f}" for run in runs))
-    out.add_row("% of oracle", *(f"{run['of_oracle']:.0%}" for run in runs))
-    out.add_row(
-        "share of the best baseline → oracle gap closed",
-        *(f"{run['gap_closed']:.0%}" for run in runs),
-    )
+    out.add_row("tummler % of oracle", *(f"{run['of_oracle']:.0%}" for run in runs))
     out.add_row("versions promoted", *(str(run["promoted"]) for run in runs))
     out.add_row("seconds", *(f"{run['seconds']:.0f}" for run in runs))
-    closed = statistics.median(run["gap_closed"] for run in runs)
-    of_oracle = statistics.median(run["of_oracle"] for run in runs)
     console.print(out)
-    console.print(
-        f"median over {len(runs)} seed(s): {closed:.0%} of the gap closed, "
-        f"{of_oracle:.0%} of the oracle"
-    )
+    differences = paired_differences([run["cumulative"] for run in runs])
+    diff = Table(title=f"(d) tummler minus each baseline over {len(runs)} seed(s), paired by seed")
+    for column in ("baseline", "mean", "95% interval (t)", "seeds won", "ratio"):
+        diff.add_column(column, justify="left" if column == "baseline" else "right")
+    summary: dict[str, Any] = {}
+    for d in differences:
+        ratio = statistics.mean(
+            run["cumulative"]["tummler"] / run["cumulative"][d.baseline] for run in runs
+        )
+        summary[d.baseline] = {
+            "per_seed": list(d.per_seed),
+            "mean": d.mean,
+            "ci_low": d.low,
+            "ci_high": d.high,
+            "wins": d.wins,
+            "seeds": d.seeds,
+            "ratio": ratio,
+        }
+        diff.add_row(
+            d.baseline,
+            f"{d.mean:+,.1f}",
+            f"[{d.low:+,.1f}, {d.high:+,.1f}]",
+            f"{d.wins}/{d.seeds}",
+            f"{ratio:.3f}",
+        )
+    console.print(diff)
     return {
         "contacts": n_contacts,
         "rounds": rounds,
         "loop": "product",
+        "baselines": "each played in its own world (common random numbers)",
         "seeds": [run["seed"] for run in runs],
         "runs": runs,
-        "gap_closed": closed,
-        "of_oracle": of_oracle,
+        "differences": summary,
+        "headline": "tummler / send to all, mean over seeds",
+        "ratio_vs_send_to_all": summary["send to all"]["ratio"],
+        "of_oracle": statistics.median(run["of_oracle"] for run in runs),
     }
 
 
@@ -643,10 +684,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--contacts", type=int, default=5000, help="simulated contacts")
-    parser.add_argument("--sim-rounds", type=int, default=10, help="simulated daily rounds")
+    parser.add_argument("--sim-rounds", type=int, default=20, help="simulated daily rounds")
     parser.add_argument(
-        "--sim-seeds", default="0,1,2", help="comma-separated seeds; the median is reported"
+        "--sim-seeds",
+        default="0,1,2,3,4",
+        help="comma-separated seeds; tummler minus each baseline is paired over them",
     )
+    parser.add_argument("--sim-jobs", type=int, default=1, help="seeds run at once (processes)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
     parser.add_argument("--no-vw", action="store_true", help="do not run Vowpal Wabbit")
     parser.add_argument(
@@ -672,6 +716,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.contacts,
             args.sim_rounds,
             [int(seed) for seed in args.sim_seeds.split(",") if seed.strip()],
+            jobs=args.sim_jobs,
         )
     if "randomized" not in skip:
         figures["randomized"] = randomized_section(

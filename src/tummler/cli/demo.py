@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,7 +22,7 @@ from rich.table import Table
 from tummler.cli.context import console
 
 if TYPE_CHECKING:
-    from tummler.demo import DemoReport, DemoRound
+    from tummler.demo import DemoReport, DemoRound, SeedsReport
 
 
 def demo(
@@ -39,6 +39,16 @@ def demo(
         int, typer.Option(min=1, max=60, help="Plan → deliver → respond → learn → evaluate cycles.")
     ] = 20,
     seed: Annotated[int, typer.Option(help="Same seed (and day), same brand and results.")] = 7,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Run SEEDS seeds (SEED, SEED+1, ...) and compare tummler with every baseline "
+            "over them, with intervals (5 or more for a fair verdict; each seed takes as long "
+            "as the first). Only the first seed's workspace is kept.",
+        ),
+    ] = 1,
     smtp: Annotated[
         bool,
         typer.Option(
@@ -56,11 +66,12 @@ def demo(
     Makes a workspace with the simulator's brand (people, their channels, consent, social graph and
     90 days of history), then, each round: plans a campaign with the promoted policy, delivers it
     through the outbox, lets the simulated people respond, learns a new policy version and promotes
-    it when off-policy evaluation says so. The true value of every round is set beside random,
-    send-to-all, best single action and the oracle; the HTML report ends it.
+    it when off-policy evaluation says so. The true value of every round is set beside
+    send-to-all, best single action, random and the oracle, each played in its own copy of the
+    simulated world (same people, same seeds); the HTML report ends it.
     """
     from tummler.core.clock import SystemClock
-    from tummler.demo import run_demo
+    from tummler.demo import run_seeds
 
     with Progress(
         SpinnerColumn(),
@@ -72,40 +83,108 @@ def demo(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("starting", total=rounds)
-
-        def on_step(message: str) -> None:
-            shown = escape(message)  # the bar's description is markup too
-            if message.startswith("starting fresh"):
-                progress.console.print(f"[yellow]{shown}[/yellow]", highlight=False)
-            progress.update(task, description=shown)
-
-        def on_round(done: DemoRound) -> None:
-            progress.advance(task)
-            share = done.tummler / done.baselines["oracle"] if done.baselines["oracle"] else 0.0
-            after = (
-                f"promoted {_version(done.learned)}"
-                if done.promoted
-                else f"kept {_version(done.policy)}"
-            )
-            progress.console.print(
-                f"  round {done.number:>2}: {done.sent:>5,} sent, {done.clicks:>4,} clicks, "
-                f"value {done.tummler:5.1f} ({share:>3.0%} of oracle) · {after}",
-                highlight=False,
-            )
-
-        report = run_demo(
+        on_step, on_round, on_seed = _progress_callbacks(progress, rounds=rounds, seeds=seeds)
+        report = run_seeds(
             directory,
-            clock=SystemClock(),
+            seeds=seeds,
             seed=seed,
+            clock=SystemClock(),
             contacts=contacts,
             rounds=rounds,
             smtp=smtp,
             html=html,
             on_step=on_step,
             on_round=on_round,
+            on_seed=on_seed,
         )
-    _show(report)
+    _show(report.first)
+    _show_seeds(report)
+
+
+def _progress_callbacks(
+    progress: Progress, *, rounds: int, seeds: int
+) -> tuple[Callable[[str], None], Callable[[DemoRound], None], Callable[[int, DemoReport], None]]:
+    """What the demo tells the progress bar: each step, each round of the first seed (one line
+    each), and each seed's totals when there are several."""
+    task = progress.add_task("starting", total=rounds * seeds)
+    first_seed = [True]
+
+    def on_step(message: str) -> None:
+        shown = escape(message)  # the bar's description is markup too
+        if message.startswith("starting fresh"):
+            progress.console.print(f"[yellow]{shown}[/yellow]", highlight=False)
+        progress.update(task, description=shown)
+
+    def on_round(done: DemoRound) -> None:
+        progress.advance(task)
+        if not first_seed[0]:
+            return
+        share = done.tummler / done.baselines["oracle"] if done.baselines["oracle"] else 0.0
+        after = (
+            f"promoted {_version(done.learned)}"
+            if done.promoted
+            else f"kept {_version(done.policy)}"
+        )
+        progress.console.print(
+            f"  round {done.number:>2}: {done.sent:>5,} sent, {done.clicks:>4,} clicks, "
+            f"value {done.tummler:5.1f} ({share:>3.0%} of oracle) · {after}",
+            highlight=False,
+        )
+
+    def on_seed(number: int, done: DemoReport) -> None:
+        first_seed[0] = False
+        if seeds > 1:
+            progress.console.print(f"  seed {number}: {_totals_line(done)}", highlight=False)
+
+    return on_step, on_round, on_seed
+
+
+def _totals_line(report: DemoReport) -> str:
+    """One seed's totals in a line: tummler, then each baseline, send-to-all first."""
+    from tummler.demo import COMPARED, totals
+
+    summed = totals(report)
+    return f"tummler {_value(summed['tummler'])}; " + ", ".join(
+        f"{name} {_value(summed[name])}" for name in COMPARED
+    )
+
+
+def _interval(low: float, high: float) -> str:
+    return "–" if low != low else f"[{low:+.1f}, {high:+.1f}]"  # nan: one seed, no interval
+
+
+def _show_seeds(report: SeedsReport) -> None:
+    """tummler minus each baseline over the seeds: per seed, the mean, its interval, the wins."""
+    n = len(report.seeds)
+    table = Table(
+        title=f"4. tummler minus each baseline, total over the rounds, {n} seed(s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    table.add_column("baseline", no_wrap=True)
+    shown_seeds = report.seeds if n <= 3 else ()
+    for s in shown_seeds:
+        table.add_column(f"seed {s}", justify="right", no_wrap=True)
+    for column in ("mean", "95% interval", "won"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for d in report.differences:
+        table.add_row(
+            d.baseline,
+            *(f"{v:+.1f}" for v in d.per_seed[: len(shown_seeds)]),
+            f"{d.mean:+.1f}",
+            _interval(d.low, d.high),
+            f"{d.wins}/{d.seeds}",
+        )
+    console.print(table)
+    hint = (
+        "  One seed gives no interval: `--seeds 5` runs five brands (about five times as long)."
+        if n == 1
+        else "  Paired over the seeds (same brand and response seeds for every policy); the "
+        "interval is Student's t on the mean difference."
+    )
+    console.print(hint, style="dim", highlight=False)
 
 
 def _version(spec: str | None) -> str:
@@ -173,7 +252,7 @@ def _rounds_table(rounds: Sequence[DemoRound], baselines: Sequence[str]) -> Tabl
 
 
 def _show(report: DemoReport) -> None:
-    from tummler.demo import BASELINE_NAMES
+    from tummler.demo import COMPARED
 
     imports = Table(title="1. the brand, imported", title_justify="left")
     for column in ("kind", "rows"):
@@ -189,21 +268,21 @@ def _show(report: DemoReport) -> None:
         f"{errors} error(s), {warnings} warning(s) (`tummler strategy check` lists them)"
     )
 
-    console.print(_rounds_table(report.rounds, BASELINE_NAMES))
-    oracle = [r.baselines["oracle"] for r in report.rounds]
+    console.print(_rounds_table(report.rounds, COMPARED))
     half = max(1, len(report.rounds) // 4)
     first, last = report.rounds[:half], report.rounds[-half:]
+    console.print(f"  In all: {_totals_line(report)}.", highlight=False)
     console.print(
         f"  tummler reached {_share([r.tummler for r in first], [r.baselines['oracle'] for r in first])} "
         f"of the oracle's value in the first {half} round(s) and "
         f"{_share([r.tummler for r in last], [r.baselines['oracle'] for r in last])} in the last "
-        f"{half}; random reached "
-        f"{_share([r.baselines['random'] for r in report.rounds], oracle)} overall.",
+        f"{half}.",
         highlight=False,
     )
     console.print(
         "  True value = clicks − unsubscribes − 2 × complaints − cost, for the round's cohort less "
-        "tummler's holdout; the baselines are valued on the same state, never played.",
+        "tummler's holdout; each baseline is played in its own copy of the world (same people, "
+        "same seeds), so the unsubscribes and fatigue it causes cost it later.",
         style="dim",
     )
     if report.smtp_received is not None:

@@ -80,6 +80,11 @@ class _BlockNoise:
     next block is drawn in a background thread while the current one is used (NumPy draws without
     holding the GIL): the draws are the bulk of a Thompson plan's work, and this puts them on a
     second core.
+
+    With ``share`` below 1, each contact's normals in each replicate are kept with probability
+    ``share`` and zeroed otherwise (drawn from the same block stream, after the normals): a
+    Thompson policy then explores for that share of its decisions and decides the rest on its
+    posterior mean, and the Monte Carlo propensities estimate that mixture.
     """
 
     def __init__(
@@ -88,8 +93,10 @@ class _BlockNoise:
         size: int,
         replicates: int,
         active: npt.NDArray[np.bool_],
+        share: float = 1.0,
     ) -> None:
         self.entropy = int(rng.integers(0, 2**63))
+        self.share = share
         self.size = size
         self.replicates = replicates
         self.active = active
@@ -109,7 +116,13 @@ class _BlockNoise:
         count = int(np.count_nonzero(self.active[first : first + NOISE_BLOCK]))
         seed = np.random.SeedSequence(self.entropy, spawn_key=(block,))
         stream = np.random.Generator(np.random.SFC64(seed))  # fast; a stream per block
-        return stream.standard_normal((self.replicates, self.size, count), dtype=np.float32)
+        normals = stream.standard_normal((self.replicates, self.size, count), dtype=np.float32)
+        if self.share < 1.0:
+            # a contact explores (draws from the posterior) in a replicate with probability
+            # ``share``; otherwise its normals are zero: the posterior mean, the greedy choice
+            explores = stream.random((self.replicates, count)) < self.share
+            normals *= explores[:, None, :]
+        return normals
 
     def _block(self, block: int) -> npt.NDArray[np.float32]:
         if self._current is not None and self._current[0] == block:

@@ -150,6 +150,7 @@ def plan(
     holdout_share: float = 0.0,
     draws: int = 32,
     chunk_size: int = 32_768,
+    explore_share: float = 1.0,
 ) -> Plan:
     """Decide every contact's levers — channel, slot, variant — or none, with propensities.
 
@@ -180,6 +181,12 @@ def plan(
         depend on ``draws``. An estimated
         propensity is clipped to at least ``1 / (2 · draws)`` so that it is never 0 for an action
         that was in fact taken (which would break inverse propensity weighting).
+    explore_share
+        The most exploration the campaign may spend, as the share of (non-held-out) decisions
+        that may explore: a Thompson policy draws from its posterior for each contact with this
+        probability and decides on the posterior mean otherwise (its Monte Carlo propensities
+        are those of the mixture); an epsilon policy explores ``min(epsilon, explore_share)``.
+        1 (the default) leaves the policy as it is; 0 makes every decision greedy.
     chunk_size
         Contacts per chunk: bounds memory at a few ``chunk_size × n_channels × n_slots`` arrays.
         For Thompson policies a chunk of at least :data:`NOISE_BLOCK` contacts is rounded down to
@@ -191,9 +198,13 @@ def plan(
         The decisions.
     """
     x, eligibility = _checked(x, actions, policy, eligibility, draws=draws, chunk_size=chunk_size)
+    if not 0.0 <= explore_share <= 1.0:
+        raise PolicyError(f"explore_share must be between 0 and 1, got {explore_share}")
     holdout_rng, explore_rng, decision_rng, mc_rng = make_rng(rng).spawn(4)
     holdout = draw_holdout(strata, x.shape[0], holdout_share, holdout_rng)
-    job = _Job.of(x, actions, policy, eligibility, rules, holdout, chunk_size=chunk_size)
+    job = _Job.of(
+        x, actions, policy, eligibility, rules, holdout, chunk_size=chunk_size, share=explore_share
+    )
     decision = _decision_draw(job, decision_rng)
     exploration = _Exploration.draw(job, explore_rng)
     prices = _channel_prices(job, decision.net, exploration)
@@ -277,6 +288,8 @@ class _Job:
     #: scores: they are neither scored nor drawn for
     active: npt.NDArray[np.bool_]
     pieces: list[tuple[int, int]]
+    #: the share of decisions that may explore (``plan``'s ``explore_share``)
+    share: float
 
     @staticmethod
     def of(
@@ -288,6 +301,7 @@ class _Job:
         holdout: npt.NDArray[np.bool_],
         *,
         chunk_size: int,
+        share: float = 1.0,
     ) -> _Job:
         n_ch = actions.n_channels
         noise_size = policy.noise_size(actions) if policy.stochastic else 0
@@ -303,6 +317,7 @@ class _Job:
             noise_size=noise_size,
             active=~holdout & eligibility.channel_ok.any(axis=1),
             pieces=_pieces(x.shape[0], chunk_size, aligned=noise_size > 0),
+            share=share,
         )
 
     def parts(self) -> Iterator[tuple[int, int, _Part]]:
@@ -332,7 +347,7 @@ def _decision_draw(job: _Job, rng: np.random.Generator) -> _DecisionDraw:
     best = np.zeros((n, n_ch), np.int32)
     point_net = net if job.noise_size == 0 else np.full((n, n_ch), -np.inf, np.float32)
     drawn = _DecisionDraw(net, best, point_net)
-    with _BlockNoise(rng, job.noise_size, 1, job.active) as noise:
+    with _BlockNoise(rng, job.noise_size, 1, job.active, job.share) as noise:
         for start, stop, part in job.parts():
             gaussian = job.policy._gaussian(part.x, job.actions)
             if gaussian is not None:
@@ -393,7 +408,7 @@ class _Exploration:
 
     @staticmethod
     def draw(job: _Job, rng: np.random.Generator) -> _Exploration:
-        n, eps = job.x.shape[0], job.policy.epsilon
+        n, eps = job.x.shape[0], min(job.policy.epsilon, job.share)
         explored = np.zeros(n, bool)
         action = np.full(n, NO_SEND, np.int64)
         if eps <= 0:
@@ -511,7 +526,7 @@ def _greedy_propensities(
     if job.noise_size == 0:
         return _deterministic(greedy, action)
     greedy_p = np.ones(action.shape)
-    with _BlockNoise(rng, job.noise_size, draws, job.active) as noise:
+    with _BlockNoise(rng, job.noise_size, draws, job.active, job.share) as noise:
         for start, stop, part in job.parts():
             greedy_p[part.index] = _shares(
                 job.policy,

@@ -16,7 +16,10 @@ and then, round after round:
    **promote** it only when off-policy evaluation says it is better (:func:`promote`, never
    forced), so that the next round plans with it;
 5. **measure** the round: the true expected reward of tummler's sends (the simulator knows it)
-   against random, send-to-all, best single action and the oracle on the same state and audience.
+   against random, send-to-all, best single action and the (myopic) oracle, each played for the
+   same audience in its own copy of the simulated world (:class:`BaselineWorlds`: the same
+   people, history and response seeds), so that the unsubscribes and fatigue a policy causes
+   cost it in later rounds.
 
 Each round addresses one cohort of the brand (a contiguous run of external ids, so a random share;
 about 1,000 people by default): a different audience every round, as a brand's sends have, and what
@@ -61,6 +64,7 @@ from tummler.demo.play import ROUND_INTERVAL, DemoRound, RoundContext, Stopwatch
 from tummler.demo.smtp import LoopbackSmtp
 from tummler.simulate import (
     BASELINE_NAMES,
+    BaselineWorlds,
     History,
     LegacyPolicy,
     Population,
@@ -213,7 +217,7 @@ def run_demo(
             index={str(e): i for i, e in enumerate(population.external_id.tolist())},
             seed=seed,
             response_rng=response_rng,
-            baseline_rng=baseline_rng,
+            worlds=BaselineWorlds(population, model, past.state, baseline_rng),
             watch=watch,
             step=step,
         )
@@ -435,8 +439,9 @@ def _curve(rounds: list[DemoRound]) -> SimulatedCurve:
         series=tuple(series),
         note=(
             "True expected reward per round (clicks − unsubscribes − 2 × complaints − cost), "
-            "computed by the simulator on the state each round started from, for the same "
-            "contacts: the round's cohort less tummler's holdout. The baselines are valued on "
-            "that state, not played."
+            "computed by the simulator, for the same contacts: the round's cohort less "
+            "tummler's holdout. Each baseline is played in its own copy of the simulated world "
+            "(same people, same response seeds), so the unsubscribes and fatigue it causes "
+            "count against it in later rounds."
         ),
     )

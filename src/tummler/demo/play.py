@@ -1,5 +1,5 @@
 """One round of the demo, as it really happens: plan, deliver, respond, learn, promote; and the
-baselines valued on the same state.
+baselines played in their own copies of the world, for the same audience with the same seed.
 
 :func:`play_round` drives the services for one round's campaign (:func:`plan_campaign`,
 :func:`enqueue` and the outbox, :func:`record_events`, :func:`learn_from_store`, the promotion)
@@ -42,13 +42,13 @@ from tummler.demo.round import (
     sent_deliveries,
 )
 from tummler.simulate import (
+    BaselineWorlds,
     Message,
     Outcomes,
     Population,
     ResponseModel,
     RoundValues,
     SimulationState,
-    baseline_values,
     outcome_events,
     respond,
 )
@@ -82,8 +82,9 @@ class DemoRound:
         Consent revocations the unsubscribes and complaints wrote, and contacts whose stage moved.
     tummler, baselines
         True expected reward (clicks − unsubscribes − 2 × complaints − cost) of tummler's sends,
-        and of each baseline's choices on the same state, for the same contacts (the cohort less
-        tummler's holdout, whom nobody messages).
+        and of each baseline's sends in its own copy of the world (the state its own earlier rounds
+        left: its unsubscribes, its fatigue), for the same contacts (the cohort less tummler's
+        holdout, whom nobody messages) with the same seed for the responses.
     realized
         The reward tummler's sends actually earned in the simulation.
     policy
@@ -151,8 +152,10 @@ class RoundContext:
     #: External id → the person's index in the population.
     index: Mapping[str, int]
     seed: int
+    #: Draws the event details (times, ids) of tummler's responses.
     response_rng: np.random.Generator
-    baseline_rng: np.random.Generator
+    #: Each baseline in its own copy of the world.
+    worlds: BaselineWorlds
     watch: Stopwatch
     step: Callable[[str], None]
 
@@ -160,7 +163,8 @@ class RoundContext:
 def play_round(
     run: RoundContext, r: int, *, state: SimulationState, at: datetime
 ) -> tuple[DemoRound, SimulationState]:
-    """Plan, deliver, respond, learn and promote one round; value the baselines on its state."""
+    """Plan, deliver, respond, learn and promote one round; play the baselines' round in their
+    worlds."""
     key = round_key(r)
     label = f"round {r + 1}"
     engine, clock, watch, step = run.engine, run.clock, run.watch, run.step
@@ -196,8 +200,8 @@ def play_round(
             variants=variant_index(run.brand),
         )
         message = run.brand.message(key)
-        values = _baselines(run, r, key, message, state=state, at=at)
-        after, outcomes, revoked = _respond(run, key, message, sent, state=state, at=at)
+        values = _baselines(run, r, key, message, at=at)
+        after, outcomes, revoked = _respond(run, r, message, sent, state=state, at=at)
         moved_at = at + ROUND_INTERVAL - timedelta(seconds=1)
         moved = move_stages(engine, run.population, state, after, at=moved_at)
     with watch("attribute and learn"):
@@ -240,38 +244,41 @@ def play_round(
 
 
 def _baselines(
-    run: RoundContext, r: int, key: str, message: Message, *, state: SimulationState, at: datetime
+    run: RoundContext, r: int, key: str, message: Message, *, at: datetime
 ) -> RoundValues:
-    """The true value of each baseline's choices for round ``r``'s planned audience, on the state
-    the round started from (valued, never played)."""
-    return baseline_values(
-        run.population,
-        run.model,
-        state,
+    """The true value of each baseline's sends for round ``r``'s planned audience, each played in
+    its own world with the seed tummler's responses are drawn with."""
+    return run.worlds.play(
         message,
         run.brand.action_space(),
         at,
         audience=planned_audience(run.engine, key, contacts=run.index, size=run.population.n),
-        rng=run.baseline_rng,
+        seed=response_seed(run.seed, r),
         index=r,
     )
 
 
+def response_seed(seed: int, r: int) -> np.random.SeedSequence:
+    """The seed round ``r``'s responses are drawn with, in tummler's world and every baseline's
+    (common random numbers)."""
+    return np.random.SeedSequence([seed, 7_919, r])
+
+
 def _respond(
     run: RoundContext,
-    key: str,
+    r: int,
     message: Message,
     sent: SentDeliveries,
     *,
     state: SimulationState,
     at: datetime,
 ) -> tuple[SimulationState, Outcomes, int]:
-    """The simulated people's responses to what campaign ``key`` really sent, recorded as provider
+    """The simulated people's responses to what round ``r``'s campaign really sent, recorded as provider
     reports carrying each delivery's message id; the state after them, and the consent
     revocations their unsubscribes and complaints wrote."""
-    after, outcomes = respond(
-        run.population, run.model, state, message, sent.sends(), at, run.response_rng
-    )
+    key = round_key(r)
+    draws = np.random.default_rng(response_seed(run.seed, r))
+    after, outcomes = respond(run.population, run.model, state, message, sent.sends(), at, draws)
     events = outcome_events(run.population, outcomes, run.response_rng)
     reports = outcome_reports(run.population, events, sent.message_ids(), campaign=key)
     revoked = 0

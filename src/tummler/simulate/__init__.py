@@ -10,8 +10,9 @@ consent, a homophilous heavy-tailed social graph, and the :class:`HiddenTruth`),
 - :func:`history` simulates past legacy blasts and mentions to seed a store;
 - :func:`run_rounds` runs any decision function and measures its regret, with the baselines
   :class:`RandomPolicy`, :class:`SendToAll`, :class:`BestSingleAction` and :class:`OraclePolicy`;
-- :func:`baseline_values` values those baselines on one round's state (without playing them), so a
-  policy run elsewhere — through the store, in ``tummler demo`` — can be set beside them.
+- :class:`BaselineWorlds` plays those baselines each in its own copy of the world (same people,
+  same seeds), so a policy run elsewhere — through the store, in ``tummler demo`` — can be set
+  beside them with list erosion counted; :func:`baseline_values` values them on one state only.
 
 >>> import numpy as np
 >>> from datetime import datetime, UTC
@@ -29,7 +30,13 @@ True
 True
 """
 
-from tummler.simulate._curve import BASELINE_NAMES, RoundValues, baseline_values, sends_value
+from tummler.simulate._curve import (
+    BASELINE_NAMES,
+    BaselineWorlds,
+    RoundValues,
+    baseline_values,
+    sends_value,
+)
 from tummler.simulate._history import MENTION_TEMPLATES, History, LegacyPolicy, history
 from tummler.simulate._model import (
     ResponseModel,
@@ -110,6 +117,7 @@ __all__ = [
     "TOPICS",
     "URGENCIES",
     "ActionSpace",
+    "BaselineWorlds",
     "BestSingleAction",
     "DecideFn",
     "EventLog",

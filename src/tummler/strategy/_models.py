@@ -340,6 +340,52 @@ class Fatigue(_Model):
     cap: int = Field(default=3, ge=1)
 
 
+class Exploration(_Model):
+    """How much exploration a campaign's plans may spend: a share of the decisions, decaying.
+
+    A plan explores for ``share × decay^v`` of its (non-held-out) decisions, never below
+    ``floor``, where ``v`` is the number of learned versions before the one planning (0 for the
+    prior): a Thompson policy draws from its posterior for that share of contacts and decides the
+    rest on its posterior mean; an epsilon policy explores at most that share.
+    """
+
+    share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of decisions that may explore (1: the policy as learned; 0: greedy).",
+    )
+    decay: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Multiplies the share for each learned version (1: no decay).",
+    )
+    floor: float = Field(default=0.0, ge=0, le=1, description="The share never decays below this.")
+
+    @model_validator(mode="after")
+    def _floor_below_share(self) -> Exploration:
+        if self.floor > self.share:
+            raise PydanticCustomError(
+                "exploration",
+                "exploration.floor ({floor}) must not exceed exploration.share ({share}): the "
+                "share decays down to the floor",
+                {"floor": self.floor, "share": self.share},
+            )
+        return self
+
+    def share_at(self, version: int) -> float:
+        """The share of decisions that may explore when the policy is learned version
+        ``version`` (0: the prior).
+
+        >>> Exploration(share=0.8, decay=0.5, floor=0.1).share_at(2)
+        0.2
+        >>> Exploration(share=0.8, decay=0.5, floor=0.1).share_at(5)
+        0.1
+        """
+        return max(self.floor, self.share * self.decay ** max(version, 0))
+
+
 class LeverPolicy(_Model):
     levers_per_contact: int = Field(default=1, ge=1, le=10)
     fatigue: Fatigue = Field(default_factory=Fatigue)
@@ -350,6 +396,7 @@ class LeverPolicy(_Model):
         default=0.0, description="Sends whose expected value is below this are dropped."
     )
     holdout_share: float = Field(default=0.1, gt=0, lt=1)
+    exploration: Exploration = Field(default_factory=Exploration)
 
 
 class ComplaintScope(StrEnum):
@@ -489,6 +536,10 @@ class Campaign(_Model):
     )
     window: CampaignWindow | None = None
     holdout_share: float | None = Field(default=None, gt=0, lt=1)
+    exploration: Exploration | None = Field(
+        default=None,
+        description="How much exploration this campaign may spend; default: lever_policy's.",
+    )
     spend_caps: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict,
         description=(
@@ -504,6 +555,9 @@ class Campaign(_Model):
 
     def effective_holdout(self, policy: LeverPolicy) -> float:
         return self.holdout_share if self.holdout_share is not None else policy.holdout_share
+
+    def effective_exploration(self, policy: LeverPolicy) -> Exploration:
+        return self.exploration if self.exploration is not None else policy.exploration
 
 
 def window_bounds(campaign: Campaign) -> tuple[datetime | None, datetime | None]:

@@ -102,7 +102,14 @@ def plan_campaign(
     )
     rules = read.caps.applied_to(setup.selection_rules)
     decided = _decide(
-        audience, setup, choice.policy, access.of(audience.shape), rules, seed=seed, draws=draws
+        audience,
+        setup,
+        choice.policy,
+        access.of(audience.shape),
+        rules,
+        seed=seed,
+        draws=draws,
+        explore_share=setup.exploration.share_at(choice.version),
     )
     planned = _Planned(setup, audience, decided, choice.policy, read.features.final())
     gaps = _variant_gaps(setup, decided, audience.shape, access)

@@ -327,6 +327,8 @@ def _reasons(
         "explored": bool(result.explored[i]),
         "policy": policy,
     }
+    if decided.explore_share < 1.0:
+        reasons["explore_share"] = round(decided.explore_share, 6)
     if gaps:
         reasons["variants_unavailable"] = gaps
     if setup.harm is not None:

@@ -52,6 +52,8 @@ class DecisionExplanation:
     variants_unavailable: dict[str, str] = field(default_factory=dict)
     spend_cap: dict[str, float] = field(default_factory=dict)
     harm: dict[str, float] = field(default_factory=dict)
+    #: the share of the plan's decisions that could explore (the strategy's ``exploration``)
+    explore_share: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -177,6 +179,7 @@ def _explanation(rows: Sequence[Any], *, contact: str, campaign_key: str) -> Dec
         variants_unavailable=_text_map(reasons.get("variants_unavailable")),
         spend_cap=_number_map(reasons.get("spend_cap")),
         harm=_number_map(reasons.get("harm")),
+        explore_share=float(reasons.get("explore_share", 1.0)),
     )
     return DecisionExplanation(
         **{**asdict(explanation), "levers": levers, "summary": _sentence(explanation)}
@@ -338,4 +341,9 @@ def _sentence(e: DecisionExplanation) -> str:
         if e.explored:
             why = "it was drawn at random for exploration"
         parts.append(f"{chosen} chosen over {e.runner_up} because {why}")
+    if e.explore_share < 1.0:
+        parts.append(
+            f"the strategy's exploration let {e.explore_share:.0%} of this plan's decisions "
+            "explore (draw from the policy's uncertainty); the others follow its best estimate"
+        )
     return "; ".join(parts)

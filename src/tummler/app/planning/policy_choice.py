@@ -30,6 +30,8 @@ class _PolicyChoice:
     row_id: int | None  # the stored version, when it exists already
     notes: tuple[str, ...] = ()
     harm: ChannelHarm = field(default_factory=ChannelHarm)
+    #: the stored version's number (``name@number``): learned versions before it; 0 for a prior
+    version: int = 0
 
 
 def _choose_policy(
@@ -50,8 +52,14 @@ def _choose_policy(
     chosen, notes = policies.choose_promoted(connection, setup.campaign.objective, fits)
     if chosen is not None:
         stored = chosen.policy
+        number = chosen.spec.rsplit("@", 1)[-1]
         return _PolicyChoice(
-            stored.policy, stored.featurizer, chosen.id, notes, stored.channel_harm
+            stored.policy,
+            stored.featurizer,
+            chosen.id,
+            notes,
+            stored.channel_harm,
+            int(number) if number.isdigit() else 0,
         )
     prior = LogisticThompson(len(fresh.feature_names()), actions.n_features, actions.n_channels)
     return _PolicyChoice(prior, None, None, notes)

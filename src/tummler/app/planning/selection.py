@@ -27,6 +27,7 @@ class _Decided:
     lacking: npt.NDArray[np.bool_]  # (n, n_ch, n_var) a variant the contact may not get: a field
     blocked: npt.NDArray[np.bool_]  # (n, n_ch) the channel was reachable but no variant renders
     lost: npt.NDArray[np.bool_]  # (n, n_ch) the contact would have got it without the spend caps
+    explore_share: float = 1.0  # the share of decisions that could explore
 
     @property
     def rows(self) -> int:
@@ -43,6 +44,7 @@ def _decide(
     *,
     seed: int,
     draws: int,
+    explore_share: float = 1.0,
 ) -> _Decided:
     """Decide the levers of every contact of the ``audience``, with per-contact variants and
     channel spend caps.
@@ -52,7 +54,8 @@ def _decide(
     variants renders is not eligible for them, and everyone is planned in one pass — the holdout
     drawn and the caps priced over all contacts alike. When a cap binds, the same plan without
     caps (same seed, so the same holdout and posterior draws) says which contacts lost a channel
-    to it.
+    to it. ``explore_share`` is the share of decisions that may explore (the strategy's
+    ``exploration``, at the policy's version).
     """
     x, eligibility, stage = audience.x, audience.eligibility, audience.stage
     actions = setup.actions
@@ -62,7 +65,11 @@ def _decide(
     lacking = available & ~variant_ok & reachable[:, :, None]
     blocked = reachable & ~variant_ok.any(axis=2)
     masked = replace(eligibility, variant_ok=variant_ok)
-    options: dict[str, Any] = {"strata": stage, "holdout_share": setup.holdout_share}
+    options: dict[str, Any] = {
+        "strata": stage,
+        "holdout_share": setup.holdout_share,
+        "explore_share": explore_share,
+    }
     result = plan(x, actions, policy, masked, rules, rng=make_rng(seed), draws=draws, **options)
     lost = np.zeros(eligibility.channel_ok.shape, bool)
     prices = result.channel_price
@@ -82,7 +89,7 @@ def _decide(
             & ~_channels_of(result.action, actions)
             & (prices > 0)[None, :]
         )
-    return _Decided(result, variant_ok, lacking, blocked, lost)
+    return _Decided(result, variant_ok, lacking, blocked, lost, explore_share)
 
 
 def _explanations(

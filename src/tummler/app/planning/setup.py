@@ -37,6 +37,7 @@ from tummler.strategy import (
     Campaign,
     CampaignDocument,
     Channel,
+    Exploration,
     LeverPolicy,
     MessageAttributes,
     Override,
@@ -88,6 +89,8 @@ class _Setup:
     eligibility_rules: EligibilityRules
     selection_rules: SelectionRules
     holdout_share: float
+    #: how much exploration the campaign's plans may spend (campaign's, else lever_policy's)
+    exploration: Exploration
     fatigue_window: timedelta | None
     frequency_windows: tuple[timedelta | None, ...]
     # (n_ch,) the policy's harm per send, already in ``selection_rules.cost``; None: none learned
@@ -188,6 +191,7 @@ def _setup(strategy: Strategy, campaign: Campaign, now: datetime) -> _Setup:
         ),
         selection_rules=_selection_rules(channels, policy, overrides),
         holdout_share=campaign.effective_holdout(policy),
+        exploration=campaign.effective_exploration(policy),
         fatigue_window=fatigue.window if fatigue is not None else None,
         frequency_windows=tuple(
             c.frequency_cap.window if use_frequency and c.frequency_cap is not None else None
