@@ -35,10 +35,12 @@ from tummler.core.randomness import make_rng
 from tummler.decide import ContextFeaturizer
 from tummler.evaluate import (
     BASELINES,
+    MIN_ROUNDS_FOR_INTERVAL,
     PolicyEvaluation,
     baseline_action_dist,
     evaluate_policy,
     fit_reward_model,
+    refit_dm_replicates,
 )
 
 __all__ = [
@@ -98,6 +100,11 @@ class Evaluation:
             "n_rounds": self.n_rounds,
             "n_actions": self.n_actions,
             "policies": [result.to_dict() for result in self.results],
+            "warnings": [
+                {"policy": result.policy, **warning.to_dict()}
+                for result in self.results
+                for warning in result.warnings
+            ],
             "notes": list(self.notes),
         }
 
@@ -215,18 +222,22 @@ def evaluate_log(
     ]
     # Every candidate's distribution first: a policy that does not fit the log fails fast.
     dists = [c.action_dist(logs, draws=draws, rng=make_rng(seed)) for c in resolved]
-    estimated = None
+    estimated = replicates = None
     if logs.context.shape[1] or logs.position is not None:
+        model: dict[str, Any] = {
+            "n_actions": logs.n_actions,
+            "position": logs.position,
+            "kind": reward_model,
+        }
         estimated = fit_reward_model(
             logs.context,
             logs.action,
             logs.reward,
-            n_actions=logs.n_actions,
-            position=logs.position,
-            kind=reward_model,
             n_folds=min(3, logs.n_rounds),
             rng=make_rng(seed),
+            **model,
         )
+        replicates = _dm_replicates(logs.context, logs.action, logs.reward, dists, model, seed)
     results = [
         evaluate_policy(
             logs.reward,
@@ -234,12 +245,13 @@ def evaluate_log(
             logs.propensity,
             dist,
             estimated_rewards=estimated,
+            dm_replicates=None if replicates is None else replicates[:, j],
             policy=candidate.label,
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             rng=make_rng(seed),
         )
-        for candidate, dist in zip(resolved, dists, strict=True)
+        for j, (candidate, dist) in enumerate(zip(resolved, dists, strict=True))
     ]
     return Evaluation(
         log=logs.source,
@@ -248,6 +260,21 @@ def evaluate_log(
         results=tuple(results),
         reward_scale=_reward_scale(logs.reward),
     )
+
+
+def _dm_replicates(
+    context: FloatArray,
+    action: npt.NDArray[np.int64],
+    reward: FloatArray,
+    dists: Sequence[FloatArray],
+    model: dict[str, Any],
+    seed: int,
+) -> FloatArray | None:
+    """DM's values of every candidate under the same refitted reward models, for its interval;
+    None when the log is too small for an interval anyway."""
+    if reward.size < MIN_ROUNDS_FOR_INTERVAL:
+        return None
+    return refit_dm_replicates(context, action, reward, dists, rng=make_rng(seed + 1), **model)
 
 
 def _reward_scale(reward: FloatArray) -> float:
@@ -283,7 +310,8 @@ def evaluate_store(
     eligibility, costs and relevance threshold, as a single-lever decision. ``uniform`` picks
     uniformly among the eligible actions and *no send*; ``logged`` is the logging policy as far
     as the rows reveal it (the logged action with its propensity, the rest spread over the other
-    eligible actions), so its IPS estimate is the observed mean reward.
+    eligible actions in the shares the logging policy gave them), so its IPS estimate is the
+    observed mean reward.
 
     Parameters
     ----------
@@ -341,15 +369,17 @@ def _weigh(
 ) -> list[PolicyEvaluation]:
     """Every candidate's estimates on the logged rounds, from one cross-fitted reward model and
     the same bootstrap draws, so that they compare side by side."""
+    x = rounds.x.astype(np.float64)
+    model: dict[str, Any] = {"n_actions": width, "position": None, "kind": "auto"}
     estimated = fit_reward_model(
-        rounds.x.astype(np.float64),
+        x,
         rounds.action,
         rounds.reward,
-        n_actions=width,
-        kind="auto",
         n_folds=min(3, rounds.action.size),
         rng=make_rng(seed),
+        **model,
     )
+    replicates = _dm_replicates(x, rounds.action, rounds.reward, dists, model, seed)
     return [
         evaluate_policy(
             rounds.reward,
@@ -357,12 +387,13 @@ def _weigh(
             rounds.propensity,
             dist,
             estimated_rewards=estimated,
+            dm_replicates=None if replicates is None else replicates[:, j],
             policy=spec,
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             rng=make_rng(seed),
         )
-        for spec, dist in zip(specs, dists, strict=True)
+        for j, (spec, dist) in enumerate(zip(specs, dists, strict=True))
     ]
 
 
