@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from cli_app import rooted_cli_app
+from tummler.cli import learn as learn_cli
 from tummler.evaluate import (
     WARNING_CODES,
     evaluate_policy,
@@ -199,3 +205,56 @@ def test_refit_interval_uses_students_t() -> None:
     # sd = 0.1414, t(1) = 12.706
     assert high - 1.0 == pytest.approx(12.706 * 0.14142, rel=1e-3)
     assert refit_interval(1.0, [0.9], 0.05) == (None, None)
+
+
+# --- in the terminal and the JSON of `tummler evaluate --log` -----------------------------------
+
+
+def _write_log(path: Path, *, tiny: bool) -> Path:
+    log = uniform_log(n=400, k=3, seed=2)
+    propensity = log["propensity"].copy()
+    reward = log["reward"].copy()
+    if tiny:
+        propensity[0], reward[0] = 1e-9, 1.0
+    lines = ["action,reward,propensity,x"]
+    lines += [
+        f"a{a},{r:g},{float(p)!r},{x:.6f}"
+        for a, r, p, x in zip(log["action"], reward, propensity, log["context"][:, 0], strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _cli() -> typer.Typer:
+    return rooted_cli_app(learn_cli.learn, learn_cli.evaluate)
+
+
+def test_the_cli_shows_the_guard_and_warnings_in_the_table_and_the_json(tmp_path: Path) -> None:
+    log = _write_log(tmp_path / "tiny.csv", tiny=True)
+    arguments = ["evaluate", "--log", str(log), "--policy", "uniform", "--bootstrap", "50"]
+    shown = CliRunner().invoke(_cli(), arguments, env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "guard: switch-DR valued 1 round(s) of uniform by the reward model" in shown.output
+    assert "warning extreme_weights" in shown.output
+    assert "warning low_effective_sample_size" in shown.output  # 400 rounds: ESS 1 < 40
+    document = json.loads(CliRunner().invoke(_cli(), [*arguments, "--json"]).stdout)
+    assert [w["code"] for w in document["warnings"]] == [
+        "extreme_weights",
+        "low_effective_sample_size",
+    ]
+    assert document["warnings"][0]["policy"] == "uniform"
+    assert document["policies"][0]["guard"]["switched_rounds"] == 1
+    assert document["policies"][0]["estimates"]["dm"]["interval"] == "refit"
+
+
+def test_the_cli_gives_a_one_row_log_no_interval_and_says_why(tmp_path: Path) -> None:
+    log = tmp_path / "one.csv"
+    log.write_text("action,reward,propensity,x\na,1,0.5,0.3\n")
+    arguments = ["evaluate", "--log", str(log), "--policy", "logged"]
+    shown = CliRunner().invoke(_cli(), arguments, env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "[1, 1]" not in shown.output
+    assert "warning too_few_rounds" in shown.output
+    document = json.loads(CliRunner().invoke(_cli(), [*arguments, "--json"]).stdout)
+    assert document["warnings"][0]["code"] == "too_few_rounds"
+    assert all(e["ci_low"] is None for e in document["policies"][0]["estimates"].values())
