@@ -138,9 +138,10 @@ def test_masked_baselines_spread_over_eligible_actions_only() -> None:
     uniform = dist("uniform")
     np.testing.assert_allclose(uniform, np.array([[1 / 3, 0, 1 / 3, 1 / 3], [0, 0, 0, 1]]))
     logged = dist("logged")
-    # the logged action keeps its propensity, the rest goes to the other eligible actions; a round
-    # with no other eligible action puts everything on the logged one
-    np.testing.assert_allclose(logged, np.array([[0.4, 0, 0.3, 0.3], [0, 0, 0, 1]]))
+    # the logged action keeps its propensity, the rest goes to the other eligible actions in the
+    # logging policy's shares (action 2 was never logged: none); a round with no other eligible
+    # action puts everything on the logged one
+    np.testing.assert_allclose(logged, np.array([[0.4, 0, 0, 0.6], [0, 0, 0, 1]]))
     # every importance weight is 1, so IPS is the observed mean
     assert ips(reward, action, propensity, logged).value == 0.5
 

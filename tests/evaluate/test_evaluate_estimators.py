@@ -167,10 +167,11 @@ def test_dr_with_a_perfect_model_ignores_the_weights() -> None:
     for propensity in (np.full(n, 1 / k), generator.uniform(0.01, 1.0, n)):
         results.append(dr(reward, action, propensity, dist, truth, n_bootstrap=200, rng=1))
     model_only = dm(reward, action, propensity, dist, truth, n_bootstrap=200, rng=1)
+    assert model_only.ci_low is None  # predictions alone say nothing of the model's error
     for result in results:
         assert result.value == pytest.approx(model_only.value, abs=1e-12)
-        assert result.ci_low == pytest.approx(model_only.ci_low, abs=1e-12)
-        assert result.ci_high == pytest.approx(model_only.ci_high, abs=1e-12)
+        assert result.ci_low == pytest.approx(results[0].ci_low, abs=1e-12)
+        assert result.ci_high == pytest.approx(results[0].ci_high, abs=1e-12)
 
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
@@ -225,9 +226,17 @@ def test_evaluate_policy_serializes_every_estimator() -> None:
     for name, value in HAND.items():
         entry = payload["estimates"][name]
         assert entry["estimate"] == pytest.approx(value)
-        assert entry["ci_low"] <= entry["ci_high"]
+        # four rounds are too few for an interval: none is given, and a warning says why
+        assert (entry["ci_low"], entry["ci_high"], entry["interval"]) == (None, None, None)
         assert result[name].value == pytest.approx(value)
     assert payload["estimates"]["ips"]["effective_sample_size"] == pytest.approx(ESS)
+    assert [w["code"] for w in payload["warnings"]] == ["too_few_rounds", "extreme_weights"]
+    assert payload["guard"] == {
+        "estimator": "switch_dr",
+        "tau": 2.0,
+        "switched_rounds": 1,
+        "largest_weight": pytest.approx(3.2),  # weights above 2: 3.2 only
+    }
 
 
 def test_evaluate_policy_without_a_model_reports_ips_and_snips_only() -> None:

@@ -500,6 +500,7 @@ def _print_evaluation(evaluation: Evaluation, confidence: float) -> None:
                 end_section=index == len(evaluation.results) - 1,
             )
     console.print(table)
+    _print_guard_and_warnings(evaluation)
     for note in evaluation.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
 
@@ -545,3 +546,29 @@ def _exploration_verdict(price: ExplorationPrice) -> str:
     if d.ci_low is not None and d.ci_low > 0:
         return f"{head}: the sampled policy did better than its greedy twin on these logs"
     return f"{head}: no price of exploration told apart from 0 on these logs"
+
+
+def _print_guard_and_warnings(evaluation: Evaluation) -> None:
+    """switch-DR's guard where it switched rounds, then each policy's warnings (a warning shared
+    by every policy, such as too few rounds, once)."""
+    for result in evaluation.results:
+        guard = result.guard
+        if guard is not None and guard.switched_rounds:
+            console.print(
+                f"guard: switch-DR valued {guard.switched_rounds:,} round(s) of "
+                f"{result.policy} by the reward model (importance weight above "
+                f"tau = {guard.tau:g}; largest {guard.largest_weight:.3g})",
+                highlight=False,
+                markup=False,
+            )
+    shown: dict[tuple[str, str], list[str]] = {}
+    for result in evaluation.results:
+        for warning in result.warnings:
+            shown.setdefault((warning.code, warning.message), []).append(result.policy)
+    everyone = len(evaluation.results)
+    for (code, message), policies in shown.items():
+        who = "" if len(policies) == everyone > 1 else f" ({', '.join(policies)})"
+        console.print(
+            f"[yellow]warning[/yellow] {escape(code)}{escape(who)}: {escape(message)}",
+            highlight=False,
+        )

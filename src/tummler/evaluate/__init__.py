@@ -16,6 +16,7 @@ from tummler.evaluate._baselines import (
     Baseline,
     baseline_action_dist,
     context_free_policy,
+    logging_shares,
 )
 from tummler.evaluate._checks import LoggedData, LoggedRounds
 from tummler.evaluate._comparison import (
@@ -25,8 +26,15 @@ from tummler.evaluate._comparison import (
     compare_values,
     tie_tolerance,
 )
+from tummler.evaluate._diagnostics import (
+    WARNING_CODES,
+    EvaluationWarning,
+    SwitchGuard,
+    switch_threshold,
+)
 from tummler.evaluate._estimators import (
     ESTIMATORS,
+    MIN_ROUNDS_FOR_INTERVAL,
     Estimate,
     dm,
     dr,
@@ -37,6 +45,11 @@ from tummler.evaluate._estimators import (
     switch_dr,
 )
 from tummler.evaluate._evaluation import PolicyEvaluation, evaluate_policy
+from tummler.evaluate._model_bootstrap import (
+    DEFAULT_MODEL_REFITS,
+    refit_dm_replicates,
+    refit_interval,
+)
 from tummler.evaluate._paired import paired_difference
 from tummler.evaluate._promotion import PromotionVerdict, promotion_verdict
 from tummler.evaluate._reward_model import (
@@ -48,18 +61,23 @@ from tummler.evaluate._reward_model import (
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_MODEL_REFITS",
     "ESTIMATORS",
+    "MIN_ROUNDS_FOR_INTERVAL",
     "TIE_ABSOLUTE_TOLERANCE",
     "TIE_RELATIVE_TOLERANCE",
+    "WARNING_CODES",
     "Baseline",
     "Comparison",
     "Estimate",
+    "EvaluationWarning",
     "LoggedData",
     "LoggedRounds",
     "PolicyEvaluation",
     "PromotionVerdict",
     "RewardModelKind",
     "RewardPredictor",
+    "SwitchGuard",
     "baseline_action_dist",
     "compare_values",
     "context_free_policy",
@@ -71,9 +89,13 @@ __all__ = [
     "fit_reward_model",
     "fit_reward_predictor",
     "ips",
+    "logging_shares",
     "paired_difference",
     "promotion_verdict",
+    "refit_dm_replicates",
+    "refit_interval",
     "snips",
     "switch_dr",
+    "switch_threshold",
     "tie_tolerance",
 ]

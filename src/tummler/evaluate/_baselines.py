@@ -15,7 +15,13 @@ import numpy.typing as npt
 from tummler.core.errors import PolicyError
 from tummler.evaluate._checks import check_rounds
 
-__all__ = ["BASELINES", "Baseline", "baseline_action_dist", "context_free_policy"]
+__all__ = [
+    "BASELINES",
+    "Baseline",
+    "baseline_action_dist",
+    "context_free_policy",
+    "logging_shares",
+]
 
 Baseline = Literal["uniform", "logged", "best-single"]
 #: The names ``tummler evaluate --policy`` accepts for a baseline.
@@ -40,8 +46,11 @@ def baseline_action_dist(
     name
         ``"uniform"``: every action with probability ``1/k``. ``"logged"``: the logging policy as
         far as the logs reveal it: the logged action with its propensity, the rest of the mass
-        spread evenly over the other actions; its importance weights are all 1, so IPS and SNIPS
-        give the on-policy mean reward exactly (DM and DR rely on the even spread).
+        spread over the other actions in proportion to how often the logging policy chose each
+        (:func:`logging_shares`, the average probability its propensities reveal, exact when it
+        was context-free); its importance weights are all 1, so IPS and SNIPS give the on-policy
+        mean reward exactly, and DM and DR weigh the actions as the logging policy did. Spreading
+        the rest evenly instead would value a non-uniform logging policy as a more uniform one.
         ``"best-single"``: always the one action with the highest IPS estimate on these logs; it
         is the best *in hindsight*, an optimistic yardstick.
     reward, action, propensity
@@ -51,8 +60,9 @@ def baseline_action_dist(
     eligible
         Optional ``(n, k)`` booleans: the actions each round could take (a plan's eligibility,
         *no send* included). ``"uniform"`` then spreads over a round's eligible actions and
-        ``"logged"`` its rest over the other eligible ones (a round with none left puts all on
-        the logged action). ``"best-single"`` has no masked form.
+        ``"logged"`` its rest over the other eligible ones, in the same proportions (evenly when
+        the log never took any of them; a round with none left puts all on the logged action).
+        ``"best-single"`` has no masked form.
 
     Examples
     --------
@@ -60,6 +70,11 @@ def baseline_action_dist(
     ...                      n_actions=3, eligible=[[1, 0, 1], [0, 0, 1]])
     array([[0.5, 0. , 0.5],
            [0. , 0. , 1. ]])
+    >>> baseline_action_dist("logged", reward=[1.0, 0.0, 1.0], action=[0, 1, 1],
+    ...                      propensity=[0.2, 0.8, 0.8], n_actions=2)
+    array([[0.2, 0.8],
+           [0.2, 0.8],
+           [0.2, 0.8]])
     >>> baseline_action_dist("best-single", reward=[1.0, 0.0, 0.0], action=[1, 0, 0],
     ...                      propensity=[0.5, 0.5, 0.5], n_actions=2)
     array([[0., 1.],
@@ -73,17 +88,17 @@ def baseline_action_dist(
     n = np.asarray(reward).shape[0] if np.ndim(reward) == 1 else 0
     uniform = np.full((n, n_actions), 1.0 / n_actions)
     rounds = check_rounds(reward, action, propensity, uniform)
+    if name == "logged":
+        mask = (
+            np.ones((n, n_actions), dtype=bool)
+            if eligible is None
+            else _eligible(eligible, n, n_actions)
+        )
+        return _logged(rounds.action, rounds.propensity, mask)
     if eligible is not None:
-        return _masked(name, rounds.action, rounds.propensity, _eligible(eligible, n, n_actions))
+        return _masked(name, _eligible(eligible, n, n_actions))
     if name == "uniform":
         return uniform
-    if name == "logged":
-        if n_actions == 1:
-            return np.ones((n, 1))
-        rest = (1.0 - rounds.propensity) / (n_actions - 1)
-        dist = np.repeat(rest[:, None], n_actions, axis=1)
-        dist[np.arange(n), rounds.action] = rounds.propensity
-        return dist
     value = np.bincount(
         rounds.action, weights=rounds.reward / rounds.propensity, minlength=n_actions
     )
@@ -99,29 +114,55 @@ def _eligible(eligible: npt.ArrayLike, n: int, n_actions: int) -> npt.NDArray[np
     return mask
 
 
-def _masked(
-    name: str,
-    action: npt.NDArray[np.int64],
-    propensity: FloatArray,
-    eligible: npt.NDArray[np.bool_],
-) -> FloatArray:
-    """A baseline restricted to each round's eligible actions."""
-    n = action.shape[0]
-    if name == "uniform":
-        m = eligible.sum(axis=1, keepdims=True)
-        if (m == 0).any():
-            raise PolicyError("every round needs an eligible action for the uniform baseline")
-        return np.asarray(eligible / m, dtype=np.float64)
-    if name != "logged":
+def _masked(name: str, eligible: npt.NDArray[np.bool_]) -> FloatArray:
+    """The uniform baseline restricted to each round's eligible actions."""
+    if name != "uniform":
         raise PolicyError(f"baseline {name!r} has no form restricted to eligible actions")
-    # the logged action with its propensity, the rest spread over the other eligible actions:
-    # importance weights 1, so IPS is the observed mean
+    m = eligible.sum(axis=1, keepdims=True)
+    if (m == 0).any():
+        raise PolicyError("every round needs an eligible action for the uniform baseline")
+    return np.asarray(eligible / m, dtype=np.float64)
+
+
+def logging_shares(
+    action: npt.ArrayLike, propensity: npt.ArrayLike, *, n_actions: int
+) -> FloatArray:
+    """Each action's average probability under the logging policy, as its propensities reveal it.
+
+    A row shows the logging probability of the action it took only; averaged over every round,
+    that probability is ``1 / E[1/p | a taken]`` (:func:`context_free_policy`), which is exact
+    when the logging policy was context-free (an A/B split of 55 / 45 reads back as 0.55, 0.45),
+    and a fair summary otherwise. Actions never logged get 0.
+
+    >>> logging_shares([0, 1, 1], [0.2, 0.8, 0.8], n_actions=3)
+    array([0.2, 0.8, 0. ])
+    """
+    return context_free_policy(action, propensity, n_actions=n_actions)
+
+
+def _logged(
+    action: npt.NDArray[np.int64], propensity: FloatArray, eligible: npt.NDArray[np.bool_]
+) -> FloatArray:
+    """The logging policy: the logged action with its propensity, the rest in the logging shares.
+
+    Importance weights are 1, so IPS is the observed mean. The rest of each row, ``1 - p``, goes
+    to the other eligible actions in proportion to their logging shares; evenly when none of them
+    was ever logged (the logs reveal nothing about them), and to the logged action itself when
+    no other action is eligible.
+    """
+    n, k = eligible.shape
+    rows = np.arange(n)
+    shares = logging_shares(action, propensity, n_actions=k)
     others = eligible.copy()
-    others[np.arange(n), action] = False
-    m = others.sum(axis=1)
-    rest = np.where(m > 0, (1.0 - propensity) / np.maximum(m, 1), 0.0)
-    dist = others * rest[:, None]
-    dist[np.arange(n), action] = np.where(m > 0, propensity, 1.0)
+    others[rows, action] = False
+    weight = others * shares[None, :]
+    total = weight.sum(axis=1)
+    unseen = total <= 0.0
+    weight[unseen] = others[unseen]  # nothing logged among them: spread evenly
+    total = weight.sum(axis=1)
+    rest = np.where(total > 0, (1.0 - propensity) / np.where(total > 0, total, 1.0), 0.0)
+    dist = weight * rest[:, None]
+    dist[rows, action] = np.where(total > 0, propensity, 1.0)
     return np.asarray(dist, dtype=np.float64)
 
 

@@ -38,18 +38,21 @@ from tummler.core.errors import InputError, NotFoundError
 from tummler.core.randomness import make_rng
 from tummler.evaluate import (
     BASELINES,
+    MIN_ROUNDS_FOR_INTERVAL,
     LoggedData,
     PolicyEvaluation,
     RewardModelKind,
     baseline_action_dist,
     evaluate_policy,
     fit_reward_model,
+    refit_dm_replicates,
 )
 
 __all__ = [
     "Candidate",
     "Evaluation",
     "NothingToEvaluateError",
+    "dm_replicates",
     "evaluate_log",
     "resolve_candidate",
     "reward_scale",
@@ -115,6 +118,11 @@ class Evaluation:
             "n_rounds": self.n_rounds,
             "n_actions": self.n_actions,
             "policies": [result.to_dict() for result in self.results],
+            "warnings": [
+                {"policy": result.policy, **warning.to_dict()}
+                for result in self.results
+                for warning in result.warnings
+            ],
             "notes": list(self.notes),
             "exploration": [price.to_dict() for price in self.exploration],
         }
@@ -252,20 +260,31 @@ def evaluate_log(
     ]
     # Every candidate's distribution first: a policy that does not fit the log fails fast.
     dists = [c.action_dist(logs, draws=draws, rng=make_rng(seed)) for c in resolved]
-    estimated = None
+    estimated: FloatArray | None = None
+    model: dict[str, Any] | None = None
     if logs.context.shape[1] or logs.position is not None:
+        model = {
+            "n_actions": logs.n_actions,
+            "position": logs.position,
+            "kind": reward_model,
+        }
         estimated = fit_reward_model(
             logs.context,
             logs.action,
             logs.reward,
-            n_actions=logs.n_actions,
-            position=logs.position,
-            kind=reward_model,
             n_folds=min(3, logs.n_rounds),
             rng=make_rng(seed),
+            **model,
         )
     results, prices = _weigh_log(
-        logs, resolved, dists, estimated, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed
+        logs,
+        resolved,
+        dists,
+        estimated,
+        model,
+        n_bootstrap=n_bootstrap,
+        alpha=alpha,
+        seed=seed,
     )
     return Evaluation(
         log=logs.source,
@@ -282,13 +301,15 @@ def _weigh_log(
     candidates: Sequence[Candidate],
     dists: Sequence[FloatArray],
     estimated: FloatArray | None,
+    model: dict[str, Any] | None,
     *,
     n_bootstrap: int,
     alpha: float,
     seed: int,
 ) -> tuple[list[PolicyEvaluation], list[ExplorationPrice]]:
-    """Every candidate's estimates on the log, each from the same resamples; a candidate that
-    explores is followed by its greedy twin, and the price of its exploration is measured."""
+    """Every candidate's estimates on the log, each from the same resamples (DM's from the same
+    refitted reward models); a candidate that explores is followed by its greedy twin, and the
+    price of its exploration is measured."""
     weighed: list[tuple[str, FloatArray]] = []
     prices: list[ExplorationPrice] = []
     for candidate, dist in zip(candidates, dists, strict=True):
@@ -312,6 +333,13 @@ def _weigh_log(
                 seed=seed,
             )
         )
+    replicates = (
+        None
+        if model is None
+        else dm_replicates(
+            logs.context, logs.action, logs.reward, [d for _, d in weighed], model, seed
+        )
+    )
     results = [
         evaluate_policy(
             logs.reward,
@@ -319,14 +347,30 @@ def _weigh_log(
             logs.propensity,
             dist,
             estimated_rewards=estimated,
+            dm_replicates=None if replicates is None else replicates[:, j],
             policy=label,
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             rng=make_rng(seed),
         )
-        for label, dist in weighed
+        for j, (label, dist) in enumerate(weighed)
     ]
     return results, prices
+
+
+def dm_replicates(
+    context: FloatArray,
+    action: npt.NDArray[np.int64],
+    reward: FloatArray,
+    dists: Sequence[FloatArray],
+    model: dict[str, Any],
+    seed: int,
+) -> FloatArray | None:
+    """DM's values of every candidate under the same refitted reward models, for its interval;
+    None when the log is too small for an interval anyway."""
+    if reward.size < MIN_ROUNDS_FOR_INTERVAL:
+        return None
+    return refit_dm_replicates(context, action, reward, dists, rng=make_rng(seed + 1), **model)
 
 
 def reward_scale(reward: FloatArray) -> float:

@@ -19,7 +19,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tummler.app import policies
-from tummler.app.learning.evaluation import Evaluation, NothingToEvaluateError, reward_scale
+from tummler.app.learning.evaluation import (
+    Evaluation,
+    NothingToEvaluateError,
+    dm_replicates,
+    reward_scale,
+)
 from tummler.app.learning.exploration import (
     ExplorationPrice,
     explores,
@@ -82,7 +87,8 @@ def evaluate_store(
     eligibility, costs and relevance threshold, as a single-lever decision. ``uniform`` picks
     uniformly among the eligible actions and *no send*; ``logged`` is the logging policy as far
     as the rows reveal it (the logged action with its propensity, the rest spread over the other
-    eligible actions), so its IPS estimate is the observed mean reward.
+    eligible actions in the shares the logging policy gave them), so its IPS estimate is the
+    observed mean reward.
 
     Parameters
     ----------
@@ -186,16 +192,21 @@ def _weigh(
     seed: int,
     reward_model: RewardModelKind,
 ) -> tuple[list[PolicyEvaluation], list[ExplorationPrice]]:
-    """Every candidate's estimates on the logged rounds, from one cross-fitted reward model and
-    the same bootstrap draws, so that they compare side by side; and each twin's price."""
+    """Every candidate's estimates on the logged rounds, from one cross-fitted reward model, the
+    same bootstrap draws and the same refitted models (DM's interval), so that they compare side
+    by side; and each twin's price."""
+    x = rounds.x.astype(np.float64)
+    model: dict[str, Any] = {"n_actions": width, "position": None, "kind": reward_model}
     estimated = fit_reward_model(
-        rounds.x.astype(np.float64),
+        x,
         rounds.action,
         rounds.reward,
-        n_actions=width,
-        kind=reward_model,
         n_folds=min(3, rounds.action.size),
         rng=make_rng(seed),
+        **model,
+    )
+    replicates = dm_replicates(
+        x, rounds.action, rounds.reward, [d for _, d in weighed], model, seed
     )
     results = [
         evaluate_policy(
@@ -204,12 +215,13 @@ def _weigh(
             rounds.propensity,
             dist,
             estimated_rewards=estimated,
+            dm_replicates=None if replicates is None else replicates[:, j],
             policy=label,
             n_bootstrap=n_bootstrap,
             alpha=alpha,
             rng=make_rng(seed),
         )
-        for label, dist in weighed
+        for j, (label, dist) in enumerate(weighed)
     ]
     data = LoggedData(rounds.reward, rounds.action, rounds.propensity)
     prices = [
